@@ -1,0 +1,1 @@
+"""The frontend: ``@namu.task``, ``@namu.workflow`` and the Python ``ast`` -> IR lowering."""

@@ -1,0 +1,116 @@
+"""Backward liveness over a workflow's statements (the classic dataflow equations).
+
+The lowering uses it to decide which variables become phi values of an ``If``, which are
+carried by a ``Loop``, and whether a ``for`` body carries anything from one iteration to
+the next (then it is a sequential loop) or not (then it fans out).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Sequence
+
+__all__ = ["assigned_names", "expr_loads", "live_before", "target_names"]
+
+
+def target_names(target: ast.expr) -> set[str]:
+    """Names bound by an assignment target (``a``, ``a, (b, c)``)."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        out: set[str] = set()
+        for elt in target.elts:
+            out |= target_names(elt)
+        return out
+    if isinstance(target, ast.Starred):
+        return target_names(target.value)
+    return set()
+
+
+def expr_loads(node: ast.AST | None) -> set[str]:
+    """Names an expression reads; comprehension variables are local to their comprehension."""
+    if node is None:
+        return set()
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) else set()
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        return _comprehension_loads(node)
+    out: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        out |= expr_loads(child)
+    return out
+
+
+def _comprehension_loads(node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> set[str]:
+    bound: set[str] = set()
+    out: set[str] = set()
+    for gen in node.generators:
+        out |= expr_loads(gen.iter) - bound
+        bound |= target_names(gen.target)
+        for cond in gen.ifs:
+            out |= expr_loads(cond) - bound
+    parts: list[ast.AST] = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+    for part in parts:
+        out |= expr_loads(part) - bound
+    return out
+
+
+def assigned_names(stmts: Iterable[ast.stmt]) -> set[str]:
+    """Every name any statement in ``stmts`` (including nested blocks) may assign."""
+    out: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, ast.Assign):
+            for t in stmt.targets:
+                out |= target_names(t)
+        elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+            out |= target_names(stmt.target)
+        elif isinstance(stmt, ast.For):
+            out |= target_names(stmt.target)
+            out |= assigned_names(stmt.body) | assigned_names(stmt.orelse)
+        elif isinstance(stmt, (ast.If, ast.While)):
+            out |= assigned_names(stmt.body) | assigned_names(stmt.orelse)
+    return out
+
+
+def live_before(stmts: Sequence[ast.stmt], live_after: set[str]) -> set[str]:
+    """Names live on entry to ``stmts`` given the names live after them."""
+    live = set(live_after)
+    for stmt in reversed(stmts):
+        live = _live_before_stmt(stmt, live)
+    return live
+
+
+def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
+    if isinstance(stmt, ast.Assign):
+        killed: set[str] = set()
+        for t in stmt.targets:
+            killed |= target_names(t)
+        return (live - killed) | expr_loads(stmt.value)
+    if isinstance(stmt, ast.AugAssign):
+        return live | target_names(stmt.target) | expr_loads(stmt.value)
+    if isinstance(stmt, ast.AnnAssign):
+        if stmt.value is None:
+            return live
+        return (live - target_names(stmt.target)) | expr_loads(stmt.value)
+    if isinstance(stmt, ast.Return):
+        return expr_loads(stmt.value)
+    if isinstance(stmt, ast.If):
+        return expr_loads(stmt.test) | live_before(stmt.body, live) | live_before(stmt.orelse, live)
+    if isinstance(stmt, ast.While):
+        header = live | expr_loads(stmt.test)
+        while True:
+            new = header | live_before(stmt.body, header)
+            if new == header:
+                return header
+            header = new
+    if isinstance(stmt, ast.For):
+        targets = target_names(stmt.target)
+        body_entry: set[str] = set()
+        while True:
+            new = live_before(stmt.body, body_entry | live) - targets
+            if new == body_entry:
+                break
+            body_entry = new
+        return expr_loads(stmt.iter) | body_entry | live
+    # Expr and anything else: reads only (unsupported statements are rejected later)
+    return live | expr_loads(stmt)

@@ -1,0 +1,82 @@
+"""Source text of a decorated function, and errors that point at the user's line.
+
+The onnxscript ``SourceInfo`` habit: every diagnostic carries the absolute file path, the
+line and column, the source line and a caret; every IR node keeps its span.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import os
+import textwrap
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from namu.errors import TaskDefinitionError, WorkflowSyntaxError
+
+__all__ = ["FunctionSource", "source_digest"]
+
+
+class FunctionSource:
+    """The parsed source of one function, with offsets back to the original file.
+
+    Args:
+        fn: a Python function defined in a file (not in a REPL or ``exec``).
+
+    Raises:
+        TaskDefinitionError: the function's source cannot be found.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            lines, first_lineno = inspect.getsourcelines(fn)
+            filename = inspect.getsourcefile(fn) or inspect.getfile(fn)
+        except (OSError, TypeError) as exc:
+            raise TaskDefinitionError(
+                f"cannot read the source of {getattr(fn, '__qualname__', fn)!r}: a workflow "
+                "must be defined in a file"
+            ) from exc
+        self.filename = os.path.abspath(filename)
+        self.text = "".join(lines)
+        dedented = textwrap.dedent(self.text)
+        first = next((ln for ln in lines if ln.strip()), "")
+        self.col_shift = len(first) - len(first.lstrip()) if dedented != self.text else 0
+        self.line_shift = first_lineno - 1
+        self.lines = lines
+        module = ast.parse(dedented, filename=self.filename)
+        defs = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        if not defs:  # pragma: no cover - getsourcelines always returns a def for functions
+            raise TaskDefinitionError(f"no function definition found in {self.filename}")
+        self.tree: ast.FunctionDef | ast.AsyncFunctionDef = defs[0]
+
+    def position(self, node: ast.AST) -> tuple[int, int]:
+        """(line, column) of ``node`` in the original file: line 1-based, column 0-based."""
+        lineno = getattr(node, "lineno", 1) + self.line_shift
+        col = getattr(node, "col_offset", 0) + self.col_shift
+        return lineno, col
+
+    def span(self, node: ast.AST) -> str:
+        """``"file:line:col"`` of ``node`` (column 1-based, as editors show it)."""
+        lineno, col = self.position(node)
+        return f"{self.filename}:{lineno}:{col + 1}"
+
+    def fail(self, node: ast.AST, message: str) -> NoReturn:
+        """Raise :class:`WorkflowSyntaxError` pointing at ``node``."""
+        lineno, col = self.position(node)
+        index = lineno - self.line_shift - 1
+        line = self.lines[index].rstrip("\n") if 0 <= index < len(self.lines) else ""
+        raise WorkflowSyntaxError(
+            message, filename=self.filename, lineno=lineno, col_offset=col, source_line=line
+        )
+
+
+def source_digest(fn: Callable[..., Any]) -> str:
+    """``sha256:<hex>`` of a function's source text (of its bytecode when no source exists)."""
+    try:
+        payload = textwrap.dedent(inspect.getsource(fn)).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        payload = code.co_code if code is not None else repr(fn).encode()
+    return "sha256:" + hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,121 @@
+"""``@namu.task``: mark a Python function as a unit of work a workflow can call.
+
+The decorator does no work up front (the Hamilton habit): it validates the options and
+attaches metadata. Called outside a workflow, a task is the plain function.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, overload
+
+import pydantic
+
+from namu.errors import TaskDefinitionError
+from namu.frontend.source import source_digest
+from namu.ir.metadata import TaskOptions
+from namu.ir.types import ValueType, from_annotation
+
+__all__ = ["Task", "task"]
+
+
+class Task:
+    """A function marked with ``@namu.task``.
+
+    Calling a ``Task`` calls the function directly, exactly as plain Python would;
+    inside a ``@namu.workflow`` the call becomes a ``namu.Task`` node of the IR.
+
+    Attributes:
+        fn: the wrapped function.
+        options: the validated :class:`~namu.ir.metadata.TaskOptions`.
+        name: the task's name in the IR (``options.name`` or the function's name).
+        is_async: the function is an ``async def``.
+    """
+
+    def __init__(self, fn: Callable[..., Any], options: TaskOptions) -> None:
+        if not callable(fn) or not hasattr(fn, "__code__"):
+            raise TaskDefinitionError(f"@namu.task needs a function, got {fn!r}")
+        self.fn = fn
+        self.options = options
+        self.name: str = options.name or fn.__name__
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._digest: str | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<namu.task {self.name} of {self.fn.__module__}>"
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the task's source; the loader compares it to detect staleness."""
+        if self._digest is None:
+            self._digest = source_digest(self.fn)
+        return self._digest
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
+    @functools.cached_property
+    def return_type(self) -> ValueType:
+        """The :class:`ValueType` of the annotated return (opaque ``object`` if none)."""
+        annotation = self.signature.return_annotation
+        if annotation is inspect.Signature.empty:
+            return ValueType.opaque()
+        if isinstance(annotation, str):
+            try:
+                annotation = inspect.get_annotations(self.fn, eval_str=True)["return"]
+            except Exception:  # noqa: BLE001 - an unresolvable string annotation is opaque
+                return ValueType.opaque()
+        return from_annotation(annotation)
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> Task: ...
+@overload
+def task(
+    *,
+    name: str | None = ...,
+    version: str | None = ...,
+    retries: int = ...,
+    timeout_s: float | None = ...,
+    pure: bool = ...,
+    cache: bool = ...,
+    on_error: str = ...,
+) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Mark a function as a namu task; usable bare (``@task``) or with options.
+
+    Args:
+        fn: the function (when used without parentheses).
+        **options: see :class:`~namu.ir.metadata.TaskOptions`: ``name``, ``version``,
+            ``retries``, ``timeout_s``, ``pure``, ``cache``, ``on_error``.
+
+    Returns:
+        A :class:`Task`, or a decorator producing one.
+
+    Raises:
+        TaskDefinitionError: an option is unknown or has an invalid value.
+    """
+    try:
+        validated = TaskOptions(**options)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise TaskDefinitionError(f"invalid @namu.task options: {problems}") from None
+
+    def decorate(f: Callable[..., Any]) -> Task:
+        if isinstance(f, Task):
+            raise TaskDefinitionError(f"{f.name} is already a namu task")
+        return Task(f, validated)
+
+    return decorate(fn) if fn is not None else decorate

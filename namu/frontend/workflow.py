@@ -1,0 +1,95 @@
+"""``@namu.workflow``: a Python function whose body namu compiles into an SSA graph.
+
+The decorator only validates and attaches metadata; the body is parsed and lowered the
+first time the workflow is compiled or called, and the artifact is cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from namu.errors import TaskDefinitionError
+
+if TYPE_CHECKING:
+    from namu.runtime.artifact import Artifact
+    from namu.runtime.result import RunResult
+
+__all__ = ["Workflow", "workflow"]
+
+
+class Workflow:
+    """A function marked with ``@namu.workflow``.
+
+    Calling it compiles the body once (cached) and runs the compiled graph on the native
+    kernel. ``fn`` is the original function: calling it runs the body as plain Python,
+    which is the meaning the compiled workflow must preserve.
+
+    Attributes:
+        fn: the original Python function.
+        name: the workflow's name (the function's name).
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+            raise TaskDefinitionError(
+                f"@namu.workflow needs a plain `def` function; {fn.__qualname__} is "
+                "async or a generator (mark the async work as an @namu.task instead)"
+            )
+        self.fn = fn
+        self.name: str = fn.__name__
+        self._artifact: Artifact | None = None
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<namu.workflow {self.name} of {self.fn.__module__}>"
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
+    def compile(self) -> Artifact:
+        """Compile the workflow (once; later calls return the cached artifact)."""
+        if self._artifact is None:
+            with self._lock:
+                if self._artifact is None:
+                    from namu.compiler import compile as compile_workflow
+
+                    self._artifact = compile_workflow(self)
+        return self._artifact
+
+    def run(self, *args: Any, executor: str = "kernel", **kwargs: Any) -> RunResult:
+        """Run the compiled workflow and return the value with the run's metadata.
+
+        Args:
+            *args, **kwargs: the workflow's inputs, as for a plain call.
+            executor: ``"kernel"`` (native, default) or ``"reference"`` (pure Python).
+
+        Raises:
+            WorkflowSyntaxError: the body cannot be compiled.
+            InputError: an input does not match its annotation.
+            TaskError: a task raised; the task's exception is chained.
+        """
+        return self.compile().run(*args, executor=executor, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.run(*args, **kwargs).value
+
+
+def workflow(fn: Callable[..., Any]) -> Workflow:
+    """Mark a function as a namu workflow (see :class:`Workflow`).
+
+    Raises:
+        TaskDefinitionError: ``fn`` is async, a generator, or already a task/workflow.
+    """
+    from namu.frontend.task import Task
+
+    if isinstance(fn, (Task, Workflow)):
+        raise TaskDefinitionError(f"{fn!r} is already a namu task or workflow")
+    if not inspect.isfunction(fn):
+        raise TaskDefinitionError(f"@namu.workflow needs a function, got {fn!r}")
+    return Workflow(fn)

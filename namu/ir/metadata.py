@@ -1,0 +1,140 @@
+"""Model-level metadata of a namu artifact: task table, workflow signature, passport.
+
+Each is a pydantic model stored as JSON in ``ModelProto.metadata_props`` under its key:
+
+=====================  ===============================================================
+key                     content
+=====================  ===============================================================
+``namu.tasks``          :class:`TaskTable`: every task the graph calls
+``namu.signature``      :class:`Signature`: the workflow's parameters and return shape
+``namu.passport``       :class:`Passport`: namu version, passes run, source digest
+=====================  ===============================================================
+
+Per-node and per-value keys: ``namu.span`` (``"file:line:col"`` of the source
+construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.types`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import pydantic
+
+__all__ = [
+    "PASSPORT_KEY",
+    "SIGNATURE_KEY",
+    "SPAN_KEY",
+    "CALL_SPAN_KEY",
+    "TASKS_KEY",
+    "Parameter",
+    "Passport",
+    "Signature",
+    "TaskEntry",
+    "TaskOptions",
+    "TaskTable",
+]
+
+TASKS_KEY = "namu.tasks"
+SIGNATURE_KEY = "namu.signature"
+PASSPORT_KEY = "namu.passport"
+#: ``"file:line:col"`` of the source construct a node was lowered from.
+SPAN_KEY = "namu.span"
+#: after inlining: the span of the sub-workflow call a node was inlined through.
+CALL_SPAN_KEY = "namu.call_span"
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskOptions(_Strict):
+    """Options of ``@namu.task``; validated when the decorator runs.
+
+    Attributes:
+        name: the task's name in the IR and in errors (default: the function's name).
+        version: a free-form version label recorded in the task table.
+        retries: how many times a failing call is retried before it fails (>= 0).
+        timeout_s: wall-clock limit of one call, in seconds (> 0), or None for no limit.
+        pure: the task has no side effects and depends only on its inputs, so the
+            compiler may fold or deduplicate its calls.
+        cache: memoize results by input value for the lifetime of the process.
+        on_error: ``"raise"`` fails the run; ``"skip"`` drops the failing item of the
+            enclosing fan-out and reports it in the run's metadata.
+    """
+
+    name: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    version: str | None = None
+    retries: int = pydantic.Field(default=0, ge=0, strict=True)
+    timeout_s: float | None = pydantic.Field(default=None, gt=0)
+    pure: bool = pydantic.Field(default=False, strict=True)
+    cache: bool = pydantic.Field(default=False, strict=True)
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+class TaskEntry(_Strict):
+    """One row of the task table.
+
+    Attributes:
+        key: the name ``namu.Task`` nodes use in their ``task`` attribute (unique per model).
+        module: importable module name the task was defined in.
+        qualname: qualified name of the task inside its module.
+        file: absolute path of the defining file ("" if unknown).
+        digest: ``sha256:<hex>`` of the task's source text.
+        is_async: the task is an ``async def``.
+        options: the task's validated options.
+    """
+
+    key: str
+    module: str
+    qualname: str
+    file: str
+    digest: str
+    is_async: bool = False
+    options: TaskOptions = TaskOptions()
+
+
+class TaskTable(_Strict):
+    tasks: list[TaskEntry]
+
+    def by_key(self) -> dict[str, TaskEntry]:
+        return {t.key: t for t in self.tasks}
+
+
+class Parameter(_Strict):
+    """A workflow parameter. ``type`` is the string form of its :class:`ValueType`."""
+
+    name: str
+    type: str
+    has_default: bool = False
+    default: Any = None
+
+
+class Signature(_Strict):
+    """The workflow's parameters and the shape of its return value.
+
+    Attributes:
+        returns: ``"value"`` (one output), ``"tuple"`` (outputs form a tuple) or
+            ``"dict"`` (outputs are the values of ``return_keys``, in order).
+    """
+
+    name: str
+    file: str
+    params: list[Parameter]
+    returns: Literal["value", "tuple", "dict"] = "value"
+    return_keys: list[str] = []
+
+
+class Passport(_Strict):
+    """The compile passport: who built this artifact, from what, with which passes."""
+
+    namu_version: str
+    workflow: str
+    workflow_digest: str
+    passes: list[str]
+    onnx_opset: int
+
+
+def dump(model: pydantic.BaseModel) -> str:
+    """Serialize a metadata model to compact JSON."""
+    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)

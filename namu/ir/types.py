@@ -1,0 +1,221 @@
+"""namu's static types, and how they map onto ONNX types.
+
+Every SSA value has a :class:`ValueType`. The mapping onto ONNX is fixed:
+
+=====================  ==========================================  =====================
+Python annotation       ValueType                                   ONNX type
+=====================  ==========================================  =====================
+``int``                 ``ValueType.int()``                          ``tensor(int64)``, shape ``[]``
+``float``               ``ValueType.float()``                        ``tensor(double)``, shape ``[]``
+``bool``                ``ValueType.bool()``                         ``tensor(bool)``, shape ``[]``
+``str``                 ``ValueType.str()``                          ``tensor(string)``, shape ``[]``
+``list[T]``             ``ValueType.list(T)``                        ``seq(<T>)`` when T maps to ONNX
+anything else           ``ValueType.opaque(name)``                   ``opaque(namu, name)``
+=====================  ==========================================  =====================
+
+onnx_ir has no opaque type, so an opaque value carries its type name in the value's
+``metadata_props`` under :data:`TYPE_KEY`; :mod:`namu.ir.serde` writes the ONNX
+``opaque_type`` when saving and reads it back when loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+import onnx_ir as ir
+
+__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "python_type", "set_type", "type_of"]
+
+#: metadata key holding the type name of an opaque value.
+TYPE_KEY = "namu.type"
+
+_SCALARS: dict[str, ir.DataType] = {
+    "int": ir.DataType.INT64,
+    "float": ir.DataType.DOUBLE,
+    "bool": ir.DataType.BOOL,
+    "str": ir.DataType.STRING,
+}
+_DTYPE_TO_SCALAR = {dtype: name for name, dtype in _SCALARS.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueType:
+    """The static type of one SSA value.
+
+    Attributes:
+        kind: ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"list"`` or ``"opaque"``.
+        elem: the element type of a ``"list"``.
+        name: the Python type name of an ``"opaque"`` value (``"object"`` when unknown).
+        items: element types of a fixed-length tuple (opaque ``"tuple"``), if known.
+    """
+
+    kind: str
+    elem: ValueType | None = None
+    name: str = ""
+    items: tuple[ValueType, ...] | None = None
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def int(cls) -> ValueType:
+        return cls("int")
+
+    @classmethod
+    def float(cls) -> ValueType:
+        return cls("float")
+
+    @classmethod
+    def bool(cls) -> ValueType:
+        return cls("bool")
+
+    @classmethod
+    def str(cls) -> ValueType:
+        return cls("str")
+
+    @classmethod
+    def list(cls, elem: ValueType) -> ValueType:
+        return cls("list", elem=elem)
+
+    @classmethod
+    def opaque(cls, name: str = "object", items: tuple[ValueType, ...] | None = None) -> ValueType:
+        return cls("opaque", name=name, items=items)
+
+    # -- queries ----------------------------------------------------------------------
+    @property
+    def is_scalar(self) -> bool:
+        """True for int, float, bool and str: the types ONNX arithmetic accepts."""
+        return self.kind in _SCALARS
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in ("int", "float", "bool")
+
+    @property
+    def onnx_type(self) -> ir.TypeProtocol | None:
+        """The ONNX type, or ``None`` when the value is opaque to ONNX."""
+        if self.kind in _SCALARS:
+            return ir.TensorType(_SCALARS[self.kind])
+        if self.kind == "list" and self.elem is not None:
+            inner = self.elem.onnx_type
+            return None if inner is None else ir.SequenceType(inner)
+        return None
+
+    @property
+    def onnx_shape(self) -> ir.Shape | None:
+        return ir.Shape([]) if self.kind in _SCALARS else None
+
+    @property
+    def is_onnx(self) -> bool:
+        """True when standard ONNX ops may carry this value (tensor or sequence)."""
+        return self.onnx_type is not None
+
+    def __str__(self) -> str:
+        if self.kind == "list":
+            return f"list[{self.elem}]"
+        if self.kind == "opaque":
+            if self.items is not None:
+                return f"tuple[{', '.join(str(i) for i in self.items)}]"
+            return self.name
+        return self.kind
+
+
+def from_annotation(annotation: Any) -> ValueType:
+    """Map a Python annotation to a :class:`ValueType`.
+
+    ``inspect.Parameter.empty``, ``typing.Any`` and unknown classes become opaque types;
+    ``list[T]`` keeps its element type; ``tuple[A, B]`` keeps its item types.
+    """
+    if annotation in (int, float, bool, str):
+        return ValueType(annotation.__name__)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and len(args) == 1:
+        return ValueType.list(from_annotation(args[0]))
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return ValueType.opaque("tuple", items=tuple(from_annotation(a) for a in args))
+    if annotation is None or annotation is types.NoneType:
+        return ValueType.opaque("NoneType")
+    if isinstance(annotation, type):
+        if annotation.__module__ == "builtins":
+            return ValueType.opaque(annotation.__qualname__)
+        return ValueType.opaque(f"{annotation.__module__}.{annotation.__qualname__}")
+    if origin is not None and isinstance(origin, type) and origin.__module__ == "builtins":
+        return ValueType.opaque(origin.__qualname__)
+    return ValueType.opaque("object")
+
+
+def python_type(vtype: ValueType) -> Any:
+    """The Python annotation used to validate a value of this type (opaque -> ``Any``)."""
+    if vtype.kind in _SCALARS:
+        return {"int": int, "float": float, "bool": bool, "str": str}[vtype.kind]
+    if vtype.kind == "list" and vtype.elem is not None:
+        return list[python_type(vtype.elem)]  # type: ignore[misc]
+    if vtype.kind == "opaque":
+        if vtype.items is not None:
+            return tuple[tuple(python_type(i) for i in vtype.items)]  # type: ignore[misc]
+        return {"dict": dict, "list": list, "tuple": tuple, "NoneType": type(None)}.get(
+            vtype.name, Any
+        )
+    return Any
+
+
+def _from_onnx(onnx_type: ir.TypeProtocol) -> ValueType:
+    if isinstance(onnx_type, ir.TensorType):
+        return ValueType(_DTYPE_TO_SCALAR.get(onnx_type.dtype, "opaque"), name="object")
+    if isinstance(onnx_type, ir.SequenceType):
+        return ValueType.list(_from_onnx(onnx_type.elem_type))  # type: ignore[arg-type]
+    return ValueType.opaque()
+
+
+def _parse(text: str) -> ValueType:
+    """Parse the string form of a ValueType (the inverse of ``str``)."""
+    text = text.strip()
+    if text in _SCALARS:
+        return ValueType(text)
+    if text.startswith("list[") and text.endswith("]"):
+        return ValueType.list(_parse(text[5:-1]))
+    if text.startswith("tuple[") and text.endswith("]"):
+        return ValueType.opaque("tuple", items=tuple(_parse(p) for p in _split_top(text[6:-1])))
+    return ValueType.opaque(text)
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p for p in parts if p.strip()]
+
+
+def set_type(value: ir.Value, vtype: ValueType) -> None:
+    """Give ``value`` its ONNX type and shape, and record namu's type where ONNX has none."""
+    value.type = vtype.onnx_type
+    value.shape = vtype.onnx_shape
+    value.meta["namu.vtype"] = vtype
+    if vtype.is_onnx:
+        value.metadata_props.pop(TYPE_KEY, None)
+    else:
+        value.metadata_props[TYPE_KEY] = str(vtype)
+
+
+def type_of(value: ir.Value) -> ValueType:
+    """The :class:`ValueType` of ``value`` (read back from ONNX type or metadata)."""
+    cached = value.meta.get("namu.vtype")
+    if cached is not None:
+        return cached
+    if TYPE_KEY in value.metadata_props:
+        vtype = _parse(value.metadata_props[TYPE_KEY])
+    elif value.type is not None:
+        vtype = _from_onnx(value.type)
+    else:
+        vtype = ValueType.opaque()
+    value.meta["namu.vtype"] = vtype
+    return vtype

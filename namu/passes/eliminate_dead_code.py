@@ -1,0 +1,70 @@
+"""``eliminate-dead-code``: remove ops whose results are unused and that have no effects."""
+
+from __future__ import annotations
+
+import logging
+
+import onnx_ir as ir
+
+from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.passes.registry import register
+
+__all__ = ["EliminateDeadCodePass"]
+
+logger = logging.getLogger(__name__)
+
+
+@register(
+    "eliminate-dead-code",
+    "every remaining op is used or has an effect (impure task calls are effects and stay)",
+    order=20,
+)
+class EliminateDeadCodePass(ir.passes.InPlacePass):
+    """Delete nodes none of whose outputs is used, unless they have a side effect.
+
+    A node has an effect when it is a ``namu.Task`` whose task is not ``pure``, a
+    sub-workflow call, or a control-flow op whose subgraphs contain an effect. Subgraphs
+    are cleaned too. One backward sweep per graph removes whole dead chains.
+    """
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        pure: set[str] = set()
+        if TASKS_KEY in model.metadata_props:
+            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
+            pure = {t.key for t in table.tasks if t.options.pure}
+        sweeper = _Sweeper(pure)
+        sweeper.graph(model.graph)
+        for function in model.functions.values():
+            sweeper.graph(function.graph)
+        logger.debug("removed %d dead nodes", sweeper.removed)
+        return ir.passes.PassResult(model, modified=sweeper.removed > 0)
+
+
+class _Sweeper:
+    def __init__(self, pure_tasks: set[str]) -> None:
+        self.pure_tasks = pure_tasks
+        self.removed = 0
+
+    def graph(self, graph: ir.Graph) -> None:
+        outputs = {id(v) for v in graph.outputs}
+        for node in reversed(list(graph)):
+            for attr in node.attributes.values():
+                if attr.type == ir.AttributeType.GRAPH:
+                    self.graph(attr.as_graph())
+            used = any(id(out) in outputs or out.uses() for out in node.outputs)
+            if used or self.has_effect(node):
+                continue
+            graph.remove(node, safe=True)
+            self.removed += 1
+
+    def has_effect(self, node: ir.Node) -> bool:
+        if node.domain == WORKFLOW_DOMAIN:
+            return True
+        if node.domain == NAMU_DOMAIN and node.op_type == "Task":
+            return node.attributes["task"].as_string() not in self.pure_tasks
+        for attr in node.attributes.values():
+            if attr.type == ir.AttributeType.GRAPH:
+                if any(self.has_effect(inner) for inner in attr.as_graph()):
+                    return True
+        return False

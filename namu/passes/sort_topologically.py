@@ -1,0 +1,24 @@
+"""``sort-topologically``: order nodes so every value is defined before it is used."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
+
+from namu.passes.registry import register
+
+__all__ = ["SortTopologicallyPass"]
+
+
+@register(
+    "sort-topologically",
+    "nodes of every graph and function are in a stable topological order (source order kept)",
+    order=30,
+)
+class SortTopologicallyPass(ir.passes.InPlacePass):
+    """Stable topological sort (onnx_ir's): independent nodes keep their source order,
+    which the kernel's ready queue uses to run side effects in program order."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        result = TopologicalSortPass()(model)
+        return ir.passes.PassResult(result.model, modified=result.modified)

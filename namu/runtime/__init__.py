@@ -1,0 +1,1 @@
+"""The runtime: artifacts, loading, and the executors (native kernel and reference)."""

@@ -1,0 +1,285 @@
+"""The meaning of every op namu's IR can hold, as Python callables.
+
+Both executors (the native kernel and the reference interpreter) build their node
+callables here, so they share one definition of each op and differ only in scheduling.
+A node callable takes the node's inputs (then its captured outer values, for control
+flow) positionally and returns one value, a tuple for several outputs, or anything for
+none.
+
+Standard ops follow ONNX semantics on Python scalars: ``int64`` ``Div`` truncates,
+``Mod`` with ``fmod=0`` floors like Python's ``%``. Python ints do not overflow where
+ONNX ``int64`` would wrap; division by zero raises ``ZeroDivisionError`` as in Python.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import onnx_ir as ir
+
+from namu.errors import IRVerificationError
+from namu.ir.metadata import SPAN_KEY
+from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.scopes import node_captures
+from namu.runtime.result import SkippedItem, current_run
+from namu.runtime.tasks import SkipItem, TaskBinding, task_callable
+
+__all__ = ["OpEnv", "SubgraphRunner", "build_op", "constant_of"]
+
+#: runs a prepared subgraph: (graph inputs + captured values) -> graph outputs.
+SubgraphRunner = Callable[[list[Any]], list[Any]]
+
+
+class OpEnv(Protocol):
+    """What an op factory needs from the executor building it."""
+
+    tasks: dict[str, TaskBinding]
+    functions: dict[str, ir.Function]
+
+    def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
+        """Prepare ``graph`` to run with ``captures`` appended to its inputs."""
+
+
+_NOT_CONSTANT = object()
+
+
+def constant_of(node: ir.Node) -> Any:
+    """The Python value of a constant node (``Constant``, ``namu.None``), else a sentinel."""
+    if node.domain == "" and node.op_type == "Constant":
+        tensor = node.attributes["value"].as_tensor()
+        array = tensor.numpy()
+        if tensor.dtype == ir.DataType.STRING:
+            item = array.reshape(-1)[0] if array.ndim else array.item()
+            return item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        return array.item()
+    if node.domain == NAMU_DOMAIN and node.op_type == "None":
+        return None
+    return _NOT_CONSTANT
+
+
+def is_constant(value: Any) -> bool:
+    return value is not _NOT_CONSTANT
+
+
+def _trunc_div(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+    return a / b
+
+
+def _pow(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int) and b < 0:
+        raise ValueError(f"{a} ** {b}: a negative exponent on ints gives a float; use floats")
+    return a**b
+
+
+def _mod(fmod: int) -> Callable[[Any, Any], Any]:
+    if fmod:
+        import math
+
+        return math.fmod
+    return operator.mod
+
+
+def _cast(to: int) -> Callable[[Any], Any]:
+    target = ir.DataType(to)
+    if target in (ir.DataType.INT64, ir.DataType.INT32):
+        return int
+    if target in (ir.DataType.DOUBLE, ir.DataType.FLOAT):
+        return float
+    if target == ir.DataType.BOOL:
+        return bool
+    if target == ir.DataType.STRING:
+        return str
+    raise IRVerificationError(f"Cast to {target} is not supported by namu's runtime")
+
+
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "Add": operator.add,
+    "Sub": operator.sub,
+    "Mul": operator.mul,
+    "Div": _trunc_div,
+    "Pow": _pow,
+    "And": lambda a, b: a and b,
+    "Or": lambda a, b: a or b,
+    "Equal": operator.eq,
+    "Less": operator.lt,
+    "LessOrEqual": operator.le,
+    "Greater": operator.gt,
+    "GreaterOrEqual": operator.ge,
+    "StringConcat": operator.add,
+    "SequenceAt": lambda seq, i: seq[i],
+}
+_UNARY: dict[str, Callable[[Any], Any]] = {
+    "Neg": operator.neg,
+    "Not": operator.not_,
+    "Identity": lambda x: x,
+    "SequenceLength": len,
+}
+_NAMU_UNARY: dict[str, Callable[[Any], Any]] = {
+    "Identity": lambda x: x,
+    "Len": len,
+    "Truth": bool,
+}
+
+
+def _with_span(fn: Callable[..., Any], node: ir.Node) -> Callable[..., Any]:
+    """Add the workflow line to errors of builtin ops, keeping the Python exception type."""
+    note = f"while evaluating {node.op_type} at {node.metadata_props.get(SPAN_KEY, '?')}"
+
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            exc.add_note(note)
+            raise
+
+    return call
+
+
+def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    """The callable implementing ``node``.
+
+    Raises:
+        IRVerificationError: the op is unknown to namu's runtime.
+    """
+    domain, op = node.domain, node.op_type
+    if domain == "":
+        if op in _BINARY:
+            return _with_span(_BINARY[op], node)
+        if op in _UNARY:
+            return _with_span(_UNARY[op], node)
+        if op == "Mod":
+            attr = node.attributes.get("fmod")
+            return _with_span(_mod(attr.as_int() if attr is not None else 0), node)
+        if op == "Cast":
+            return _with_span(_cast(node.attributes["to"].as_int()), node)
+        if op == "SequenceConstruct":
+            return lambda *items: list(items)
+    if domain == NAMU_DOMAIN:
+        if op == "Task":
+            return _task(node, env)
+        if op in _NAMU_UNARY:
+            return _with_span(_NAMU_UNARY[op], node)
+        if op == "List":
+            return lambda *items: list(items)
+        if op == "Tuple":
+            return lambda *items: items
+        if op == "Dict":
+            keys = tuple(node.attributes["keys"].as_strings())
+            return lambda *values: dict(zip(keys, values))
+        if op == "GetItem":
+            return _with_span(operator.getitem, node)
+        if op == "Unpack":
+            return _with_span(_unpack(len(node.outputs)), node)
+        if op == "Map":
+            return _map(node, env)
+    if domain == WORKFLOW_DOMAIN and op in env.functions:
+        return _call_function(node, env)
+    if domain in ("", NAMU_DOMAIN):
+        if op == "If":
+            return _if(node, env)
+        if op == "Loop":
+            return _loop(node, env)
+    raise IRVerificationError(
+        f"{node.metadata_props.get(SPAN_KEY, '?')}: op {domain or 'ai.onnx'}::{op} is not supported by namu's runtime"
+    )
+
+
+def _single(n_outputs: int) -> Callable[[list[Any]], Any]:
+    """Adapt a list of outputs to the node-callable return convention."""
+    if n_outputs == 1:
+        return lambda outs: outs[0]
+    return tuple
+
+
+def _unpack(n: int) -> Callable[[Any], tuple[Any, ...]]:
+    def unpack(value: Any) -> tuple[Any, ...]:
+        items = tuple(value)
+        if len(items) != n:
+            qualifier = "too many" if len(items) > n else "not enough"
+            raise ValueError(f"{qualifier} values to unpack (expected {n}, got {len(items)})")
+        return items
+
+    return unpack
+
+
+def _task(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    key = node.attributes["task"].as_string()
+    kwnames_attr = node.attributes.get("kwnames")
+    kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
+    return task_callable(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""))
+
+
+def _call_function(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    body = env.subgraph(env.functions[node.op_type].graph, [])
+    adapt = _single(len(node.outputs))
+    return lambda *args: adapt(body(list(args)))
+
+
+def _if(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    caps = node_captures(node)
+    then_run = env.subgraph(node.attributes["then_branch"].as_graph(), caps)
+    else_run = env.subgraph(node.attributes["else_branch"].as_graph(), caps)
+    adapt = _single(len(node.outputs))
+
+    def if_(cond: Any, *captured: Any) -> Any:
+        return adapt((then_run if cond else else_run)(list(captured)))
+
+    return if_
+
+
+def _loop(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    caps = node_captures(node)
+    body = env.subgraph(node.attributes["body"].as_graph(), caps)
+    n_carried = len(node.inputs) - 2
+    adapt = _single(len(node.outputs))
+
+    def loop(trip_count: Any, cond: Any, *rest: Any) -> Any:
+        carried = list(rest[:n_carried])
+        captured = list(rest[n_carried:])
+        i = 0
+        while (trip_count is None or i < trip_count) and (cond is None or cond):
+            outs = body([i, cond, *carried, *captured])
+            cond = outs[0]
+            carried = outs[1 : 1 + n_carried]
+            i += 1
+        return adapt(carried)
+
+    return loop
+
+
+def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    caps = node_captures(node)
+    body = env.subgraph(node.attributes["body"].as_graph(), caps)
+    flatten_attr = node.attributes.get("flatten")
+    flatten = bool(flatten_attr.as_int()) if flatten_attr is not None else False
+    has_output = bool(node.outputs)
+
+    def map_(seq: Any, *captured: Any) -> Any:
+        items = list(seq)
+        state = current_run()
+        if state is not None and state.observer is not None:
+            state.observer.on_fanout(len(items))
+        caps_list = list(captured)
+        gathered: list[Any] = []
+        for index, item in enumerate(items):
+            try:
+                outs = body([item, *caps_list])
+            except SkipItem as skipped:
+                if state is not None:
+                    cause = skipped.__cause__
+                    error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
+                    state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
+                continue
+            if has_output:
+                if flatten:
+                    gathered.extend(outs[0])
+                else:
+                    gathered.append(outs[0])
+        return gathered if has_output else None
+
+    return map_

@@ -1,0 +1,78 @@
+"""What a run returns besides its value, and the per-run state ops report into."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from typing import Any, Protocol
+
+__all__ = ["RunObserver", "RunResult", "RunState", "SkippedItem", "current_run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedItem:
+    """A fan-out item dropped because a task with ``on_error="skip"`` failed on it.
+
+    Attributes:
+        task: the failing task's name.
+        span: ``"file:line:col"`` of the task call in the workflow.
+        index: position of the item in its fan-out.
+        error: ``"ExceptionType: message"`` of the task's exception.
+    """
+
+    task: str
+    span: str
+    index: int
+    error: str
+
+
+class RunObserver(Protocol):
+    """Receives progress events from a run (the CLI draws its progress bar from them)."""
+
+    def on_fanout(self, items: int) -> None:
+        """A fan-out of ``items`` paths started."""
+
+    def on_task_done(self, task: str) -> None:
+        """One task call finished (successfully or not)."""
+
+
+@dataclasses.dataclass
+class RunState:
+    """Mutable state of one run, visible to ops through :func:`current_run`."""
+
+    observer: RunObserver | None = None
+    skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
+    tasks_run: int = 0
+
+
+_CURRENT: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("namu_run", default=None)
+
+
+def current_run() -> RunState | None:
+    """The state of the run executing in this context, or None outside a run."""
+    return _CURRENT.get()
+
+
+def enter_run(state: RunState) -> contextvars.Token[RunState | None]:
+    return _CURRENT.set(state)
+
+
+def exit_run(token: contextvars.Token[RunState | None]) -> None:
+    _CURRENT.reset(token)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """The outcome of a workflow run.
+
+    Attributes:
+        value: what the workflow returned.
+        skipped: fan-out items dropped by ``on_error="skip"`` tasks, in order.
+        elapsed_s: wall time of the run, in seconds.
+        executor: ``"kernel"`` or ``"reference"``.
+    """
+
+    value: Any
+    skipped: list[SkippedItem]
+    elapsed_s: float
+    executor: str
