@@ -552,7 +552,8 @@ class _Lowering:
             type_of(t) if type_of(t) == type_of(e) else ValueType.opaque()
             for t, e in zip(then_outs, else_outs)
         ]
-        domain = "" if all(t.is_onnx for t in out_types) else NAMU_DOMAIN
+        # Standard If needs at least one output and tensor/sequence types on every output.
+        domain = "" if out_types and all(t.is_onnx for t in out_types) else NAMU_DOMAIN
         then_g = ir.Graph([], then_outs, nodes=then_scope.nodes, name=self.ctx.fresh("then_branch"))
         else_g = ir.Graph([], else_outs, nodes=else_scope.nodes, name=self.ctx.fresh("else_branch"))
         return self._emit(
@@ -665,7 +666,7 @@ class _Lowering:
             outs.append(self._ensure_local(body_scope, value, stmt))
         self._dedupe_outputs(body_scope, outs)
         graph = ir.Graph(body_inputs, outs, nodes=body_scope.nodes, name=self.ctx.fresh("loop_body"))
-        domain = "" if all(t.is_onnx for t in types) else NAMU_DOMAIN
+        domain = "" if types and all(t.is_onnx for t in types) else NAMU_DOMAIN
         results = self._emit(scope, "Loop", [trip_count, cond0, *init], types, stmt, domain=domain, attrs=[ir.AttrGraph("body", graph)], names=carried)
         for name, value in zip(carried, results):
             scope.env[name] = value
