@@ -1,0 +1,857 @@
+"""Constructs a workflow body cannot use: each is rejected at compile time, at its line.
+
+Every offending line carries a unique ``# <tag>`` marker comment; the expected line
+number is found by searching this file for the marker, and the expected column by
+searching that line for the text of the offending construct. So the assertions stay
+exact when code above them moves.
+"""
+
+import inspect
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import namu
+from tests.frontend.wf_samples import add
+
+HERE = os.path.abspath(__file__)
+_LINES = Path(HERE).read_text(encoding="utf-8").splitlines()
+
+MODULE_CONSTANT = 7
+NOT_A_LITERAL = {1, 2, 3}
+
+
+def helper(x: int) -> int:
+    """A plain function: not a task, so a workflow cannot call it."""
+    return x + 1
+
+
+@namu.task
+def pair(x: int) -> tuple[int, int]:
+    return x, x + 1
+
+
+@namu.task
+def flag(x: int) -> bool:
+    return x > 0
+
+
+def marker_line(tag: str) -> int:
+    """The 1-based line number of the unique line carrying the comment ``# <tag>``."""
+    pattern = re.compile(rf"#\s<{re.escape(tag)}>(\s|$)")
+    hits = [i + 1 for i, line in enumerate(_LINES) if pattern.search(line)]
+    assert len(hits) == 1, f"marker <{tag}> found {len(hits)} times"
+    return hits[0]
+
+
+def expect_rejection(wf: namu.Workflow, tag: str, construct: str, reason: str, *, via: str = "compile") -> namu.WorkflowSyntaxError:
+    """Compile ``wf``; assert a WorkflowSyntaxError at the marked line, at ``construct``.
+
+    Args:
+        tag: the marker on the offending line.
+        construct: the text the error must point at (its first occurrence on the line).
+        reason: a fragment the error's reason must contain (case-insensitive).
+        via: ``"compile"`` for ``namu.compile(wf)``, ``"method"`` for ``wf.compile()``.
+    """
+    with pytest.raises(namu.WorkflowSyntaxError) as info:
+        if via == "compile":
+            namu.compile(wf)
+        else:
+            wf.compile()
+    err = info.value
+    line = marker_line(tag)
+    source = _LINES[line - 1]
+    col = source.index(construct)
+    assert err.filename == HERE
+    assert (err.lineno, err.col_offset) == (line, col), str(err)
+    assert err.source_line == source
+    assert reason.lower() in err.reason.lower(), err.reason
+    text = str(err)
+    assert HERE in text
+    assert f":{line}:" in text
+    assert text.startswith(f"{HERE}:{line}:{col + 1}: ")
+    head, shown, caret = text.splitlines()
+    assert shown == "    " + source.strip()
+    assert caret.strip() == "^"
+    # the caret sits under the first character of the offending construct
+    assert shown[caret.index("^") :].startswith(construct), (shown, caret)
+    return err
+
+
+# ------------------------------------------------------------------ statements
+def test_try_except():
+    @namu.workflow
+    def wf(x: int) -> int:
+        try:  # <try>
+            y = add(x, 1)
+        except ValueError:
+            y = 0
+        return y
+
+    expect_rejection(wf, "try", "try", "try/except")
+
+
+def test_try_finally():
+    @namu.workflow
+    def wf(x: int) -> int:
+        y = add(x, 1)
+        try:  # <try-finally>
+            y = add(y, 1)
+        finally:
+            y = add(y, 2)
+        return y
+
+    expect_rejection(wf, "try-finally", "try", "try/except", via="method")
+
+
+def test_with():
+    @namu.workflow
+    def wf(path: str) -> str:
+        with open(path) as f:  # <with>
+            text = f
+        return text
+
+    expect_rejection(wf, "with", "with", "`with`")
+
+
+def test_global():
+    @namu.workflow
+    def wf(x: int) -> int:
+        global MODULE_CONSTANT  # <global>
+        return add(x, MODULE_CONSTANT)
+
+    expect_rejection(wf, "global", "global", "`global`")
+
+
+def test_nonlocal():
+    counter = 0
+
+    @namu.workflow
+    def wf(x: int) -> int:
+        nonlocal counter  # <nonlocal>
+        counter = add(counter, x)
+        return counter
+
+    expect_rejection(wf, "nonlocal", "nonlocal", "`nonlocal`")
+
+
+def test_break():
+    @namu.workflow
+    def wf(n: int) -> int:
+        i = 0
+        while i < n:
+            i = add(i, 1)
+            if i > 3:
+                break  # <break>
+        return i
+
+    expect_rejection(wf, "break", "break", "`break`")
+
+
+def test_continue():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        acc = 0
+        for x in xs:
+            if x > 3:
+                continue  # <continue>
+            acc = add(acc, x)
+        return acc
+
+    expect_rejection(wf, "continue", "continue", "`continue`")
+
+
+def test_import_in_body():
+    @namu.workflow
+    def wf(x: int) -> int:
+        import math  # <import>
+
+        return add(x, 1)
+
+    expect_rejection(wf, "import", "import", "imports")
+
+
+def test_from_import_in_body():
+    @namu.workflow
+    def wf(x: int) -> int:
+        from math import pi  # <from-import>
+
+        return add(x, 1)
+
+    expect_rejection(wf, "from-import", "from", "imports")
+
+
+def test_nested_def():
+    @namu.workflow
+    def wf(x: int) -> int:
+        def inner(y):  # <nested-def>
+            return y
+
+        return add(x, 1)
+
+    expect_rejection(wf, "nested-def", "def inner", "nested function")
+
+
+def test_class_def():
+    @namu.workflow
+    def wf(x: int) -> int:
+        class Box:  # <class>
+            pass
+
+        return add(x, 1)
+
+    expect_rejection(wf, "class", "class", "class definitions")
+
+
+def test_raise():
+    @namu.workflow
+    def wf(x: int) -> int:
+        if x < 0:
+            raise ValueError("negative")  # <raise>
+        return add(x, 1)
+
+    expect_rejection(wf, "raise", "raise", "`raise`")
+
+
+def test_assert():
+    @namu.workflow
+    def wf(x: int) -> int:
+        assert x > 0  # <assert>
+        return add(x, 1)
+
+    expect_rejection(wf, "assert", "assert", "`assert`")
+
+
+def test_del():
+    @namu.workflow
+    def wf(x: int) -> int:
+        y = add(x, 1)
+        del y  # <del>
+        return x
+
+    expect_rejection(wf, "del", "del", "`del`")
+
+
+def test_match():
+    @namu.workflow
+    def wf(x: int) -> int:
+        match x:  # <match>
+            case 1:
+                y = 10
+            case _:
+                y = 20
+        return y
+
+    expect_rejection(wf, "match", "match", "`match`")
+
+
+def test_return_inside_while():
+    @namu.workflow
+    def wf(n: int) -> int:
+        i = 0
+        while i < n:
+            i = add(i, 1)
+            if i == 3:
+                return i  # <return-while>
+        return i
+
+    expect_rejection(wf, "return-while", "return", "inside a `while` loop")
+
+
+def test_return_inside_for():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        for x in xs:
+            return add(x, 1)  # <return-for>
+        return 0
+
+    expect_rejection(wf, "return-for", "return", "inside a `for` loop")
+
+
+def test_while_else():
+    @namu.workflow
+    def wf(n: int) -> int:
+        i = 0
+        while i < n:
+            i = add(i, 1)
+        else:
+            i = add(i, 100)  # <while-else>
+        return i
+
+    expect_rejection(wf, "while-else", "i = add", "while ... else")
+
+
+def test_for_else():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        acc = 0
+        for x in xs:
+            acc = add(acc, x)
+        else:
+            acc = add(acc, 100)  # <for-else>
+        return acc
+
+    expect_rejection(wf, "for-else", "acc = add", "for ... else")
+
+
+def test_unreachable_code_after_return():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x, 1)
+        y = add(x, 2)  # <unreachable>
+
+    expect_rejection(wf, "unreachable", "y = add", "unreachable")
+
+
+# ------------------------------------------------------------------ assignments
+def test_attribute_assignment():
+    @namu.workflow
+    def wf(x: int) -> int:
+        x.a = 1  # <attr-assign>
+        return x
+
+    expect_rejection(wf, "attr-assign", "x.a", "attribute assignment")
+
+
+def test_subscript_assignment():
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        xs[0] = 1  # <subscript-assign>
+        return xs
+
+    expect_rejection(wf, "subscript-assign", "xs[0]", "subscript assignment")
+
+
+def test_starred_assignment():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        first, *rest = xs  # <starred-assign>
+        return first
+
+    expect_rejection(wf, "starred-assign", "*rest", "starred assignment")
+
+
+def test_unpack_count_mismatch():
+    @namu.workflow
+    def wf(x: int) -> int:
+        a, b = x, x, x  # <unpack-count>
+        return a
+
+    expect_rejection(wf, "unpack-count", "x, x, x", "cannot unpack 3 values into 2")
+
+
+def test_unpack_task_tuple_count_mismatch():
+    @namu.workflow
+    def wf(x: int) -> int:
+        a, b, c = pair(x)  # <unpack-task-count>
+        return a
+
+    expect_rejection(wf, "unpack-task-count", "a, b, c", "cannot unpack")
+
+
+# ------------------------------------------------------------------ expressions
+def test_lambda():
+    @namu.workflow
+    def wf(x: int) -> int:
+        f = lambda y: y + 1  # <lambda>  # noqa: E731
+        return x
+
+    expect_rejection(wf, "lambda", "lambda", "lambda")
+
+
+def test_fstring():
+    @namu.workflow
+    def wf(x: int) -> str:
+        return f"value: {x}"  # <fstring>
+
+    expect_rejection(wf, "fstring", 'f"', "f-strings")
+
+
+def test_attribute_access():
+    @namu.workflow
+    def wf(x: int) -> int:
+        y = x.real  # <attr-access>
+        return y
+
+    expect_rejection(wf, "attr-access", "x.real", "attribute access")
+
+
+def test_walrus():
+    @namu.workflow
+    def wf(x: int) -> int:
+        z = (y := add(x, 1))  # <walrus>
+        return z
+
+    expect_rejection(wf, "walrus", "y :=", "assignment expressions")
+
+
+def test_set_literal():
+    @namu.workflow
+    def wf(x: int):
+        return {x, 1}  # <set>
+
+    expect_rejection(wf, "set", "{x, 1}", "set literals")
+
+
+def test_set_comprehension():
+    @namu.workflow
+    def wf(xs: list[int]):
+        return {x for x in xs}  # <setcomp>
+
+    expect_rejection(wf, "setcomp", "{x for", "set comprehensions")
+
+
+def test_generator_expression():
+    @namu.workflow
+    def wf(xs: list[int]):
+        g = (add(x, 1) for x in xs)  # <genexp>
+        return g
+
+    expect_rejection(wf, "genexp", "(add(x", "generator expressions")
+
+
+def test_dict_comprehension():
+    @namu.workflow
+    def wf(xs: list[int]):
+        return {"k": x for x in xs}  # <dictcomp>
+
+    expect_rejection(wf, "dictcomp", '{"k"', "dict comprehensions")
+
+
+def test_slice():
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        return xs[1:]  # <slice>
+
+    expect_rejection(wf, "slice", "1:", "slices")
+
+
+def test_comprehension_filter():
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        return [add(x, 1) for x in xs if x > 0]  # <comp-filter>
+
+    expect_rejection(wf, "comp-filter", "x > 0", "filters")
+
+
+def test_is_comparison():
+    @namu.workflow
+    def wf(x: int) -> bool:
+        return x is None  # <is>
+
+    expect_rejection(wf, "is", "x is None", "comparison `is`")
+
+
+def test_in_comparison():
+    @namu.workflow
+    def wf(x: int, xs: list[int]) -> bool:
+        return x in xs  # <in>
+
+    expect_rejection(wf, "in", "x in xs", "comparison `in`")
+
+
+def test_not_in_comparison():
+    @namu.workflow
+    def wf(x: int, xs: list[int]) -> bool:
+        return x not in xs  # <not-in>
+
+    expect_rejection(wf, "not-in", "x not in xs", "comparison `not in`")
+
+
+def test_string_ordering_comparison():
+    @namu.workflow
+    def wf(a: str, b: str) -> bool:
+        return a < b  # <str-less>
+
+    expect_rejection(wf, "str-less", "a < b", "operator <")
+
+
+def test_float_floor_division():
+    @namu.workflow
+    def wf(x: float, y: float) -> float:
+        return x // y  # <float-floordiv>
+
+    expect_rejection(wf, "float-floordiv", "x // y", "ints only")
+
+
+def test_bitwise_operator():
+    @namu.workflow
+    def wf(a: int, b: int) -> int:
+        return a & b  # <bitand>
+
+    expect_rejection(wf, "bitand", "a & b", "operator &")
+
+
+def test_and_on_non_bool_operands():
+    @namu.workflow
+    def wf(a: int, b: int) -> int:
+        return a and b  # <and-int>
+
+    expect_rejection(wf, "and-int", "a and b", "bool operands")
+
+
+def test_chained_comparison_calling_a_task():
+    @namu.workflow
+    def wf(a: int, b: int) -> bool:
+        return a < b < add(a, b)  # <chain-call>
+
+    expect_rejection(wf, "chain-call", "a < b", "chained comparisons")
+
+
+def test_integer_literal_too_big():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x, 100000000000000000000000)  # <bigint>
+
+    expect_rejection(wf, "bigint", "100000000000000000000000", "64 bits")
+
+
+# ------------------------------------------------------------------ calls
+def test_calling_a_plain_function():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return helper(x)  # <plain-call>
+
+    expect_rejection(wf, "plain-call", "helper(x)", "not a @namu.task")
+
+
+def test_calling_print():
+    @namu.workflow
+    def wf(x: int) -> int:
+        print(x)  # <print>
+        return x
+
+    expect_rejection(wf, "print", "print(x)", "cannot call `print`")
+
+
+def test_calling_range():
+    @namu.workflow
+    def wf(n: int) -> list[int]:
+        return [add(i, 1) for i in range(n)]  # <range>
+
+    expect_rejection(wf, "range", "range(n)", "cannot call `range`")
+
+
+def test_calling_a_method():
+    @namu.workflow
+    def wf(s: str) -> str:
+        return s.upper()  # <method>
+
+    expect_rejection(wf, "method", "s.upper", "cannot call `s.upper`")
+
+
+def test_calling_a_workflow_value():
+    @namu.workflow
+    def wf(x: int) -> int:
+        f = add(x, 1)
+        return f(2)  # <call-value>
+
+    expect_rejection(wf, "call-value", "f(2)", "is a workflow value")
+
+
+def test_star_args_in_call():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        return add(*xs)  # <star-args>
+
+    expect_rejection(wf, "star-args", "*xs", "*args in calls")
+
+
+def test_double_star_kwargs_in_call():
+    @namu.workflow
+    def wf(kw: dict) -> int:
+        return add(**kw)  # <star-kwargs>
+
+    # the error points at the mapping expression after `**`
+    expect_rejection(wf, "star-kwargs", "kw)", "**kwargs in calls")
+
+
+def test_task_wrong_arity_missing_argument():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x)  # <arity-missing>
+
+    err = expect_rejection(wf, "arity-missing", "add(x)", "missing")
+    assert "'b'" in err.reason
+
+
+def test_task_wrong_arity_too_many():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x, 1, 2)  # <arity-many>
+
+    expect_rejection(wf, "arity-many", "add(x, 1, 2)", "too many")
+
+
+def test_task_unknown_keyword():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x, b=1, c=1)  # <arity-kw>
+
+    expect_rejection(wf, "arity-kw", "add(x, b=1, c=1)", "unexpected keyword")
+
+
+def test_task_used_as_a_value():
+    @namu.workflow
+    def wf(x: int) -> int:
+        f = add  # <task-value>
+        return x
+
+    expect_rejection(wf, "task-value", "add", "can only be called")
+
+
+def test_unknown_name():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return add(x, no_such_name)  # <unknown-name>
+
+    expect_rejection(wf, "unknown-name", "no_such_name", "not defined")
+
+
+def test_unknown_callee():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return no_such_task(x)  # <unknown-callee>
+
+    expect_rejection(wf, "unknown-callee", "no_such_task", "not defined")
+
+
+def test_non_literal_module_global():
+    @namu.workflow
+    def wf(x: int) -> int:
+        s = NOT_A_LITERAL  # <non-literal-global>
+        return x
+
+    expect_rejection(wf, "non-literal-global", "NOT_A_LITERAL", "is a set")
+
+
+def test_recursion():
+    @namu.workflow
+    def rec(n: int) -> int:
+        if n <= 0:
+            return 0
+        return rec(add(n, -1))  # <recursion>
+
+    err = expect_rejection(rec, "recursion", "rec(add", "recursive workflow call")
+    assert "rec -> rec" in err.reason
+
+
+def test_mutual_recursion():
+    @namu.workflow
+    def ping(n: int) -> int:
+        return pong(n)  # <ping>
+
+    @namu.workflow
+    def pong(n: int) -> int:
+        return ping(n)
+
+    err = expect_rejection(ping, "ping", "pong(n)", "recursive workflow call")
+    assert "ping -> pong" in err.reason or "pong -> ping" in err.reason
+
+
+# ------------------------------------------------------------------ scoping and typing
+def test_variable_assigned_in_one_branch_used_after():
+    @namu.workflow
+    def wf(x: int) -> int:
+        if x > 0:  # <one-branch>
+            y = add(x, 1)
+        return y
+
+    expect_rejection(wf, "one-branch", "if x", "only in some branches")
+
+
+def test_variable_assigned_in_elif_branch_only():
+    @namu.workflow
+    def wf(x: int) -> int:
+        if x > 0:
+            y = add(x, 1)
+        elif x < -5:  # <elif-branch>
+            z = add(x, 2)
+        else:
+            y = 0
+        return y
+
+    # the inner `if` (the elif) is the one whose branches disagree about `y`
+    expect_rejection(wf, "elif-branch", "elif", "only in some branches")
+
+
+def test_loop_variable_used_after_for():
+    @namu.workflow
+    def wf(xs: list[int]) -> int:
+        acc = 0
+        for x in xs:  # <loop-var-after>
+            acc = add(acc, x)
+        return add(acc, x)
+
+    expect_rejection(wf, "loop-var-after", "x in xs", "used after the loop")
+
+
+def test_variable_first_assigned_in_loop_used_after():
+    @namu.workflow
+    def wf(n: int) -> int:
+        i = 0
+        while i < n:  # <first-in-loop>
+            last = add(i, 10)
+            i = add(i, 1)
+        return last
+
+    expect_rejection(wf, "first-in-loop", "while", "first assigned inside the `while` loop")
+
+
+def test_loop_carried_variable_changes_type():
+    @namu.workflow
+    def wf(n: int) -> float:
+        x = 0
+        while x < n:  # <type-change>
+            x = x + 0.5
+        return x
+
+    expect_rejection(wf, "type-change", "while", "changes type")
+
+
+def test_name_used_before_assignment():
+    @namu.workflow
+    def wf(x: int) -> int:
+        y = add(z, 1)  # <before-assign>
+        z = x
+        return y
+
+    expect_rejection(wf, "before-assign", "z, 1", "before it is assigned")
+
+
+# ------------------------------------------------------------------ signature
+def test_star_args_parameter():
+    @namu.workflow
+    def wf(x: int, *rest: int) -> int:  # <star-param>
+        return x
+
+    expect_rejection(wf, "star-param", "rest", "*args parameters")
+
+
+def test_double_star_kwargs_parameter():
+    @namu.workflow
+    def wf(x: int, **options: int) -> int:  # <kwargs-param>
+        return x
+
+    expect_rejection(wf, "kwargs-param", "options", "**kwargs parameters")
+
+
+def test_keyword_only_parameter():
+    @namu.workflow
+    def wf(x: int, *, y: int = 1) -> int:  # <kwonly-param>
+        return add(x, y)
+
+    expect_rejection(wf, "kwonly-param", "y: int", "keyword-only")
+
+
+def test_non_literal_default():
+    @namu.workflow
+    def wf(x: int, y: object = object()) -> int:  # <bad-default>
+        return x
+
+    expect_rejection(wf, "bad-default", "y: object", "must be a literal")
+
+
+# ------------------------------------------------------------------ definition errors
+def test_workflow_on_async_def():
+    with pytest.raises(namu.TaskDefinitionError, match="plain `def`"):
+
+        @namu.workflow
+        async def wf(x: int) -> int:
+            return x
+
+
+def test_workflow_on_generator():
+    with pytest.raises(namu.TaskDefinitionError, match="generator"):
+
+        @namu.workflow
+        def wf(x: int):
+            yield x
+
+
+def test_workflow_on_a_task():
+    with pytest.raises(namu.TaskDefinitionError):
+        namu.workflow(add)
+
+
+def test_workflow_on_a_non_function():
+    with pytest.raises(namu.TaskDefinitionError):
+        namu.workflow(len)
+
+
+def test_compile_non_workflow():
+    with pytest.raises(namu.TaskDefinitionError):
+        namu.compile(helper)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retries": -1},
+        {"retries": 1.5},
+        {"on_error": "ignore"},
+        {"bogus": 1},
+        {"timeout_s": 0},
+        {"timeout_s": -2.0},
+        {"pure": "yes"},
+        {"cache": 1},
+        {"name": "1-bad name"},
+    ],
+    ids=lambda o: ",".join(f"{k}={v!r}" for k, v in o.items()),
+)
+def test_invalid_task_options(options):
+    with pytest.raises(namu.TaskDefinitionError) as info:
+
+        @namu.task(**options)
+        def t(x: int) -> int:
+            return x
+
+    # the message names the offending option
+    assert next(iter(options)) in str(info.value)
+
+
+def test_task_decorated_twice():
+    with pytest.raises(namu.TaskDefinitionError, match="already a namu task"):
+        namu.task(add)
+
+
+def test_task_options_are_a_type_error_too():
+    """TaskDefinitionError is also a TypeError, so generic handlers still catch it."""
+    with pytest.raises(TypeError):
+        namu.task(retries=-1)
+
+
+# ------------------------------------------------------------------ the error object
+def test_error_is_a_namu_error_and_pickles():
+    import pickle
+
+    @namu.workflow
+    def wf(x: int) -> int:
+        print(x)  # <pickle>
+        return x
+
+    err = expect_rejection(wf, "pickle", "print(x)", "cannot call")
+    assert isinstance(err, namu.NamuError)
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.filename, again.lineno, again.col_offset, str(again)) == (
+        err.filename,
+        err.lineno,
+        err.col_offset,
+        str(err),
+    )
+
+
+def test_module_level_workflow_line_matches_inspect():
+    """The reported line agrees with ``inspect`` for a workflow whose source we locate."""
+    err = expect_rejection(_module_level_bad, "module-level", "lambda", "lambda")
+    _, first = inspect.getsourcelines(_module_level_bad.fn)
+    assert err.lineno == first + 3  # decorator, def, docstring, then the offending line
+
+
+@namu.workflow
+def _module_level_bad(x: int) -> int:
+    """A module-level workflow: no column shift from dedenting."""
+    f = lambda y: y  # <module-level>  # noqa: E731
+    return x

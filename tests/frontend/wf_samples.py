@@ -1,0 +1,197 @@
+"""Module-level tasks, workflows and helpers shared by the frontend tests.
+
+Workflows used by hypothesis tests live here (at module level) so that each one is
+compiled once and its cached artifact is reused across examples.
+
+``run_both`` delegates to ``tests.conftest.run_both`` (kernel + reference, compared) as
+soon as the native kernel is importable; until then it runs the reference executor only,
+with the same ONNX ``full_check``.
+"""
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+import onnx
+import pytest
+
+import namu
+from tests import conftest
+
+
+def _kernel_available() -> bool:
+    try:
+        return importlib.util.find_spec("namu._kernel") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+HAVE_KERNEL = _kernel_available()
+
+#: pytest params for per-executor tests: the kernel param is skipped until it is built.
+EXECUTOR_PARAMS = [
+    pytest.param(
+        "kernel",
+        marks=pytest.mark.skipif(not HAVE_KERNEL, reason="namu._kernel is not built yet"),
+    ),
+    "reference",
+]
+#: the executors a test can run on right now.
+AVAILABLE_EXECUTORS = ("kernel", "reference") if HAVE_KERNEL else ("reference",)
+
+
+def run_both(wf: namu.Workflow | namu.Artifact, *args: Any, **kwargs: Any) -> namu.RunResult:
+    """``conftest.run_both`` once the kernel exists; the reference executor alone until then."""
+    if HAVE_KERNEL:
+        return conftest.run_both(wf, *args, **kwargs)
+    art = wf.compile() if isinstance(wf, namu.Workflow) else wf
+    onnx.checker.check_model(art.to_proto(), full_check=True)
+    return art.run(*args, executor="reference", **kwargs)
+
+
+@contextlib.contextmanager
+def _plain_workflows() -> Iterator[None]:
+    """Make sub-workflow calls run their body as plain Python (the reference meaning)."""
+    original = namu.Workflow.__call__
+    namu.Workflow.__call__ = lambda self, *a, **k: self.fn(*a, **k)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        namu.Workflow.__call__ = original  # type: ignore[method-assign]
+
+
+def plain(wf: namu.Workflow, *args: Any, **kwargs: Any) -> Any:
+    """What ``wf`` means as plain Python: its body, with tasks and sub-workflows called directly."""
+    with _plain_workflows():
+        return wf.fn(*args, **kwargs)
+
+
+def outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    """``("value", v)`` or ``("raises", ExceptionType)``: for comparing two evaluations."""
+    try:
+        return ("value", fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the type is what we compare
+        return ("raises", type(exc))
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of identical types, recursively through tuples, lists and dicts."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+# ---------------------------------------------------------------------------- tasks
+@namu.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@namu.task
+def plus(a: int, b: int) -> int:
+    return a + b
+
+
+@namu.task
+def numbers(n: int) -> list[int]:
+    return list(range(1, n))
+
+
+@namu.task
+def split(x: int) -> list[int]:
+    return [10 * x, 10 * x + 1, 10 * x + 2]
+
+
+# ---------------------------------------------------------------- arithmetic workflows
+@namu.workflow
+def int_arith(a: int, b: int):
+    return a + b, a - b, a * b, -a, +a, not a, -(a - b)
+
+
+@namu.workflow
+def int_div(a: int, b: int):
+    return a / b, a // b, a % b
+
+
+@namu.workflow
+def int_pow(a: int, b: int) -> int:
+    return a**b
+
+
+@namu.workflow
+def float_arith(x: float, y: float):
+    return x + y, x - y, x * y, -x, not x, x / y
+
+
+@namu.workflow
+def float_pow(x: float, y: float) -> float:
+    return x**y
+
+
+@namu.workflow
+def mixed_arith(a: int, x: float):
+    return a + x, x + a, a - x, x * a, a / x, x / a, a**2 + x, a * 2.5
+
+
+@namu.workflow
+def bool_arith(p: bool, q: bool):
+    return p + q, p - q, p * q, -p, not p, p + 1, q * 2.5
+
+
+@namu.workflow
+def int_compare(a: int, b: int):
+    return a < b, a <= b, a > b, a >= b, a == b, a != b
+
+
+@namu.workflow
+def float_compare(x: float, y: float):
+    return x < y, x <= y, x > y, x >= y, x == y, x != y
+
+
+@namu.workflow
+def mixed_compare(a: int, x: float):
+    return a < x, a <= x, a > x, a >= x, a == x, a != x, x == a
+
+
+@namu.workflow
+def chained_compare(a: int, b: int, c: int):
+    return a < b < c, a <= b == c, a != b != c, a < b > c, 0 <= a < b <= c < 100
+
+
+@namu.workflow
+def bool_ops(p: bool, q: bool, r: bool):
+    return p and q, p or q, p and q or r, not (p or q) and r, p and not q, (p or q) and (q or r)
+
+
+@namu.workflow
+def compare_bool_ops(a: int, b: int):
+    return a < b and b < 10, a == b or a > 5, not a < b or b == 0
+
+
+@namu.workflow
+def precedence(a: int, b: int, c: int):
+    return a + b * c, (a + b) * c, a - b - c, a - (b - c), -a**2, (-a) ** 2, a * b % 7 + c
+
+
+def differential(wf: namu.Workflow, *args: Any, **kwargs: Any) -> Any:
+    """Assert that ``wf`` compiled means what ``wf`` means as plain Python.
+
+    Same value and same types (recursively) on every available executor, or, when plain
+    Python raises, the same exception type on every available executor. Returns the
+    plain Python outcome.
+    """
+    kind, expected = outcome(plain, wf, *args, **kwargs)
+    if kind == "value":
+        got = run_both(wf, *args, **kwargs).value
+        assert same(got, expected), f"compiled {got!r} != plain {expected!r}"
+    else:
+        art = wf.compile()
+        for executor in AVAILABLE_EXECUTORS:
+            with pytest.raises(expected):
+                art.run(*args, executor=executor, **kwargs)
+    return kind, expected
