@@ -8,8 +8,8 @@ Every error the kernel raises on purpose is :class:`namu.errors.KernelError`; an
 raised by a node's callable propagates out of :meth:`Plan.run` unchanged.
 """
 
-from collections.abc import Callable
-from typing import Any, final
+from collections.abc import Callable, Sequence
+from typing import Any, Self, final
 
 __all__ = ["Plan"]
 
@@ -28,15 +28,15 @@ class Plan:
     the same time.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         n_slots: int,
-        nodes: list[tuple[Callable[..., Any], list[int], list[int]]],
-        input_slots: list[int],
-        output_slots: list[int],
-        constants: list[tuple[int, Any]] = ...,
-        priorities: list[int] | None = None,
-    ) -> None:
+        nodes: Sequence[tuple[Callable[..., Any], Sequence[int], Sequence[int]]],
+        input_slots: Sequence[int],
+        output_slots: Sequence[int],
+        constants: Sequence[tuple[int, Any]] | None = None,
+        priorities: Sequence[int] | None = None,
+    ) -> Self:
         """Validate a graph and build its run-time arrays.
 
         Args:
@@ -50,7 +50,8 @@ class Plan:
             output_slots: slots whose values :meth:`run` returns, in order (a slot may be
                 listed twice; it may be an input or constant slot).
             constants: ``(slot, value)`` pairs written before every run. The plan keeps
-                its own references, so constants are reused across runs. Default: none.
+                its own references, so constants are reused across runs. ``None`` (the
+                default) means none.
             priorities: one int per node; higher runs first among ready nodes. Default:
                 all ``0``.
 
@@ -63,7 +64,7 @@ class Plan:
                 not an int, a node entry not a 3-tuple).
         """
 
-    def run(self, inputs: list[Any]) -> list[Any]:
+    def run(self, inputs: Sequence[Any]) -> list[Any]:
         """Run the plan once.
 
         Args:
