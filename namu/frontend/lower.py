@@ -44,6 +44,7 @@ __all__ = ["CompileContext", "lower_workflow"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ARITH = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul", ast.Div: "Div", ast.Pow: "Pow"}
+_COMPARE_NAMES = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
 _COMPARE = {ast.Lt: "Less", ast.LtE: "LessOrEqual", ast.Gt: "Greater", ast.GtE: "GreaterOrEqual"}
 
 # Statements and expressions with no lowering, and why (the message the user sees).
@@ -183,8 +184,11 @@ def lower_workflow(workflow: Workflow, ctx: CompileContext) -> tuple[ir.Graph, S
     Raises:
         WorkflowSyntaxError: the body uses a construct namu cannot lower.
     """
-    lowering = _Lowering(workflow, ctx)
-    return lowering.lower_graph()
+    ctx._in_progress.append(workflow)
+    try:
+        return _Lowering(workflow, ctx).lower_graph()
+    finally:
+        ctx._in_progress.pop()
 
 
 class _Lowering:
@@ -372,16 +376,12 @@ class _Lowering:
         while i < len(stmts):
             stmt = stmts[i]
             rest = stmts[i + 1 :]
-            if isinstance(stmt, ast.If) and rest and (_terminates(stmt.body) != _terminates(stmt.orelse)):
-                # `if c: return a` followed by more code: the rest is the other branch.
-                folded = ast.If(test=stmt.test, body=list(stmt.body), orelse=list(stmt.orelse))
-                ast.copy_location(folded, stmt)
-                if _terminates(stmt.body):
-                    folded.orelse = folded.orelse + rest
-                else:
-                    folded.body = folded.body + rest
-                stmts = stmts[:i] + [folded]
-                stmt, rest = folded, []
+            if isinstance(stmt, ast.If) and rest and _contains_return(stmt) and not _terminates([stmt]):
+                # `if c: return a` followed by more code: the rest runs on every path of
+                # the `if` that falls through, so it moves to the end of those paths.
+                stmt = _append_rest(stmt, rest)
+                stmts = stmts[:i] + [stmt]
+                rest = []
             live_after = live_before(rest, live_out)
             result = self._stmt(stmt, scope, live_after)
             if result is not None:
@@ -605,7 +605,12 @@ class _Lowering:
             return
         self._check_carried(stmt, carried, scope, "for")
         seq_type = type_of(seq)
-        if seq_type.is_onnx and seq_type.kind == "list":
+        if not (seq_type.is_onnx and seq_type.kind == "list"):
+            # Iterate like Python (dicts yield keys, strings characters): materialize first.
+            items_type = ValueType.list(self._elem_type(seq, stmt.iter))
+            seq = self._emit1(scope, "ToList", [seq], items_type, stmt.iter, domain=NAMU_DOMAIN, names=["items"])
+            seq_type = items_type
+        if seq_type.is_onnx:
             count = self._emit1(scope, "SequenceLength", [seq], ValueType.int(), stmt.iter, names=["count"])
         else:
             count = self._emit1(scope, "Len", [seq], ValueType.int(), stmt.iter, domain=NAMU_DOMAIN, names=["count"])
@@ -625,6 +630,17 @@ class _Lowering:
             return self._emit1(scope, "SequenceAt", [seq, index], seq_type.elem, at, names=["item"])  # type: ignore[arg-type]
         elem = seq_type.elem if seq_type.kind == "list" and seq_type.elem else ValueType.opaque()
         return self._emit1(scope, "GetItem", [seq, index], elem, at, domain=NAMU_DOMAIN, names=["item"])
+
+    def _elem_type(self, seq: ir.Value, at: ast.AST) -> ValueType:
+        """The type of the items Python's iteration over ``seq`` yields."""
+        seq_type = type_of(seq)
+        if seq_type.kind in ("int", "float", "bool"):
+            self.src.fail(at, f"cannot iterate over a value of type {seq_type}")
+        if seq_type.kind == "list" and seq_type.elem is not None:
+            return seq_type.elem
+        if seq_type.kind == "str":
+            return ValueType.str()
+        return ValueType.opaque()
 
     def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: _Scope, kind: str) -> None:
         for name in carried:
@@ -682,10 +698,7 @@ class _Lowering:
         flatten: bool,
     ) -> ir.Value | None:
         """Emit a ``namu.Map`` fan-out over ``seq`` whose body binds ``target`` per item."""
-        seq_type = type_of(seq)
-        if seq_type.kind in ("int", "float", "bool"):
-            self.src.fail(at, f"cannot iterate over a value of type {seq_type}")
-        elem_type = seq_type.elem if seq_type.kind == "list" and seq_type.elem else (ValueType.str() if seq_type.kind == "str" else ValueType.opaque())
+        elem_type = self._elem_type(seq, at)
         body_scope = scope.child()
         item = ir.Value(name=self.ctx.fresh(target.id if isinstance(target, ast.Name) else "item"))
         set_type(item, elem_type)
@@ -812,8 +825,9 @@ class _Lowering:
         for operand in node.values[1:]:
             if type_of(acc).kind != "bool":
                 self.src.fail(node, f"`{op.lower()}` is supported on bool operands only (it returns an operand in Python); got {type_of(acc)}")
-            if _has_call(operand):
-                # Short-circuit: the right side (which calls tasks) runs only when needed.
+            if not _is_safe(operand):
+                # Short-circuit: a right side that calls tasks or may raise runs only when
+                # Python would evaluate it.
                 then_scope, else_scope = scope.child(), scope.child()
                 rhs_scope = then_scope if op == "And" else else_scope
                 rhs = self._expr(operand, rhs_scope)
@@ -831,21 +845,32 @@ class _Lowering:
         return acc
 
     def _compare(self, node: ast.Compare, scope: _Scope) -> ir.Value:
-        if len(node.ops) > 1 and any(_has_call(c) for c in node.comparators[1:]):
-            self.src.fail(node, "chained comparisons that call tasks are not supported; split them with `and`")
         left = self._expr(node.left, scope)
-        result: ir.Value | None = None
-        for op, comp in zip(node.ops, node.comparators):
-            right = self._expr(comp, scope)
-            test = self._compare_one(op, left, right, scope, node)
-            result = test if result is None else self._emit1(scope, "And", [result, test], ValueType.bool(), node)
-            left = right
-        assert result is not None
-        return result
+        return self._chain(node, left, list(zip(node.ops, node.comparators)), scope)
+
+    def _chain(self, node: ast.Compare, left: ir.Value, pairs: list[tuple[ast.cmpop, ast.expr]], scope: _Scope) -> ir.Value:
+        """``a < b < c`` is ``a < b and b < c`` with ``b`` evaluated once and ``c`` only if needed."""
+        (op, comp), rest = pairs[0], pairs[1:]
+        right = self._expr(comp, scope)
+        test = self._compare_one(op, left, right, scope, node)
+        if not rest:
+            return test
+        if all(_is_safe(c) for _, c in rest):
+            tail = self._chain(node, right, rest, scope)
+            return self._emit1(scope, "And", [test, tail], ValueType.bool(), node)
+        then_scope, else_scope = scope.child(), scope.child()
+        tail = self._chain(node, right, rest, then_scope)
+        false = self._identity(else_scope, test, node)
+        return self._branches(node, test, then_scope, [tail], else_scope, [false], ["chain"], scope)[0]
 
     def _compare_one(self, op: ast.cmpop, left: ir.Value, right: ir.Value, scope: _Scope, node: ast.AST) -> ir.Value:
         symbol = _SYMBOLS.get(type(op), type(op).__name__)
         lt, rt = type_of(left), type_of(right)
+        if {lt.kind, rt.kind} == {"int", "float"} and type(op) in _COMPARE_NAMES:
+            # Python compares int with float exactly; a Cast to double would round ints
+            # above 2**53, so mixed comparisons use namu.Compare.
+            attrs = [ir.AttrString("op", _COMPARE_NAMES[type(op)])]
+            return self._emit1(scope, "Compare", [left, right], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["cmp"])
         if isinstance(op, (ast.Eq, ast.NotEq)):
             if lt.kind == "str" and rt.kind == "str":
                 eq = self._emit1(scope, "Equal", [left, right], ValueType.bool(), node, names=["eq"])
@@ -875,8 +900,9 @@ class _Lowering:
         ctype, ktype = type_of(container), type_of(key)
         if ctype.kind == "list" and ctype.is_onnx and ktype.kind == "int":
             return self._emit1(scope, "SequenceAt", [container, key], ctype.elem, node, names=["item"])  # type: ignore[arg-type]
-        if ctype.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int) and -len(ctype.items) <= node.slice.value < len(ctype.items):
-            out = ctype.items[node.slice.value]
+        index = _constant_int(node.slice)
+        if ctype.items is not None and index is not None and -len(ctype.items) <= index < len(ctype.items):
+            out = ctype.items[index]
         elif ctype.kind == "list" and ctype.elem is not None:
             out = ctype.elem
         elif ctype.kind == "str":
@@ -1032,6 +1058,35 @@ def _terminates(stmts: Sequence[ast.stmt]) -> bool:
     return False
 
 
+def _constant_int(node: ast.expr) -> int | None:
+    """The value of an int literal, including a negated one (``-1``), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _constant_int(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def _contains_return(stmt: ast.stmt) -> bool:
+    return any(isinstance(n, ast.Return) for n in ast.walk(stmt))
+
+
+def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
+    """A copy of ``stmt`` with ``rest`` appended to every path that falls through it."""
+
+    def extend(block: list[ast.stmt]) -> list[ast.stmt]:
+        if _terminates(block):
+            return list(block)
+        last = block[-1] if block else None
+        if isinstance(last, ast.If) and _contains_return(last):
+            return [*block[:-1], _append_rest(last, rest)]
+        return [*block, *rest]
+
+    folded = ast.If(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))
+    return ast.copy_location(folded, stmt)
+
+
 def _reject_returns(src: FunctionSource, stmts: Sequence[ast.stmt], kind: str) -> None:
     for stmt in stmts:
         for sub in ast.walk(stmt):
@@ -1039,8 +1094,17 @@ def _reject_returns(src: FunctionSource, stmts: Sequence[ast.stmt], kind: str) -
                 src.fail(sub, f"`return` inside a `{kind}` loop is not supported; return after the loop")
 
 
-def _has_call(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) for n in ast.walk(node))
+_SAFE_NODES = (
+    ast.Name, ast.Constant, ast.Load, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.Not,
+    ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE,
+)
+
+
+def _is_safe(node: ast.AST) -> bool:
+    """True when evaluating ``node`` can neither raise nor have an effect (no calls,
+    subscripts, divisions, ...), so it may be evaluated eagerly instead of short-circuited."""
+    return all(isinstance(n, (*_SAFE_NODES, ast.UnaryOp, ast.BinOp)) for n in ast.walk(node))
 
 
 def _is_literal(value: Any) -> bool:

@@ -40,13 +40,19 @@ class FunctionSource:
             ) from exc
         self.filename = os.path.abspath(filename)
         self.text = "".join(lines)
-        dedented = textwrap.dedent(self.text)
-        first = next((ln for ln in lines if ln.strip()), "")
-        self.col_shift = len(first) - len(first.lstrip()) if dedented != self.text else 0
-        self.line_shift = first_lineno - 1
         self.lines = lines
-        module = ast.parse(dedented, filename=self.filename)
-        defs = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        self.first_lineno = first_lineno
+        self.col_shift = 0
+        if self.text[:1].isspace():
+            # A nested def: parse it as the body of `if 1:` so that columns stay those of
+            # the file (dedenting would break on a docstring line at column 0).
+            self.line_shift = first_lineno - 2
+            module = ast.parse("if 1:\n" + self.text, filename=self.filename)
+            body = module.body[0].body  # type: ignore[attr-defined]
+        else:
+            self.line_shift = first_lineno - 1
+            body = ast.parse(self.text, filename=self.filename).body
+        defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         if not defs:  # pragma: no cover - getsourcelines always returns a def for functions
             raise TaskDefinitionError(f"no function definition found in {self.filename}")
         self.tree: ast.FunctionDef | ast.AsyncFunctionDef = defs[0]
@@ -65,7 +71,7 @@ class FunctionSource:
     def fail(self, node: ast.AST, message: str) -> NoReturn:
         """Raise :class:`WorkflowSyntaxError` pointing at ``node``."""
         lineno, col = self.position(node)
-        index = lineno - self.line_shift - 1
+        index = lineno - self.first_lineno
         line = self.lines[index].rstrip("\n") if 0 <= index < len(self.lines) else ""
         raise WorkflowSyntaxError(
             message, filename=self.filename, lineno=lineno, col_offset=col, source_line=line

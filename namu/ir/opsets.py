@@ -46,7 +46,9 @@ NAMU_OPS: dict[str, str] = {
     "Unpack": "unpack an iterable into exactly N outputs (Python's tuple unpacking)",
     "GetItem": "input 0 [ input 1 ]: subscript load",
     "Len": "len(input 0)",
+    "ToList": "list(input 0): materialize an iterable (dict keys, str characters, ...)",
     "Truth": "bool(input 0): Python truthiness",
+    "Compare": "Python comparison `op` (eq, ne, lt, le, gt, ge) of an int with a float, exact",
 }
 
 #: ops (in either domain) whose graph attributes hold nested scopes.

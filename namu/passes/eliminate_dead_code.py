@@ -7,7 +7,7 @@ import logging
 import onnx_ir as ir
 
 from namu.ir.metadata import TASKS_KEY, TaskTable
-from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.opsets import NAMU_DOMAIN
 from namu.passes.registry import register
 
 __all__ = ["EliminateDeadCodePass"]
@@ -23,9 +23,11 @@ logger = logging.getLogger(__name__)
 class EliminateDeadCodePass(ir.passes.InPlacePass):
     """Delete nodes none of whose outputs is used, unless they have a side effect.
 
-    A node has an effect when it is a ``namu.Task`` whose task is not ``pure``, a
-    sub-workflow call, or a control-flow op whose subgraphs contain an effect. Subgraphs
-    are cleaned too. One backward sweep per graph removes whole dead chains.
+    A node is kept when it is a ``namu.Task`` whose task is not ``pure``, a control-flow
+    op whose subgraphs keep something, or any other op that could raise (division,
+    subscripts, unpacking, sub-workflow calls, ...): a workflow must fail where the
+    plain Python function fails. Subgraphs are cleaned too. One backward sweep per
+    graph removes whole dead chains.
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -39,6 +41,19 @@ class EliminateDeadCodePass(ir.passes.InPlacePass):
             sweeper.graph(function.graph)
         logger.debug("removed %d dead nodes", sweeper.removed)
         return ir.passes.PassResult(model, modified=sweeper.removed > 0)
+
+
+# Ops that cannot fail on the values namu's lowering gives them (scalars of matching
+# types): dropping them when unused changes nothing a program can observe.
+_CANNOT_RAISE = frozenset(
+    [("", op) for op in (
+        "Constant", "Identity", "Add", "Sub", "Mul", "Neg", "Not", "And", "Or", "Equal",
+        "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
+        "SequenceConstruct", "SequenceLength",
+    )]
+    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare")]
+)
+_CONTROL_FLOW = frozenset({("", "If"), (NAMU_DOMAIN, "If"), ("", "Loop"), (NAMU_DOMAIN, "Loop"), (NAMU_DOMAIN, "Map")})
 
 
 class _Sweeper:
@@ -59,12 +74,15 @@ class _Sweeper:
             self.removed += 1
 
     def has_effect(self, node: ir.Node) -> bool:
-        if node.domain == WORKFLOW_DOMAIN:
-            return True
+        """True unless removing ``node`` is unobservable: it neither has a side effect
+        nor can raise (Python would raise even if the result is unused)."""
         if node.domain == NAMU_DOMAIN and node.op_type == "Task":
             return node.attributes["task"].as_string() not in self.pure_tasks
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                if any(self.has_effect(inner) for inner in attr.as_graph()):
-                    return True
-        return False
+        if (node.domain, node.op_type) in _CONTROL_FLOW:
+            return any(
+                self.has_effect(inner)
+                for attr in node.attributes.values()
+                if attr.type == ir.AttributeType.GRAPH
+                for inner in attr.as_graph()
+            )
+        return (node.domain, node.op_type) not in _CANNOT_RAISE

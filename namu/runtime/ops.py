@@ -119,10 +119,15 @@ _UNARY: dict[str, Callable[[Any], Any]] = {
     "Identity": lambda x: x,
     "SequenceLength": len,
 }
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt,
+    "le": operator.le, "gt": operator.gt, "ge": operator.ge,
+}
 _NAMU_UNARY: dict[str, Callable[[Any], Any]] = {
     "Identity": lambda x: x,
     "Len": len,
     "Truth": bool,
+    "ToList": list,
 }
 
 
@@ -171,6 +176,8 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
         if op == "Dict":
             keys = tuple(node.attributes["keys"].as_strings())
             return lambda *values: dict(zip(keys, values))
+        if op == "Compare":
+            return _COMPARISONS[node.attributes["op"].as_string()]
         if op == "GetItem":
             return _with_span(operator.getitem, node)
         if op == "Unpack":

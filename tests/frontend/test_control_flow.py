@@ -287,13 +287,6 @@ def test_for_loop_over_a_list_literal():
     differential(wf, "abc")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a sequential `for` over a str types its items as `object` (lower.py "
-    "_Lowering._item only knows list element types; _map gives str items), so "
-    "`out = ch + out` is rejected with 'got object and str' although the same loop "
-    "as a comprehension over a str compiles",
-    strict=True,
-)
 def test_sequential_for_loop_over_a_string():
     @namu.workflow
     def wf(s: str) -> str:
@@ -322,12 +315,6 @@ def test_for_loop_over_a_tuple_literal_with_a_variable():
     differential(wf, 5)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a sequential `for` over a dict indexes it by position: lower.py "
-    "_Lowering._for/_item emit GetItem(seq, iter_num), so `for k in d` evaluates d[0] and "
-    "raises KeyError: 0 (Python iterates the keys; the fan-out path uses list(seq) and works)",
-    strict=True,
-)
 def test_sequential_for_loop_over_a_dict():
     @namu.workflow
     def wf(d: dict) -> int:
@@ -586,13 +573,6 @@ def test_branches_returning_tuples_of_the_same_shape():
         differential(wf, x)
 
 
-@pytest.mark.xfail(
-    reason="BUG: an early `return` nested two `if`s deep, with no `else`, hits "
-    "`assert then_ret is None and else_ret is None` in lower.py _Lowering._if (AssertionError "
-    "at compile time): _block only folds the following code into an `if` whose own body "
-    "terminates, not into an enclosing `if` whose body merely contains a returning `if`",
-    strict=True,
-)
 def test_early_return_nested_in_two_ifs():
     @namu.workflow
     def wf(a: int, b: int) -> int:
@@ -605,12 +585,6 @@ def test_early_return_nested_in_two_ifs():
         differential(wf, a, b)
 
 
-@pytest.mark.xfail(
-    reason="BUG: same as test_early_return_nested_in_two_ifs: `elif c: return ...` "
-    "followed by code after the if/elif/else hits the AssertionError in lower.py "
-    "_Lowering._if (the elif is an `if` nested in the outer `orelse`, not folded)",
-    strict=True,
-)
 def test_early_return_in_elif():
     @namu.workflow
     def wf(x: int) -> str:

@@ -215,11 +215,6 @@ def test_bool_operators_on_comparisons(a, b):
     differential(ws.compare_bool_ops, a, b)
 
 
-@pytest.mark.xfail(
-    reason="BUG: int/float comparisons cast the int to float (lower.py _compare_one via "
-    "_numeric_pair), so 2**53 + 1 == 2.0**53 is True compiled but False in Python",
-    strict=True,
-)
 def test_large_int_float_equality_is_exact():
     @namu.workflow
     def wf(a: int, x: float):
@@ -290,30 +285,14 @@ def test_guarded_division_when_guard_holds(x):
     differential(guarded_division, x)
 
 
-@pytest.mark.xfail(
-    reason="BUG: `and`/`or` short-circuit only when the right side calls a task "
-    "(lower.py _boolop: `if _has_call(operand)`); `x != 0 and 10 // x > 1` evaluates "
-    "10 // 0 eagerly and raises ZeroDivisionError where Python returns False",
-    strict=True,
-)
 def test_and_short_circuits_a_raising_operator():
     differential(guarded_division, 0)
 
 
-@pytest.mark.xfail(
-    reason="BUG: `len(xs) > 0 and xs[0] > 1` evaluates xs[0] on an empty list "
-    "(lower.py _boolop eager `And` when the right side has no call): IndexError",
-    strict=True,
-)
 def test_and_short_circuits_a_raising_subscript():
     differential(guarded_index, [])
 
 
-@pytest.mark.xfail(
-    reason="BUG: chained comparisons evaluate every comparator eagerly (lower.py "
-    "_compare); `a < b < 10 // c` raises ZeroDivisionError for c == 0 even when a >= b",
-    strict=True,
-)
 def test_chained_comparison_short_circuits():
     @namu.workflow
     def wf(a: int, b: int, c: int) -> bool:
@@ -680,11 +659,6 @@ def test_nested_workflow_with_an_indented_docstring():
     differential(wf, 1)
 
 
-@pytest.mark.xfail(
-    reason="BUG: namu/frontend/source.py FunctionSource parses textwrap.dedent(source); a "
-    "docstring line at column 0 stops the dedent, so ast.parse raises IndentationError",
-    strict=True,
-)
 def test_nested_workflow_with_a_docstring_line_at_column_zero():
     @namu.workflow
     def wf(x: int) -> int:
@@ -749,11 +723,6 @@ def test_workflow_call_runs_the_compiled_graph(executor):
     assert wf.compile() is wf.compile()
 
 
-@pytest.mark.xfail(
-    reason="BUG: passes/eliminate_dead_code.py deletes unused ops that can raise (here the "
-    "Mod/Div of `10 // x`), so the compiled run returns where Python raises ZeroDivisionError",
-    strict=True,
-)
 def test_unused_raising_expression_still_raises():
     @namu.workflow
     def wf(x: int) -> int:
@@ -777,12 +746,6 @@ def test_tuple_item_types_follow_constant_indexes():
     differential(wf, 3)
 
 
-@pytest.mark.xfail(
-    reason="BUG (minor): lower.py _subscript types `t[-1]` on a typed tuple as `object`: "
-    "it only recognises `ast.Constant` indexes and `-1` parses as UnaryOp(USub, 1), so "
-    "`t[-1] + 1` is rejected ('got object and int') while `t[1] + 1` compiles",
-    strict=True,
-)
 def test_tuple_item_type_with_negative_constant_index():
     @namu.workflow
     def wf(x: int) -> int:
