@@ -411,7 +411,7 @@ class _Lowering:
         if isinstance(stmt, ast.AnnAssign):
             self._check_target(stmt.target)
             if stmt.value is not None:
-                self._bind(stmt.target, self._expr(stmt.value, scope), scope, stmt)
+                self._bind(stmt.target, self._annotated(stmt, scope), scope, stmt)
             return None
         if isinstance(stmt, ast.AugAssign):
             self._check_target(stmt.target)
@@ -438,6 +438,28 @@ class _Lowering:
             self._for(stmt, scope, live_after)
             return None
         self.src.fail(stmt, f"{type(stmt).__name__} statements are not supported in a workflow")
+
+    def _annotated(self, stmt: ast.AnnAssign, scope: _Scope) -> ir.Value:
+        """``x: T = value``: the annotation gives an untyped value (a dict item, the result
+        of an unannotated task, ``[]``) its type. Annotations never change what Python
+        computes, and namu's ops compute exactly what Python does, so trusting them is safe."""
+        assert stmt.value is not None
+        try:
+            annotation = eval(compile(ast.Expression(stmt.annotation), self.src.filename, "eval"), self.names)  # noqa: S307
+        except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
+            self.src.fail(stmt.annotation, f"cannot evaluate the annotation: {type(exc).__name__}: {exc}")
+        declared = from_annotation(annotation)
+        if isinstance(stmt.value, ast.List) and not stmt.value.elts and declared.kind == "list" and declared.is_onnx:
+            dtype = declared.elem.onnx_type.dtype if declared.elem and declared.elem.kind != "list" else None  # type: ignore[union-attr]
+            if dtype is not None:
+                return self._emit1(scope, "SequenceEmpty", [], declared, stmt.value, attrs=[ir.AttrInt64("dtype", dtype.value)], names=["empty"])
+        value = self._expr(stmt.value, scope)
+        actual = type_of(value)
+        if actual == declared:
+            return value
+        if actual.kind != "opaque" and not (actual.kind == "list" and declared.kind == "list"):
+            self.src.fail(stmt.annotation, f"the annotation says {declared} but the value is {actual}")
+        return self._emit1(scope, "Identity", [value], declared, stmt, domain=NAMU_DOMAIN, names=[_base(value.name)])
 
     def _check_target(self, target: ast.expr) -> None:
         if isinstance(target, ast.Name):
@@ -774,7 +796,8 @@ class _Lowering:
     def _numeric_pair(self, left: ir.Value, right: ir.Value, scope: _Scope, node: ast.AST, what: str) -> tuple[ir.Value, ir.Value, ValueType]:
         lt, rt = type_of(left), type_of(right)
         if not (lt.is_numeric and rt.is_numeric):
-            self.src.fail(node, f"operator {what} needs int, float or bool operands here, got {lt} and {rt}; compute it inside a task")
+            hint = "annotate the value first (`n: int = ...`) or compute it inside a task" if "opaque" in (lt.kind, rt.kind) else "compute it inside a task"
+            self.src.fail(node, f"operator {what} needs int, float or bool operands here, got {lt} and {rt}; {hint}")
         result = ValueType.float() if "float" in (lt.kind, rt.kind) else ValueType.int()
         return self._cast(scope, left, result, node), self._cast(scope, right, result, node), result
 

@@ -49,7 +49,7 @@ _CANNOT_RAISE = frozenset(
     [("", op) for op in (
         "Constant", "Identity", "Add", "Sub", "Mul", "Neg", "Not", "And", "Or", "Equal",
         "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
-        "SequenceConstruct", "SequenceLength",
+        "SequenceConstruct", "SequenceEmpty", "SequenceLength",
     )]
     + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare")]
 )

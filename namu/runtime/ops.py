@@ -164,6 +164,8 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return _with_span(_cast(node.attributes["to"].as_int()), node)
         if op == "SequenceConstruct":
             return lambda *items: list(items)
+        if op == "SequenceEmpty":
+            return list
     if domain == NAMU_DOMAIN:
         if op == "Task":
             return _task(node, env)

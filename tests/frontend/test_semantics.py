@@ -792,3 +792,51 @@ def test_large_integer_constants_and_results_do_not_wrap():
 
     differential(wf, 1)
     differential(wf, 3)
+
+
+# ------------------------------------------------------------------ annotations give types
+@namu.task
+def untyped_record(x: int):
+    return {"count": x, "name": "n" + str(x)}
+
+
+@namu.task
+def append_item(acc: list[int], x: int) -> list[int]:
+    return [*acc, x]
+
+
+@namu.task
+def upto(n: int) -> list[int]:
+    return list(range(n))
+
+
+def test_annotation_types_an_untyped_value_for_arithmetic():
+    @namu.workflow
+    def wf(x: int) -> int:
+        record = untyped_record(x)
+        count: int = record["count"]
+        return count * 2 + 1
+
+    differential(wf, 5)
+
+
+def test_annotated_empty_list_is_a_typed_loop_carried_accumulator():
+    @namu.workflow
+    def wf(n: int) -> list[int]:
+        acc: list[int] = []
+        for x in upto(n):
+            acc = append_item(acc, x * x)
+        return acc
+
+    differential(wf, 4)
+    differential(wf, 0)
+
+
+def test_annotation_contradicting_a_known_type_is_rejected():
+    @namu.workflow
+    def wf(x: int) -> str:
+        y: str = x
+        return y
+
+    with pytest.raises(namu.WorkflowSyntaxError, match="the annotation says str but the value is int"):
+        wf.compile()
