@@ -1,0 +1,578 @@
+"""The ``namu`` command line: compile, run and inspect workflows.
+
+::
+
+    namu compile examples/collatz.py -o collatz.onnx
+    namu run examples/collatz.py --input limit=5000
+    namu run collatz.onnx --json
+    namu inspect collatz.onnx
+
+Exit codes: 0 success; 1 the workflow ran and failed (a task raised, or the runtime
+failed); 2 the command could not start: bad usage, a missing or unreadable file, an
+unknown workflow, a workflow namu cannot compile, bad inputs, a stale artifact;
+130 interrupted. Every error is exactly one line on stderr starting with ``error:``.
+See ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import sys
+import traceback
+import types
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+import namu
+from namu.errors import (
+    ArtifactError,
+    InputError,
+    NamuError,
+    TaskError,
+    WorkflowSyntaxError,
+)
+
+__all__ = ["main", "cli"]
+
+#: exit codes (documented in docs/cli.md).
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: set this environment variable to see the traceback of an internal error.
+TRACEBACK_ENV = "NAMU_TRACEBACK"
+
+
+class CliError(Exception):
+    """An error reported as one ``error: ...`` line with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    raise CliError(message, code)
+
+
+def _first_line(text: object, *, mark_more: bool = False) -> str:
+    """The first non-blank line of ``text`` (error messages must stay on one line).
+
+    With ``mark_more``, `` ...`` shows that lines were dropped (a task's own message).
+    """
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return type(text).__name__ if isinstance(text, BaseException) else "unknown error"
+    return lines[0] + (" ..." if mark_more and len(lines) > 1 else "")
+
+
+def _joined(text: object) -> str:
+    """All lines of ``text`` joined into one (for click's short usage messages)."""
+    return " ".join(str(text).split())
+
+
+# ---------------------------------------------------------------------- targets
+def _split_target(spec: str) -> tuple[str, str | None]:
+    """``FILE.py:NAME`` -> ``("FILE.py", "NAME")``; anything else -> ``(spec, None)``."""
+    path, sep, name = spec.rpartition(":")
+    if sep and path.lower().endswith(".py"):
+        if not name.isidentifier():
+            _fail(f"invalid workflow name {name!r} in {spec!r} (expected FILE.py:WORKFLOW)")
+        return path, name
+    return spec, None
+
+
+def _existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        _fail(f"no such file: {path}")
+    if not p.is_file():
+        _fail(f"not a file: {path}")
+    return p
+
+
+def _import_file(path: Path) -> types.ModuleType:
+    from namu.runtime.modules import import_path
+
+    try:
+        return import_path(path)
+    except SyntaxError as exc:
+        where = f"{exc.filename or path}:{exc.lineno or 0}:{exc.offset or 0}"
+        _fail(f"{where}: {type(exc).__name__}: {exc.msg}")
+    except WorkflowSyntaxError as exc:
+        _fail(_first_line(exc))
+    except NamuError as exc:
+        _fail(f"importing {path}: {type(exc).__name__}: {_first_line(exc)}")
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module failed
+        _fail(f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global names a function (and the comprehensions and lambdas inside it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _module_workflows(module: types.ModuleType) -> dict[str, namu.Workflow]:
+    """The workflows defined in ``module`` (not imported into it), by name."""
+    found: dict[str, namu.Workflow] = {}
+    for attr, obj in vars(module).items():
+        if isinstance(obj, namu.Workflow) and getattr(obj.fn, "__module__", None) == module.__name__:
+            if obj not in found.values():
+                found[obj.name] = obj
+            if attr != obj.name:
+                found.setdefault(attr, obj)
+    return found
+
+
+def _entry_workflows(module: types.ModuleType, workflows: dict[str, namu.Workflow]) -> list[namu.Workflow]:
+    """The workflows that no other workflow of the module calls (the module's entry points)."""
+    unique = list(dict.fromkeys(workflows.values()))
+    called: set[int] = set()
+    namespace = vars(module)
+    for wf in unique:
+        for name in _code_names(wf.fn.__code__):
+            obj = namespace.get(name)
+            if isinstance(obj, namu.Workflow) and obj is not wf:
+                called.add(id(obj))
+    return [wf for wf in unique if id(wf) not in called]
+
+
+def _load_workflow(spec: str) -> namu.Workflow:
+    """Import ``FILE.py[:WORKFLOW]`` and pick the workflow."""
+    path_text, name = _split_target(spec)
+    path = _existing_file(path_text)
+    if path.suffix.lower() != ".py":
+        _fail(f"{path_text} is not a Python file (expected FILE.py or FILE.py:WORKFLOW)")
+    module = _import_file(path)
+    workflows = _module_workflows(module)
+    names = sorted({wf.name for wf in workflows.values()})
+    if name is not None:
+        if name in workflows:
+            return workflows[name]
+        if not names:
+            _fail(f"no workflow named {name!r}: {path_text} defines no @namu.workflow")
+        _fail(f"no workflow named {name!r} in {path_text}; available: {', '.join(names)}")
+    if not workflows:
+        _fail(f"{path_text} defines no @namu.workflow")
+    if len(names) == 1:
+        return next(iter(workflows.values()))
+    entries = _entry_workflows(module, workflows)
+    if len(entries) == 1:
+        return entries[0]
+    _fail(
+        f"{path_text} defines several workflows ({', '.join(names)}); "
+        f"choose one with {path_text}:WORKFLOW"
+    )
+
+
+def _compile(wf: namu.Workflow) -> namu.Artifact:
+    try:
+        return namu.compile(wf)
+    except WorkflowSyntaxError as exc:
+        _fail(_first_line(exc))  # file:line:col: reason (the source excerpt follows in str())
+    except NamuError as exc:
+        _fail(f"cannot compile {wf.name}: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _load_artifact(path_text: str) -> namu.Artifact:
+    _existing_file(path_text)
+    try:
+        return namu.load(path_text)
+    except ArtifactError as exc:
+        _fail(_first_line(exc))
+
+
+def _target_artifact(spec: str) -> namu.Artifact:
+    """A ``.py`` workflow (compiled now) or a saved ``.onnx`` artifact."""
+    path_text, _ = _split_target(spec)
+    suffix = Path(path_text).suffix.lower()
+    if suffix == ".py":
+        return _compile(_load_workflow(spec))
+    if suffix == ".onnx":
+        return _load_artifact(path_text)
+    _existing_file(path_text)
+    _fail(f"{path_text}: expected a workflow file (FILE.py[:WORKFLOW]) or an artifact (FILE.onnx)")
+
+
+# ---------------------------------------------------------------------- inputs and output
+def _parse_inputs(pairs: Sequence[str], signature: Any) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs -> kwargs. VALUE is JSON when it parses as JSON, else a string."""
+    known = [p.name for p in signature.params]
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            _fail(f"--input expects NAME=VALUE, got {pair!r}")
+        if name not in known:
+            takes = ", ".join(_format_param(p) for p in signature.params) or "no inputs"
+            _fail(f"unknown input {name!r} for workflow {signature.name}; it takes: {takes}")
+        if name in inputs:
+            _fail(f"input {name!r} given twice")
+        try:
+            inputs[name] = json.loads(raw)
+        except ValueError:
+            inputs[name] = raw
+    return inputs
+
+
+def _format_param(p: Any) -> str:
+    text = f"{p.name}: {p.type}"
+    if p.has_default:
+        text += f" = {json.dumps(p.default)}"
+    return text
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` made JSON-serializable; what JSON cannot hold becomes its ``repr``."""
+    if depth > 100:
+        return repr(value)
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = k if isinstance(k, str) else (json.dumps(k) if isinstance(k, (int, float, bool)) or k is None else repr(k))
+            out[key] = _jsonable(v, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value), depth + 1)
+    return repr(value)
+
+
+def _skipped_summary(skipped: Sequence[namu.SkippedItem]) -> str:
+    """One line: how many items were skipped, by task and exception type, and the first error."""
+    counts: dict[tuple[str, str], int] = {}
+    for item in skipped:
+        kind = item.error.split(":", 1)[0]
+        counts[(item.task, kind)] = counts.get((item.task, kind), 0) + 1
+    groups = ", ".join(f"{n} x {task} ({kind})" for (task, kind), n in counts.items())
+    first = skipped[0]
+    error = " ".join(first.error.split())  # a task's message may span lines
+    error = error if len(error) <= 120 else error[:117] + "..."
+    noun = "item" if len(skipped) == 1 else "items"
+    return f"skipped {len(skipped)} {noun}: {groups}; first: {first.task}[{first.index}]: {error} (--json lists all)"
+
+
+def _check_executor(executor: str) -> None:
+    if executor == "kernel" and importlib.util.find_spec("namu._kernel") is None:
+        _fail(
+            "the native kernel (namu._kernel) is not built; build it with "
+            "`maturin develop --release`, or run with --executor reference"
+        )
+
+
+# ---------------------------------------------------------------------- commands
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(namu.__version__, "-V", "--version", prog_name="namu", message="%(prog)s %(version)s")
+def cli() -> None:
+    """namu: compile Python workflows to ONNX IR, run them, inspect artifacts.
+
+    \b
+    Examples:
+      namu compile examples/collatz.py -o collatz.onnx
+      namu run examples/collatz.py --input limit=5000
+      namu run collatz.onnx --json
+      namu inspect collatz.onnx
+
+    Exit codes: 0 success, 1 the run failed (a task raised), 2 bad usage or
+    input (the error is one line on stderr), 130 interrupted.
+    """
+
+
+@cli.command("compile", short_help="Compile a workflow into an ONNX artifact.")
+@click.argument("target", metavar="FILE.py[:WORKFLOW]")
+@click.option(
+    "-o",
+    "--output",
+    metavar="OUT.onnx",
+    type=click.Path(dir_okay=False),
+    help="Where to write the artifact. Default: WORKFLOW.onnx in the current directory.",
+)
+def compile_command(target: str, output: str | None) -> int:
+    """Compile a workflow into an ONNX artifact.
+
+    FILE.py is imported (as `python FILE.py` would, with its directory on sys.path)
+    and WORKFLOW is the name of a @namu.workflow defined in it. WORKFLOW may be left
+    out when the file defines one workflow, or one that no other workflow calls.
+    The artifact is written atomically: a failed compile leaves no file behind.
+
+    \b
+    Examples:
+      namu compile examples/collatz.py                  # writes ./collatz.onnx
+      namu compile pipeline.py:train -o build/train.onnx
+    """
+    from namu.ir.printer import count_nodes
+
+    wf = _load_workflow(target)
+    art = _compile(wf)
+    out = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
+    try:
+        written = art.save(out)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    click.echo(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
+    return EXIT_OK
+
+
+@cli.command("run", short_help="Run a workflow or an artifact and print its result.")
+@click.argument("target", metavar="(FILE.py[:WORKFLOW] | ART.onnx)")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A workflow input (repeatable). VALUE is parsed as JSON when it is valid JSON "
+    '(3, 2.5, true, [1,2], "text"), else taken as a string; the workflow\'s annotation '
+    "then converts or rejects it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s}.")
+@click.option(
+    "--executor",
+    type=click.Choice(["kernel", "reference"]),
+    default="kernel",
+    show_default=True,
+    help="kernel: the native Rust scheduler; reference: the pure-Python interpreter.",
+)
+def run_command(target: str, inputs: tuple[str, ...], as_json: bool, executor: str) -> int:
+    """Run a workflow (compiling it first) or a saved artifact, and print its result.
+
+    A progress bar is drawn on stderr while the workflow runs (only on a terminal).
+    The result goes to stdout, pretty-printed, or as JSON with --json. Items dropped
+    by on_error="skip" tasks are summarized on stderr (listed in full with --json).
+
+    \b
+    Examples:
+      namu run examples/collatz.py --input limit=2000
+      namu run examples/stdlib_stats.py:stdlib_stats -i top=5 --json
+      namu run collatz.onnx --executor reference
+    """
+    from namu.runtime.progress import ProgressObserver
+
+    art = _target_artifact(target)
+    kwargs = _parse_inputs(inputs, art.signature)
+    _check_executor(executor)
+    try:
+        with ProgressObserver(art.name) as progress:
+            result = art.run(executor=executor, observer=progress, **kwargs)
+    except InputError as exc:
+        _fail(_first_line(exc))
+    except TaskError as exc:
+        _fail(_first_line(exc, mark_more=True), EXIT_RUN_FAILED)
+    except NamuError as exc:
+        _fail(f"{type(exc).__name__}: {_first_line(exc, mark_more=True)}", EXIT_RUN_FAILED)
+    except Exception as exc:  # noqa: BLE001 - an op of the workflow body failed, as Python would
+        # e.g. ZeroDivisionError from `x // 0`; the runtime notes the op and its span.
+        notes = "; ".join(_first_line(n) for n in getattr(exc, "__notes__", ()) if str(n).strip())
+        _fail(f"{type(exc).__name__}: {_first_line(exc, mark_more=True)}" + (f" ({notes})" if notes else ""), EXIT_RUN_FAILED)
+    if as_json:
+        document = {
+            "value": _jsonable(result.value),
+            "skipped": [_jsonable(item) for item in result.skipped],
+            "elapsed_s": result.elapsed_s,
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, allow_nan=False))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    Console().print(Pretty(result.value), soft_wrap=False)
+    if result.skipped:
+        click.echo(click.style(_skipped_summary(result.skipped), fg="yellow"), err=True)
+    return EXIT_OK
+
+
+@cli.command("inspect", short_help="Show an artifact's passport, tasks and graph.")
+@click.argument("artifact", metavar="ART.onnx")
+@click.option("--onnx-text", is_flag=True, help="Print only the ONNX textual form (onnx.printer.to_text).")
+def inspect_command(artifact: str, onnx_text: bool) -> int:
+    """Show an artifact: passport, signature, task table and the graph listing.
+
+    No task code is imported: inspecting is safe on any artifact. The listing has one
+    line per node (`%y = namu.Task[task=add](%x, %c)  # wf.py:12:9`), with If/Loop/Map
+    bodies indented under their node.
+
+    \b
+    Examples:
+      namu inspect collatz.onnx
+      namu inspect collatz.onnx --onnx-text > collatz.txt
+    """
+    from namu.runtime.loader import read_model
+
+    _existing_file(artifact)
+    try:
+        proto = read_model(artifact)
+    except ArtifactError as exc:
+        _fail(_first_line(exc))
+    if onnx_text:
+        import onnx
+
+        click.echo(onnx.printer.to_text(proto))
+        return EXIT_OK
+    for line in _inspect_lines(artifact, proto):
+        click.echo(line)
+    return EXIT_OK
+
+
+def _inspect_lines(path: str, proto: Any) -> Iterator[str]:
+    from namu.ir import metadata
+    from namu.ir.printer import count_nodes, format_graph
+    from namu.ir.serde import from_proto
+    from namu.ir.types import type_of
+
+    try:
+        model = from_proto(proto)
+        props = model.metadata_props
+        passport = metadata.Passport.model_validate_json(props[metadata.PASSPORT_KEY])
+        signature = metadata.Signature.model_validate_json(props[metadata.SIGNATURE_KEY])
+        table = metadata.TaskTable.model_validate_json(props[metadata.TASKS_KEY])
+        listing = format_graph(model)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means a broken artifact
+        _fail(f"{path} has corrupt namu metadata: {type(exc).__name__}: {_first_line(exc)}")
+
+    bold = _styler(bold=True)
+    outputs = list(model.graph.outputs)
+    if signature.returns == "dict":
+        returns = "{" + ", ".join(f"{k!r}: {type_of(v)}" for k, v in zip(signature.return_keys, outputs)) + "}"
+    elif signature.returns == "tuple":
+        returns = "tuple[" + ", ".join(str(type_of(v)) for v in outputs) + "]"
+    else:
+        returns = str(type_of(outputs[0])) if outputs else "None"
+    params = ", ".join(_format_param(p) for p in signature.params)
+
+    yield bold("passport")
+    rows = [
+        ("artifact", str(Path(path))),
+        ("workflow", f"{passport.workflow}  ({signature.file})"),
+        ("namu", f"{passport.namu_version}  (onnx opset {passport.onnx_opset}, ir_version {model.ir_version})"),
+        ("passes", " -> ".join(passport.passes) or "(none)"),
+        ("digest", passport.workflow_digest),
+        ("size", f"{count_nodes(model)} ops, {len(table.tasks)} tasks, {len(model.functions)} functions"),
+    ]
+    for key, value in rows:
+        yield f"  {key:<9} {value}"
+    yield ""
+    yield bold("signature")
+    yield f"  {signature.name}({params}) -> {returns}"
+    yield ""
+    yield bold(f"tasks ({len(table.tasks)})")
+    yield from _task_table(table)
+    yield ""
+    yield bold("graph")
+    yield listing
+
+
+def _styler(**style: Any) -> Any:
+    return lambda text: click.style(text, **style)
+
+
+def _task_table(table: Any) -> Iterator[str]:
+    from namu.ir.metadata import TaskOptions
+
+    defaults = TaskOptions().model_dump()
+    header = ("key", "task", "file", "digest", "options")
+    rows = []
+    for entry in table.tasks:
+        options = entry.options.model_dump()
+        changed = ", ".join(f"{k}={v!r}" for k, v in options.items() if v != defaults[k])
+        if entry.is_async:
+            changed = ", ".join(filter(None, ["async", changed]))
+        rows.append((
+            entry.key,
+            f"{entry.module}.{entry.qualname}",
+            _display_path(entry.file),
+            entry.digest.removeprefix("sha256:")[:12],
+            changed or "-",
+        ))
+    if not rows:
+        yield "  (no tasks)"
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(row: Sequence[str]) -> str:
+        return "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+
+    yield click.style(fmt(header), dim=True)
+    for row in rows:
+        yield fmt(row)
+
+
+def _display_path(file: str) -> str:
+    if not file:
+        return "?"
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive on Windows
+        return file
+    return rel if not rel.startswith("..") else file
+
+
+# ---------------------------------------------------------------------- entry point
+def _error(message: str) -> None:
+    click.echo(click.style("error:", fg="red", bold=True) + " " + message, err=True)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args:
+            click.echo(cli.get_help(click.Context(cli, info_name="namu")))
+            return EXIT_OK
+        rv = cli.main(args=args, prog_name="namu", standalone_mode=False)
+    except CliError as exc:
+        _error(exc.message)
+        return exc.code
+    except click.exceptions.Abort:
+        _error("aborted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        _error(_joined(exc.format_message()))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # click exits this way on a broken pipe
+        return exc.code if isinstance(exc.code, int) else EXIT_RUN_FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, traceback on request
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        _error(
+            f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+            f"(set {TRACEBACK_ENV}=1 to see the traceback)"
+        )
+        return EXIT_RUN_FAILED
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``namu`` console script: run the CLI and exit with its code."""
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `namu ... | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
