@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -82,27 +83,37 @@ def _resolve(entry: metadata.TaskEntry) -> Task:
         )
     errors: list[str] = []
     try:
-        obj = lookup_qualname(import_module(entry.module), entry.qualname)
-        if isinstance(obj, Task):
-            return obj
-        errors.append(f"{where} is not a @namu.task")
+        module = import_module(entry.module)
     except ImportError as exc:
         errors.append(f"cannot import module {entry.module!r} ({exc})")
     except Exception as exc:  # noqa: BLE001 - the user's module failed to import
         errors.append(f"importing {entry.module!r} raised {type(exc).__name__}: {exc}")
-    except AttributeError:
-        errors.append(f"module {entry.module!r} has no {entry.qualname!r}")
+    else:
+        found = _task_in(module, entry, errors, f"module {entry.module!r}")
+        if found is not None:
+            return found
     if entry.file and os.path.isfile(entry.file):
         try:
-            obj = lookup_qualname(import_path(entry.file, module_name=entry.module), entry.qualname)
-        except AttributeError:
-            errors.append(f"{entry.file} defines no {entry.qualname!r}")
+            module = import_path(entry.file, module_name=entry.module)
         except Exception as exc:  # noqa: BLE001 - the user's module failed to import
             errors.append(f"importing {entry.file} raised {type(exc).__name__}: {exc}")
         else:
-            if isinstance(obj, Task):
-                return obj
-            errors.append(f"{entry.file}: {entry.qualname} is not a @namu.task")
+            found = _task_in(module, entry, errors, entry.file)
+            if found is not None:
+                return found
     elif entry.file:
         errors.append(f"file {entry.file} no longer exists")
     raise TaskResolutionError(f"cannot find task {entry.key!r}: " + "; ".join(errors))
+
+
+def _task_in(module: ModuleType, entry: metadata.TaskEntry, errors: list[str], where: str) -> Task | None:
+    """``module.<qualname>`` if it is a task; otherwise record why not and return None."""
+    try:
+        obj = lookup_qualname(module, entry.qualname)
+    except AttributeError:
+        errors.append(f"{where} has no {entry.qualname!r}")
+        return None
+    if not isinstance(obj, Task):
+        errors.append(f"{where}: {entry.qualname} is not a @namu.task")
+        return None
+    return obj

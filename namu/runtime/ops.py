@@ -271,8 +271,9 @@ def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
     def map_(seq: Any, *captured: Any) -> Any:
         items = list(seq)
         state = current_run()
-        if state is not None and state.observer is not None:
-            state.observer.on_fanout(len(items))
+        observer = state.observer if state is not None else None
+        if observer is not None:
+            observer.on_fanout(len(items))
         caps_list = list(captured)
         gathered: list[Any] = []
         for index, item in enumerate(items):
@@ -283,7 +284,11 @@ def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
                     cause = skipped.__cause__
                     error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
                     state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
+                if observer is not None:
+                    observer.on_item_done()
                 continue
+            if observer is not None:
+                observer.on_item_done()
             if has_output:
                 if flatten:
                     gathered.extend(outs[0])

@@ -1,9 +1,9 @@
 """A rich progress bar driven by a run's events (the CLI's ``namu run`` uses it).
 
-The total is not known when a run starts: it grows as fan-outs start (each adds its
-number of items), and each finished task call advances the bar by one. Work done outside
-fan-outs (and nested fan-outs that call several tasks per item) can push the count past
-the total; the total then follows the count, so the bar never shows more than 100 %.
+The bar counts fan-out items: its total grows as fan-outs start (each adds its number of
+items, nested fan-outs too) and it advances as each item's path finishes or is skipped.
+Beside it, the number of task calls finished and the last task's name show that work
+outside fan-outs is moving. Before the first fan-out the bar pulses.
 
 Use it as a context manager and pass it as the run's observer::
 
@@ -41,16 +41,16 @@ class ProgressObserver:
         console: where to draw (default: a console on stderr).
 
     Attributes:
-        total: the units of work known so far: fan-out items announced, plus the task
-            calls that finished before a fan-out started.
-        completed: the number of task calls finished so far.
+        total: fan-out items announced so far.
+        completed: fan-out items finished (or skipped) so far.
+        tasks_done: task calls finished so far.
     """
 
     def __init__(self, description: str = "running", *, console: Console | None = None) -> None:
         self.console = console if console is not None else Console(stderr=True)
         self.total = 0
         self.completed = 0
-        self._fanouts = 0
+        self.tasks_done = 0
         self._lock = threading.Lock()
         self._description = description
         self._progress = Progress(
@@ -58,7 +58,7 @@ class ProgressObserver:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[last]}", style="dim"),
+            TextColumn("items  {task.fields[tasks]} tasks  {task.fields[last]}", style="dim"),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
@@ -66,7 +66,7 @@ class ProgressObserver:
             refresh_per_second=10,
         )
         # total=None draws a pulsing bar until the first fan-out announces its size.
-        self._task_id = self._progress.add_task(description, total=None, last="")
+        self._task_id = self._progress.add_task(description, total=None, tasks=0, last="")
 
     # -- context manager ---------------------------------------------------------------
     @property
@@ -100,18 +100,17 @@ class ProgressObserver:
     def on_fanout(self, items: int) -> None:
         """A fan-out of ``items`` paths started: grow the total."""
         with self._lock:
-            self._fanouts += 1
-            # Tasks finished before this fan-out count as done units of the total.
-            self.total = max(self.total, self.completed) + items
+            self.total += items
             self._progress.update(self._task_id, total=self.total)
 
-    def on_task_done(self, task: str) -> None:
-        """A task call finished: advance by one (and keep the total at least the count)."""
+    def on_item_done(self) -> None:
+        """One fan-out path finished or was skipped: advance the bar."""
         with self._lock:
             self.completed += 1
-            fields: dict[str, object] = {"completed": self.completed, "last": task}
-            if self._fanouts and self.completed > self.total:
-                self.total = self.completed
-            if self._fanouts:
-                fields["total"] = self.total
-            self._progress.update(self._task_id, **fields)  # type: ignore[arg-type]
+            self._progress.update(self._task_id, completed=self.completed)
+
+    def on_task_done(self, task: str) -> None:
+        """A task call finished: count it and show its name."""
+        with self._lock:
+            self.tasks_done += 1
+            self._progress.update(self._task_id, tasks=self.tasks_done, last=task)

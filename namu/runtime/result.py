@@ -32,6 +32,9 @@ class RunObserver(Protocol):
     def on_fanout(self, items: int) -> None:
         """A fan-out of ``items`` paths started."""
 
+    def on_item_done(self) -> None:
+        """One path of a fan-out finished (or was skipped)."""
+
     def on_task_done(self, task: str) -> None:
         """One task call finished (successfully or not)."""
 

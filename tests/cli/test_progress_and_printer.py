@@ -58,12 +58,12 @@ def test_progress_counts_grow_with_fanouts(executor: str) -> None:
     console = Console(file=out, force_terminal=True, force_interactive=True, width=100)
     with ProgressObserver("squares", console=console) as progress:
         result = squares.run(n=5, executor=executor, observer=progress)
-    # items (1) + 5 squares + 4 squares (item 3 was skipped) + total (1)
     assert result.value == sum(x**4 for x in range(5) if x != 3)
     assert len(result.skipped) == 1
-    assert progress.completed == 11
-    # 1 task done before the first fan-out + 5 items, then + 4 items; total follows the count
-    assert progress.total == 11
+    # two fan-outs: 5 items, then the 4 that survived the skip; every item finishes
+    assert (progress.total, progress.completed) == (9, 9)
+    # items (1) + 5 squares + 4 squares (item 3 was skipped) + total (1)
+    assert progress.tasks_done == 11
     assert out.getvalue()  # drawn on a terminal
 
 
@@ -73,17 +73,18 @@ def test_progress_writes_nothing_off_a_terminal() -> None:
     with ProgressObserver("squares", console=console) as progress:
         squares.run(n=4, executor="reference", observer=progress)
     assert not progress.enabled
-    assert progress.completed == 1 + 4 + 3 + 1
+    assert progress.tasks_done == 1 + 4 + 3 + 1
     assert out.getvalue() == ""
 
 
-def test_progress_total_before_any_fanout_is_open() -> None:
+def test_progress_counts_items_not_tasks() -> None:
     progress = ProgressObserver("x", console=Console(file=io.StringIO(), force_terminal=False))
     progress.on_task_done("a")
     progress.on_task_done("b")
-    assert (progress.completed, progress.total) == (2, 0)
+    assert (progress.completed, progress.total, progress.tasks_done) == (0, 0, 2)
     progress.on_fanout(3)
-    assert progress.total == 5
+    progress.on_item_done()
+    assert (progress.completed, progress.total) == (1, 3)
 
 
 def test_format_graph_listing() -> None:
