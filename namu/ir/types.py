@@ -21,6 +21,7 @@ onnx_ir has no opaque type, so an opaque value carries its type name in the valu
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from typing import Any
@@ -127,6 +128,8 @@ def from_annotation(annotation: Any) -> ValueType:
     ``inspect.Parameter.empty``, ``typing.Any`` and unknown classes become opaque types;
     ``list[T]`` keeps its element type; ``tuple[A, B]`` keeps its item types.
     """
+    if annotation is Any or annotation is inspect.Parameter.empty or annotation is object:
+        return ValueType.opaque("object")
     if annotation in (int, float, bool, str):
         return ValueType(annotation.__name__)
     origin = typing.get_origin(annotation)
@@ -163,7 +166,8 @@ def python_type(vtype: ValueType) -> Any:
 
 def _from_onnx(onnx_type: ir.TypeProtocol) -> ValueType:
     if isinstance(onnx_type, ir.TensorType):
-        return ValueType(_DTYPE_TO_SCALAR.get(onnx_type.dtype, "opaque"), name="object")
+        scalar = _DTYPE_TO_SCALAR.get(onnx_type.dtype)
+        return ValueType(scalar) if scalar is not None else ValueType.opaque(f"tensor({onnx_type.dtype.name.lower()})")
     if isinstance(onnx_type, ir.SequenceType):
         return ValueType.list(_from_onnx(onnx_type.elem_type))  # type: ignore[arg-type]
     return ValueType.opaque()
