@@ -238,7 +238,10 @@ class _Lowering:
             node = (args.posonlyargs or args.kwonlyargs)[0]
             self.src.fail(node, "positional-only and keyword-only parameters are not supported")
         sig = self.wf.signature
-        hints = inspect.get_annotations(self.wf.fn, eval_str=True)
+        try:
+            hints = inspect.get_annotations(self.wf.fn, eval_str=True)
+        except Exception as exc:  # noqa: BLE001 - a forward reference that does not resolve
+            self.src.fail(fdef, f"cannot evaluate the workflow's annotations: {type(exc).__name__}: {exc}")
         inputs: list[ir.Value] = []
         params: list[Parameter] = []
         for arg in args.args:
