@@ -121,6 +121,7 @@ class CompileContext:
 
     def __init__(self) -> None:
         self._names: set[str] = set()
+        self._next_suffix: dict[str, int] = {}
         self.tasks: dict[str, Task] = {}  # key -> Task
         self._task_keys: dict[int, str] = {}  # id(Task) -> key
         self.functions: dict[str, ir.Function] = {}
@@ -129,15 +130,16 @@ class CompileContext:
         self._in_progress: list[Workflow] = []
 
     def fresh(self, hint: str) -> str:
-        """A model-wide unique SSA name based on ``hint``."""
+        """A model-wide unique SSA name based on ``hint`` (amortized O(1))."""
         hint = hint or "v"
         if hint not in self._names:
             self._names.add(hint)
             return hint
-        i = 1
+        i = self._next_suffix.get(hint, 1)
         while f"{hint}_{i}" in self._names:
             i += 1
         name = f"{hint}_{i}"
+        self._next_suffix[hint] = i + 1
         self._names.add(name)
         return name
 
@@ -375,23 +377,25 @@ class _Lowering:
     def _block(self, stmts: list[ast.stmt], scope: _Scope, live_out: set[str]) -> _Return | None:
         """Lower a statement list; return what it returns (``None`` if it falls through)."""
         stmts = list(stmts)
-        i = 0
-        while i < len(stmts):
-            stmt = stmts[i]
+        for i, stmt in enumerate(stmts):
             rest = stmts[i + 1 :]
             if isinstance(stmt, ast.If) and rest and _contains_return(stmt) and not _terminates([stmt]):
                 # `if c: return a` followed by more code: the rest runs on every path of
                 # the `if` that falls through, so it moves to the end of those paths.
-                stmt = _append_rest(stmt, rest)
-                stmts = stmts[:i] + [stmt]
-                rest = []
-            live_after = live_before(rest, live_out)
-            result = self._stmt(stmt, scope, live_after)
+                stmts = stmts[:i] + [_append_rest(stmt, rest)]
+                break
+        # Backward liveness once for the whole block: live[i] holds after statement i.
+        live = [set(live_out)] * len(stmts)
+        after = set(live_out)
+        for i in range(len(stmts) - 1, -1, -1):
+            live[i] = after
+            after = live_before([stmts[i]], after)
+        for i, stmt in enumerate(stmts):
+            result = self._stmt(stmt, scope, live[i])
             if result is not None:
-                if rest:
-                    self.src.fail(rest[0], "unreachable code after `return`")
+                if i + 1 < len(stmts):
+                    self.src.fail(stmts[i + 1], "unreachable code after `return`")
                 return result
-            i += 1
         return None
 
     def _stmt(self, stmt: ast.stmt, scope: _Scope, live_after: set[str]) -> _Return | None:
