@@ -1,0 +1,117 @@
+"""Build the benchmark graphs for each peer engine (imported lazily; missing peers skip)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from benchmarks.conftest import N, TASKS, random_dag
+from namu.runtime.modules import import_path
+
+
+def need(module: str) -> ModuleType:
+    """Import a peer or skip the benchmark (a missing peer is reported, never faked)."""
+    return pytest.importorskip(module)
+
+
+# ---------------------------------------------------------------------- Dask
+def dask_chain_graph(fns: Any) -> dict[str, Any]:
+    """A low-level dask task graph (dict of key -> task tuple): dask's fastest interface.
+
+    (``dask.delayed`` chains rebuild their graph at every step: building 10,000 of them
+    takes tens of seconds, which would measure graph construction, not scheduling.)
+    """
+    graph: dict[str, Any] = {"x0": 0}
+    for i in range(1, N + 1):
+        graph[f"x{i}"] = (fns.inc_fn, f"x{i - 1}")
+    return graph
+
+
+def dask_fanout_graph(fns: Any) -> dict[str, Any]:
+    graph: dict[str, Any] = {f"y{i}": (fns.inc_fn, i) for i in range(N)}
+    graph["result"] = (fns.total_fn, [f"y{i}" for i in range(N)])
+    return graph
+
+
+def dask_dag_graph(fns: Any) -> dict[str, Any]:
+    """A low-level dask task graph (dict of key -> task tuple) for the random DAG."""
+    adders = {2: fns.add2_fn, 3: fns.add3_fn, 4: fns.add4_fn}
+    graph: dict[str, Any] = {"v0": 1, "v1": 2}
+    for i, deps in random_dag(N):
+        graph[f"v{i}"] = (adders[len(deps)], *[f"v{d}" for d in deps])
+    return graph
+
+
+# ---------------------------------------------------------------------- Hamilton
+def hamilton_driver(directory: Path, kind: str) -> Any:
+    """A Hamilton driver over a generated module with one function per node."""
+    need("hamilton")
+    from hamilton import driver
+
+    lines = [TASKS]
+    if kind == "chain":
+        for i in range(1, N + 1):
+            lines.append(f"def n{i}(n{i - 1}: int) -> int:\n    return inc_fn(n{i - 1})\n")
+    elif kind == "fanout":
+        for i in range(N):
+            lines.append(f"def y{i}() -> int:\n    return inc_fn({i})\n")
+        lines.append("def result(" + ", ".join(f"y{i}: int" for i in range(N)) + ") -> int:\n    return total_fn([" + ", ".join(f"y{i}" for i in range(N)) + "])\n")
+    else:
+        for i, deps in random_dag(N):
+            params = ", ".join(f"v{d}: int" for d in deps)
+            args = ", ".join(f"v{d}" for d in deps)
+            lines.append(f"def v{i}({params}) -> int:\n    return add{len(deps)}_fn({args})\n")
+    path = directory / f"hamilton_{kind}.py"
+    path.write_text("\n".join(lines))
+    module = import_path(path)
+    return driver.Builder().with_modules(module).build()
+
+
+# ---------------------------------------------------------------------- LangGraph
+def langgraph_chain(fns: Any) -> Any:
+    need("langgraph")
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class State(TypedDict):
+        x: int
+
+    def step(state: State) -> dict[str, int]:
+        return {"x": fns.inc_fn(state["x"])}
+
+    graph = StateGraph(State)
+    for i in range(N):
+        graph.add_node(f"n{i}", step)
+    graph.add_edge(START, "n0")
+    for i in range(N - 1):
+        graph.add_edge(f"n{i}", f"n{i + 1}")
+    graph.add_edge(f"n{N - 1}", END)
+    return graph.compile()
+
+
+# ---------------------------------------------------------------------- Ray
+def ray_remote(fns: Any) -> dict[str, Callable[..., Any]]:
+    ray = need("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+    def total_star(*xs: int) -> int:
+        return fns.total_fn(list(xs))
+
+    return {
+        "inc": ray.remote(fns.inc_fn),
+        "add2": ray.remote(fns.add2_fn),
+        "add3": ray.remote(fns.add3_fn),
+        "add4": ray.remote(fns.add4_fn),
+        "total": ray.remote(total_star),
+    }
+
+
+def peer_module(name: str) -> ModuleType:
+    return importlib.import_module(name)
