@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -113,5 +114,34 @@ def ray_remote(fns: Any) -> dict[str, Callable[..., Any]]:
     }
 
 
-def peer_module(name: str) -> ModuleType:
-    return importlib.import_module(name)
+def deep(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Run ``fn`` in a thread with a 512 MiB stack and a high recursion limit.
+
+    Hamilton walks its graph recursively, so a 10,000-node chain overflows Python's
+    default recursion limit; this gives it the room a user would have to give it.
+    """
+
+    def run() -> Any:
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                box["error"] = exc
+
+        old_limit, old_size = sys.getrecursionlimit(), threading.stack_size()
+        sys.setrecursionlimit(1_000_000)
+        threading.stack_size(512 * 1024 * 1024)
+        try:
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join()
+        finally:
+            threading.stack_size(old_size)
+            sys.setrecursionlimit(old_limit)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return run
