@@ -101,6 +101,9 @@ def ray_remote(fns: Any) -> dict[str, Callable[..., Any]]:
     ray = need("ray")
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # The workload module lives in a temporary directory Ray's workers cannot import:
+    # ship its functions by value.
+    ray.cloudpickle.register_pickle_by_value(fns)
 
     def total_star(*xs: int) -> int:
         return fns.total_fn(list(xs))

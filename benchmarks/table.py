@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def main() -> int:
     data = json.loads(out.read_text())
     groups: dict[str, list[tuple[str, float]]] = {}
     for bench in data["benchmarks"]:
-        name = bench["name"].removeprefix("test_").split("_", 1)[1]
+        name = bench["name"].removeprefix("test_").split("_", 1)[1]  # e.g. namu[kernel]
         groups.setdefault(bench["group"], []).append((name, bench["stats"]["median"]))
     table = Table(title=f"namu and peers, {TASKS_PER_RUN:,} tasks per run (median of rounds)")
     for column in ("scenario", "engine", "µs / task", "× plain loop"):
@@ -44,7 +45,7 @@ def main() -> int:
         floor = dict(rows).get("plain_loop")
         for name, median in sorted(rows, key=lambda r: r[1]):
             ratio = f"{median / floor:.1f}" if floor else "-"
-            table.add_row(group, name, f"{median / TASKS_PER_RUN * 1e6:.2f}", ratio)
+            table.add_row(group, escape(name), f"{median / TASKS_PER_RUN * 1e6:.2f}", ratio)
         table.add_section()
     Console().print(table)
     print(f"machine: {os.cpu_count()} cores; {data['machine_info']['cpu'].get('brand_raw', '?')}; "
