@@ -43,6 +43,9 @@ def total_fn(xs: list[int]) -> int:
 def items_fn(n: int) -> list[int]:
     return list(range(n))
 
+def total_star_fn(*xs: int) -> int:
+    return sum(xs)
+
 inc = namu.task(inc_fn)
 add2 = namu.task(add2_fn)
 add3 = namu.task(add3_fn)

@@ -105,15 +105,12 @@ def ray_remote(fns: Any) -> dict[str, Callable[..., Any]]:
     # ship its functions by value.
     ray.cloudpickle.register_pickle_by_value(fns)
 
-    def total_star(*xs: int) -> int:
-        return fns.total_fn(list(xs))
-
     return {
         "inc": ray.remote(fns.inc_fn),
         "add2": ray.remote(fns.add2_fn),
         "add3": ray.remote(fns.add3_fn),
         "add4": ray.remote(fns.add4_fn),
-        "total": ray.remote(total_star),
+        "total": ray.remote(fns.total_star_fn),
     }
 
 
