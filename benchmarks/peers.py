@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from benchmarks.conftest import N, TASKS, random_dag
+from benchmarks.conftest import N, random_dag
 from namu.runtime.modules import import_path
 
 
@@ -49,24 +50,31 @@ def dask_dag_graph(fns: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- Hamilton
-def hamilton_driver(directory: Path, kind: str) -> Any:
-    """A Hamilton driver over a generated module with one function per node."""
+def hamilton_driver(directory: Path, kind: str, fns: ModuleType) -> Any:
+    """A Hamilton driver over a generated module with one function per node.
+
+    Hamilton makes a node of every public function of the module, so the workload's
+    functions are imported under private (underscore) names.
+    """
     need("hamilton")
     from hamilton import driver
 
-    lines = [TASKS]
+    names = ("inc_fn", "add2_fn", "add3_fn", "add4_fn", "total_fn")
+    lines = [f"from {fns.__name__} import " + ", ".join(f"{n} as _{n}" for n in names), ""]
     if kind == "chain":
         for i in range(1, N + 1):
-            lines.append(f"def n{i}(n{i - 1}: int) -> int:\n    return inc_fn(n{i - 1})\n")
+            lines.append(f"def n{i}(n{i - 1}: int) -> int:\n    return _inc_fn(n{i - 1})\n")
     elif kind == "fanout":
         for i in range(N):
-            lines.append(f"def y{i}() -> int:\n    return inc_fn({i})\n")
-        lines.append("def result(" + ", ".join(f"y{i}: int" for i in range(N)) + ") -> int:\n    return total_fn([" + ", ".join(f"y{i}" for i in range(N)) + "])\n")
+            lines.append(f"def y{i}() -> int:\n    return _inc_fn({i})\n")
+        params = ", ".join(f"y{i}: int" for i in range(N))
+        values = ", ".join(f"y{i}" for i in range(N))
+        lines.append(f"def result({params}) -> int:\n    return _total_fn([{values}])\n")
     else:
         for i, deps in random_dag(N):
             params = ", ".join(f"v{d}: int" for d in deps)
             args = ", ".join(f"v{d}" for d in deps)
-            lines.append(f"def v{i}({params}) -> int:\n    return add{len(deps)}_fn({args})\n")
+            lines.append(f"def v{i}({params}) -> int:\n    return _add{len(deps)}_fn({args})\n")
     path = directory / f"hamilton_{kind}.py"
     path.write_text("\n".join(lines))
     module = import_path(path)
@@ -97,21 +105,25 @@ def langgraph_chain(fns: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- Ray
-def ray_remote(fns: Any) -> dict[str, Callable[..., Any]]:
+@contextlib.contextmanager
+def ray_remote(fns: Any) -> Iterator[dict[str, Callable[..., Any]]]:
+    """A local Ray cluster (2 CPUs) for one benchmark, shut down afterwards so its
+    processes do not disturb the benchmarks that follow."""
     ray = need("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     # The workload module lives in a temporary directory Ray's workers cannot import:
     # ship its functions by value.
     ray.cloudpickle.register_pickle_by_value(fns)
-
-    return {
-        "inc": ray.remote(fns.inc_fn),
-        "add2": ray.remote(fns.add2_fn),
-        "add3": ray.remote(fns.add3_fn),
-        "add4": ray.remote(fns.add4_fn),
-        "total": ray.remote(fns.total_star_fn),
-    }
+    try:
+        yield {
+            "inc": ray.remote(fns.inc_fn),
+            "add2": ray.remote(fns.add2_fn),
+            "add3": ray.remote(fns.add3_fn),
+            "add4": ray.remote(fns.add4_fn),
+            "total": ray.remote(fns.total_star_fn),
+        }
+    finally:
+        ray.shutdown()
 
 
 def deep(fn: Callable[[], Any]) -> Callable[[], Any]:

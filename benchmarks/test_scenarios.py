@@ -60,21 +60,22 @@ def test_chain_dask(benchmark, workloads, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="chain")
 def test_chain_ray(benchmark, workloads) -> None:
-    remote = peers.ray_remote(workloads)
     import ray
 
-    def run() -> int:
-        x: Any = 0
-        for _ in range(N):
-            x = remote["inc"].remote(x)
-        return ray.get(x)
+    with peers.ray_remote(workloads) as remote:
 
-    assert benchmark.pedantic(run, **RAY) == N
+        def run() -> int:
+            x: Any = 0
+            for _ in range(N):
+                x = remote["inc"].remote(x)
+            return ray.get(x)
+
+        assert benchmark.pedantic(run, **RAY) == N
 
 
 @pytest.mark.benchmark(group="chain")
 def test_chain_hamilton(benchmark, workloads, tmp_path) -> None:
-    dr = peers.deep(lambda: peers.hamilton_driver(tmp_path, "chain"))()
+    dr = peers.deep(lambda: peers.hamilton_driver(tmp_path, "chain", workloads))()
     result = benchmark.pedantic(peers.deep(lambda: dr.execute([f"n{N}"], inputs={"n0": 0})[f"n{N}"]), **SLOW)
     assert int(result) == N
 
@@ -115,19 +116,20 @@ def test_fanout_dask(benchmark, workloads, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="fanout")
 def test_fanout_ray(benchmark, workloads) -> None:
-    remote = peers.ray_remote(workloads)
     import ray
 
-    def run() -> int:
-        refs = [remote["inc"].remote(x) for x in workloads.items_fn(N)]
-        return ray.get(remote["total"].remote(*refs))
+    with peers.ray_remote(workloads) as remote:
 
-    assert benchmark.pedantic(run, **RAY) == EXPECTED_FANOUT
+        def run() -> int:
+            refs = [remote["inc"].remote(x) for x in workloads.items_fn(N)]
+            return ray.get(remote["total"].remote(*refs))
+
+        assert benchmark.pedantic(run, **RAY) == EXPECTED_FANOUT
 
 
 @pytest.mark.benchmark(group="fanout")
 def test_fanout_hamilton(benchmark, workloads, tmp_path) -> None:
-    dr = peers.hamilton_driver(tmp_path, "fanout")
+    dr = peers.hamilton_driver(tmp_path, "fanout", workloads)
     result = benchmark.pedantic(peers.deep(lambda: dr.execute(["result"])["result"]), **SLOW)
     assert int(result) == EXPECTED_FANOUT
 
@@ -172,20 +174,21 @@ def test_dag_dask(benchmark, workloads, dag_expected, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="dag")
 def test_dag_ray(benchmark, workloads, dag_expected) -> None:
-    remote = peers.ray_remote(workloads)
     import ray
 
-    def run() -> int:
-        refs: list[Any] = [1, 2]
-        for _, deps in DAG:
-            refs.append(remote[f"add{len(deps)}"].remote(*[refs[d] for d in deps]))
-        return ray.get(refs[-1])
+    with peers.ray_remote(workloads) as remote:
 
-    assert benchmark.pedantic(run, **RAY) == dag_expected
+        def run() -> int:
+            refs: list[Any] = [1, 2]
+            for _, deps in DAG:
+                refs.append(remote[f"add{len(deps)}"].remote(*[refs[d] for d in deps]))
+            return ray.get(refs[-1])
+
+        assert benchmark.pedantic(run, **RAY) == dag_expected
 
 
 @pytest.mark.benchmark(group="dag")
 def test_dag_hamilton(benchmark, workloads, dag_expected, tmp_path) -> None:
-    dr = peers.hamilton_driver(tmp_path, "dag")
+    dr = peers.hamilton_driver(tmp_path, "dag", workloads)
     result = benchmark.pedantic(peers.deep(lambda: dr.execute([f"v{N + 1}"], inputs={"v0": 1, "v1": 2})[f"v{N + 1}"]), **SLOW)
     assert int(result) == dag_expected
