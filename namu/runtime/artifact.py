@@ -55,7 +55,7 @@ class Artifact:
             else:
                 self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async)
         self._binder = InputBinder(self.signature)
-        self._runners: dict[str, Any] = {}
+        self._runners: dict[tuple[str, bool], Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -90,17 +90,21 @@ class Artifact:
         return target
 
     # ------------------------------------------------------------------ running
-    def _runner(self, executor: str) -> Any:
-        runner = self._runners.get(executor)
+    def _runner(self, executor: str, observed: bool) -> Any:
+        """The prepared main graph for ``executor``; observed runs (progress reporting)
+        get their own preparation so unobserved runs pay nothing for it."""
+        key = (executor, observed)
+        runner = self._runners.get(key)
         if runner is None:
             with self._lock:
-                runner = self._runners.get(executor)
+                runner = self._runners.get(key)
                 if runner is None:
                     try:
                         cls = EXECUTORS[executor]
                     except KeyError:
                         raise ValueError(f"unknown executor {executor!r}; choose one of {sorted(EXECUTORS)}") from None
-                    runner = self._runners[executor] = cls(self.bindings, self._functions()).prepare(self.model.graph)
+                    prepared = cls(self.bindings, self._functions(), observed=observed)
+                    runner = self._runners[key] = prepared.prepare(self.model.graph)
         return runner
 
     def _functions(self) -> dict[str, ir.Function]:
@@ -122,7 +126,7 @@ class Artifact:
             TaskError: a task raised; its exception is chained as ``__cause__``.
         """
         inputs = self._binder.bind(args, kwargs)
-        runner = self._runner(executor)
+        runner = self._runner(executor, observer is not None)
         state = RunState(observer=observer)
         token = enter_run(state)
         start = time.perf_counter()

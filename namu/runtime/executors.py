@@ -29,9 +29,16 @@ class Executor:
 
     name = "?"
 
-    def __init__(self, tasks: dict[str, TaskBinding], functions: dict[str, ir.Function] | None = None) -> None:
+    def __init__(
+        self,
+        tasks: dict[str, TaskBinding],
+        functions: dict[str, ir.Function] | None = None,
+        *,
+        observed: bool = False,
+    ) -> None:
         self.tasks = tasks
         self.functions = functions or {}
+        self.observed = observed
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         return self.prepare(graph, captures)

@@ -37,6 +37,8 @@ class OpEnv(Protocol):
 
     tasks: dict[str, TaskBinding]
     functions: dict[str, ir.Function]
+    #: build task callables that report to the run's observer
+    observed: bool
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         """Prepare ``graph`` to run with ``captures`` appended to its inputs."""
@@ -220,7 +222,7 @@ def _task(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
     key = node.attributes["task"].as_string()
     kwnames_attr = node.attributes.get("kwnames")
     kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
-    return task_callable(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""))
+    return task_callable(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""), observed=env.observed)
 
 
 def _call_function(node: ir.Node, env: OpEnv) -> Callable[..., Any]:

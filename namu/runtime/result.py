@@ -45,7 +45,6 @@ class RunState:
 
     observer: RunObserver | None = None
     skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
-    tasks_run: int = 0
 
 
 _CURRENT: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("namu_run", default=None)

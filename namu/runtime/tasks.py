@@ -65,10 +65,12 @@ def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
         pool.shutdown(wait=False)
 
 
-def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Callable[..., Any]:
+def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
     Args:
+        observed: report each finished call to the run's observer (progress bars);
+            unobserved callables do no per-call bookkeeping.
         binding: the resolved task.
         kwnames: names of the trailing inputs passed as keyword arguments.
         span: ``"file:line:col"`` of the call, for error messages.
@@ -122,27 +124,22 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Ca
 
     def observe() -> None:
         state = current_run()
-        if state is not None:
-            state.tasks_run += 1
-            if state.observer is not None:
-                state.observer.on_task_done(name)
+        if state is not None and state.observer is not None:
+            state.observer.on_task_done(name)
 
-    if simple:
-
-        def call_simple(*args: Any) -> Any:
+    if not observed:
+        # The common case: no progress reporting, so no per-call bookkeeping at all.
+        def call_fast(*args: Any) -> Any:
             try:
-                result = fn(*args)
+                return fn(*args) if simple else run(args)
             except Exception as exc:
-                observe()
                 raise fail(exc) from exc
-            observe()
-            return result
 
-        return call_simple
+        return call_fast
 
     def call(*args: Any) -> Any:
         try:
-            result = run(args)
+            result = fn(*args) if simple else run(args)
         except Exception as exc:
             observe()
             raise fail(exc) from exc
