@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "CONTROL_FLOW_OPS",
     "NAMU_DOMAIN",
     "NAMU_OPS",
     "NAMU_OPSET",
@@ -50,9 +49,6 @@ NAMU_OPS: dict[str, str] = {
     "Truth": "bool(input 0): Python truthiness",
     "Compare": "Python comparison `op` (eq, ne, lt, le, gt, ge) of an int with a float, exact",
 }
-
-#: ops (in either domain) whose graph attributes hold nested scopes.
-CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Map"})
 
 
 def opset_imports() -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +15,7 @@ from namu.frontend.task import Task
 from namu.ir import metadata
 from namu.ir.serde import from_proto
 from namu.runtime.artifact import Artifact
-from namu.runtime.modules import import_module, import_path, lookup_qualname
+from namu.runtime.modules import import_path, lookup_qualname
 from namu.runtime.tasks import TaskBinding
 
 __all__ = ["load", "read_model"]
@@ -83,7 +84,7 @@ def _resolve(entry: metadata.TaskEntry) -> Task:
         )
     errors: list[str] = []
     try:
-        module = import_module(entry.module)
+        module = importlib.import_module(entry.module)
     except ImportError as exc:
         errors.append(f"cannot import module {entry.module!r} ({exc})")
     except Exception as exc:  # noqa: BLE001 - the user's module failed to import

@@ -71,8 +71,3 @@ def lookup_qualname(module: ModuleType, qualname: str) -> object:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def import_module(name: str) -> ModuleType:
-    """``importlib.import_module`` (a seam for the loader)."""
-    return importlib.import_module(name)
