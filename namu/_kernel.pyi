@@ -36,6 +36,7 @@ class Plan:
         output_slots: Sequence[int],
         constants: Sequence[tuple[int, Any]] | None = None,
         priorities: Sequence[int] | None = None,
+        error_handlers: Sequence[Callable[[Exception], BaseException] | None] | None = None,
     ) -> Self:
         """Validate a graph and build its run-time arrays.
 
@@ -54,12 +55,19 @@ class Plan:
                 default) means none.
             priorities: one int per node; higher runs first among ready nodes. Default:
                 all ``0``.
+            error_handlers: one entry per node, a callable or ``None``. When the node's
+                callable raises an ``Exception`` (not a bare ``BaseException`` such as
+                ``KeyboardInterrupt``), the handler is called with it and the exception
+                it returns is raised instead; if the handler raises, that propagates.
+                This lets a task be called directly, with error context added only on
+                failure. Default: no handlers.
 
         Raises:
             namu.errors.KernelError: a slot index is out of range (node inputs may also be
                 ``-1``); a slot is written twice; a node input or output slot is never
                 written; the nodes form a cycle (the message names the nodes on it);
-                ``priorities`` does not have one entry per node; a node's callable is not
+                ``priorities`` or ``error_handlers`` does not have one entry per node (or
+                a handler is not callable); a node's callable is not
                 callable; an argument has the wrong shape (e.g. ``n_slots`` negative or
                 not an int, a node entry not a 3-tuple).
         """

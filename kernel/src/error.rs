@@ -53,6 +53,8 @@ pub enum Site {
     Priorities,
     /// The entry `priorities[i]`.
     Priority(usize),
+    /// The `error_handlers` argument.
+    ErrorHandlers,
 }
 
 impl fmt::Display for Site {
@@ -70,6 +72,7 @@ impl fmt::Display for Site {
             Site::Constants => f.write_str("constants"),
             Site::Constant(i) => write!(f, "constants[{i}]"),
             Site::Priorities => f.write_str("priorities"),
+            Site::ErrorHandlers => f.write_str("error_handlers"),
             Site::Priority(i) => write!(f, "priorities[{i}]"),
         }
     }

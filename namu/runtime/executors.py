@@ -18,7 +18,7 @@ from typing import Any
 import onnx_ir as ir
 
 from namu.ir.scopes import node_captures
-from namu.runtime.ops import SubgraphRunner, build_op, constant_of, is_constant
+from namu.runtime.ops import ErrorHandler, SubgraphRunner, build_node, constant_of, is_constant
 from namu.runtime.tasks import TaskBinding
 
 __all__ = ["EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
@@ -54,23 +54,32 @@ class ReferenceExecutor(Executor):
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
         params = [*graph.inputs, *captures]
-        steps: list[tuple[Callable[..., Any] | None, Any, list[ir.Value | None], list[ir.Value]]] = []
+        Step = tuple[Callable[..., Any] | None, ErrorHandler | None, Any, list[ir.Value | None], list[ir.Value]]
+        steps: list[Step] = []
         for node in graph:
             const = constant_of(node)
             if is_constant(const):
-                steps.append((None, const, [], list(node.outputs)))
+                steps.append((None, None, const, [], list(node.outputs)))
                 continue
             inputs = [*node.inputs, *node_captures(node)]
-            steps.append((build_op(node, self), None, inputs, list(node.outputs)))
+            fn, handler = build_node(node, self)
+            steps.append((fn, handler, None, inputs, list(node.outputs)))
         outputs = list(graph.outputs)
 
         def run(values: list[Any]) -> list[Any]:
             env: dict[int, Any] = {id(p): v for p, v in zip(params, values)}
-            for fn, const, inputs, outs in steps:
+            for fn, handler, const, inputs, outs in steps:
                 if fn is None:
                     env[id(outs[0])] = const
                     continue
-                result = fn(*[None if v is None else env[id(v)] for v in inputs])
+                args = [None if v is None else env[id(v)] for v in inputs]
+                if handler is None:
+                    result = fn(*args)
+                else:
+                    try:
+                        result = fn(*args)
+                    except Exception as exc:
+                        raise handler(exc) from exc
                 if len(outs) == 1:
                     env[id(outs[0])] = result
                 elif outs:
@@ -101,6 +110,7 @@ class KernelExecutor(Executor):
 
         input_slots = [slot(v) for v in [*graph.inputs, *captures]]
         nodes: list[tuple[Callable[..., Any], list[int], list[int]]] = []
+        handlers: list[ErrorHandler | None] = []
         constants: list[tuple[int, Any]] = []
         for node in graph:
             const = constant_of(node)
@@ -110,9 +120,11 @@ class KernelExecutor(Executor):
             in_slots = [-1 if v is None else slot(v) for v in node.inputs]
             in_slots += [slot(v) for v in node_captures(node)]
             out_slots = [slot(v) for v in node.outputs]
-            nodes.append((build_op(node, self), in_slots, out_slots))
+            fn, handler = build_node(node, self)
+            nodes.append((fn, in_slots, out_slots))
+            handlers.append(handler)
         output_slots = [slot(v) for v in graph.outputs]
-        plan = Plan(len(slots), nodes, input_slots, output_slots, constants)
+        plan = Plan(len(slots), nodes, input_slots, output_slots, constants, error_handlers=handlers)
         return plan.run
 
 

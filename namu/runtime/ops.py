@@ -24,12 +24,14 @@ from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import node_captures
 from namu.runtime.result import SkippedItem, current_run
-from namu.runtime.tasks import SkipItem, TaskBinding, task_callable
+from namu.runtime.tasks import SkipItem, TaskBinding, task_node
 
-__all__ = ["OpEnv", "SubgraphRunner", "build_op", "constant_of"]
+__all__ = ["ErrorHandler", "OpEnv", "SubgraphRunner", "build_node", "build_op", "constant_of"]
 
 #: runs a prepared subgraph: (graph inputs + captured values) -> graph outputs.
 SubgraphRunner = Callable[[list[Any]], list[Any]]
+#: turns the exception a node raised into the exception the run raises.
+ErrorHandler = Callable[[Exception], BaseException]
 
 
 class OpEnv(Protocol):
@@ -147,8 +149,22 @@ def _with_span(fn: Callable[..., Any], node: ir.Node) -> Callable[..., Any]:
     return call
 
 
+def build_node(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler | None]:
+    """The callable implementing ``node``, and the handler its errors go through (or None).
+
+    An executor calls the callable with the node's inputs; if it raises an ``Exception``
+    and there is a handler, the executor raises ``handler(exc)`` instead.
+
+    Raises:
+        IRVerificationError: the op is unknown to namu's runtime.
+    """
+    if node.domain == NAMU_DOMAIN and node.op_type == "Task":
+        return task_op(node, env)
+    return build_op(node, env), None
+
+
 def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
-    """The callable implementing ``node``.
+    """The callable implementing ``node`` (any op but ``namu.Task``, see :func:`build_node`).
 
     Raises:
         IRVerificationError: the op is unknown to namu's runtime.
@@ -169,8 +185,6 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
         if op == "SequenceEmpty":
             return list
     if domain == NAMU_DOMAIN:
-        if op == "Task":
-            return _task(node, env)
         if op in _NAMU_UNARY:
             return _with_span(_NAMU_UNARY[op], node)
         if op == "List":
@@ -218,11 +232,12 @@ def _unpack(n: int) -> Callable[[Any], tuple[Any, ...]]:
     return unpack
 
 
-def _task(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+def task_op(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler | None]:
+    """A ``namu.Task`` node: its callable and the handler turning its errors into TaskError."""
     key = node.attributes["task"].as_string()
     kwnames_attr = node.attributes.get("kwnames")
     kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
-    return task_callable(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""), observed=env.observed)
+    return task_node(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""), observed=env.observed)
 
 
 def _call_function(node: ir.Node, env: OpEnv) -> Callable[..., Any]:

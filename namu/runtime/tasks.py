@@ -65,6 +65,31 @@ def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
         pool.shutdown(wait=False)
 
 
+def task_node(
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
+) -> tuple[Callable[..., Any], Callable[[Exception], BaseException] | None]:
+    """The node callable of a ``namu.Task`` node and its error handler.
+
+    A plain synchronous task without options, in an unobserved run, is the user's own
+    function: the executor calls it directly and, only if it raises, calls the handler to
+    turn the exception into :class:`TaskError` (with the exception as ``__cause__``).
+    Every other task gets a Python wrapper (:func:`task_callable`) and no handler.
+    """
+    opts = binding.options
+    plain = not (binding.is_async or opts.retries or opts.timeout_s or opts.cache or kwnames or observed)
+    if not plain:
+        return task_callable(binding, kwnames, span, observed=observed), None
+    cls = SkipItem if opts.on_error == "skip" else TaskError
+    name = binding.name
+
+    def to_task_error(exc: Exception) -> BaseException:
+        error = cls(f"task {name!r} failed at {span}: {type(exc).__name__}: {exc}", task=name, span=span)
+        error.__cause__ = exc
+        return error
+
+    return binding.fn, to_task_error
+
+
 def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 

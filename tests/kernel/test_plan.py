@@ -928,3 +928,59 @@ def test_arbitrary_arguments_raise_only_kernel_error(
         return
     result = plan.run(list(range(len(input_slots))))
     assert len(result) == len(output_slots)
+
+
+# ---------------------------------------------------------------------- error handlers
+def test_error_handler_replaces_the_exception_and_chains_it() -> None:
+    class Wrapped(Exception):
+        pass
+
+    def fail(x):
+        raise KeyError(x)
+
+    def handler(exc: Exception) -> BaseException:
+        wrapped = Wrapped(f"wrapped {exc!r}")
+        wrapped.__cause__ = exc
+        return wrapped
+
+    plan = Plan(2, [(fail, [0], [1])], [0], [1], error_handlers=[handler])
+    with pytest.raises(Wrapped) as info:
+        plan.run([7])
+    assert isinstance(info.value.__cause__, KeyError)
+    # without a handler the exception passes through unchanged
+    with pytest.raises(KeyError):
+        Plan(2, [(fail, [0], [1])], [0], [1], error_handlers=[None]).run([7])
+
+
+def test_error_handler_is_not_called_for_base_exceptions_or_success() -> None:
+    calls = []
+
+    def interrupt(x):
+        raise KeyboardInterrupt
+
+    def handler(exc):
+        calls.append(exc)
+        return RuntimeError("no")
+
+    assert Plan(2, [(lambda x: x + 1, [0], [1])], [0], [1], error_handlers=[handler]).run([1]) == [2]
+    with pytest.raises(KeyboardInterrupt):
+        Plan(2, [(interrupt, [0], [1])], [0], [1], error_handlers=[handler]).run([1])
+    assert calls == []
+
+
+def test_a_failing_handler_raises_its_own_exception() -> None:
+    def fail(x):
+        raise ValueError(x)
+
+    def broken(exc):
+        raise TypeError("handler broke")
+
+    with pytest.raises(TypeError, match="handler broke"):
+        Plan(2, [(fail, [0], [1])], [0], [1], error_handlers=[broken]).run([1])
+
+
+def test_error_handlers_are_validated() -> None:
+    with pytest.raises(KernelError, match="error_handlers"):
+        Plan(2, [(abs, [0], [1])], [0], [1], error_handlers=[])
+    with pytest.raises(KernelError, match="error_handlers"):
+        Plan(2, [(abs, [0], [1])], [0], [1], error_handlers=[42])

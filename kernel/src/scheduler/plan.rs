@@ -23,6 +23,9 @@ pub struct Plan {
     callables: Vec<Py<PyAny>>,
     /// Per constant, its value; the slot is `graph.constant_slots[i]`. Runs store clones.
     constants: Vec<Py<PyAny>>,
+    /// Per node, an optional error handler: when the node's callable raises an
+    /// `Exception`, the handler is called with it and the exception it returns is raised.
+    error_handlers: Vec<Option<Py<PyAny>>>,
 }
 
 #[pymethods]
@@ -30,7 +33,8 @@ impl Plan {
     /// Reads the arguments (attached to the interpreter), then validates and builds the
     /// graph detached from it, as that is pure Rust work linear in the plan's size.
     #[new]
-    #[pyo3(signature = (n_slots, nodes, input_slots, output_slots, constants = None, priorities = None))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
+    #[pyo3(signature = (n_slots, nodes, input_slots, output_slots, constants = None, priorities = None, error_handlers = None))]
     fn new(
         py: Python<'_>,
         n_slots: &Bound<'_, PyAny>,
@@ -39,6 +43,7 @@ impl Plan {
         output_slots: &Bound<'_, PyAny>,
         constants: Option<&Bound<'_, PyAny>>,
         priorities: Option<&Bound<'_, PyAny>>,
+        error_handlers: Option<&Bound<'_, PyAny>>,
     ) -> Result<Self, KernelError> {
         let mut spec = GraphSpec { n_slots: int(n_slots, Site::NSlots)?, ..GraphSpec::default() };
         let mut callables = Vec::new();
@@ -68,8 +73,37 @@ impl Plan {
         if let Some(priorities) = priorities {
             spec.priorities = Some(ints(priorities, Site::Priorities, Site::Priority)?);
         }
+        let mut handlers: Vec<Option<Py<PyAny>>> = (0..callables.len()).map(|_| None).collect();
+        if let Some(given) = error_handlers {
+            let given = items(given, Site::ErrorHandlers)?;
+            if given.len() != callables.len() {
+                return Err(KernelError::Malformed {
+                    site: Site::ErrorHandlers,
+                    detail: format!(
+                        "expected one per node ({}), got {}",
+                        callables.len(),
+                        given.len()
+                    ),
+                });
+            }
+            for (node, handler) in given.into_iter().enumerate() {
+                if handler.is_none() {
+                    continue;
+                }
+                if !handler.is_callable() {
+                    return Err(KernelError::Malformed {
+                        site: Site::ErrorHandlers,
+                        detail: format!(
+                            "node {node}: expected a callable or None, got {}",
+                            type_name(&handler)
+                        ),
+                    });
+                }
+                handlers[node] = Some(handler.unbind());
+            }
+        }
         let graph = py.detach(|| Graph::build(&spec))?;
-        Ok(Plan { graph, callables, constants: constant_values })
+        Ok(Plan { graph, callables, constants: constant_values, error_handlers: handlers })
     }
 
     /// Runs the plan once on `inputs` and returns the values of the output slots.
@@ -78,7 +112,7 @@ impl Plan {
         py: Python<'py>,
         inputs: Vec<Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyList>, KernelError> {
-        execute(py, &self.graph, &self.callables, &self.constants, inputs)
+        execute(py, &self.graph, &self.callables, &self.error_handlers, &self.constants, inputs)
     }
 
     /// Number of nodes.
@@ -110,6 +144,9 @@ impl Plan {
         }
         for value in &self.constants {
             visit.call(value)?;
+        }
+        for handler in self.error_handlers.iter().flatten() {
+            visit.call(handler)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub fn execute<'py>(
     py: Python<'py>,
     graph: &Graph,
     callables: &[Py<PyAny>],
+    error_handlers: &[Option<Py<PyAny>>],
     constants: &[Py<PyAny>],
     inputs: Vec<Bound<'py, PyAny>>,
 ) -> Result<Bound<'py, PyList>, KernelError> {
@@ -50,7 +51,7 @@ pub fn execute<'py>(
             .get(node)
             .ok_or_else(|| KernelError::Internal(format!("node {node} has no callable")))?;
         let slots_ref = &slots;
-        let result = args.call(
+        let called = args.call(
             callable.bind(py),
             graph.args.row(node).iter().map(|&slot| {
                 if slot == ABSENT {
@@ -60,7 +61,14 @@ pub fn execute<'py>(
                     KernelError::Internal(format!("node {node} ran before slot {slot} was written"))
                 })
             }),
-        )?;
+        );
+        let result = match called {
+            Ok(result) => result,
+            Err(KernelError::Python(err)) => {
+                return Err(KernelError::Python(handle_error(py, error_handlers.get(node), err)));
+            }
+            Err(other) => return Err(other),
+        };
 
         // Release inputs this node was the last reader of.
         for &slot in graph.reads.row(node) {
@@ -89,4 +97,21 @@ pub fn execute<'py>(
         values.push(value);
     }
     Ok(PyList::new(py, values)?)
+}
+
+/// The exception to raise for `err`, raised by a node whose error handler is `handler`:
+/// for an `Exception` (not a bare `BaseException` such as `KeyboardInterrupt`), the handler
+/// is called with the exception and returns the one to raise; if the handler itself
+/// fails, its own exception is raised.
+fn handle_error(py: Python<'_>, handler: Option<&Option<Py<PyAny>>>, err: PyErr) -> PyErr {
+    let Some(Some(handler)) = handler else {
+        return err;
+    };
+    if !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        return err;
+    }
+    match handler.bind(py).call1((err.value(py),)) {
+        Ok(replacement) => PyErr::from_value(replacement),
+        Err(handler_err) => handler_err,
+    }
 }
