@@ -72,14 +72,12 @@ class ReferenceExecutor(Executor):
                 if fn is None:
                     env[id(outs[0])] = const
                     continue
-                args = [None if v is None else env[id(v)] for v in inputs]
-                if handler is None:
-                    result = fn(*args)
-                else:
-                    try:
-                        result = fn(*args)
-                    except Exception as exc:
-                        raise handler(exc) from exc
+                try:
+                    result = fn(*[None if v is None else env[id(v)] for v in inputs])
+                except Exception as exc:
+                    if handler is None:
+                        raise
+                    raise handler(exc) from exc
                 if len(outs) == 1:
                     env[id(outs[0])] = result
                 elif outs:

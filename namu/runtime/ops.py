@@ -294,19 +294,18 @@ def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
         caps_list = list(captured)
         gathered: list[Any] = []
         for index, item in enumerate(items):
+            outs: list[Any] | None
             try:
                 outs = body([item, *caps_list])
             except SkipItem as skipped:
+                outs = None
                 if state is not None:
                     cause = skipped.__cause__
                     error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
                     state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
-                if observer is not None:
-                    observer.on_item_done()
-                continue
             if observer is not None:
                 observer.on_item_done()
-            if has_output:
+            if outs is not None and has_output:
                 if flatten:
                     gathered.extend(outs[0])
                 else:

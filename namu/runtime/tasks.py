@@ -65,6 +65,19 @@ def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
         pool.shutdown(wait=False)
 
 
+def _task_error(binding: TaskBinding, span: str, exc: Exception) -> TaskError:
+    """The error a run raises when ``binding``'s task raised ``exc`` (chained as cause)."""
+    opts = binding.options
+    if isinstance(exc, TimeoutError) and opts.timeout_s:
+        cls: type[TaskError] = TaskTimeoutError
+    else:
+        cls = SkipItem if opts.on_error == "skip" else TaskError
+    message = f"task {binding.name!r} failed at {span}: {type(exc).__name__}: {exc}"
+    error = cls(message, task=binding.name, span=span)
+    error.__cause__ = exc
+    return error
+
+
 def task_node(
     binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
 ) -> tuple[Callable[..., Any], Callable[[Exception], BaseException] | None]:
@@ -79,34 +92,27 @@ def task_node(
     plain = not (binding.is_async or opts.retries or opts.timeout_s or opts.cache or kwnames or observed)
     if not plain:
         return task_callable(binding, kwnames, span, observed=observed), None
-    cls = SkipItem if opts.on_error == "skip" else TaskError
-    name = binding.name
-
-    def to_task_error(exc: Exception) -> BaseException:
-        error = cls(f"task {name!r} failed at {span}: {type(exc).__name__}: {exc}", task=name, span=span)
-        error.__cause__ = exc
-        return error
-
-    return binding.fn, to_task_error
+    return binding.fn, lambda exc: _task_error(binding, span, exc)
 
 
 def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
+    Applies keyword arguments, async, timeout, retries and cache (:func:`task_node`
+    calls plain tasks directly instead).
+
     Args:
-        observed: report each finished call to the run's observer (progress bars);
-            unobserved callables do no per-call bookkeeping.
         binding: the resolved task.
         kwnames: names of the trailing inputs passed as keyword arguments.
         span: ``"file:line:col"`` of the call, for error messages.
+        observed: report each finished call to the run's observer (progress bars);
+            unobserved callables do no per-call bookkeeping.
     """
     fn = binding.fn
     opts = binding.options
     name = binding.name
     n_kw = len(kwnames)
     kwnames = tuple(kwnames)
-    skip = opts.on_error == "skip"
-    simple = not (binding.is_async or opts.retries or opts.timeout_s or opts.cache or n_kw)
 
     def invoke(args: tuple[Any, ...]) -> Any:
         if n_kw:
@@ -142,32 +148,27 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
 
     run = cached if opts.cache else invoke
 
-    def fail(exc: Exception) -> TaskError:
-        cls = TaskTimeoutError if isinstance(exc, TimeoutError) and opts.timeout_s else (SkipItem if skip else TaskError)
-        message = f"task {name!r} failed at {span}: {type(exc).__name__}: {exc}"
-        return cls(message, task=name, span=span)
-
     def observe() -> None:
         state = current_run()
         if state is not None and state.observer is not None:
             state.observer.on_task_done(name)
 
     if not observed:
-        # The common case: no progress reporting, so no per-call bookkeeping at all.
+        # No progress reporting, so no per-call bookkeeping at all.
         def call_fast(*args: Any) -> Any:
             try:
-                return fn(*args) if simple else run(args)
+                return run(args)
             except Exception as exc:
-                raise fail(exc) from exc
+                raise _task_error(binding, span, exc) from exc
 
         return call_fast
 
     def call(*args: Any) -> Any:
         try:
-            result = fn(*args) if simple else run(args)
+            result = run(args)
         except Exception as exc:
             observe()
-            raise fail(exc) from exc
+            raise _task_error(binding, span, exc) from exc
         observe()
         return result
 
