@@ -9,7 +9,6 @@ import onnx_ir as ir
 from namu._version import __version__
 from namu.errors import TaskDefinitionError
 from namu.frontend.lower import CompileContext, lower_workflow
-from namu.frontend.source import source_digest
 from namu.frontend.workflow import Workflow
 from namu.ir import metadata
 from namu.ir.opsets import ONNX_OPSET, opset_imports
@@ -41,7 +40,7 @@ def compile(workflow: Workflow, *, passes: Sequence[str] | None = None) -> Artif
     if not isinstance(workflow, Workflow):
         raise TaskDefinitionError(f"namu.compile needs a @namu.workflow, got {workflow!r}")
     ctx = CompileContext()
-    graph, signature = lower_workflow(workflow, ctx)
+    graph, signature, workflow_digest = lower_workflow(workflow, ctx)
     model = ir.Model(
         graph,
         ir_version=IR_VERSION,
@@ -58,7 +57,7 @@ def compile(workflow: Workflow, *, passes: Sequence[str] | None = None) -> Artif
     passport = metadata.Passport(
         namu_version=__version__,
         workflow=workflow.name,
-        workflow_digest=source_digest(workflow.fn),
+        workflow_digest=workflow_digest,
         passes=[r.name for r in records],
         onnx_opset=ONNX_OPSET,
     )

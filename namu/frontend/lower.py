@@ -177,18 +177,21 @@ class CompileContext:
         return entries
 
 
-def lower_workflow(workflow: Workflow, ctx: CompileContext) -> tuple[ir.Graph, Signature]:
+def lower_workflow(workflow: Workflow, ctx: CompileContext) -> tuple[ir.Graph, Signature, str]:
     """Lower ``workflow`` into a main graph.
 
     Returns:
-        The graph and the workflow's :class:`Signature`.
+        The graph, the workflow's :class:`Signature`, and the ``sha256:`` digest of the
+        source that was lowered (for the compile passport).
 
     Raises:
         WorkflowSyntaxError: the body uses a construct namu cannot lower.
     """
     ctx._in_progress.append(workflow)
     try:
-        return _Lowering(workflow, ctx).lower_graph()
+        lowering = _Lowering(workflow, ctx)
+        graph, signature = lowering.lower_graph()
+        return graph, signature, lowering.src.digest
     finally:
         ctx._in_progress.pop()
 
@@ -198,6 +201,8 @@ class _Lowering:
         self.wf = workflow
         self.ctx = ctx
         self.src = FunctionSource(workflow.fn)
+        # Names the body binds: reading one before its assignment is an error, not a global.
+        self.local_names = assigned_names(self.src.tree.body) | {a.arg for a in self.src.tree.args.args}
         closure = inspect.getclosurevars(workflow.fn)
         self.names: dict[str, Any] = {
             **vars(builtins),
@@ -257,7 +262,7 @@ class _Lowering:
             if has_default:
                 if not _is_literal(p.default):
                     self.src.fail(arg, f"the default of `{arg.arg}` must be a literal (int, float, str, bool, None, list, dict)")
-                default = _jsonable(p.default)
+                default = p.default
             params.append(Parameter(name=arg.arg, type=str(vtype), has_default=has_default, default=default))
         return inputs, params
 
@@ -332,7 +337,7 @@ class _Lowering:
             if not all(isinstance(k, str) for k in value):
                 self.src.fail(at, "dict constants need string keys")
             items = [self._const(scope, v, at) for v in value.values()]
-            return self._emit1(scope, "Dict", items, ValueType.opaque("dict"), at, domain=NAMU_DOMAIN, attrs=[ir.AttrStrings("keys", list(value))])
+            return self._dict(scope, list(value), items, at)
         self.src.fail(at, f"a constant of type {type(value).__name__} cannot be used in a workflow")
 
     def _container(self, scope: _Scope, kind: str, items: list[ir.Value], at: ast.AST) -> ir.Value:
@@ -342,6 +347,10 @@ class _Lowering:
                 return self._emit1(scope, "SequenceConstruct", items, ValueType.list(types[0]), at, names=["list"])
             return self._emit1(scope, "List", items, ValueType.opaque("list"), at, domain=NAMU_DOMAIN)
         return self._emit1(scope, "Tuple", items, ValueType.opaque("tuple", items=tuple(types)), at, domain=NAMU_DOMAIN)
+
+    def _dict(self, scope: _Scope, keys: list[str], values: list[ir.Value], at: ast.AST) -> ir.Value:
+        """``namu.Dict``: a dict with string keys."""
+        return self._emit1(scope, "Dict", values, ValueType.opaque("dict"), at, domain=NAMU_DOMAIN, attrs=[ir.AttrStrings("keys", keys)])
 
     def _identity(self, scope: _Scope, value: ir.Value, at: ast.AST) -> ir.Value:
         vtype = type_of(value)
@@ -530,7 +539,7 @@ class _Lowering:
             return ret.values[0]
         if ret.kind == "tuple":
             return self._container(scope, "Tuple", ret.values, at)
-        return self._emit1(scope, "Dict", ret.values, ValueType.opaque("dict"), at, domain=NAMU_DOMAIN, attrs=[ir.AttrStrings("keys", ret.keys)])
+        return self._dict(scope, ret.keys, ret.values, at)
 
     # ------------------------------------------------------------------ if / else
     def _if(self, stmt: ast.If, scope: _Scope, live_after: set[str]) -> _Return | None:
@@ -767,7 +776,7 @@ class _Lowering:
                     self.src.fail(k or node, "dict literals in a workflow need string-literal keys")
                 keys.append(k.value)
             values = [self._expr(v, scope) for v in node.values]
-            return self._emit1(scope, "Dict", values, ValueType.opaque("dict"), node, domain=NAMU_DOMAIN, attrs=[ir.AttrStrings("keys", keys)])
+            return self._dict(scope, keys, values, node)
         if isinstance(node, ast.BinOp):
             return self._binop(node, scope)
         if isinstance(node, ast.UnaryOp):
@@ -789,7 +798,7 @@ class _Lowering:
     def _name(self, node: ast.Name, scope: _Scope) -> ir.Value:
         if node.id in scope.env:
             return scope.env[node.id]
-        if node.id in assigned_names(self.src.tree.body) or node.id in {a.arg for a in self.src.tree.args.args}:
+        if node.id in self.local_names:
             self.src.fail(node, f"`{node.id}` is used before it is assigned")
         if node.id not in self.names:
             self.src.fail(node, f"name `{node.id}` is not defined")
@@ -1145,13 +1154,3 @@ def _is_literal(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _is_literal(v) for k, v in value.items())
     return False
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value

@@ -57,6 +57,11 @@ class FunctionSource:
             raise TaskDefinitionError(f"no function definition found in {self.filename}")
         self.tree: ast.FunctionDef | ast.AsyncFunctionDef = defs[0]
 
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the source text; equal to :func:`source_digest` of the function."""
+        return _text_digest(self.text)
+
     def position(self, node: ast.AST) -> tuple[int, int]:
         """(line, column) of ``node`` in the original file: line 1-based, column 0-based."""
         lineno = getattr(node, "lineno", 1) + self.line_shift
@@ -81,8 +86,12 @@ class FunctionSource:
 def source_digest(fn: Callable[..., Any]) -> str:
     """``sha256:<hex>`` of a function's source text (of its bytecode when no source exists)."""
     try:
-        payload = textwrap.dedent(inspect.getsource(fn)).encode()
+        return _text_digest(inspect.getsource(fn))
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None)
         payload = code.co_code if code is not None else repr(fn).encode()
-    return "sha256:" + hashlib.sha256(payload).hexdigest()
+        return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def _text_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(textwrap.dedent(text).encode()).hexdigest()
