@@ -28,7 +28,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "python_type", "set_type", "type_of"]
+__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "parse_type", "python_type", "set_type", "type_of"]
 
 #: metadata key holding the type name of an opaque value.
 TYPE_KEY = "namu.type"
@@ -173,15 +173,15 @@ def _from_onnx(onnx_type: ir.TypeProtocol) -> ValueType:
     return ValueType.opaque()
 
 
-def _parse(text: str) -> ValueType:
+def parse_type(text: str) -> ValueType:
     """Parse the string form of a ValueType (the inverse of ``str``)."""
     text = text.strip()
     if text in _SCALARS:
         return ValueType(text)
     if text.startswith("list[") and text.endswith("]"):
-        return ValueType.list(_parse(text[5:-1]))
+        return ValueType.list(parse_type(text[5:-1]))
     if text.startswith("tuple[") and text.endswith("]"):
-        return ValueType.opaque("tuple", items=tuple(_parse(p) for p in _split_top(text[6:-1])))
+        return ValueType.opaque("tuple", items=tuple(parse_type(p) for p in _split_top(text[6:-1])))
     return ValueType.opaque(text)
 
 
@@ -216,7 +216,7 @@ def type_of(value: ir.Value) -> ValueType:
     if cached is not None:
         return cached
     if TYPE_KEY in value.metadata_props:
-        vtype = _parse(value.metadata_props[TYPE_KEY])
+        vtype = parse_type(value.metadata_props[TYPE_KEY])
     elif value.type is not None:
         vtype = _from_onnx(value.type)
     else:

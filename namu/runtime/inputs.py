@@ -9,7 +9,7 @@ import pydantic
 
 from namu.errors import InputError
 from namu.ir.metadata import Signature
-from namu.ir.types import ValueType, _parse, python_type
+from namu.ir.types import ValueType, parse_type, python_type
 
 __all__ = ["InputBinder"]
 
@@ -28,7 +28,7 @@ class InputBinder:
             default = p.default if p.has_default else inspect.Parameter.empty
             params.append(inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
         self._py_signature = inspect.Signature(params)
-        self._types: list[ValueType] = [_parse(p.type) for p in signature.params]
+        self._types: list[ValueType] = [parse_type(p.type) for p in signature.params]
         self._adapters: list[pydantic.TypeAdapter[Any] | None] = [
             None if t.kind == "opaque" and python_type(t) is Any else pydantic.TypeAdapter(python_type(t))
             for t in self._types

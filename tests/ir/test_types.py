@@ -8,7 +8,7 @@ import onnx_ir as ir
 from hypothesis import given
 from hypothesis import strategies as st
 
-from namu.ir.types import ValueType, _parse, from_annotation, python_type, set_type, type_of
+from namu.ir.types import ValueType, parse_type, from_annotation, python_type, set_type, type_of
 
 scalars = st.sampled_from([ValueType.int(), ValueType.float(), ValueType.bool(), ValueType.str()])
 opaques = st.sampled_from(["object", "dict", "NoneType", "pathlib.Path"]).map(ValueType.opaque)
@@ -21,7 +21,7 @@ value_types = st.recursive(
 
 @given(value_types)
 def test_string_form_round_trips(vtype: ValueType) -> None:
-    assert _parse(str(vtype)) == vtype
+    assert parse_type(str(vtype)) == vtype
 
 
 @given(value_types)
