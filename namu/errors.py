@@ -17,6 +17,9 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
     │   └── TaskResolutionError  a task's module or definition cannot be found
     ├── TaskError                a task raised while a workflow ran (user error chained)
     │   └── TaskTimeoutError     a task ran longer than its ``timeout_s``
+    ├── UnhashableValue          a value has no content digest (also a TypeError)
+    ├── CacheError               the on-disk result cache cannot be opened or read
+    ├── CheckpointError          a run's checkpoint file cannot be opened, read or written
     └── KernelError              the native kernel rejected a plan or failed internally
 """
 
@@ -24,16 +27,20 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "CacheError",
+    "CheckpointError",
     "InputError",
     "IRVerificationError",
     "KernelError",
     "NamuError",
     "PassError",
+    "RunCancelledError",
     "StaleArtifactError",
     "TaskDefinitionError",
     "TaskError",
     "TaskResolutionError",
     "TaskTimeoutError",
+    "UnhashableValue",
     "WorkflowSyntaxError",
 ]
 
@@ -156,5 +163,79 @@ class TaskTimeoutError(TaskError):
     """A task ran longer than its ``timeout_s`` option allows."""
 
 
+class UnhashableValue(NamuError, TypeError):
+    """A value cannot be content-addressed (:func:`namu.runtime.content.content_digest`).
+
+    The runtime treats it as "do not cache": a task call whose arguments raise it runs
+    uncached and is not journaled.
+
+    Attributes:
+        type_name: ``module.qualname`` of the offending value's type.
+    """
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        self.type_name = type_name
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_unhashable, (self.args[0], self.type_name))
+
+
+def _rebuild_unhashable(message: str, type_name: str) -> UnhashableValue:
+    return UnhashableValue(message, type_name=type_name)
+
+
+class CacheError(NamuError):
+    """The on-disk result cache (``cache_dir``) cannot be created, opened or read.
+
+    Attributes:
+        path: the cache's database file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_store_error, (type(self), self.args[0], self.path))
+
+
+class CheckpointError(NamuError):
+    """A run's checkpoint file cannot be created, opened, read or written.
+
+    Attributes:
+        path: the checkpoint's database file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_store_error, (type(self), self.args[0], self.path))
+
+
+def _rebuild_store_error(cls: type[CacheError | CheckpointError], message: str, path: str) -> NamuError:
+    return cls(message, path=path)
+
+
 class KernelError(NamuError):
     """The native kernel rejected a plan (bad slot, cycle, arity) or failed internally."""
+
+
+class RunCancelledError(KeyboardInterrupt):
+    """A run was interrupted (Ctrl+C) and stopped cleanly.
+
+    Everything in flight was cancelled (async tasks) or allowed to finish (a thread cannot
+    be killed), and no worker thread is left running. It is a ``KeyboardInterrupt``, so
+    ``except Exception`` does not swallow it; the original interrupt is its ``__cause__``.
+
+    Attributes:
+        finished: calls that finished before the interruption.
+        cancelled: calls in flight that were cancelled or dropped before they started.
+    """
+
+    def __init__(self, finished: int, cancelled: int) -> None:
+        super().__init__(f"run cancelled: {finished} calls finished, {cancelled} in flight were cancelled")
+        self.finished = finished
+        self.cancelled = cancelled

@@ -55,6 +55,8 @@ pub enum Site {
     Priority(usize),
     /// The `error_handlers` argument.
     ErrorHandlers,
+    /// The entry `outer[i]`.
+    OuterSlot(usize),
 }
 
 impl fmt::Display for Site {
@@ -73,6 +75,7 @@ impl fmt::Display for Site {
             Site::Constant(i) => write!(f, "constants[{i}]"),
             Site::Priorities => f.write_str("priorities"),
             Site::ErrorHandlers => f.write_str("error_handlers"),
+            Site::OuterSlot(i) => write!(f, "outer[{i}]"),
             Site::Priority(i) => write!(f, "priorities[{i}]"),
         }
     }
@@ -87,6 +90,8 @@ pub enum Writer {
     Constant(usize),
     /// An output of node `i`.
     Node(usize),
+    /// `outer[i]`: read from the enclosing context when the plan runs as a body.
+    Outer(usize),
 }
 
 impl fmt::Display for Writer {
@@ -95,6 +100,7 @@ impl fmt::Display for Writer {
             Writer::RunInput(i) => write!(f, "input_slots[{i}]"),
             Writer::Constant(i) => write!(f, "constants[{i}]"),
             Writer::Node(i) => write!(f, "node {i}"),
+            Writer::Outer(i) => write!(f, "outer[{i}]"),
         }
     }
 }
@@ -203,6 +209,26 @@ pub enum KernelError {
         /// Number of output slots.
         expected: usize,
     },
+    /// A body plan reads a context key its enclosing run did not set.
+    MissingContextValue {
+        /// The key.
+        key: i64,
+    },
+    /// A node runs in async mode but the run was given no `driver`.
+    NoAsyncDriver {
+        /// Node index (in its own plan).
+        node: usize,
+    },
+    /// The run was interrupted (`KeyboardInterrupt`, i.e. Ctrl+C); everything in flight
+    /// was cancelled or waited for, and no thread is left behind.
+    Cancelled {
+        /// Calls that finished before the interruption.
+        finished: u64,
+        /// Calls in flight that were cancelled (async) or dropped before starting (threads).
+        cancelled: u64,
+        /// The `KeyboardInterrupt`.
+        cause: PyErr,
+    },
     /// A broken kernel invariant (a bug in namu, never the caller's fault).
     Internal(String),
 }
@@ -265,6 +291,16 @@ impl fmt::Display for KernelError {
             KernelError::OutputArity { node, got, expected } => {
                 write!(f, "node {node} returned {got} values, expected {expected}")
             }
+            KernelError::MissingContextValue { key } => {
+                write!(f, "the context has no value for key {key}, which a body plan reads")
+            }
+            KernelError::NoAsyncDriver { node } => {
+                write!(f, "node {node} runs in async mode, but run() was given no driver")
+            }
+            KernelError::Cancelled { finished, cancelled, .. } => write!(
+                f,
+                "run cancelled: {finished} calls finished, {cancelled} in flight were cancelled"
+            ),
             KernelError::Internal(msg) => {
                 write!(f, "internal kernel error (a bug in namu): {msg}")
             }
@@ -289,6 +325,20 @@ impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
         match err {
             KernelError::Python(err) => err,
+            KernelError::Cancelled { finished, cancelled, cause } => Python::attach(|py| {
+                let cancel_err = py
+                    .import("namu.errors")
+                    .and_then(|m| m.getattr("RunCancelledError"))
+                    .and_then(|cls| cls.call1((finished, cancelled)));
+                match cancel_err {
+                    Ok(exc) => {
+                        let err = PyErr::from_value(exc);
+                        err.set_cause(py, Some(cause));
+                        err
+                    }
+                    Err(_) => cause,
+                }
+            }),
             other => Python::attach(|py| {
                 let message = other.to_string();
                 match namu_kernel_error(py) {

@@ -61,6 +61,11 @@ class TaskOptions(_Strict):
         cache: memoize results by input value for the lifetime of the process.
         on_error: ``"raise"`` fails the run; ``"skip"`` drops the failing item of the
             enclosing fan-out and reports it in the run's metadata.
+        mode: how the kernel runs a synchronous task: ``"inline"`` (called directly by
+            the scheduler; best for cheap calls) or ``"thread"`` (on the run's worker
+            pool; for calls that release the GIL, such as numpy or I/O). None: the run's
+            ``task_mode`` (``"inline"`` by default). ``async def`` tasks always run on
+            the event loop.
     """
 
     name: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -70,6 +75,7 @@ class TaskOptions(_Strict):
     pure: bool = pydantic.Field(default=False, strict=True)
     cache: bool = pydantic.Field(default=False, strict=True)
     on_error: Literal["raise", "skip"] = "raise"
+    mode: Literal["inline", "thread"] | None = None
 
 
 class TaskEntry(_Strict):

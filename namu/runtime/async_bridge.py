@@ -7,11 +7,13 @@ not the caller is itself inside a running event loop (Jupyter, an async web hand
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["run_coroutine"]
+__all__ = ["AsyncDriver", "driver_factory", "run_coroutine"]
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
@@ -44,3 +46,63 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], timeout_s: float | None = None
         coro = asyncio.wait_for(coro, timeout_s)
     future = asyncio.run_coroutine_threadsafe(coro, _get_loop())
     return future.result()
+
+
+class AsyncDriver:
+    """Awaits the awaitables a kernel run hands out, on the background event loop.
+
+    The kernel is sans-IO: it calls ``spawn(batch)`` with the ``(token, awaitable)`` pairs
+    that became ready, and learns of each result through ``sink.ok(token, value)`` or
+    ``sink.err(token, exc)``. The kernel caps how many are in flight.
+
+    Args:
+        sink: the run's ``namu._kernel.Sink``.
+        context: the ``contextvars.Context`` of the run; each awaitable runs in a copy.
+    """
+
+    def __init__(self, sink: Any, context: contextvars.Context) -> None:
+        self._sink = sink
+        self._context = context
+        self._loop = _get_loop()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, batch: list[tuple[int, Any]]) -> None:
+        """Start every awaitable of ``batch`` (called from the kernel's thread)."""
+        self._loop.call_soon_threadsafe(self._start, batch)
+
+    def cancel(self) -> None:
+        """Cancel every awaitable still running (called from the kernel's thread)."""
+        self._loop.call_soon_threadsafe(self._cancel_all)
+
+    def _start(self, batch: list[tuple[int, Any]]) -> None:
+        for token, awaitable in batch:
+            try:
+                if asyncio.iscoroutine(awaitable):
+                    task = self._loop.create_task(awaitable, context=self._context.copy())
+                else:
+                    task = asyncio.ensure_future(awaitable, loop=self._loop)
+            except BaseException as exc:  # noqa: BLE001 - reported to the kernel as the node's error
+                self._sink.err(token, exc)
+                continue
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, token))
+
+    def _done(self, token: int, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._sink.err(token, asyncio.CancelledError())
+            return
+        exc = task.exception()
+        if exc is None:
+            self._sink.ok(token, task.result())
+        else:
+            self._sink.err(token, exc)
+
+    def _cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def driver_factory(context: contextvars.Context) -> Callable[[Any], AsyncDriver]:
+    """The ``driver`` argument of ``namu._kernel.Plan.run`` for a run in ``context``."""
+    return lambda sink: AsyncDriver(sink, context)

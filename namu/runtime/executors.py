@@ -4,24 +4,43 @@ Both prepare a graph once into a runner ``run(inputs + captured) -> outputs`` an
 node callables with :func:`namu.runtime.ops.build_op`, so they share every op's meaning.
 They differ only in scheduling:
 
-* :class:`KernelExecutor` compiles the graph into a ``namu._kernel.Plan`` (slots,
-  dependency counts, a priority ready queue, liveness) and lets Rust drive the calls;
+* :class:`KernelExecutor` compiles the graph, with every body nested in it, into
+  ``namu._kernel.Plan`` objects (slots, dependency counts, a priority ready queue,
+  liveness); Rust runs the control flow and builtin ops and drives the task calls;
 * :class:`ReferenceExecutor` walks the nodes in their stored (topological) order with a
   dict of values. It is the semantic oracle the kernel is tested against.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import onnx_ir as ir
 
-from namu.ir.scopes import node_captures
-from namu.runtime.ops import ErrorHandler, SubgraphRunner, build_node, constant_of, is_constant
-from namu.runtime.tasks import TaskBinding
+from namu.ir.metadata import SPAN_KEY
+from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.scopes import captures, node_captures
+from namu.runtime.async_bridge import driver_factory
+from namu.runtime.ops import (
+    ErrorHandler,
+    SubgraphRunner,
+    build_node,
+    constant_of,
+    is_constant,
+    native_op,
+    record_skip,
+    span_note,
+)
+from namu.runtime.result import current_run
+from namu.runtime import tasks as _tasks
+from namu.runtime.tasks import SkipItem, TaskBinding, task_node
 
-__all__ = ["EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
+
+#: most async task calls one run keeps in flight (NeuraCraft's default cap).
+DEFAULT_MAX_CONCURRENCY = 256
 
 
 class Executor:
@@ -91,11 +110,62 @@ class ReferenceExecutor(Executor):
 
 
 class KernelExecutor(Executor):
-    """Compile each graph into a native ``Plan`` run by the Rust kernel."""
+    """Compile a graph and every body nested in it into native ``Plan`` objects.
+
+    Control flow (``If``, ``Loop``, ``namu.Map``, function calls) and namu's builtin ops
+    (arithmetic, comparison, item access, tuple and list construction) run inside the
+    kernel; task calls are handed to it as Python callables with a mode (inline, thread
+    or async). A body reads the values it captures from a copy-on-write context the
+    enclosing frame sets once per node; each captured value gets one context key.
+
+    Args:
+        task_mode: how synchronous tasks without their own ``mode`` run: ``"inline"`` or
+            ``"thread"``.
+    """
 
     name = "kernel"
 
+    def __init__(
+        self,
+        tasks: dict[str, TaskBinding],
+        functions: dict[str, ir.Function] | None = None,
+        *,
+        observed: bool = False,
+        task_mode: str = "inline",
+    ) -> None:
+        super().__init__(tasks, functions, observed=observed)
+        if task_mode not in ("inline", "thread"):
+            raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
+        self.task_mode = task_mode
+        self._keys: dict[int, int] = {}
+        self._function_plans: dict[str, Any] = {}
+
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
+        plan = self.plan(graph, [*graph.inputs, *captures], ())
+        if not plan.concurrent:
+            return plan.run
+
+        def run(values: list[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY, workers: int | None = None) -> list[Any]:
+            context = contextvars.copy_context()
+            return plan.run(
+                values,
+                driver=driver_factory(context),
+                max_concurrency=max_concurrency,
+                workers=workers,
+                contextvars=context,
+            )
+
+        return run
+
+    def _key(self, value: ir.Value) -> int:
+        key = self._keys.get(id(value))
+        if key is None:
+            key = self._keys[id(value)] = len(self._keys)
+        return key
+
+    def plan(self, graph: ir.Graph, inputs: Sequence[ir.Value], outer: Sequence[ir.Value]) -> Any:
+        """The native ``Plan`` of ``graph``: ``inputs`` are its run inputs, ``outer`` the
+        values it reads from the enclosing context."""
         from namu._kernel import Plan
 
         slots: dict[int, int] = {}
@@ -106,8 +176,9 @@ class KernelExecutor(Executor):
                 index = slots[id(value)] = len(slots)
             return index
 
-        input_slots = [slot(v) for v in [*graph.inputs, *captures]]
-        nodes: list[tuple[Callable[..., Any], list[int], list[int]]] = []
+        input_slots = [slot(v) for v in inputs]
+        outer_slots = [(slot(v), self._key(v)) for v in outer]
+        nodes: list[tuple[Any, list[int], list[int]]] = []
         handlers: list[ErrorHandler | None] = []
         constants: list[tuple[int, Any]] = []
         for node in graph:
@@ -115,15 +186,86 @@ class KernelExecutor(Executor):
             if is_constant(const):
                 constants.append((slot(node.outputs[0]), const))
                 continue
+            caps = node_captures(node)
             in_slots = [-1 if v is None else slot(v) for v in node.inputs]
-            in_slots += [slot(v) for v in node_captures(node)]
+            in_slots += [slot(v) for v in caps]
             out_slots = [slot(v) for v in node.outputs]
-            fn, handler = build_node(node, self)
-            nodes.append((fn, in_slots, out_slots))
+            op, handler = self._op(node, caps)
+            nodes.append((op, in_slots, out_slots))
             handlers.append(handler)
         output_slots = [slot(v) for v in graph.outputs]
-        plan = Plan(len(slots), nodes, input_slots, output_slots, constants, error_handlers=handlers)
-        return plan.run
+        return Plan(len(slots), nodes, input_slots, output_slots, constants, error_handlers=handlers, outer=outer_slots)
+
+    def _body(self, graph: ir.Graph) -> Any:
+        return self.plan(graph, list(graph.inputs), captures(graph))
+
+    def _op(self, node: ir.Node, caps: list[ir.Value]) -> tuple[Any, ErrorHandler | None]:
+        """The kernel's op for ``node`` and its error handler."""
+        keys = [self._key(v) for v in caps]
+        domain, op_type = node.domain, node.op_type
+        native = native_op(node)
+        if native is not None:
+            return ("native", native), span_note(node)
+        if domain == NAMU_DOMAIN and op_type == "Task":
+            return self._task(node)
+        if domain == NAMU_DOMAIN and op_type == "Map":
+            return self._map(node, keys), None
+        if domain in ("", NAMU_DOMAIN) and op_type == "If":
+            then_plan = self._body(node.attributes["then_branch"].as_graph())
+            else_plan = self._body(node.attributes["else_branch"].as_graph())
+            return ("if", then_plan, else_plan, keys), None
+        if domain in ("", NAMU_DOMAIN) and op_type == "Loop":
+            body = node.attributes["body"].as_graph()
+            return ("loop", self._body(body), len(node.inputs) - 2, keys), None
+        if domain == WORKFLOW_DOMAIN and op_type in self.functions:
+            plan = self._function_plans.get(op_type)
+            if plan is None:
+                plan = self._function_plans[op_type] = self._body(self.functions[op_type].graph)
+            return ("function", plan), None
+        return build_node(node, self)
+
+    def _task(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
+        key = node.attributes["task"].as_string()
+        binding = self.tasks[key]
+        kwnames_attr = node.attributes.get("kwnames")
+        kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
+        span = node.metadata_props.get(SPAN_KEY, "")
+        if binding.is_async:
+            return ("call", _tasks.task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
+        fn, handler = task_node(binding, kwnames, span, observed=self.observed)
+        mode = binding.options.mode or self.task_mode
+        if mode == "inline":
+            return fn, handler
+        return ("call", fn, "thread"), handler
+
+    def _map(self, node: ir.Node, keys: list[int]) -> tuple[Any, ...]:
+        body = self._body(node.attributes["body"].as_graph())
+        flatten_attr = node.attributes.get("flatten")
+        flatten = bool(flatten_attr.as_int()) if flatten_attr is not None else False
+        on_start = on_item_done = None
+        if self.observed:
+            on_start, on_item_done = _fanout_started, _item_done
+        return ("map", body, keys, flatten, _item_error, on_start, on_item_done)
+
+
+def _item_error(exc: BaseException, index: int) -> BaseException | None:
+    """A fan-out item failed: drop it if an ``on_error="skip"`` task failed, else raise."""
+    if isinstance(exc, SkipItem):
+        record_skip(exc, index)
+        return None
+    return exc
+
+
+def _fanout_started(n_items: int) -> None:
+    state = current_run()
+    if state is not None and state.observer is not None:
+        state.observer.on_fanout(n_items)
+
+
+def _item_done() -> None:
+    state = current_run()
+    if state is not None and state.observer is not None:
+        state.observer.on_item_done()
 
 
 EXECUTORS: dict[str, type[Executor]] = {"kernel": KernelExecutor, "reference": ReferenceExecutor}

@@ -26,7 +26,17 @@ from namu.ir.scopes import node_captures
 from namu.runtime.result import SkippedItem, current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_node
 
-__all__ = ["ErrorHandler", "OpEnv", "SubgraphRunner", "build_node", "build_op", "constant_of"]
+__all__ = [
+    "ErrorHandler",
+    "OpEnv",
+    "SubgraphRunner",
+    "build_node",
+    "build_op",
+    "constant_of",
+    "native_op",
+    "record_skip",
+    "span_note",
+]
 
 #: runs a prepared subgraph: (graph inputs + captured values) -> graph outputs.
 SubgraphRunner = Callable[[list[Any]], list[Any]]
@@ -135,18 +145,75 @@ _NAMU_UNARY: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: builtin ops the native kernel evaluates itself (``namu._kernel`` native op names);
+#: each means exactly what its callable above means.
+_NATIVE: dict[tuple[str, str], str] = {
+    ("", "Add"): "add",
+    ("", "Sub"): "sub",
+    ("", "Mul"): "mul",
+    ("", "Neg"): "neg",
+    ("", "Not"): "not",
+    ("", "Identity"): "identity",
+    ("", "SequenceLength"): "len",
+    ("", "Equal"): "eq",
+    ("", "Less"): "lt",
+    ("", "LessOrEqual"): "le",
+    ("", "Greater"): "gt",
+    ("", "GreaterOrEqual"): "ge",
+    ("", "StringConcat"): "add",
+    ("", "SequenceAt"): "getitem",
+    ("", "And"): "and",
+    ("", "Or"): "or",
+    ("", "SequenceConstruct"): "list",
+    (NAMU_DOMAIN, "Identity"): "identity",
+    (NAMU_DOMAIN, "Len"): "len",
+    (NAMU_DOMAIN, "Truth"): "truth",
+    (NAMU_DOMAIN, "List"): "list",
+    (NAMU_DOMAIN, "Tuple"): "tuple",
+    (NAMU_DOMAIN, "GetItem"): "getitem",
+}
+
+
+def native_op(node: ir.Node) -> str | None:
+    """The native kernel's name for ``node``'s op, or None if the kernel calls Python for it."""
+    if node.domain == NAMU_DOMAIN and node.op_type == "Compare":
+        return node.attributes["op"].as_string()
+    return _NATIVE.get((node.domain, node.op_type))
+
+
+def span_note(node: ir.Node) -> ErrorHandler:
+    """An error handler adding ``node``'s workflow line to the exception (type unchanged)."""
+    note = f"while evaluating {node.op_type} at {node.metadata_props.get(SPAN_KEY, '?')}"
+
+    def add_note(exc: Exception) -> BaseException:
+        exc.add_note(note)
+        return exc
+
+    return add_note
+
+
 def _with_span(fn: Callable[..., Any], node: ir.Node) -> Callable[..., Any]:
     """Add the workflow line to errors of builtin ops, keeping the Python exception type."""
-    note = f"while evaluating {node.op_type} at {node.metadata_props.get(SPAN_KEY, '?')}"
+    add_note = span_note(node)
 
     def call(*args: Any) -> Any:
         try:
             return fn(*args)
         except Exception as exc:
-            exc.add_note(note)
+            add_note(exc)
             raise
 
     return call
+
+
+def record_skip(skipped: SkipItem, index: int) -> None:
+    """Report fan-out item ``index``, dropped because of ``skipped``, to the current run."""
+    state = current_run()
+    if state is None:
+        return
+    cause = skipped.__cause__
+    error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
+    state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
 
 
 def build_node(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler | None]:
@@ -299,10 +366,7 @@ def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
                 outs = body([item, *caps_list])
             except SkipItem as skipped:
                 outs = None
-                if state is not None:
-                    cause = skipped.__cause__
-                    error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
-                    state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
+                record_skip(skipped, index)
             if observer is not None:
                 observer.on_item_done()
             if outs is not None and has_output:

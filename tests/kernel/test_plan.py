@@ -470,13 +470,13 @@ def test_priorities_order_ready_nodes() -> None:
         pytest.param(
             (2, [(identity, [0])], [0], []),
             {},
-            r"node 0: expected a \(callable, .*\) tuple, got a tuple of length 2",
+            r"node 0: expected an \(op, .*\) tuple, got a tuple of length 2",
             id="short-node",
         ),
         pytest.param(
             (2, [identity], [0], []),
             {},
-            r"node 0: expected a \(callable, input_slots, output_slots\) tuple, got 'function'",
+            r"node 0: expected an \(op, input_slots, output_slots\) tuple, got 'function'",
             id="bare-callable",
         ),
         pytest.param(

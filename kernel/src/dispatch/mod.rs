@@ -1,6 +1,8 @@
 //! Calling a node: positional arguments through CPython's vectorcall protocol, and
 //! spreading the result over the node's output slots.
 
+pub mod native;
+
 use std::ptr;
 
 use pyo3::ffi;

@@ -109,6 +109,8 @@ pub struct GraphSpec {
     pub output_slots: Vec<i64>,
     /// Slots written by constants, in the order of the `constants` argument.
     pub constant_slots: Vec<i64>,
+    /// Slots written from the enclosing context when the plan runs as a body.
+    pub outer_slots: Vec<i64>,
     /// One priority per node, or `None` for all zero.
     pub priorities: Option<Vec<i64>>,
 }
@@ -143,6 +145,8 @@ pub struct Graph {
     pub(crate) output_slots: Vec<u32>,
     /// Slots written by constants, in order.
     pub(crate) constant_slots: Vec<u32>,
+    /// Slots written from the enclosing context, in order.
+    pub(crate) outer_slots: Vec<u32>,
     /// Largest number of positional arguments of any node.
     pub(crate) max_arity: usize,
 }
@@ -200,6 +204,12 @@ impl Graph {
             let s = slot(Site::Constant(i), raw)?;
             claim(s, Writer::Constant(i))?;
             constant_slots.push(s);
+        }
+        let mut outer_slots = Vec::with_capacity(spec.outer_slots.len());
+        for (i, &raw) in spec.outer_slots.iter().enumerate() {
+            let s = slot(Site::OuterSlot(i), raw)?;
+            claim(s, Writer::Outer(i))?;
+            outer_slots.push(s);
         }
         let mut outputs = Csr::new();
         let mut row: Vec<u32> = Vec::new();
@@ -285,6 +295,7 @@ impl Graph {
             input_slots,
             output_slots,
             constant_slots,
+            outer_slots,
             max_arity,
         };
         graph.check_acyclic(&writer)?;

@@ -1,10 +1,12 @@
 //! Planning and running: the validated graph ([`graph`]), dependency counting and the ready
-//! queue ([`ready`]), the run loop ([`run`]) and the Python class tying them together
+//! queue ([`ready`]), the frame engine that runs plans with their bodies ([`engine`]), the
+//! work-stealing worker pool ([`pool`]) and the Python class tying them together
 //! ([`plan`]).
 
+pub mod engine;
 pub mod graph;
 pub mod plan;
+pub mod pool;
 pub mod ready;
-pub mod run;
 
 pub use plan::Plan;

@@ -5,27 +5,137 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::context::Context;
+use crate::dispatch::native::NativeOp;
 use crate::dispatch::type_name;
 use crate::error::{KernelError, Site};
+use crate::scheduler::engine::{RunOptions, execute};
 use crate::scheduler::graph::{Graph, GraphSpec, NodeSlots};
-use crate::scheduler::run::execute;
+
+/// How a call node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Called directly by the run loop, on the thread running the plan.
+    Inline,
+    /// Handed to the run's worker pool (work-stealing deques); for calls that release the
+    /// interpreter lock (numpy, I/O).
+    Thread,
+    /// The callable returns an awaitable, which the run's driver awaits on an event loop;
+    /// at most `max_concurrency` are in flight at once.
+    Async,
+}
+
+/// What a node does.
+pub enum Op {
+    /// Call a Python callable with the node's inputs.
+    Call {
+        /// The callable.
+        callable: Py<PyAny>,
+        /// How it runs.
+        mode: Mode,
+    },
+    /// A builtin op evaluated without a Python-level call.
+    Native(NativeOp),
+    /// Fan-out: run `body` once per item of input 0, each in its own forked context.
+    Map(MapOp),
+    /// Run `then_branch` or `else_branch` depending on the truth of input 0.
+    If {
+        /// Run when the condition is true.
+        then_branch: Py<Plan>,
+        /// Run when it is false.
+        else_branch: Py<Plan>,
+        /// Context key of each captured input (inputs 1..).
+        keys: Vec<i64>,
+    },
+    /// ONNX `Loop`: inputs are (trip count or None, condition or None, carried..., captured...).
+    Loop {
+        /// Inputs (iteration, condition, carried...); outputs (condition, carried...).
+        body: Py<Plan>,
+        /// Number of loop-carried values.
+        n_carried: usize,
+        /// Context key of each captured input.
+        keys: Vec<i64>,
+    },
+    /// Call a function body: the node's inputs are the body's inputs, its outputs the
+    /// body's outputs.
+    Function {
+        /// The function body.
+        body: Py<Plan>,
+    },
+}
+
+/// The parameters of a fan-out node.
+pub struct MapOp {
+    /// Inputs (item); outputs (result, ...). Runs once per item.
+    pub body: Py<Plan>,
+    /// Context key of each captured input (inputs 1..).
+    pub keys: Vec<i64>,
+    /// The node's result is the concatenation of the items' results (else their list).
+    pub flatten: bool,
+    /// `on_item_error(exc, index)`: returns None to drop the item, or the exception to
+    /// raise. Without it, an item's error fails the node.
+    pub on_item_error: Option<Py<PyAny>>,
+    /// `on_start(n_items)`, called when the fan-out starts.
+    pub on_start: Option<Py<PyAny>>,
+    /// `on_item_done()`, called when an item finishes (or is dropped).
+    pub on_item_done: Option<Py<PyAny>>,
+}
+
+impl Op {
+    /// The plans this op runs as children.
+    fn bodies(&self) -> Vec<&Py<Plan>> {
+        match self {
+            Op::Call { .. } | Op::Native(_) => vec![],
+            Op::Map(map) => vec![&map.body],
+            Op::If { then_branch, else_branch, .. } => vec![then_branch, else_branch],
+            Op::Loop { body, .. } | Op::Function { body } => vec![body],
+        }
+    }
+
+    /// The Python objects the op holds, for the cycle collector.
+    fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Op::Call { callable, .. } => visit.call(callable)?,
+            Op::Native(_) => {}
+            Op::Map(map) => {
+                visit.call(&map.body)?;
+                for hook in
+                    [&map.on_item_error, &map.on_start, &map.on_item_done].into_iter().flatten()
+                {
+                    visit.call(hook)?;
+                }
+            }
+            Op::If { then_branch, else_branch, .. } => {
+                visit.call(then_branch)?;
+                visit.call(else_branch)?;
+            }
+            Op::Loop { body, .. } | Op::Function { body } => visit.call(body)?,
+        }
+        Ok(())
+    }
+}
 
 /// An executable graph held as compact arrays.
 ///
 /// Slots are registers holding one Python object each. A slot is written by exactly one run
-/// input, constant, or node output. Nodes run once their inputs are available, highest
-/// priority first, ties to the lowest node index. The plan is immutable: runs share nothing
-/// but the plan, so they may nest and may run on several threads at once.
+/// input, constant, outer value (read from the enclosing context when the plan is a body)
+/// or node output. Nodes run once their inputs are available, highest priority first, ties
+/// to the lowest node index. The plan is immutable: runs share nothing but the plan, so
+/// they may nest and may run on several threads at once.
 #[pyclass(frozen, module = "namu._kernel", name = "Plan")]
 pub struct Plan {
-    graph: Graph,
-    /// Per node, its callable.
-    callables: Vec<Py<PyAny>>,
+    pub(crate) graph: Graph,
+    /// Per node, what it does.
+    pub(crate) ops: Vec<Op>,
     /// Per constant, its value; the slot is `graph.constant_slots[i]`. Runs store clones.
-    constants: Vec<Py<PyAny>>,
-    /// Per node, an optional error handler: when the node's callable raises an
-    /// `Exception`, the handler is called with it and the exception it returns is raised.
-    error_handlers: Vec<Option<Py<PyAny>>>,
+    pub(crate) constants: Vec<Py<PyAny>>,
+    /// Per outer slot, its context key.
+    pub(crate) outer_keys: Vec<i64>,
+    /// Per node, an optional error handler: when the node raises an `Exception`, the
+    /// handler is called with it and the exception it returns is raised.
+    pub(crate) error_handlers: Vec<Option<Py<PyAny>>>,
+    /// Some node (here or in a body) runs in thread or async mode.
+    pub(crate) concurrent: bool,
 }
 
 #[pymethods]
@@ -34,7 +144,7 @@ impl Plan {
     /// graph detached from it, as that is pure Rust work linear in the plan's size.
     #[new]
     #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
-    #[pyo3(signature = (n_slots, nodes, input_slots, output_slots, constants = None, priorities = None, error_handlers = None))]
+    #[pyo3(signature = (n_slots, nodes, input_slots, output_slots, constants = None, priorities = None, error_handlers = None, outer = None))]
     fn new(
         py: Python<'_>,
         n_slots: &Bound<'_, PyAny>,
@@ -44,19 +154,19 @@ impl Plan {
         constants: Option<&Bound<'_, PyAny>>,
         priorities: Option<&Bound<'_, PyAny>>,
         error_handlers: Option<&Bound<'_, PyAny>>,
+        outer: Option<&Bound<'_, PyAny>>,
     ) -> Result<Self, KernelError> {
         let mut spec = GraphSpec { n_slots: int(n_slots, Site::NSlots)?, ..GraphSpec::default() };
-        let mut callables = Vec::new();
+        let mut ops = Vec::new();
         for (node, entry) in items(nodes, Site::Nodes)?.into_iter().enumerate() {
             let site = Site::Node(node);
-            let [callable, inputs, outputs] =
-                fields::<3>(&entry, site, "a (callable, input_slots, output_slots) tuple")?;
-            if !callable.is_callable() {
-                return Err(KernelError::NotCallable { node, type_name: type_name(&callable) });
-            }
+            let [op, inputs, outputs] =
+                fields::<3>(&entry, site, "an (op, input_slots, output_slots) tuple")?;
             let inputs = ints(&inputs, site, |position| Site::NodeInput { node, position })?;
             let outputs = ints(&outputs, site, |position| Site::NodeOutput { node, position })?;
-            callables.push(callable.unbind());
+            let op = parse_op(node, &op)?;
+            check_op_shape(node, &op, inputs.len(), outputs.len())?;
+            ops.push(op);
             spec.nodes.push(NodeSlots { inputs, outputs });
         }
         spec.input_slots = ints(input_slots, Site::InputSlots, Site::InputSlot)?;
@@ -70,20 +180,27 @@ impl Plan {
                 constant_values.push(value.unbind());
             }
         }
+        let mut outer_keys = Vec::new();
+        if let Some(outer) = outer {
+            for (i, entry) in
+                items(outer, Site::OuterSlot(i64::MAX as usize))?.into_iter().enumerate()
+            {
+                let site = Site::OuterSlot(i);
+                let [slot, key] = fields::<2>(&entry, site, "a (slot, key) tuple")?;
+                spec.outer_slots.push(int(&slot, site)?);
+                outer_keys.push(int(&key, site)?);
+            }
+        }
         if let Some(priorities) = priorities {
             spec.priorities = Some(ints(priorities, Site::Priorities, Site::Priority)?);
         }
-        let mut handlers: Vec<Option<Py<PyAny>>> = (0..callables.len()).map(|_| None).collect();
+        let mut handlers: Vec<Option<Py<PyAny>>> = (0..ops.len()).map(|_| None).collect();
         if let Some(given) = error_handlers {
             let given = items(given, Site::ErrorHandlers)?;
-            if given.len() != callables.len() {
+            if given.len() != ops.len() {
                 return Err(KernelError::Malformed {
                     site: Site::ErrorHandlers,
-                    detail: format!(
-                        "expected one per node ({}), got {}",
-                        callables.len(),
-                        given.len()
-                    ),
+                    detail: format!("expected one per node ({}), got {}", ops.len(), given.len()),
                 });
             }
             for (node, handler) in given.into_iter().enumerate() {
@@ -102,17 +219,57 @@ impl Plan {
                 handlers[node] = Some(handler.unbind());
             }
         }
+        let concurrent = ops.iter().any(|op| match op {
+            Op::Call { mode, .. } => *mode != Mode::Inline,
+            other => other.bodies().iter().any(|body| body.get().concurrent),
+        });
         let graph = py.detach(|| Graph::build(&spec))?;
-        Ok(Plan { graph, callables, constants: constant_values, error_handlers: handlers })
+        Ok(Plan {
+            graph,
+            ops,
+            constants: constant_values,
+            outer_keys,
+            error_handlers: handlers,
+            concurrent,
+        })
     }
 
     /// Runs the plan once on `inputs` and returns the values of the output slots.
+    ///
+    /// Args:
+    ///     inputs: one value per input slot.
+    ///     context: the `Context` outer slots are read from (default: empty).
+    ///     driver: `driver(sink)` returns an object with `spawn(batch)` (`batch` is a list
+    ///         of `(token, awaitable)`; each result goes to `sink.ok(token, value)` or
+    ///         `sink.err(token, exc)`) and `cancel()`. Required if an async node runs.
+    ///     workers: threads of the worker pool for thread-mode nodes (default: the
+    ///         number of CPUs); started only when a thread-mode node runs.
+    ///     max_concurrency: most async calls in flight at once (default 256).
+    ///     contextvars: a `contextvars.Context`; worker threads run each call in a copy.
+    #[pyo3(signature = (inputs, *, context = None, driver = None, workers = None, max_concurrency = 256, contextvars = None))]
+    #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn run<'py>(
         &self,
         py: Python<'py>,
         inputs: Vec<Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, Context>>,
+        driver: Option<Bound<'py, PyAny>>,
+        workers: Option<usize>,
+        max_concurrency: usize,
+        contextvars: Option<Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyList>, KernelError> {
-        execute(py, &self.graph, &self.callables, &self.error_handlers, &self.constants, inputs)
+        let options = RunOptions {
+            context: context
+                .map(|c| c.get().values().clone())
+                .unwrap_or_else(crate::context::empty),
+            driver,
+            workers: workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            }),
+            max_concurrency: max_concurrency.max(1),
+            contextvars,
+        };
+        execute(py, self, inputs, options)
     }
 
     /// Number of nodes.
@@ -127,6 +284,13 @@ impl Plan {
         self.graph.n_slots()
     }
 
+    /// Whether some node (here or in a body) runs in thread or async mode, so a run may
+    /// need a driver, workers and a `contextvars` context.
+    #[getter]
+    fn concurrent(&self) -> bool {
+        self.concurrent
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<namu._kernel.Plan: {} nodes, {} slots>",
@@ -135,12 +299,13 @@ impl Plan {
         )
     }
 
-    /// Lets the cycle collector see the callables and constants, so a plan whose callable
-    /// refers back to the plan can be collected. (A frozen class has no `__clear__`; the
-    /// collector breaks such cycles by clearing the functions and cells instead.)
+    /// Lets the cycle collector see the callables, constants and bodies, so a plan whose
+    /// callable refers back to the plan can be collected. (A frozen class has no
+    /// `__clear__`; the collector breaks such cycles by clearing the functions and cells
+    /// instead.)
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for callable in &self.callables {
-            visit.call(callable)?;
+        for op in &self.ops {
+            op.visit(&visit)?;
         }
         for value in &self.constants {
             visit.call(value)?;
@@ -149,6 +314,187 @@ impl Plan {
             visit.call(handler)?;
         }
         Ok(())
+    }
+}
+
+/// Parses a node's op: a callable (an inline call), or a tuple `(kind, ...)`:
+/// `("call", callable, "inline" | "thread" | "async")`, `("native", name)`,
+/// `("map", body, keys, flatten, on_item_error, on_start, on_item_done)`,
+/// `("if", then_branch, else_branch, keys)`, `("loop", body, n_carried, keys)` or
+/// `("function", body)`.
+fn parse_op(node: usize, op: &Bound<'_, PyAny>) -> Result<Op, KernelError> {
+    let site = Site::Node(node);
+    if op.is_callable() && op.cast::<PyTuple>().is_err() {
+        return Ok(Op::Call { callable: op.clone().unbind(), mode: Mode::Inline });
+    }
+    let Ok(tuple) = op.cast::<PyTuple>() else {
+        return Err(KernelError::NotCallable { node, type_name: type_name(op) });
+    };
+    let parts: Vec<Bound<'_, PyAny>> = tuple.iter().collect();
+    let kind: String = match parts.first().map(|k| k.extract::<String>()) {
+        Some(Ok(kind)) => kind,
+        _ => return Err(expected(site, "an op tuple starting with its kind (a str)", op)),
+    };
+    let arity = |n: usize| -> Result<(), KernelError> {
+        if parts.len() == n {
+            Ok(())
+        } else {
+            Err(KernelError::Malformed {
+                site,
+                detail: format!("a {kind:?} op has {} fields, got {}", n, parts.len()),
+            })
+        }
+    };
+    let plan = |obj: &Bound<'_, PyAny>| -> Result<Py<Plan>, KernelError> {
+        obj.cast::<Plan>().map(|p| p.clone().unbind()).map_err(|_| expected(site, "a Plan", obj))
+    };
+    let hook = |obj: &Bound<'_, PyAny>| -> Result<Option<Py<PyAny>>, KernelError> {
+        if obj.is_none() {
+            Ok(None)
+        } else if obj.is_callable() {
+            Ok(Some(obj.clone().unbind()))
+        } else {
+            Err(expected(site, "a callable or None", obj))
+        }
+    };
+    let keys = |obj: &Bound<'_, PyAny>| ints(obj, site, |_| site);
+    Ok(match kind.as_str() {
+        "call" => {
+            arity(3)?;
+            if !parts[1].is_callable() {
+                return Err(KernelError::NotCallable { node, type_name: type_name(&parts[1]) });
+            }
+            let mode = match parts[2].extract::<String>().as_deref() {
+                Ok("inline") => Mode::Inline,
+                Ok("thread") => Mode::Thread,
+                Ok("async") => Mode::Async,
+                _ => {
+                    return Err(expected(site, "a mode: 'inline', 'thread' or 'async'", &parts[2]));
+                }
+            };
+            Op::Call { callable: parts[1].clone().unbind(), mode }
+        }
+        "native" => {
+            arity(2)?;
+            let name: String =
+                parts[1].extract().map_err(|_| expected(site, "an op name", &parts[1]))?;
+            Op::Native(NativeOp::from_name(&name).ok_or_else(|| KernelError::Malformed {
+                site,
+                detail: format!("unknown native op {name:?}"),
+            })?)
+        }
+        "map" => {
+            arity(7)?;
+            Op::Map(MapOp {
+                body: plan(&parts[1])?,
+                keys: keys(&parts[2])?,
+                flatten: parts[3].is_truthy()?,
+                on_item_error: hook(&parts[4])?,
+                on_start: hook(&parts[5])?,
+                on_item_done: hook(&parts[6])?,
+            })
+        }
+        "if" => {
+            arity(4)?;
+            Op::If {
+                then_branch: plan(&parts[1])?,
+                else_branch: plan(&parts[2])?,
+                keys: keys(&parts[3])?,
+            }
+        }
+        "loop" => {
+            arity(4)?;
+            let n_carried = usize::try_from(int(&parts[2], site)?)
+                .map_err(|_| expected(site, "a non-negative carried count", &parts[2]))?;
+            Op::Loop { body: plan(&parts[1])?, n_carried, keys: keys(&parts[3])? }
+        }
+        "function" => {
+            arity(2)?;
+            Op::Function { body: plan(&parts[1])? }
+        }
+        other => {
+            return Err(KernelError::Malformed {
+                site,
+                detail: format!("unknown op kind {other:?}"),
+            });
+        }
+    })
+}
+
+/// Checks a node's input and output counts against its op (and its bodies' signatures).
+fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(), KernelError> {
+    let fail = |detail: String| Err(KernelError::Malformed { site: Site::Node(node), detail });
+    let sig = |p: &Py<Plan>| {
+        let g = &p.get().graph;
+        (g.input_slots.len(), g.output_slots.len())
+    };
+    match op {
+        Op::Call { .. } => Ok(()),
+        Op::Native(native) => match native.arity() {
+            Some(a) if a != n_in => {
+                fail(format!("native op {native:?} takes {a} inputs, got {n_in}"))
+            }
+            _ if n_out != 1 => fail(format!("native op {native:?} has one output, got {n_out}")),
+            _ => Ok(()),
+        },
+        Op::Map(map) => {
+            let (b_in, b_out) = sig(&map.body);
+            if n_in != 1 + map.keys.len() {
+                fail(format!(
+                    "a map node takes the sequence and one input per key; got {n_in} inputs for {} keys",
+                    map.keys.len()
+                ))
+            } else if b_in != 1 {
+                fail(format!("a map body takes one input (the item), got {b_in}"))
+            } else if n_out > 1 || (n_out == 1 && b_out == 0) {
+                fail(format!(
+                    "a map node has at most one output and needs a body output for it; got {n_out} outputs, body has {b_out}"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Op::If { then_branch, else_branch, keys } => {
+            let (t_in, t_out) = sig(then_branch);
+            let (e_in, e_out) = sig(else_branch);
+            if n_in != 1 + keys.len() {
+                fail(format!(
+                    "an if node takes the condition and one input per key; got {n_in} inputs for {} keys",
+                    keys.len()
+                ))
+            } else if t_in != 0 || e_in != 0 || t_out != n_out || e_out != n_out {
+                fail(format!(
+                    "if branches take no inputs and have one output per node output ({n_out}); got then ({t_in} in, {t_out} out), else ({e_in} in, {e_out} out)"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Op::Loop { body, n_carried, keys } => {
+            let (b_in, b_out) = sig(body);
+            if n_in != 2 + n_carried + keys.len() {
+                fail(format!(
+                    "a loop node takes trip count, condition, {n_carried} carried and {} captured inputs; got {n_in}",
+                    keys.len()
+                ))
+            } else if b_in != 2 + n_carried || b_out < 1 + n_carried || n_out != *n_carried {
+                fail(format!(
+                    "a loop body takes (iteration, condition, carried...) and returns (condition, carried...); got {b_in} inputs, {b_out} outputs for {n_carried} carried values and {n_out} node outputs"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Op::Function { body } => {
+            let (b_in, b_out) = sig(body);
+            if b_in != n_in || b_out != n_out {
+                fail(format!(
+                    "a function node's inputs and outputs match its body's ({b_in} in, {b_out} out); got {n_in} in, {n_out} out"
+                ))
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 
