@@ -928,11 +928,16 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         sub_id: u32,
         values: Vec<Bound<'py, PyAny>>,
     ) -> Result<(), KernelError> {
-        let Some(sub) = self.subs[sub_id as usize].take() else { return Ok(()) };
-        self.free_subs.push(sub_id);
-        let frame = &mut self.frames[sub.frame as usize];
-        frame.subs.retain(|&s| s != sub_id);
+        let Some(sub) = self.take_sub(sub_id) else { return Ok(()) };
         self.store_values(sub.frame, sub.node, values)
+    }
+
+    /// Removes `sub_id` from the table and from its frame's running subs.
+    fn take_sub(&mut self, sub_id: u32) -> Option<Sub<'p, 'py>> {
+        let sub = self.subs[sub_id as usize].take()?;
+        self.free_subs.push(sub_id);
+        self.frames[sub.frame as usize].subs.retain(|&s| s != sub_id);
+        Some(sub)
     }
 
     fn start_map(&mut self, id: u32, node: u32, map: &'p MapOp) -> Result<(), KernelError> {
@@ -1002,18 +1007,12 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         let SubKind::Loop { body, base, trip, iteration, .. } = &sub.kind else {
             return Ok(());
         };
-        let (frame, node) = (sub.frame, sub.node);
         let more_trips = trip.is_none_or(|trip| *iteration < trip);
         let go_on = more_trips
             && (cond.is_none()
                 || match cond.is_truthy() {
                     Ok(truth) => truth,
-                    Err(err) => {
-                        self.subs[sub_id as usize] = None;
-                        self.free_subs.push(sub_id);
-                        self.frames[frame as usize].subs.retain(|&s| s != sub_id);
-                        return self.fail_node(frame, node, err);
-                    }
+                    Err(err) => return self.fail_sub(sub_id, err),
                 });
         if !go_on {
             return self.finish_sub(sub_id, carried);
@@ -1099,9 +1098,7 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
 
     /// The node of `sub_id` fails with `err`: its other children are killed.
     fn fail_sub(&mut self, sub_id: u32, err: PyErr) -> Result<(), KernelError> {
-        let Some(sub) = self.subs[sub_id as usize].take() else { return Ok(()) };
-        self.free_subs.push(sub_id);
-        self.frames[sub.frame as usize].subs.retain(|&s| s != sub_id);
+        let Some(sub) = self.take_sub(sub_id) else { return Ok(()) };
         for (child, generation) in sub.children {
             if self.frames[child as usize].generation == generation {
                 self.kill_frame(child);
