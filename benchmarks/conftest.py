@@ -22,7 +22,17 @@ from namu.runtime.modules import import_path
 #: tasks per scenario (the kernel issue's scenarios use 10,000).
 N = 10_000
 
+#: scenario 4: async tasks, each sleeping ``SLEEP_S``, at most ``CAP`` in flight.
+SLEEPERS, SLEEP_S, CAP = 1_000, 0.01, 256
+#: scenario 4's ideal wall time: ceil(1,000 / 256) = 4 waves of 10 ms.
+IDEAL_SLEEP_S = -(-SLEEPERS // CAP) * SLEEP_S
+#: scenario 6: items of the large fan-out.
+BIG = 1_000_000
+
 TASKS = '''
+import asyncio
+import time
+
 import namu
 
 def inc_fn(x: int) -> int:
@@ -46,12 +56,25 @@ def items_fn(n: int) -> list[int]:
 def total_star_fn(*xs: int) -> int:
     return sum(xs)
 
+async def nap_fn(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return x
+
+def sleep_fn(x: int) -> int:
+    time.sleep(0.01)
+    return x
+
+def count_fn(xs: list[int]) -> int:
+    return len(xs)
+
 inc = namu.task(inc_fn)
 add2 = namu.task(add2_fn)
 add3 = namu.task(add3_fn)
 add4 = namu.task(add4_fn)
 total = namu.task(total_fn)
 items = namu.task(items_fn)
+nap = namu.task(nap_fn)
+count = namu.task(count_fn)
 '''
 
 
@@ -74,15 +97,18 @@ def _write(directory: Path, name: str, body: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def workloads(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """One module holding the three namu workflows and the plain functions."""
+    """One module holding the namu workflows and the plain functions."""
     directory = tmp_path_factory.mktemp("bench")
     chain = "\n".join(["@namu.workflow", "def chain(x: int) -> int:"] + ["    x = inc(x)"] * N + ["    return x", ""])
     fanout = "\n".join(
         ["@namu.workflow", "def fanout(n: int) -> int:", "    ys = [inc(x) for x in items(n)]", "    return total(ys)", ""]
+    )
+    naps = "\n".join(
+        ["@namu.workflow", "def naps(n: int) -> int:", "    ys = [nap(x) for x in items(n)]", "    return count(ys)", ""]
     )
     lines = ["@namu.workflow", "def dag(v0: int, v1: int) -> int:"]
     for i, deps in random_dag(N):
         args = ", ".join(f"v{d}" for d in deps)
         lines.append(f"    v{i} = add{len(deps)}({args})")
     lines += [f"    return v{N + 1}", ""]
-    return _write(directory, "namu_bench_workloads", "\n\n".join([chain, fanout, "\n".join(lines)]))
+    return _write(directory, "namu_bench_workloads", "\n\n".join([chain, fanout, naps, "\n".join(lines)]))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
-from benchmarks.conftest import N, random_dag
+from benchmarks.conftest import CAP, N, random_dag
 from namu.runtime.modules import import_path
 
 
@@ -46,6 +47,19 @@ def dask_dag_graph(fns: Any) -> dict[str, Any]:
     graph: dict[str, Any] = {"v0": 1, "v1": 2}
     for i, deps in random_dag(N):
         graph[f"v{i}"] = (adders[len(deps)], *[f"v{d}" for d in deps])
+    return graph
+
+
+def dask_sleep_graph(fns: Any, n: int) -> dict[str, Any]:
+    """``n`` tasks sleeping 10 ms (``time.sleep``: Dask runs no coroutines), then a count."""
+    graph: dict[str, Any] = {f"y{i}": (fns.sleep_fn, i) for i in range(n)}
+    graph["result"] = (fns.count_fn, [f"y{i}" for i in range(n)])
+    return graph
+
+
+def dask_big_fanout_graph(fns: Any, n: int) -> dict[str, Any]:
+    graph: dict[str, Any] = {f"y{i}": (fns.inc_fn, i) for i in range(n)}
+    graph["result"] = (fns.total_fn, [f"y{i}" for i in range(n)])
     return graph
 
 
@@ -104,6 +118,36 @@ def langgraph_chain(fns: Any) -> Any:
     return graph.compile()
 
 
+def langgraph_naps(fns: Any) -> Any:
+    """A fan-out by ``Send``: one ``nap`` node run per item, results gathered by a reducer.
+
+    The concurrency cap is LangGraph's ``max_concurrency`` run option.
+    """
+    need("langgraph")
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Send
+
+    class State(TypedDict):
+        n: int
+        ys: Annotated[list[int], operator.add]
+
+    # LangGraph resolves annotations against this module's globals (hence the
+    # module-level imports of Annotated and operator).
+    async def nap(item: dict[str, int]) -> dict[str, list[int]]:
+        return {"ys": [await fns.nap_fn(item["x"])]}
+
+    def spread(state: dict[str, Any]) -> list[Any]:
+        return [Send("nap", {"x": x}) for x in fns.items_fn(state["n"])]
+
+    graph = StateGraph(State)
+    graph.add_node("nap", nap)
+    graph.add_conditional_edges(START, spread, ["nap"])
+    graph.add_edge("nap", END)
+    return graph.compile()
+
+
 # ---------------------------------------------------------------------- Ray
 @contextlib.contextmanager
 def ray_remote(fns: Any) -> Iterator[dict[str, Callable[..., Any]]]:
@@ -122,6 +166,25 @@ def ray_remote(fns: Any) -> Iterator[dict[str, Callable[..., Any]]]:
             "add4": ray.remote(fns.add4_fn),
             "total": ray.remote(fns.total_star_fn),
         }
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_sleeper(fns: Any) -> Iterator[Any]:
+    """A local Ray cluster (2 CPUs) with one async actor running up to ``CAP`` naps at once
+    (Ray's ``max_concurrency`` for async actors), shut down afterwards."""
+    ray = need("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.cloudpickle.register_pickle_by_value(fns)
+    nap_fn = fns.nap_fn
+
+    class Sleeper:
+        async def nap(self, x: int) -> int:
+            return await nap_fn(x)
+
+    try:
+        yield ray.remote(Sleeper).options(max_concurrency=CAP).remote()
     finally:
         ray.shutdown()
 

@@ -1,19 +1,29 @@
-"""Kernel issue scenarios 1-3, namu side by side with the plain loop and the peers.
+"""Kernel issue scenarios 1-6, namu side by side with the floor and the peers.
 
-Each benchmark asserts its engine computed the same answer as the plain loop, outside
-the timed region. Groups: ``chain``, ``fanout``, ``dag``; pytest-benchmark's table shows
-each engine's time relative to the fastest in its group (the plain loop is the floor).
+Each benchmark asserts its engine computed the same answer as the floor, outside the
+timed region. Groups: ``chain``, ``fanout``, ``dag`` (the plain loop is the floor),
+``sleep`` (``asyncio.gather`` under a semaphore), ``context_1k`` and ``context_100k``
+(copying a dict), ``fanout_1m`` (the plain loop; peak memory in ``extra_info``).
+``extra_info["tasks"]`` is the number of tasks (or operations) one timed run does when
+it is not ``N``; ``benchmarks/table.py`` divides by it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncio
+import json
+import subprocess
+import sys
+from collections import ChainMap
+from pathlib import Path
+
 import pytest
 
 import namu
 from benchmarks import peers
-from benchmarks.conftest import N, random_dag
+from benchmarks.conftest import BIG, CAP, IDEAL_SLEEP_S, SLEEPERS, N, random_dag
 
 SLOW = {"rounds": 3, "iterations": 1, "warmup_rounds": 1}
 #: Ray takes milliseconds per dependent task: two rounds, no warm-up.
@@ -192,3 +202,173 @@ def test_dag_hamilton(benchmark, workloads, dag_expected, tmp_path) -> None:
     dr = peers.hamilton_driver(tmp_path, "dag", workloads)
     result = benchmark.pedantic(peers.deep(lambda: dr.execute([f"v{N + 1}"], inputs={"v0": 1, "v1": 2})[f"v{N + 1}"]), **SLOW)
     assert int(result) == dag_expected
+
+
+# ---------------------------------------------------------------------- scenario 4: async sleeps
+# 1,000 tasks each awaiting a 10 ms sleep, at most CAP (256) in flight: ideally 4 waves, 40 ms.
+SLEEP = {"rounds": 5, "iterations": 1, "warmup_rounds": 1}
+
+
+def sleep_info(benchmark: Any) -> None:
+    benchmark.extra_info.update(tasks=SLEEPERS, ideal_s=IDEAL_SLEEP_S)
+
+
+async def gather_naps(fns: Any) -> int:
+    cap = asyncio.Semaphore(CAP)
+
+    async def one(x: int) -> int:
+        async with cap:
+            return await fns.nap_fn(x)
+
+    return fns.count_fn(await asyncio.gather(*[one(x) for x in fns.items_fn(SLEEPERS)]))
+
+
+@pytest.mark.benchmark(group="sleep")
+def test_sleep_asyncio_gather(benchmark, workloads) -> None:
+    sleep_info(benchmark)
+    assert benchmark.pedantic(lambda: asyncio.run(gather_naps(workloads)), **SLEEP) == SLEEPERS
+
+
+@pytest.mark.benchmark(group="sleep")
+def test_sleep_namu(benchmark, workloads) -> None:
+    # Artifact.run has no concurrency keyword yet: the kernel's default cap is CAP (256).
+    sleep_info(benchmark)
+    art = namu.compile(workloads.naps)
+    assert benchmark.pedantic(lambda: art.run(SLEEPERS).value, **SLEEP) == SLEEPERS
+
+
+@pytest.mark.benchmark(group="sleep")
+def test_sleep_langgraph(benchmark, workloads) -> None:
+    sleep_info(benchmark)
+    app = peers.langgraph_naps(workloads)
+
+    def run() -> int:
+        return len(asyncio.run(app.ainvoke({"n": SLEEPERS, "ys": []}, {"max_concurrency": CAP}))["ys"])
+
+    assert benchmark.pedantic(run, **SLEEP) == SLEEPERS
+
+
+@pytest.mark.benchmark(group="sleep")
+def test_sleep_ray(benchmark, workloads) -> None:
+    import ray
+
+    sleep_info(benchmark)
+    with peers.ray_sleeper(workloads) as sleeper:
+        ray.get(sleeper.nap.remote(0))  # the actor is up before the clock starts
+
+        def run() -> int:
+            return workloads.count_fn(ray.get([sleeper.nap.remote(x) for x in workloads.items_fn(SLEEPERS)]))
+
+        assert benchmark.pedantic(run, **SLEEP) == SLEEPERS
+
+
+@pytest.mark.benchmark(group="sleep")
+def test_sleep_dask_threads(benchmark, workloads) -> None:
+    # Dask runs no coroutines: its equivalent is a blocking 10 ms sleep on CAP threads.
+    sleep_info(benchmark)
+    get, graph = dask_get("threads"), peers.dask_sleep_graph(workloads, SLEEPERS)
+    assert benchmark.pedantic(lambda: get(graph, "result", num_workers=CAP), **SLEEP) == SLEEPERS
+
+
+# ---------------------------------------------------------------------- scenario 5: context
+# One operation: fork a context of `size` entries, set one key, read it back.
+CONTEXT_SIZES = {"1k": 1_000, "100k": 100_000}
+
+
+def context_ops(size: int, copies_dict: bool) -> int:
+    """Operations per timed run: a dict copy of 100,000 entries takes milliseconds."""
+    return 50 if copies_dict and size >= 100_000 else 1_000
+
+
+def filled_context(size: int) -> Any:
+    from namu._kernel import Context
+
+    ctx = Context()
+    for i in range(size):
+        ctx = ctx.set(f"k{i}", i)
+    return ctx
+
+
+@pytest.mark.parametrize("label", list(CONTEXT_SIZES))
+@pytest.mark.parametrize("engine", ["namu_context", "dict_copy", "chainmap"])
+def test_context(benchmark, label: str, engine: str) -> None:
+    size = CONTEXT_SIZES[label]
+    benchmark.group = f"context_{label}"
+    ops = context_ops(size, engine == "dict_copy")
+    benchmark.extra_info.update(tasks=ops, unit="ns / op")
+    keys = [f"new{i}" for i in range(ops)]
+    if engine == "namu_context":
+        ctx = filled_context(size)
+
+        def run() -> int:
+            got = 0
+            for i, key in enumerate(keys):
+                got += ctx.fork().set(key, i)[key]
+            return got
+
+    elif engine == "dict_copy":
+        d = {f"k{i}": i for i in range(size)}
+
+        def run() -> int:
+            got = 0
+            for i, key in enumerate(keys):
+                d2 = d.copy()
+                d2[key] = i
+                got += d2[key]
+            return got
+
+    else:
+        d = {f"k{i}": i for i in range(size)}
+
+        def run() -> int:
+            got = 0
+            for i, key in enumerate(keys):
+                got += ChainMap({key: i}, d)[key]
+            return got
+
+    assert benchmark.pedantic(run, rounds=20 if ops < 1_000 else 50, iterations=1, warmup_rounds=2) == ops * (ops - 1) // 2
+
+
+# ---------------------------------------------------------------------- scenario 6: 1M fan-out
+# total([inc(x) for x in range(1_000_000)]): wall time here, peak memory in a fresh process.
+EXPECTED_BIG = BIG * (BIG + 1) // 2
+#: Dask at a tenth of the size: a 1,000,000-key task graph takes minutes and gigabytes.
+DASK_BIG = BIG // 10
+
+
+def peak_memory(engine: str, n: int, fns: Any) -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak_memory", engine, str(n), fns.__file__],
+        cwd=root, capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def big_info(benchmark: Any, engine: str, n: int, fns: Any) -> None:
+    mem = peak_memory(engine, n, fns)
+    benchmark.extra_info.update(tasks=n, peak_mb=round(mem["peak_mb"], 1), baseline_mb=round(mem["baseline_mb"], 1))
+
+
+@pytest.mark.benchmark(group="fanout_1m")
+def test_fanout_1m_plain_loop(benchmark, workloads) -> None:
+    big_info(benchmark, "plain_loop", BIG, workloads)
+    run = lambda: workloads.total_fn([workloads.inc_fn(x) for x in workloads.items_fn(BIG)])  # noqa: E731
+    assert benchmark.pedantic(run, **SLOW) == EXPECTED_BIG
+
+
+@pytest.mark.benchmark(group="fanout_1m")
+def test_fanout_1m_namu(benchmark, workloads) -> None:
+    big_info(benchmark, "namu", BIG, workloads)
+    art = namu.compile(workloads.fanout)
+    assert benchmark.pedantic(lambda: art.run(BIG).value, **SLOW) == EXPECTED_BIG
+
+
+@pytest.mark.benchmark(group="fanout_1m")
+def test_fanout_1m_dask_sync_100k(benchmark, workloads) -> None:
+    peers.need("dask")
+    import dask
+
+    big_info(benchmark, "dask_sync", DASK_BIG, workloads)
+    run = lambda: dask.get(peers.dask_big_fanout_graph(workloads, DASK_BIG), "result")  # noqa: E731
+    assert benchmark.pedantic(run, **SLOW) == DASK_BIG * (DASK_BIG + 1) // 2

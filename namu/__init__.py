@@ -27,6 +27,8 @@ from namu._version import __version__
 from namu.compiler import compile  # noqa: A004
 from namu.errors import (
     ArtifactError,
+    CacheError,
+    CheckpointError,
     InputError,
     IRVerificationError,
     KernelError,
@@ -37,6 +39,7 @@ from namu.errors import (
     TaskError,
     TaskResolutionError,
     TaskTimeoutError,
+    UnhashableValue,
     WorkflowSyntaxError,
 )
 from namu.frontend.task import Task, task
@@ -48,6 +51,8 @@ from namu.runtime.result import RunResult, SkippedItem
 __all__ = [
     "Artifact",
     "ArtifactError",
+    "CacheError",
+    "CheckpointError",
     "IRVerificationError",
     "InputError",
     "KernelError",
@@ -61,6 +66,7 @@ __all__ = [
     "TaskError",
     "TaskResolutionError",
     "TaskTimeoutError",
+    "UnhashableValue",
     "Workflow",
     "WorkflowSyntaxError",
     "__version__",

@@ -33,6 +33,8 @@ import click
 import namu
 from namu.errors import (
     ArtifactError,
+    CacheError,
+    CheckpointError,
     InputError,
     NamuError,
     TaskError,
@@ -344,7 +346,7 @@ def compile_command(target: str, output: str | None) -> int:
     '(3, 2.5, true, [1,2], "text"), else taken as a string; the workflow\'s annotation '
     "then converts or rejects it.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint).")
 @click.option(
     "--executor",
     type=click.Choice(["kernel", "reference"]),
@@ -352,7 +354,30 @@ def compile_command(target: str, output: str | None) -> int:
     show_default=True,
     help="kernel: the native Rust scheduler; reference: the pure-Python interpreter.",
 )
-def run_command(target: str, inputs: tuple[str, ...], as_json: bool, executor: str) -> int:
+@click.option(
+    "--cache-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the results of cache=True / pure=True tasks in DIR (a SQLite file, created "
+    "if missing), so later runs reuse them. Default: $NAMU_CACHE_DIR, else memory only.",
+)
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record every completed task call in FILE (SQLite, created if missing). Running "
+    "again with the same FILE and inputs resumes: recorded calls are not run again.",
+)
+def run_command(
+    target: str,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    executor: str,
+    cache_dir: str | None,
+    checkpoint: str | None,
+) -> int:
     """Run a workflow (compiling it first) or a saved artifact, and print its result.
 
     A progress bar is drawn on stderr while the workflow runs (only on a terminal).
@@ -364,6 +389,8 @@ def run_command(target: str, inputs: tuple[str, ...], as_json: bool, executor: s
       namu run examples/collatz.py --input limit=2000
       namu run examples/stdlib_stats.py:stdlib_stats -i top=5 --json
       namu run collatz.onnx --executor reference
+      namu run pipeline.py --checkpoint run.ckpt     # run again to resume after a crash
+      namu run pipeline.py --cache-dir ~/.cache/namu
     """
     from namu.runtime.progress import ProgressObserver
 
@@ -372,8 +399,12 @@ def run_command(target: str, inputs: tuple[str, ...], as_json: bool, executor: s
     _check_executor(executor)
     try:
         with ProgressObserver(art.name) as progress:
-            result = art.run(executor=executor, observer=progress, **kwargs)
+            result = art.run(
+                executor=executor, observer=progress, cache_dir=cache_dir, checkpoint=checkpoint, **kwargs
+            )
     except InputError as exc:
+        _fail(_first_line(exc))
+    except (CacheError, CheckpointError) as exc:
         _fail(_first_line(exc))
     except TaskError as exc:
         _fail(_first_line(exc, mark_more=True), EXIT_RUN_FAILED)
@@ -389,12 +420,17 @@ def run_command(target: str, inputs: tuple[str, ...], as_json: bool, executor: s
             "skipped": [_jsonable(item) for item in result.skipped],
             "elapsed_s": result.elapsed_s,
         }
+        if checkpoint is not None:
+            document["resumed_calls"] = result.resumed_calls
         click.echo(json.dumps(document, ensure_ascii=False, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
     from rich.pretty import Pretty
 
     Console().print(Pretty(result.value), soft_wrap=False)
+    if result.resumed_calls:
+        calls = "call" if result.resumed_calls == 1 else "calls"
+        click.echo(click.style(f"resumed {result.resumed_calls} task {calls} from {checkpoint}", dim=True), err=True)
     if result.skipped:
         click.echo(click.style(_skipped_summary(result.skipped), fg="yellow"), err=True)
     return EXIT_OK

@@ -66,13 +66,17 @@ class Workflow:
         """Run the compiled workflow and return the value with the run's metadata.
 
         Args:
-            *args, **kwargs: the workflow's inputs, as for a plain call.
+            *args, **kwargs: the workflow's inputs, as for a plain call, and the run
+                options of :meth:`Artifact.run <namu.Artifact.run>` (``observer``,
+                ``cache_dir``, ``checkpoint``).
             executor: ``"kernel"`` (native, default) or ``"reference"`` (pure Python).
 
         Raises:
             WorkflowSyntaxError: the body cannot be compiled.
             InputError: an input does not match its annotation.
             TaskError: a task raised; the task's exception is chained.
+            CacheError: the ``cache_dir`` cannot be opened.
+            CheckpointError: the ``checkpoint`` file cannot be used.
         """
         return self.compile().run(*args, executor=executor, **kwargs)
 

@@ -1,1 +1,1 @@
-"""The runtime: artifacts, loading, and the executors (native kernel and reference)."""
+"""The runtime: artifacts, loading, the executors (native kernel and reference), result caches and checkpoints."""

@@ -16,7 +16,9 @@ from namu.errors import TaskError
 from namu.ir import metadata
 from namu.ir.opsets import WORKFLOW_DOMAIN
 from namu.ir.serde import to_proto
-from namu.runtime.executors import EXECUTORS
+from namu.runtime.cache import open_disk_cache
+from namu.runtime.checkpoint import Journal
+from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY, EXECUTORS
 from namu.runtime.inputs import InputBinder
 from namu.runtime.result import RunObserver, RunResult, RunState, enter_run, exit_run
 from namu.runtime.tasks import SkipItem, TaskBinding
@@ -52,10 +54,10 @@ class Artifact:
         for key, task in tasks.items():
             if isinstance(task, TaskBinding):
                 self.bindings[key] = task
-            else:
-                self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async)
+            else:  # the digest of the code that will run (cache and checkpoint keys)
+                self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async, task.digest)
         self._binder = InputBinder(self.signature)
-        self._runners: dict[tuple[str, bool], Any] = {}
+        self._runners: dict[tuple[str, bool, bool], Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -90,10 +92,11 @@ class Artifact:
         return target
 
     # ------------------------------------------------------------------ running
-    def _runner(self, executor: str, observed: bool) -> Any:
-        """The prepared main graph for ``executor``; observed runs (progress reporting)
-        get their own preparation so unobserved runs pay nothing for it."""
-        key = (executor, observed)
+    def _runner(self, executor: str, observed: bool, journaled: bool = False, task_mode: str = "inline") -> Any:
+        """The prepared main graph for ``executor``. Observed runs (progress reporting)
+        and checkpointed runs (every task call journaled) get their own preparation, so
+        other runs pay nothing for them and plain tasks stay direct calls."""
+        key = (executor, observed, journaled, task_mode)
         runner = self._runners.get(key)
         if runner is None:
             with self._lock:
@@ -103,20 +106,45 @@ class Artifact:
                         cls = EXECUTORS[executor]
                     except KeyError:
                         raise ValueError(f"unknown executor {executor!r}; choose one of {sorted(EXECUTORS)}") from None
-                    prepared = cls(self.bindings, self._functions(), observed=observed)
+                    bindings = self.bindings
+                    if journaled:
+                        bindings = {k: b.for_checkpoint() for k, b in self.bindings.items()}
+                    prepared = cls(bindings, self._functions(), observed=observed, task_mode=task_mode)
                     runner = self._runners[key] = prepared.prepare(self.model.graph)
         return runner
 
     def _functions(self) -> dict[str, ir.Function]:
         return {f.name: f for f in self.model.functions.values() if f.domain == WORKFLOW_DOMAIN}
 
-    def run(self, *args: Any, executor: str = "kernel", observer: RunObserver | None = None, **kwargs: Any) -> RunResult:
+    def run(
+        self,
+        *args: Any,
+        executor: str = "kernel",
+        observer: RunObserver | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        task_mode: str = "inline",
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        workers: int | None = None,
+        **kwargs: Any,
+    ) -> RunResult:
         """Run the workflow.
 
         Args:
             *args, **kwargs: the workflow's inputs.
             executor: ``"kernel"`` (native, default) or ``"reference"`` (pure Python).
             observer: receives progress events (see :class:`~namu.runtime.result.RunObserver`).
+            cache_dir: directory of the on-disk result cache for ``cache=True`` and
+                ``pure=True`` tasks (default: ``$NAMU_CACHE_DIR``; unset: memory only).
+                See :mod:`namu.runtime.cache`.
+            checkpoint: a checkpoint file: every completed task call is recorded there,
+                and a run with the same inputs and file resumes, serving recorded calls
+                instead of running them. See :mod:`namu.runtime.checkpoint`.
+            task_mode: how synchronous tasks without their own ``mode`` option run on
+                the kernel: ``"inline"`` (called by the scheduler itself) or
+                ``"thread"`` (on a pool of ``workers`` threads with work stealing).
+            max_concurrency: most ``async def`` task calls in flight at once (>= 1).
+            workers: threads of the worker pool (default: the number of CPUs).
 
         Returns:
             A :class:`RunResult` with the value and the run's metadata.
@@ -124,20 +152,40 @@ class Artifact:
         Raises:
             InputError: an input does not match the signature.
             TaskError: a task raised; its exception is chained as ``__cause__``.
+            CacheError: the cache directory cannot be opened.
+            CheckpointError: the checkpoint file cannot be opened, read or written, or
+                the inputs cannot be content-addressed.
         """
+        if task_mode not in ("inline", "thread"):
+            raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         inputs = self._binder.bind(args, kwargs)
-        runner = self._runner(executor, observer is not None)
-        state = RunState(observer=observer)
-        token = enter_run(state)
-        start = time.perf_counter()
+        disk_cache = open_disk_cache(cache_dir)
+        journal = None
         try:
-            outputs = runner(inputs)
-        except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
-            raise TaskError(str(exc), task=exc.task, span=exc.span) from exc.__cause__
+            if checkpoint is not None:
+                journal = Journal.for_run(checkpoint, self.passport.workflow_digest, inputs)
+            runner = self._runner(executor, observer is not None, journal is not None, task_mode)
+            state = RunState(observer=observer, journal=journal, disk_cache=disk_cache)
+            token = enter_run(state)
+            start = time.perf_counter()
+            try:
+                outputs = runner(inputs, max_concurrency=max_concurrency, workers=workers)
+            except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
+                raise TaskError(str(exc), task=exc.task, span=exc.span) from exc.__cause__
+            finally:
+                exit_run(token)
+            elapsed = time.perf_counter() - start
         finally:
-            exit_run(token)
-        elapsed = time.perf_counter() - start
-        return RunResult(self._shape(outputs), list(state.skipped), elapsed, executor)
+            if journal is not None:
+                journal.close()
+            if disk_cache is not None:
+                disk_cache.close()
+        resumed = journal.served if journal is not None else 0
+        return RunResult(self._shape(outputs), list(state.skipped), elapsed, executor, resumed)
 
     def _shape(self, outputs: list[Any]) -> Any:
         kind = self.signature.returns

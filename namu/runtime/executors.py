@@ -34,8 +34,7 @@ from namu.runtime.ops import (
     span_note,
 )
 from namu.runtime.result import current_run
-from namu.runtime import tasks as _tasks
-from namu.runtime.tasks import SkipItem, TaskBinding, task_node
+from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
 
@@ -54,10 +53,15 @@ class Executor:
         functions: dict[str, ir.Function] | None = None,
         *,
         observed: bool = False,
+        task_mode: str = "inline",
     ) -> None:
+        if task_mode not in ("inline", "thread"):
+            raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
         self.tasks = tasks
         self.functions = functions or {}
         self.observed = observed
+        #: how sync tasks run on the kernel (the reference runs everything in order)
+        self.task_mode = task_mode
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         return self.prepare(graph, captures)
@@ -85,7 +89,7 @@ class ReferenceExecutor(Executor):
             steps.append((fn, handler, None, inputs, list(node.outputs)))
         outputs = list(graph.outputs)
 
-        def run(values: list[Any]) -> list[Any]:
+        def run(values: list[Any], **_options: Any) -> list[Any]:
             env: dict[int, Any] = {id(p): v for p, v in zip(params, values)}
             for fn, handler, const, inputs, outs in steps:
                 if fn is None:
@@ -125,18 +129,8 @@ class KernelExecutor(Executor):
 
     name = "kernel"
 
-    def __init__(
-        self,
-        tasks: dict[str, TaskBinding],
-        functions: dict[str, ir.Function] | None = None,
-        *,
-        observed: bool = False,
-        task_mode: str = "inline",
-    ) -> None:
-        super().__init__(tasks, functions, observed=observed)
-        if task_mode not in ("inline", "thread"):
-            raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
-        self.task_mode = task_mode
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._keys: dict[int, int] = {}
         self._function_plans: dict[str, Any] = {}
 
@@ -231,7 +225,7 @@ class KernelExecutor(Executor):
         kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
         span = node.metadata_props.get(SPAN_KEY, "")
         if binding.is_async:
-            return ("call", _tasks.task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
+            return ("call", task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
         fn, handler = task_node(binding, kwnames, span, observed=self.observed)
         mode = binding.options.mode or self.task_mode
         if mode == "inline":

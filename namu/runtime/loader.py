@@ -72,7 +72,10 @@ def load(path: str | os.PathLike[str], *, strict: bool = True) -> Artifact:
                 "recompile it, or load with strict=False to run the current code",
                 task=entry.qualname,
             )
-        bindings[entry.key] = TaskBinding(entry.key, task.name, task.fn, entry.options, entry.is_async)
+        # The digest of the code that runs: the recorded one (equal under strict=True), or
+        # the current one when a stale task runs anyway, so caches never mix the two.
+        digest = entry.digest if strict else task.digest
+        bindings[entry.key] = TaskBinding(entry.key, task.name, task.fn, entry.options, entry.is_async, digest)
     return Artifact(model, bindings)
 
 

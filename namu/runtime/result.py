@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from namu.runtime.cache import DiskCache
+    from namu.runtime.checkpoint import Journal
 
 __all__ = ["RunObserver", "RunResult", "RunState", "SkippedItem", "current_run"]
 
@@ -41,10 +45,19 @@ class RunObserver(Protocol):
 
 @dataclasses.dataclass
 class RunState:
-    """Mutable state of one run, visible to ops through :func:`current_run`."""
+    """Mutable state of one run, visible to ops through :func:`current_run`.
+
+    Attributes:
+        observer: receives progress events, or None.
+        skipped: fan-out items dropped so far.
+        journal: the open checkpoint journal of a checkpointed run, or None.
+        disk_cache: the on-disk result cache enabled for the run, or None.
+    """
 
     observer: RunObserver | None = None
     skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
+    journal: Journal | None = None
+    disk_cache: DiskCache | None = None
 
 
 _CURRENT: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("namu_run", default=None)
@@ -72,9 +85,12 @@ class RunResult:
         skipped: fan-out items dropped by ``on_error="skip"`` tasks, in order.
         elapsed_s: wall time of the run, in seconds.
         executor: ``"kernel"`` or ``"reference"``.
+        resumed_calls: task calls served from the run's checkpoint instead of running
+            (0 without ``checkpoint=``).
     """
 
     value: Any
     skipped: list[SkippedItem]
     elapsed_s: float
     executor: str
+    resumed_calls: int = 0

@@ -1,29 +1,68 @@
 """Turn a ``namu.Task`` node into the callable the executors run.
 
-The callable applies the task's options (retries with exponential backoff, timeout,
-cache, async) and turns a failure into :class:`~namu.errors.TaskError` naming the task
-and the workflow line of the call, with the task's own exception chained.
+The callable applies the task's options (retries with exponential backoff and jitter,
+timeout, result cache, async), serves and records calls in the run's checkpoint
+journal, and turns a failure into :class:`~namu.errors.TaskError` naming the task and
+the workflow line of the call, with the task's own exception chained.
+
+Order of a wrapped call: split keyword inputs -> look the call up in the run's journal
+(checkpointed runs), then in the task's caches (``cache``/``pure`` tasks: memory, then
+disk) -> on a miss run it (with retries, each attempt under the timeout) -> store the
+result in the caches and the journal -> report it to the observer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-import hashlib
-import pickle
-import threading
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from namu.errors import TaskError, TaskTimeoutError
+from namu.errors import TaskError, TaskTimeoutError, UnhashableValue
 from namu.ir.metadata import TaskOptions
 from namu.runtime.async_bridge import run_coroutine
-from namu.runtime.result import current_run
+from namu.runtime.cache import MemoryCache, memory_cache, result_key
+from namu.runtime.content import content_digest
+from namu.runtime.result import RunState, current_run
 
-__all__ = ["SkipItem", "TaskBinding", "task_callable"]
+__all__ = [
+    "RETRY_BASE_DELAY_S",
+    "RETRY_MAX_DELAY_S",
+    "SkipItem",
+    "TaskBinding",
+    "retry_delay_s",
+    "task_callable",
+    "task_coroutine_fn",
+    "task_node",
+]
 
-#: first retry waits this long (seconds); each further retry doubles it.
+#: upper bound of the first retry's delay, in seconds; it doubles with each retry ...
 RETRY_BASE_DELAY_S = 0.01
+#: ... up to this cap, in seconds.
+RETRY_MAX_DELAY_S = 1.0
+
+_rng = random.Random()
+
+
+def retry_delay_s(attempt: int, rng: random.Random = _rng) -> float:
+    """How long to wait before retry number ``attempt`` (0 for the first retry), in seconds.
+
+    Exponential backoff with "full jitter" (Marc Brooker, "Exponential Backoff And
+    Jitter", AWS Architecture Blog, 2015): a uniform draw in
+    ``[0, min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2**attempt)]``, so callers that
+    failed together do not retry in lockstep.
+
+    Args:
+        attempt: the number of retries already made (>= 0).
+        rng: the random source (a seeded ``random.Random`` makes delays reproducible).
+
+    Returns:
+        The delay in seconds.
+    """
+    ceiling_s = min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2.0 ** min(attempt, 64))
+    return rng.uniform(0.0, ceiling_s)
 
 
 class SkipItem(TaskError):
@@ -33,24 +72,45 @@ class SkipItem(TaskError):
 class TaskBinding:
     """A task resolved for execution: its function, options and digest.
 
-    Attributes:
+    Args and attributes:
         key: the task's key in the artifact's task table.
         name: the name shown in errors.
         fn: the plain Python function.
         options: its :class:`TaskOptions`.
         is_async: ``fn`` is an ``async def``.
+        digest: ``sha256:<hex>`` of the task's source (from the task table); part of
+            every cache and checkpoint key, so an edited task never gets old results.
+        journaled: the binding belongs to a checkpointed run's graph: every call goes
+            through the wrapper, which records it (see :meth:`for_checkpoint`).
     """
 
-    __slots__ = ("key", "name", "fn", "options", "is_async", "cache", "_cache_lock")
+    __slots__ = ("key", "name", "fn", "options", "is_async", "digest", "journaled")
 
-    def __init__(self, key: str, name: str, fn: Callable[..., Any], options: TaskOptions, is_async: bool) -> None:
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        fn: Callable[..., Any],
+        options: TaskOptions,
+        is_async: bool,
+        digest: str = "",
+        *,
+        journaled: bool = False,
+    ) -> None:
         self.key = key
         self.name = name
         self.fn = fn
         self.options = options
         self.is_async = is_async
-        self.cache: dict[bytes, Any] = {}
-        self._cache_lock = threading.Lock()
+        self.digest = digest
+        self.journaled = journaled
+
+    def for_checkpoint(self) -> TaskBinding:
+        """This binding for graphs of checkpointed runs (every call journaled)."""
+        return TaskBinding(self.key, self.name, self.fn, self.options, self.is_async, self.digest, journaled=True)
+
+    def __repr__(self) -> str:
+        return f"<TaskBinding {self.key} ({self.name}){' journaled' if self.journaled else ''}>"
 
 
 def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float) -> Any:
@@ -83,93 +143,292 @@ def task_node(
 ) -> tuple[Callable[..., Any], Callable[[Exception], BaseException] | None]:
     """The node callable of a ``namu.Task`` node and its error handler.
 
-    A plain synchronous task without options, in an unobserved run, is the user's own
-    function: the executor calls it directly and, only if it raises, calls the handler to
-    turn the exception into :class:`TaskError` (with the exception as ``__cause__``).
-    Every other task gets a Python wrapper (:func:`task_callable`) and no handler.
+    A plain synchronous task without options, in an unobserved and uncheckpointed run,
+    is the user's own function: the executor calls it directly and, only if it raises,
+    calls the handler to turn the exception into :class:`TaskError` (with the exception
+    as ``__cause__``). Every other task gets a Python wrapper (:func:`task_callable`)
+    and no handler.
     """
     opts = binding.options
-    plain = not (binding.is_async or opts.retries or opts.timeout_s or opts.cache or kwnames or observed)
+    plain = not (
+        binding.is_async
+        or opts.retries
+        or opts.timeout_s
+        or opts.cache
+        or opts.pure
+        or kwnames
+        or observed
+        or binding.journaled
+    )
     if not plain:
         return task_callable(binding, kwnames, span, observed=observed), None
     return binding.fn, lambda exc: _task_error(binding, span, exc)
 
 
+# ---------------------------------------------------------------------- shared pieces
+def _splitter(kwnames: Sequence[str]) -> Callable[[tuple[Any, ...]], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``split(inputs) -> (args, kwargs)``: the trailing inputs named in ``kwnames`` are keywords."""
+    names = tuple(kwnames)
+    n_kw = len(names)
+    if not n_kw:
+        return lambda inputs: (inputs, {})
+    return lambda inputs: (inputs[:-n_kw], dict(zip(names, inputs[-n_kw:])))
+
+
+def _memory_for(binding: TaskBinding) -> MemoryCache | None:
+    """The in-memory cache of a ``cache=True``/``pure=True`` task, else None."""
+    opts = binding.options
+    return memory_cache(binding.fn) if (opts.cache or opts.pure) else None
+
+
+class _Pending:
+    """Where the result of a call that missed must be stored once it completes."""
+
+    __slots__ = ("binding", "span", "state", "journal_key", "memory", "cache_key")
+
+    def __init__(
+        self,
+        binding: TaskBinding,
+        span: str,
+        state: RunState | None,
+        journal_key: bytes | None,
+        memory: MemoryCache | None,
+        cache_key: bytes | None,
+    ) -> None:
+        self.binding = binding
+        self.span = span
+        self.state = state
+        self.journal_key = journal_key
+        self.memory = memory
+        self.cache_key = cache_key
+
+    def store(self, result: Any) -> None:
+        """Record ``result`` in the task's caches and the run's journal.
+
+        Raises:
+            CheckpointError: the journal cannot be written.
+        """
+        state = self.state
+        if self.cache_key is not None and self.memory is not None:
+            self.memory.put(self.cache_key, result)
+            if state is not None and state.disk_cache is not None:
+                state.disk_cache.put(self.cache_key, result, self.binding.name)
+        if self.journal_key is not None and state is not None and state.journal is not None:
+            state.journal.record(self.journal_key, result, task=self.binding.name, span=self.span)
+
+
+def _look_up(
+    binding: TaskBinding,
+    span: str,
+    state: RunState | None,
+    memory: MemoryCache | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[bool, Any, _Pending | None]:
+    """Find a call's result in the run's journal or the task's caches.
+
+    Returns:
+        ``(True, result, None)`` on a hit; ``(False, None, pending)`` on a miss, where
+        ``pending.store(result)`` records the result once the call completed, or
+        ``(False, None, None)`` when nothing applies (arguments that cannot be
+        content-addressed run uncached and unjournaled).
+
+    Raises:
+        CheckpointError: the journal cannot be read or written.
+    """
+    journal = state.journal if (binding.journaled and state is not None) else None
+    if journal is None and memory is None:
+        return False, None, None
+    try:
+        args_digest = content_digest((args, kwargs))
+    except UnhashableValue:
+        return False, None, None
+    journal_key = None
+    if journal is not None:
+        journal_key = journal.call_key(binding.key, binding.digest, span, args_digest)
+        found, value = journal.lookup(journal_key)
+        if found:
+            return True, value, None
+    cache_key = None
+    if memory is not None:
+        cache_key = result_key(binding.digest, binding.key, args_digest)
+        found, value = memory.get(cache_key)
+        if not found and state is not None and state.disk_cache is not None:
+            found, value = state.disk_cache.get(cache_key)
+            if found:
+                memory.put(cache_key, value)
+        if found:
+            if journal is not None and journal_key is not None:
+                journal.record(journal_key, value, task=binding.name, span=span)
+            return True, value, None
+    return False, None, _Pending(binding, span, state, journal_key, memory, cache_key)
+
+
+def _observe(state: RunState | None, name: str) -> None:
+    if state is not None and state.observer is not None:
+        state.observer.on_task_done(name)
+
+
+# ---------------------------------------------------------------------- sync tasks
 def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
-    Applies keyword arguments, async, timeout, retries and cache (:func:`task_node`
-    calls plain tasks directly instead).
+    Applies keyword arguments, async, timeout, retries, the result cache and the run's
+    checkpoint journal (:func:`task_node` calls plain tasks directly instead). An async
+    task's coroutine (:func:`task_coroutine_fn`) runs on the background event loop of
+    :mod:`namu.runtime.async_bridge`.
 
     Args:
         binding: the resolved task.
         kwnames: names of the trailing inputs passed as keyword arguments.
-        span: ``"file:line:col"`` of the call, for error messages.
+        span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
         observed: report each finished call to the run's observer (progress bars);
             unobserved callables do no per-call bookkeeping.
+
+    Returns:
+        ``call(*inputs)``, raising :class:`TaskError` (or :class:`TaskTimeoutError`)
+        with the task's exception chained when the task fails.
+    """
+    if binding.is_async:
+        make_coroutine = task_coroutine_fn(binding, kwnames, span, observed=observed)
+
+        def call_async(*args: Any) -> Any:
+            return run_coroutine(make_coroutine(*args))
+
+        return call_async
+
+    fn = binding.fn
+    opts = binding.options
+    name = binding.name
+    split = _splitter(kwnames)
+    timeout_s = opts.timeout_s
+    retries = opts.retries
+    memory = _memory_for(binding)
+
+    def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                if timeout_s is not None:
+                    return _timed_call(fn, args, kwargs, timeout_s)
+                return fn(*args, **kwargs)
+            except Exception:
+                if attempt >= retries:
+                    raise
+                time.sleep(retry_delay_s(attempt))
+                attempt += 1
+
+    if memory is None and not binding.journaled:
+        if not observed:
+            # No cache, journal or progress reporting: no per-call bookkeeping at all.
+            def call_fast(*inputs: Any) -> Any:
+                args, kwargs = split(inputs)
+                try:
+                    return invoke(args, kwargs)
+                except Exception as exc:
+                    raise _task_error(binding, span, exc) from exc
+
+            return call_fast
+
+        def call_observed(*inputs: Any) -> Any:
+            args, kwargs = split(inputs)
+            try:
+                result = invoke(args, kwargs)
+            except Exception as exc:
+                _observe(current_run(), name)
+                raise _task_error(binding, span, exc) from exc
+            _observe(current_run(), name)
+            return result
+
+        return call_observed
+
+    def call(*inputs: Any) -> Any:
+        state = current_run()
+        args, kwargs = split(inputs)
+        found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
+        if not found:
+            try:
+                result = invoke(args, kwargs)
+            except Exception as exc:
+                if observed:
+                    _observe(state, name)
+                raise _task_error(binding, span, exc) from exc
+            if pending is not None:
+                pending.store(result)
+        if observed:
+            _observe(state, name)
+        return result
+
+    return call
+
+
+# ---------------------------------------------------------------------- async tasks
+def task_coroutine_fn(
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """For an ``async def`` task: ``call(*inputs) -> coroutine`` the caller schedules itself.
+
+    ``call`` is a plain function: it captures the current run (:func:`current_run`)
+    when called, so the coroutine may be awaited on any thread and event loop. The
+    coroutine applies keyword arguments, the run's checkpoint journal and the task's
+    result caches, retries (``await asyncio.sleep(retry_delay_s(...))`` between
+    attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
+    coroutine is really cancelled), then reports to the observer.
+
+    Args:
+        binding: the resolved task (``binding.is_async``).
+        kwnames: names of the trailing inputs passed as keyword arguments.
+        span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
+        observed: report each finished call to the run's observer.
+
+    Returns:
+        ``call(*inputs) -> coroutine``. Awaiting it returns the task's result or raises
+        :class:`TaskError` (:class:`TaskTimeoutError` on timeout; the internal
+        ``SkipItem`` for ``on_error="skip"`` tasks) with the task's exception chained.
+        Journal or cache I/O errors (:class:`~namu.errors.CheckpointError`) propagate.
     """
     fn = binding.fn
     opts = binding.options
     name = binding.name
-    n_kw = len(kwnames)
-    kwnames = tuple(kwnames)
+    split = _splitter(kwnames)
+    timeout_s = opts.timeout_s
+    retries = opts.retries
+    memory = _memory_for(binding)
 
-    def invoke(args: tuple[Any, ...]) -> Any:
-        if n_kw:
-            pos, kw = args[:-n_kw], dict(zip(kwnames, args[-n_kw:]))
-        else:
-            pos, kw = args, {}
-        attempt = 0
+    async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if timeout_s is None:
+            return await fn(*args, **kwargs)
+        async with asyncio.timeout(timeout_s):
+            return await fn(*args, **kwargs)
+
+    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        done = 0
         while True:
             try:
-                if binding.is_async:
-                    return run_coroutine(fn(*pos, **kw), opts.timeout_s)
-                if opts.timeout_s is not None:
-                    return _timed_call(fn, pos, kw, opts.timeout_s)
-                return fn(*pos, **kw)
+                return await attempt(args, kwargs)
             except Exception:
-                if attempt >= opts.retries:
+                if done >= retries:
                     raise
-                time.sleep(RETRY_BASE_DELAY_S * (2**attempt))
-                attempt += 1
+                await asyncio.sleep(retry_delay_s(done))
+                done += 1
 
-    def cached(args: tuple[Any, ...]) -> Any:
-        try:
-            key = hashlib.sha256(pickle.dumps(args, protocol=5)).digest()
-        except Exception:  # noqa: BLE001 - unpicklable inputs are simply not cached
-            return invoke(args)
-        with binding._cache_lock:
-            if key in binding.cache:
-                return binding.cache[key]
-        result = invoke(args)
-        with binding._cache_lock:
-            binding.cache[key] = result
-        return result
-
-    run = cached if opts.cache else invoke
-
-    def observe() -> None:
-        state = current_run()
-        if state is not None and state.observer is not None:
-            state.observer.on_task_done(name)
-
-    if not observed:
-        # No progress reporting, so no per-call bookkeeping at all.
-        def call_fast(*args: Any) -> Any:
+    async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
+        args, kwargs = split(inputs)
+        found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
+        if not found:
             try:
-                return run(args)
+                result = await invoke(args, kwargs)
             except Exception as exc:
+                if observed:
+                    _observe(state, name)
                 raise _task_error(binding, span, exc) from exc
-
-        return call_fast
-
-    def call(*args: Any) -> Any:
-        try:
-            result = run(args)
-        except Exception as exc:
-            observe()
-            raise _task_error(binding, span, exc) from exc
-        observe()
+            if pending is not None:
+                pending.store(result)
+        if observed:
+            _observe(state, name)
         return result
+
+    def call(*inputs: Any) -> Coroutine[Any, Any, Any]:
+        return body(current_run(), inputs)
 
     return call

@@ -492,3 +492,75 @@ def test_click_usage_errors_are_one_line(tmp_path: Path, basic: Path) -> None:
     assert_error(namu_cli("run", f"{basic.name}:calc", "--executor", "gpu", cwd=tmp_path), 2, "--executor", "gpu")
     assert_error(namu_cli("compile", f"{basic.name}:calc", "-o", cwd=tmp_path), 2, "-o")
     assert_error(namu_cli("compile", f"{basic.name}:", cwd=tmp_path), 2, "invalid workflow name")
+
+
+# ---------------------------------------------------------------------- checkpoint and cache
+COUNTED = '''
+import namu
+
+@namu.task(cache=True)
+def square(marker: str, x: int) -> int:
+    with open(marker, "a") as f:
+        f.write(f"{x}\\n")
+    return x * x
+
+@namu.workflow
+def squares(marker: str, xs: list[int]) -> list[int]:
+    return [square(marker, x) for x in xs]
+'''
+
+
+def _executions(marker: Path) -> int:
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
+
+
+def test_run_with_checkpoint_resumes(tmp_path: Path) -> None:
+    write(tmp_path, "namu_cli_counted.py", COUNTED)
+    args = ("run", "namu_cli_counted.py", "-i", "marker=marks.txt", "-i", "xs=[1,2,3,2]", "--checkpoint", "ck/run.db")
+    first = namu_cli(*args, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["value"] == [1, 4, 9, 4]
+    assert json.loads(first.stdout)["resumed_calls"] == 0
+    assert _executions(tmp_path / "marks.txt") == 3  # the repeated 2 is a cache hit
+    assert (tmp_path / "ck" / "run.db").is_file()
+
+    again = namu_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "[1, 4, 9, 4]"
+    assert again.stderr.strip() == "resumed 4 task calls from ck/run.db"
+    assert _executions(tmp_path / "marks.txt") == 3
+
+
+def test_run_with_cache_dir_reuses_results_across_processes(tmp_path: Path) -> None:
+    write(tmp_path, "namu_cli_counted.py", COUNTED)
+    base = ("run", "namu_cli_counted.py", "-i", "marker=marks.txt", "--json", "--cache-dir", "cache")
+    first = namu_cli(*base, "-i", "xs=[1,2]", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "resumed_calls" not in json.loads(first.stdout)
+    second = namu_cli(*base, "-i", "xs=[2,1,5]", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["value"] == [4, 1, 25]
+    assert (tmp_path / "marks.txt").read_text().split() == ["1", "2", "5"]
+    env_run = subprocess.run(
+        [sys.executable, "-m", "namu.cli", *base[:-2], "-i", "xs=[5]"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "NAMU_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert env_run.returncode == 0, env_run.stderr
+    assert (tmp_path / "marks.txt").read_text().split() == ["1", "2", "5"]
+
+
+def test_unusable_checkpoint_or_cache_is_one_error_line(tmp_path: Path) -> None:
+    write(tmp_path, "namu_cli_counted.py", COUNTED)
+    (tmp_path / "junk.db").write_bytes(b"\x01 definitely not sqlite" * 64)
+    (tmp_path / "plain_file").write_text("x")
+    args = ("run", "namu_cli_counted.py", "-i", "marker=m.txt", "-i", "xs=[1]")
+    assert_error(namu_cli(*args, "--checkpoint", "junk.db", cwd=tmp_path), 2, "cannot open checkpoint", "junk.db")
+    assert_error(namu_cli(*args, "--checkpoint", ".", cwd=tmp_path), 2, "--checkpoint")
+    assert_error(namu_cli(*args, "--cache-dir", "plain_file", cwd=tmp_path), 2, "plain_file")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "results.sqlite3").write_bytes(b"garbage" * 100)
+    assert_error(namu_cli(*args, "--cache-dir", "cache", cwd=tmp_path), 2, "cannot open result cache", "results.sqlite3")

@@ -5,11 +5,26 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import random
 import time
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import namu
+from namu.ir.metadata import TaskOptions
+from namu.runtime.result import RunState, current_run, enter_run, exit_run
+from namu.runtime.tasks import (
+    RETRY_BASE_DELAY_S,
+    RETRY_MAX_DELAY_S,
+    SkipItem,
+    TaskBinding,
+    retry_delay_s,
+    task_coroutine_fn,
+    task_node,
+)
 from tests.conftest import run_both
 
 
@@ -158,3 +173,178 @@ def test_builtin_op_errors_keep_python_type_and_gain_the_line(executor: str) -> 
     with pytest.raises(ZeroDivisionError) as info:
         wf.run(1, 0, executor=executor)
     assert any(os.path.abspath(__file__) in note for note in info.value.__notes__)
+
+
+# ---------------------------------------------------------------------- retries: backoff with full jitter
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=0, max_value=2**32))
+def test_retry_delay_is_uniform_under_a_capped_exponential(attempt: int, seed: int) -> None:
+    ceiling_s = min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2.0 ** min(attempt, 64))
+    delay_s = retry_delay_s(attempt, random.Random(seed))
+    assert 0.0 <= delay_s <= ceiling_s <= RETRY_MAX_DELAY_S
+
+
+def test_retry_delays_use_the_whole_jitter_range() -> None:
+    rng = random.Random(7)
+    first = [retry_delay_s(0, rng) for _ in range(2000)]
+    assert max(first) <= RETRY_BASE_DELAY_S and min(first) < RETRY_BASE_DELAY_S / 10
+    assert RETRY_BASE_DELAY_S * 0.4 < sum(first) / len(first) < RETRY_BASE_DELAY_S * 0.6  # mean of U(0, b)
+    late = [retry_delay_s(12, rng) for _ in range(2000)]
+    assert max(late) <= RETRY_MAX_DELAY_S and max(late) > RETRY_MAX_DELAY_S * 0.9
+
+
+def test_failing_twice_with_two_retries_succeeds_and_one_retry_chains_the_last_error(executor: str) -> None:
+    failures: list[int] = []
+
+    @namu.task(retries=2)
+    def twice(x: int) -> int:
+        if len(failures) < 2:
+            failures.append(x)
+            raise ConnectionError(f"failure {len(failures)}")
+        return x + 1
+
+    @namu.task(retries=1)
+    def once(x: int) -> int:
+        failures.append(x)
+        raise ConnectionError(f"failure {len(failures)}")
+
+    @namu.workflow
+    def wf_twice(x: int) -> int:
+        return twice(x)
+
+    @namu.workflow
+    def wf_once(x: int) -> int:
+        return once(x)
+
+    assert wf_twice.run(1, executor=executor).value == 2
+    failures.clear()
+    with pytest.raises(namu.TaskError) as info:
+        wf_once.run(1, executor=executor)
+    assert failures == [1, 1]
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert str(info.value.__cause__) == "failure 2"
+
+
+# ---------------------------------------------------------------------- the fast path
+def test_only_plain_tasks_in_plain_runs_are_called_directly() -> None:
+    def fn(x: int) -> int:
+        return x
+
+    def binding(**options: Any) -> TaskBinding:
+        return TaskBinding("t", "t", fn, TaskOptions(**options), False, "sha256:0")
+
+    assert task_node(binding(), [], "f.py:1:1")[0] is fn
+    assert task_node(binding(), [], "f.py:1:1", observed=True)[0] is not fn
+    assert task_node(binding().for_checkpoint(), [], "f.py:1:1")[0] is not fn
+    for options in ({"cache": True}, {"pure": True}, {"retries": 1}, {"timeout_s": 1.0}):
+        callable_, handler = task_node(binding(**options), [], "f.py:1:1")
+        assert callable_ is not fn and handler is None
+
+
+# ---------------------------------------------------------------------- task_coroutine_fn
+class _Recorder:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def on_fanout(self, items: int) -> None: ...
+
+    def on_item_done(self) -> None: ...
+
+    def on_task_done(self, task: str) -> None:
+        self.done.append(task)
+
+
+def _async_binding(fn: Any, **options: Any) -> TaskBinding:
+    return TaskBinding(fn.__name__, fn.__name__, fn, TaskOptions(**options), True, "sha256:" + fn.__name__)
+
+
+def test_task_coroutine_fn_applies_keywords_and_captures_the_run_at_call_time() -> None:
+    async def scale(x: int, *, factor: int) -> int:
+        await asyncio.sleep(0)
+        return x * factor
+
+    make = task_coroutine_fn(_async_binding(scale), ["factor"], "wf.py:3:5", observed=True)
+    recorder = _Recorder()
+    token = enter_run(RunState(observer=recorder))
+    try:
+        coroutine = make(4, 3)
+    finally:
+        exit_run(token)
+    assert current_run() is None
+    assert asyncio.run(coroutine) == 12  # awaited outside the run's context
+    assert recorder.done == ["scale"]
+
+
+def test_task_coroutine_fn_timeout_cancels_the_task() -> None:
+    cancelled: list[bool] = []
+
+    async def sleepy(x: int) -> int:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return x
+
+    make = task_coroutine_fn(_async_binding(sleepy, timeout_s=0.05), [], "wf.py:4:9")
+    start = time.perf_counter()
+    with pytest.raises(namu.TaskTimeoutError) as info:
+        asyncio.run(make(1))
+    assert time.perf_counter() - start < 2
+    assert cancelled == [True]
+    assert info.value.task == "sleepy" and info.value.span == "wf.py:4:9"
+    assert isinstance(info.value.__cause__, TimeoutError)
+
+
+def test_task_coroutine_fn_retries_then_fails_or_skips() -> None:
+    attempts: list[int] = []
+
+    async def flaky(x: int) -> int:
+        attempts.append(x)
+        if len(attempts) < 3:
+            raise ConnectionError(f"attempt {len(attempts)}")
+        return x
+
+    assert asyncio.run(task_coroutine_fn(_async_binding(flaky, retries=2), [], "s")(7)) == 7
+    assert attempts == [7, 7, 7]
+
+    async def broken(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    with pytest.raises(namu.TaskError) as info:
+        asyncio.run(task_coroutine_fn(_async_binding(broken, retries=1), [], "wf.py:1:1")(2))
+    assert type(info.value) is namu.TaskError and isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(SkipItem) as skipped:
+        asyncio.run(task_coroutine_fn(_async_binding(broken, on_error="skip"), [], "wf.py:1:1")(3))
+    assert str(skipped.value.__cause__) == "bad 3"
+
+
+def test_task_coroutine_fn_uses_the_cache() -> None:
+    calls: list[int] = []
+
+    async def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    make = task_coroutine_fn(_async_binding(square, cache=True), [], "s")
+
+    async def main() -> list[int]:
+        return [await make(3), await make(3), await make(4)]
+
+    assert asyncio.run(main()) == [9, 9, 16]
+    assert calls == [3, 4]
+
+
+def test_async_tasks_run_concurrently_on_one_loop() -> None:
+    async def nap(x: int) -> int:
+        await asyncio.sleep(0.2)
+        return x
+
+    make = task_coroutine_fn(_async_binding(nap, timeout_s=5.0), [], "s")
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(make(i) for i in range(10))))
+
+    start = time.perf_counter()
+    assert asyncio.run(main()) == list(range(10))
+    assert time.perf_counter() - start < 1.5

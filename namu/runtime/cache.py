@@ -1,0 +1,193 @@
+"""Memoized task results: an in-memory cache per task function and an on-disk SQLite cache.
+
+A call of a task with ``cache=True`` or ``pure=True`` is looked up by its *result key*::
+
+    key = content_digest(("namu.cache", 1, task source digest, task key, content_digest((args, kwargs))))
+
+so equal arguments (by value, see :mod:`namu.runtime.content`) find the stored result,
+and an edited task (a new source digest) never finds one stored by its old code.
+Arguments that cannot be content-addressed make the call run uncached.
+
+* **In memory** (:func:`memory_cache`): one thread-safe table per task *function*, kept
+  as long as the function lives, shared by every artifact calling it. Keyed by the
+  function object as well, so two closures with the same source do not share results.
+* **On disk** (:class:`DiskCache`): enabled per run with ``Artifact.run(cache_dir=...)``,
+  the ``NAMU_CACHE_DIR`` environment variable, or ``namu run --cache-dir``. One SQLite
+  file ``results.sqlite3`` in that directory, one table::
+
+      results(key BLOB PRIMARY KEY, value BLOB, task TEXT, created REAL)
+
+  ``value`` is the pickled result (protocol 5); results that cannot be pickled stay in
+  memory only. Values are unpickled on lookup, so only point ``cache_dir`` at a
+  directory you trust, as with any pickle file.
+
+The key covers the task's source, not what it reads besides its arguments (globals,
+files, closures' variables): cache only tasks whose result depends on their arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from namu.errors import CacheError
+from namu.runtime.content import content_digest
+from namu.runtime.sqlite_store import SqliteStore, dumps, loads
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "CACHE_FILE_NAME",
+    "DiskCache",
+    "MemoryCache",
+    "memory_cache",
+    "open_disk_cache",
+    "result_key",
+]
+
+logger = logging.getLogger(__name__)
+
+#: environment variable naming the default on-disk cache directory.
+CACHE_DIR_ENV = "NAMU_CACHE_DIR"
+#: the database file inside a cache directory.
+CACHE_FILE_NAME = "results.sqlite3"
+
+
+def result_key(task_digest: str, task_key: str, args_digest: bytes) -> bytes:
+    """The cache key of one task call.
+
+    Args:
+        task_digest: the task's source digest (``sha256:<hex>``, from the task table).
+        task_key: the task's key in the task table.
+        args_digest: :func:`~namu.runtime.content.content_digest` of ``(args, kwargs)``.
+
+    Returns:
+        32 bytes.
+    """
+    return content_digest(("namu.cache", 1, task_digest, task_key, args_digest))
+
+
+class MemoryCache:
+    """A thread-safe ``key -> result`` table (one per task function)."""
+
+    __slots__ = ("_data", "_lock")
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> tuple[bool, Any]:
+        """``(True, result)`` if ``key`` is stored, else ``(False, None)``."""
+        with self._lock:
+            if key in self._data:
+                return True, self._data[key]
+        return False, None
+
+    def put(self, key: bytes, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_memory: weakref.WeakKeyDictionary[Callable[..., Any], MemoryCache] = weakref.WeakKeyDictionary()
+_memory_lock = threading.Lock()
+
+
+def memory_cache(fn: Callable[..., Any]) -> MemoryCache:
+    """The in-memory cache of task function ``fn`` (created on first use, dropped with ``fn``).
+
+    A callable that cannot be weakly referenced gets a private cache for each call of
+    this function (so results are shared only through the returned object).
+    """
+    with _memory_lock:
+        try:
+            cache = _memory.get(fn)
+            if cache is None:
+                cache = _memory[fn] = MemoryCache()
+        except TypeError:  # not weakly referenceable (or unhashable)
+            cache = MemoryCache()
+    return cache
+
+
+class DiskCache(SqliteStore):
+    """The on-disk result cache of a directory (``<directory>/results.sqlite3``).
+
+    Safe to share between threads and processes. Lookups and writes never fail a run:
+    an error while reading counts as a miss, an error while writing is logged.
+
+    Args:
+        directory: the cache directory; created if missing.
+
+    Raises:
+        CacheError: the directory or file cannot be created, the file is not a SQLite
+            database, or it is not a namu result cache.
+    """
+
+    KIND = "result cache"
+    APPLICATION_ID = 0x6E616D63  # "namc"
+    SCHEMA = (
+        "CREATE TABLE results (key BLOB PRIMARY KEY, value BLOB NOT NULL, task TEXT NOT NULL, "
+        "created REAL NOT NULL) WITHOUT ROWID",
+    )
+    COLUMNS = {"results": ("key", "value", "task", "created")}
+    ERROR = CacheError
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise CacheError(f"cache directory {directory} is a file, not a directory", path=str(directory))
+        super().__init__(directory / CACHE_FILE_NAME)
+
+    def get(self, key: bytes) -> tuple[bool, Any]:
+        """``(True, result)`` if ``key`` is stored and can be unpickled, else ``(False, None)``."""
+        try:
+            rows = self.execute("SELECT value FROM results WHERE key = ?", (key,))
+        except sqlite3.Error as exc:
+            logger.warning("result cache %s: lookup failed (%s); running the task", self.path, exc)
+            return False, None
+        if not rows:
+            return False, None
+        return loads(rows[0][0])
+
+    def put(self, key: bytes, value: Any, task: str) -> bool:
+        """Store ``value`` under ``key``; returns False if it cannot be pickled or written."""
+        data = dumps(value)
+        if data is None:
+            return False
+        try:
+            self.execute(
+                "INSERT OR REPLACE INTO results (key, value, task, created) VALUES (?, ?, ?, ?)",
+                (key, data, task, time.time()),
+            )
+        except sqlite3.Error as exc:
+            logger.warning("result cache %s: cannot store a result of %s (%s)", self.path, task, exc)
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return int(self.execute("SELECT count(*) FROM results")[0][0])
+
+
+def open_disk_cache(cache_dir: str | os.PathLike[str] | None) -> DiskCache | None:
+    """The disk cache for a run: ``cache_dir``, else ``$NAMU_CACHE_DIR``, else None (off).
+
+    Raises:
+        CacheError: the cache cannot be opened (see :class:`DiskCache`).
+    """
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_DIR_ENV) or None
+    if cache_dir is None:
+        return None
+    return DiskCache(cache_dir)

@@ -1,0 +1,221 @@
+"""Result caches: memoized cache=True / pure=True tasks, in memory and on disk."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import namu
+from namu.runtime.cache import CACHE_DIR_ENV, CACHE_FILE_NAME, DiskCache, memory_cache, result_key
+
+
+def make_square(calls: list[int]) -> namu.Workflow:
+    """A workflow over a cached task; each call of the factory makes new function objects
+    with the same source (so the same digest), as a new process would."""
+
+    @namu.task(cache=True)
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    @namu.workflow
+    def squares(xs: list[int]) -> list[int]:
+        return [square(x) for x in xs]
+
+    return squares
+
+
+def rows(cache_dir: Path) -> list[tuple[str]]:
+    with sqlite3.connect(cache_dir / CACHE_FILE_NAME) as conn:
+        return conn.execute("SELECT task FROM results ORDER BY task").fetchall()
+
+
+def test_cached_task_runs_once_per_distinct_input_across_runs(executor: str) -> None:
+    calls: list[int] = []
+    wf = make_square(calls)
+    assert wf.run([3, 3, 4], executor=executor).value == [9, 9, 16]
+    assert wf.run([4, 5, 3], executor=executor).value == [16, 25, 9]
+    assert calls == [3, 4, 5]
+
+
+def test_pure_tasks_are_memoized(executor: str) -> None:
+    calls: list[Any] = []
+
+    @namu.task(pure=True)
+    def describe(value: Any) -> str:
+        calls.append(value)
+        return repr(value)
+
+    @namu.workflow
+    def wf(a: dict, b: dict) -> list[str]:
+        return [describe(a), describe(b), describe(a)]
+
+    # Equal by content, not identity: dicts with other insertion orders hit.
+    assert wf.run({"x": 1, "y": 2}, {"y": 2, "x": 1}, executor=executor).value == ["{'x': 1, 'y': 2}"] * 3
+    assert calls == [{"x": 1, "y": 2}]
+
+
+def test_unhashable_arguments_run_uncached(executor: str) -> None:
+    calls: list[Any] = []
+
+    class Opaque:
+        pass
+
+    @namu.task(cache=True)
+    def ident(value: Any) -> str:
+        calls.append(value)
+        return type(value).__name__
+
+    @namu.workflow
+    def wf(value: Any) -> list[str]:
+        return [ident(value), ident(value)]
+
+    thing = Opaque()
+    assert wf.run(thing, executor=executor).value == ["Opaque", "Opaque"]
+    assert calls == [thing, thing]
+
+
+def test_disk_cache_serves_a_new_function_with_the_same_source(tmp_path: Path, executor: str) -> None:
+    first: list[int] = []
+    assert make_square(first).run([2, 3], executor=executor, cache_dir=tmp_path).value == [4, 9]
+    assert first == [2, 3]
+    assert rows(tmp_path) == [("square",), ("square",)]
+    second: list[int] = []
+    assert make_square(second).run([3, 2, 7], executor=executor, cache_dir=tmp_path).value == [9, 4, 49]
+    assert second == [7]
+    # Without the disk cache a new function starts empty.
+    third: list[int] = []
+    assert make_square(third).run([2], executor=executor).value == [4]
+    assert third == [2]
+
+
+def test_an_edited_task_is_never_served_old_results(tmp_path: Path) -> None:
+    old_calls: list[int] = []
+    new_calls: list[int] = []
+
+    @namu.task(cache=True, name="scale")
+    def scale_v1(x: int) -> int:
+        old_calls.append(x)
+        return 2 * x
+
+    @namu.task(cache=True, name="scale")
+    def scale_v2(x: int) -> int:
+        new_calls.append(x)
+        return 3 * x
+
+    @namu.workflow
+    def wf_v1(x: int) -> int:
+        return scale_v1(x)
+
+    @namu.workflow
+    def wf_v2(x: int) -> int:
+        return scale_v2(x)
+
+    assert wf_v1.compile().task_table.tasks[0].key == wf_v2.compile().task_table.tasks[0].key == "scale"
+    assert wf_v1.run(5, cache_dir=tmp_path).value == 10
+    assert wf_v2.run(5, cache_dir=tmp_path).value == 15
+    assert (old_calls, new_calls) == ([5], [5])
+    digest_v1, digest_v2 = (wf.compile().bindings["scale"].digest for wf in (wf_v1, wf_v2))
+    assert digest_v1 != digest_v2
+    assert result_key(digest_v1, "scale", b"a") != result_key(digest_v2, "scale", b"a")
+
+
+def test_unpicklable_results_stay_in_memory_only(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @namu.task(cache=True)
+    def make_fn(x: int) -> Any:
+        calls.append(x)
+        return lambda: x
+
+    @namu.workflow
+    def wf(x: int) -> Any:
+        return make_fn(x)
+
+    assert wf.run(1, cache_dir=tmp_path).value() == 1
+    assert wf.run(1, cache_dir=tmp_path).value() == 1
+    assert calls == [1]
+    assert rows(tmp_path) == []
+
+
+def test_cache_dir_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "env-cache"))
+    assert make_square([]).run([6]).value == [36]
+    assert rows(tmp_path / "env-cache") == [("square",)]
+    served: list[int] = []
+    assert make_square(served).run([6]).value == [36]
+    assert served == []
+
+
+def test_unusable_cache_files_raise_cache_error_naming_the_file(tmp_path: Path) -> None:
+    junk_dir = tmp_path / "junk"
+    junk_dir.mkdir()
+    (junk_dir / CACHE_FILE_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(namu.CacheError, match="cannot open result cache") as info:
+        make_square([]).run([1], cache_dir=junk_dir)
+    assert info.value.path == str(junk_dir / CACHE_FILE_NAME)
+    assert str(junk_dir / CACHE_FILE_NAME) in str(info.value)
+
+    foreign_dir = tmp_path / "foreign"
+    foreign_dir.mkdir()
+    with sqlite3.connect(foreign_dir / CACHE_FILE_NAME) as conn:
+        conn.execute("CREATE TABLE people (name TEXT)")
+    with pytest.raises(namu.CacheError, match="not a namu result cache"):
+        make_square([]).run([1], cache_dir=foreign_dir)
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(namu.CacheError, match="is a file, not a directory"):
+        make_square([]).run([1], cache_dir=a_file)
+
+
+def test_concurrent_runs_share_one_disk_cache(tmp_path: Path, executor: str) -> None:
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    @namu.task(cache=True)
+    def cube(x: int) -> int:
+        with lock:
+            calls.append(x)
+        return x**3
+
+    @namu.workflow
+    def cubes(xs: list[int]) -> list[int]:
+        return [cube(x) for x in xs]
+
+    inputs = [[i % 7 for i in range(start, start + 20)] for start in range(16)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda xs: cubes.run(xs, executor=executor, cache_dir=tmp_path).value, inputs))
+    assert results == [[x**3 for x in xs] for xs in inputs]
+    assert sorted(set(calls)) == list(range(7))
+    assert len(DiskCache(tmp_path)) == 7
+
+
+def test_disk_cache_is_safe_under_concurrent_threads(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path)
+    try:
+
+        def work(i: int) -> Any:
+            key = result_key("sha256:x", "t", i.to_bytes(4, "big"))
+            assert cache.put(key, {"i": i}, "t")
+            return cache.get(key)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(work, range(200))) == [(True, {"i": i}) for i in range(200)]
+        assert len(cache) == 200
+    finally:
+        cache.close()
+
+
+def test_memory_cache_is_per_function() -> None:
+    def f() -> None: ...
+
+    def g() -> None: ...
+
+    assert memory_cache(f) is memory_cache(f)
+    assert memory_cache(f) is not memory_cache(g)
