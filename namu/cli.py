@@ -37,6 +37,7 @@ from namu.errors import (
     CheckpointError,
     InputError,
     NamuError,
+    RunCancelledError,
     TaskError,
     WorkflowSyntaxError,
 )
@@ -370,6 +371,27 @@ def compile_command(target: str, output: str | None) -> int:
     help="Record every completed task call in FILE (SQLite, created if missing). Running "
     "again with the same FILE and inputs resumes: recorded calls are not run again.",
 )
+@click.option(
+    "--task-mode",
+    type=click.Choice(["inline", "thread"]),
+    default="inline",
+    show_default=True,
+    help="How sync tasks without their own mode run on the kernel: inline (called by the "
+    "scheduler) or thread (a work-stealing pool, for tasks that release the GIL).",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most async task calls in flight at once.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads of the worker pool for thread-mode tasks.  [default: number of CPUs]",
+)
 def run_command(
     target: str,
     inputs: tuple[str, ...],
@@ -377,6 +399,9 @@ def run_command(
     executor: str,
     cache_dir: str | None,
     checkpoint: str | None,
+    task_mode: str,
+    max_concurrency: int,
+    workers: int | None,
 ) -> int:
     """Run a workflow (compiling it first) or a saved artifact, and print its result.
 
@@ -391,6 +416,10 @@ def run_command(
       namu run collatz.onnx --executor reference
       namu run pipeline.py --checkpoint run.ckpt     # run again to resume after a crash
       namu run pipeline.py --cache-dir ~/.cache/namu
+      namu run fetch.py --max-concurrency 64 --task-mode thread --workers 8
+
+    Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
+    joined) and says how many calls finished; the exit code is 130.
     """
     from namu.runtime.progress import ProgressObserver
 
@@ -400,7 +429,14 @@ def run_command(
     try:
         with ProgressObserver(art.name) as progress:
             result = art.run(
-                executor=executor, observer=progress, cache_dir=cache_dir, checkpoint=checkpoint, **kwargs
+                executor=executor,
+                observer=progress,
+                cache_dir=cache_dir,
+                checkpoint=checkpoint,
+                task_mode=task_mode,
+                max_concurrency=max_concurrency,
+                workers=workers,
+                **kwargs,
             )
     except InputError as exc:
         _fail(_first_line(exc))
@@ -577,14 +613,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _error(exc.message)
         return exc.code
-    except click.exceptions.Abort:
-        _error("aborted")
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl+C into Abort; a run stopped by it says how far it got.
+        cause = exc.__cause__ or exc.__context__
+        _error(str(cause) if isinstance(cause, RunCancelledError) else "aborted")
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
         _error(_joined(exc.format_message()))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as exc:
+        # A run stopped by Ctrl+C says how far it got; anything else was just interrupted.
+        _error(str(exc) if isinstance(exc, RunCancelledError) else "interrupted")
         return EXIT_INTERRUPTED
     except SystemExit as exc:  # click exits this way on a broken pipe
         return exc.code if isinstance(exc.code, int) else EXIT_RUN_FAILED

@@ -564,3 +564,70 @@ def test_unusable_checkpoint_or_cache_is_one_error_line(tmp_path: Path) -> None:
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "results.sqlite3").write_bytes(b"garbage" * 100)
     assert_error(namu_cli(*args, "--cache-dir", "cache", cwd=tmp_path), 2, "cannot open result cache", "results.sqlite3")
+
+
+# ---------------------------------------------------------------------- run modes and Ctrl+C
+def test_run_modes_give_the_same_result(basic: Path) -> None:
+    results = set()
+    for options in ([], ["--task-mode", "thread", "--workers", "2"], ["--max-concurrency", "1"]):
+        proc = namu_cli("run", f"{basic.name}:calc", "-i", "n=6", "--json", *options, cwd=basic.parent)
+        assert proc.returncode == 0, proc.stderr
+        results.add(json.dumps(json.loads(proc.stdout)["value"], sort_keys=True))
+    assert len(results) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--max-concurrency", "0"], "--max-concurrency"),
+        (["--workers", "0"], "--workers"),
+        (["--task-mode", "fibers"], "--task-mode"),
+    ],
+)
+def test_bad_run_options_are_one_line_errors(basic: Path, option: list[str], needle: str) -> None:
+    assert_error(namu_cli("run", f"{basic.name}:calc", *option, cwd=basic.parent), 2, needle)
+
+
+SLOW = """
+import asyncio
+import namu
+
+@namu.task
+def ids(n: int) -> list[int]:
+    print("started", flush=True)
+    return list(range(n))
+
+@namu.task
+async def nap(i: int) -> int:
+    await asyncio.sleep(30)
+    return i
+
+@namu.workflow
+def slow(n: int = 5) -> int:
+    return len([nap(i) for i in ids(n)])
+"""
+
+
+def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    script = write(tmp_path, "namu_cli_slow.py", SLOW)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "namu.cli", "run", script.name],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: run cancelled: 1 calls finished, 5 in flight were cancelled"
