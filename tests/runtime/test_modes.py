@@ -318,7 +318,7 @@ CANCEL_SCRIPT = textwrap.dedent(
 
     try:
         wf.run(8, workers=2)
-    except namu.errors.RunCancelledError as exc:
+    except namu.RunCancelledError as exc:
         import os
         left = [n for n in (open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")) if n.startswith("namu-worker")]
         print(f"cancelled finished={exc.finished} cancelled={exc.cancelled} workers_left={left}", flush=True)
