@@ -54,6 +54,8 @@ class Sink:
         """The awaitable handed out with ``token`` returned ``value``."""
     def err(self, token: int, exc: BaseException) -> None:
         """The awaitable handed out with ``token`` raised ``exc``."""
+    def many(self, batch: list[tuple[int, bool, Any]]) -> None:
+        """Several results at once: ``(token, ok, value or exception)`` triples."""
 
 
 @final

@@ -65,6 +65,8 @@ class AsyncDriver:
         self._context = context
         self._loop = _get_loop()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: completions of this loop iteration, reported together by ``_flush``
+        self._finished: list[tuple[int, bool, Any]] = []
 
     def spawn(self, batch: list[tuple[int, Any]]) -> None:
         """Start every awaitable of ``batch`` (called from the kernel's thread)."""
@@ -90,13 +92,19 @@ class AsyncDriver:
     def _done(self, token: int, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled():
-            self._sink.err(token, asyncio.CancelledError())
-            return
-        exc = task.exception()
-        if exc is None:
-            self._sink.ok(token, task.result())
+            result: tuple[int, bool, Any] = (token, False, asyncio.CancelledError())
+        elif (exc := task.exception()) is not None:
+            result = (token, False, exc)
         else:
-            self._sink.err(token, exc)
+            result = (token, True, task.result())
+        if not self._finished:
+            # Report everything that finishes in this loop iteration in one hand-off.
+            self._loop.call_soon(self._flush)
+        self._finished.append(result)
+
+    def _flush(self) -> None:
+        batch, self._finished = self._finished, []
+        self._sink.many(batch)
 
     def _cancel_all(self) -> None:
         for task in list(self._tasks):

@@ -104,6 +104,20 @@ impl Sink {
     fn err(&self, token: u64, exc: Bound<'_, PyAny>) {
         let _ = self.tx.send(Completion { token, outcome: Outcome::Err(PyErr::from_value(exc)) });
     }
+
+    /// Several results at once: `(token, ok, value_or_exception)` triples. A driver that
+    /// reports a whole event-loop iteration's completions in one call wakes the run loop
+    /// once for all of them, instead of once per awaitable.
+    fn many(&self, batch: Vec<(u64, bool, Bound<'_, PyAny>)>) {
+        for (token, ok, value) in batch {
+            let outcome = if ok {
+                Outcome::Ok(value.unbind())
+            } else {
+                Outcome::Err(PyErr::from_value(value))
+            };
+            let _ = self.tx.send(Completion { token, outcome });
+        }
+    }
 }
 
 /// Runs `plan` on `inputs` and returns the values of its output slots.
