@@ -19,7 +19,6 @@ from typing import Any
 
 import onnx_ir as ir
 
-from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import captures, node_captures
 from namu.runtime.async_bridge import driver_factory
@@ -29,9 +28,11 @@ from namu.runtime.ops import (
     build_node,
     constant_of,
     is_constant,
+    map_flatten,
     native_op,
     record_skip,
     span_note,
+    task_call_site,
 )
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
@@ -219,11 +220,7 @@ class KernelExecutor(Executor):
         return build_node(node, self)
 
     def _task(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
-        key = node.attributes["task"].as_string()
-        binding = self.tasks[key]
-        kwnames_attr = node.attributes.get("kwnames")
-        kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
-        span = node.metadata_props.get(SPAN_KEY, "")
+        binding, kwnames, span = task_call_site(node, self)
         if binding.is_async:
             return ("call", task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
         fn, handler = task_node(binding, kwnames, span, observed=self.observed)
@@ -234,8 +231,7 @@ class KernelExecutor(Executor):
 
     def _map(self, node: ir.Node, keys: list[int]) -> tuple[Any, ...]:
         body = self._body(node.attributes["body"].as_graph())
-        flatten_attr = node.attributes.get("flatten")
-        flatten = bool(flatten_attr.as_int()) if flatten_attr is not None else False
+        flatten = map_flatten(node)
         on_start = on_item_done = None
         if self.observed:
             on_start, on_item_done = _fanout_started, _item_done

@@ -33,9 +33,11 @@ __all__ = [
     "build_node",
     "build_op",
     "constant_of",
+    "map_flatten",
     "native_op",
     "record_skip",
     "span_note",
+    "task_call_site",
 ]
 
 #: runs a prepared subgraph: (graph inputs + captured values) -> graph outputs.
@@ -299,12 +301,23 @@ def _unpack(n: int) -> Callable[[Any], tuple[Any, ...]]:
     return unpack
 
 
-def task_op(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler | None]:
-    """A ``namu.Task`` node: its callable and the handler turning its errors into TaskError."""
-    key = node.attributes["task"].as_string()
+def task_call_site(node: ir.Node, env: OpEnv) -> tuple[TaskBinding, list[str], str]:
+    """A ``namu.Task`` node's task binding, keyword-argument names and call span."""
     kwnames_attr = node.attributes.get("kwnames")
     kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
-    return task_node(env.tasks[key], kwnames, node.metadata_props.get(SPAN_KEY, ""), observed=env.observed)
+    return env.tasks[node.attributes["task"].as_string()], kwnames, node.metadata_props.get(SPAN_KEY, "")
+
+
+def map_flatten(node: ir.Node) -> bool:
+    """Whether a ``namu.Map`` node concatenates its items' results (else lists them)."""
+    flatten_attr = node.attributes.get("flatten")
+    return bool(flatten_attr.as_int()) if flatten_attr is not None else False
+
+
+def task_op(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler | None]:
+    """A ``namu.Task`` node: its callable and the handler turning its errors into TaskError."""
+    binding, kwnames, span = task_call_site(node, env)
+    return task_node(binding, kwnames, span, observed=env.observed)
 
 
 def _call_function(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
@@ -348,8 +361,7 @@ def _loop(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
 def _map(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
     caps = node_captures(node)
     body = env.subgraph(node.attributes["body"].as_graph(), caps)
-    flatten_attr = node.attributes.get("flatten")
-    flatten = bool(flatten_attr.as_int()) if flatten_attr is not None else False
+    flatten = map_flatten(node)
     has_output = bool(node.outputs)
 
     def map_(seq: Any, *captured: Any) -> Any:

@@ -318,29 +318,16 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
                 time.sleep(retry_delay_s(attempt))
                 attempt += 1
 
-    if memory is None and not binding.journaled:
-        if not observed:
-            # No cache, journal or progress reporting: no per-call bookkeeping at all.
-            def call_fast(*inputs: Any) -> Any:
-                args, kwargs = split(inputs)
-                try:
-                    return invoke(args, kwargs)
-                except Exception as exc:
-                    raise _task_error(binding, span, exc) from exc
-
-            return call_fast
-
-        def call_observed(*inputs: Any) -> Any:
+    if memory is None and not binding.journaled and not observed:
+        # No cache, journal or progress reporting: no per-call bookkeeping at all.
+        def call_fast(*inputs: Any) -> Any:
             args, kwargs = split(inputs)
             try:
-                result = invoke(args, kwargs)
+                return invoke(args, kwargs)
             except Exception as exc:
-                _observe(current_run(), name)
                 raise _task_error(binding, span, exc) from exc
-            _observe(current_run(), name)
-            return result
 
-        return call_observed
+        return call_fast
 
     def call(*inputs: Any) -> Any:
         state = current_run()
