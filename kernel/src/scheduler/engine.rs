@@ -686,18 +686,16 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         callable: &Py<PyAny>,
     ) -> Result<Bound<'py, PyAny>, KernelError> {
         let frame = &self.frames[id as usize];
-        let slots = &frame.slots;
         let none = &self.none;
         self.args.call(
             callable.bind(self.py),
-            frame.plan.graph.args.row(node as usize).iter().map(|&slot| {
-                if slot == ABSENT {
-                    return Ok(none);
-                }
-                slots[slot as usize].as_ref().ok_or_else(|| {
-                    KernelError::Internal(format!("node {node} ran before slot {slot} was written"))
-                })
-            }),
+            frame
+                .plan
+                .graph
+                .args
+                .row(node as usize)
+                .iter()
+                .map(|&slot| arg(frame, none, node, slot)),
         )
     }
 
@@ -710,14 +708,7 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
             .args
             .row(node as usize)
             .iter()
-            .map(|&slot| {
-                if slot == ABSENT {
-                    return Ok(self.none.clone());
-                }
-                frame.slots[slot as usize].clone().ok_or_else(|| {
-                    KernelError::Internal(format!("node {node} ran before slot {slot} was written"))
-                })
-            })
+            .map(|&slot| arg(frame, &self.none, node, slot).cloned())
             .collect()
     }
 
@@ -1144,6 +1135,22 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         }
         self.fail_sub(link.sub, err)
     }
+}
+
+/// The value of argument slot `slot` of `node` in `frame` (`none` for an absent input).
+#[inline]
+fn arg<'a, 'py>(
+    frame: &'a Frame<'_, 'py>,
+    none: &'a Bound<'py, PyAny>,
+    node: u32,
+    slot: u32,
+) -> Result<&'a Bound<'py, PyAny>, KernelError> {
+    if slot == ABSENT {
+        return Ok(none);
+    }
+    frame.slots[slot as usize].as_ref().ok_or_else(|| {
+        KernelError::Internal(format!("node {node} ran before slot {slot} was written"))
+    })
 }
 
 /// The items of a fan-out's input: a list or tuple is read directly, anything else iterated.
