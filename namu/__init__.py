@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from namu._version import __version__
 from namu.compiler import compile  # noqa: A004
+from namu.passes.config import CompileConfig
 from namu.errors import (
     ArtifactError,
     CacheError,
     CheckpointError,
+    CompileError,
     InputError,
     IRVerificationError,
     KernelError,
@@ -40,6 +42,8 @@ from namu.errors import (
     TaskError,
     TaskResolutionError,
     TaskTimeoutError,
+    TypeCheckError,
+    UnboundSlotError,
     UnhashableValue,
     WorkflowSyntaxError,
 )
@@ -54,6 +58,8 @@ __all__ = [
     "ArtifactError",
     "CacheError",
     "CheckpointError",
+    "CompileConfig",
+    "CompileError",
     "IRVerificationError",
     "InputError",
     "KernelError",
@@ -68,6 +74,8 @@ __all__ = [
     "TaskError",
     "TaskResolutionError",
     "TaskTimeoutError",
+    "TypeCheckError",
+    "UnboundSlotError",
     "UnhashableValue",
     "Workflow",
     "WorkflowSyntaxError",

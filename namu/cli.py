@@ -35,6 +35,7 @@ from namu.errors import (
     ArtifactError,
     CacheError,
     CheckpointError,
+    CompileError,
     InputError,
     NamuError,
     RunCancelledError,
@@ -181,13 +182,37 @@ def _load_workflow(spec: str) -> namu.Workflow:
     )
 
 
-def _compile(wf: namu.Workflow) -> namu.Artifact:
+def _compile(wf: namu.Workflow, **options: Any) -> namu.Artifact:
     try:
-        return namu.compile(wf)
+        return namu.compile(wf, **options)
     except WorkflowSyntaxError as exc:
         _fail(_first_line(exc))  # file:line:col: reason (the source excerpt follows in str())
+    except CompileError as exc:
+        _fail(_first_line(exc))  # file:line:col: reason
     except NamuError as exc:
         _fail(f"cannot compile {wf.name}: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _slot_bindings(specs: Sequence[str], wf: namu.Workflow) -> dict[str, Any]:
+    """``--slot NAME=TASK`` pairs -> ``{NAME: Task}``. TASK is a ``@namu.task`` of the
+    workflow's module, or ``FILE.py:TASK``."""
+    bindings: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, target = spec.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not name or not target:
+            _fail(f"--slot expects NAME=TASK or NAME=FILE.py:TASK, got {spec!r}")
+        path_text, attr = _split_target(target)
+        if attr is not None:
+            module = _import_file(_existing_file(path_text))
+            where = path_text
+        else:
+            module, attr, where = sys.modules[wf.fn.__module__], target, "the workflow's module"
+        obj = getattr(module, attr, None)
+        if not isinstance(obj, namu.Task):
+            _fail(f"--slot {name}: {attr!r} is not a @namu.task in {where}")
+        bindings[name] = obj
+    return bindings
 
 
 def _load_artifact(path_text: str) -> namu.Artifact:
@@ -301,7 +326,7 @@ def cli() -> None:
 
 
 @cli.command("compile", short_help="Compile a workflow into an ONNX artifact.")
-@click.argument("target", metavar="FILE.py[:WORKFLOW]")
+@click.argument("target", metavar="FILE.py[:WORKFLOW]", required=False)
 @click.option(
     "-o",
     "--output",
@@ -309,7 +334,51 @@ def cli() -> None:
     type=click.Path(dir_okay=False),
     help="Where to write the artifact. Default: WORKFLOW.onnx in the current directory.",
 )
-def compile_command(target: str, output: str | None) -> int:
+@click.option(
+    "-O",
+    "--opt-level",
+    type=click.Choice(["0", "1", "2"]),
+    default="2",
+    show_default=True,
+    help="0: verification, inlining, partitioning and lowering only; 1: also constant "
+    "folding, CSE and dead-code elimination; 2: every pass.",
+)
+@click.option("--disable-pass", "disabled", metavar="PASS", multiple=True, help="Leave an optional pass out (repeatable).")
+@click.option(
+    "--dump-after",
+    metavar="PASS",
+    multiple=True,
+    help="Write the IR after PASS (repeatable; `all` for every pass) as ONNX text into "
+    "--dump-dir, one file NN-PASS.onnxtxt per pass.",
+)
+@click.option(
+    "--dump-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where --dump-after writes. Default: WORKFLOW.ir/ in the current directory.",
+)
+@click.option("--timings", is_flag=True, help="Print each pass's time and change count.")
+@click.option("--print-passes", is_flag=True, help="List the pipeline of the -O level with summaries, and exit.")
+@click.option(
+    "--slot",
+    "slots",
+    metavar="NAME=TASK",
+    multiple=True,
+    help="Bind a role slot to a @namu.task of the workflow's file, or FILE.py:TASK "
+    "(repeatable; `PLACEMENT/NAME=...` binds it in one partition only).",
+)
+def compile_command(
+    target: str | None,
+    output: str | None,
+    opt_level: str,
+    disabled: tuple[str, ...],
+    dump_after: tuple[str, ...],
+    dump_dir: str | None,
+    timings: bool,
+    print_passes: bool,
+    slots: tuple[str, ...],
+) -> int:
     """Compile a workflow into an ONNX artifact.
 
     FILE.py is imported (as `python FILE.py` would, with its directory on sys.path)
@@ -317,22 +386,95 @@ def compile_command(target: str, output: str | None) -> int:
     out when the file defines one workflow, or one that no other workflow calls.
     The artifact is written atomically: a failed compile leaves no file behind.
 
+    The optimizer runs the pipeline of passes listed by --print-passes (see
+    docs/passes.md); -O, --disable-pass, --dump-after and --timings control and
+    inspect it.
+
     \b
     Examples:
       namu compile examples/collatz.py                  # writes ./collatz.onnx
       namu compile pipeline.py:train -o build/train.onnx
+      namu compile --print-passes -O1
+      namu compile wf.py --timings --dump-after fold-constants
+      namu compile agent.py --slot llm=ask_claude
     """
     from namu.ir.printer import count_nodes
+    from namu.passes import get, pipeline
 
+    level = int(opt_level)
+    for name in (*disabled, *(d for d in dump_after if d != "all")):
+        try:
+            get(name)
+        except KeyError as exc:
+            _fail(_joined(exc.args[0]))
+    try:
+        names = pipeline(level, disabled)
+    except ValueError as exc:
+        _fail(str(exc))
+    if print_passes:
+        _print_passes(names, level)
+        return EXIT_OK
+    if target is None:
+        _fail("missing FILE.py[:WORKFLOW] (or use --print-passes)")
+    for name in dump_after:
+        if name != "all" and name not in names:
+            _fail(f"--dump-after {name}: the pass does not run at -O{level} with these options")
     wf = _load_workflow(target)
-    art = _compile(wf)
+    dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{wf.name}.ir"
+    after = _ir_dumper(dump_path, set(dump_after)) if dump_after else None
+    art = _compile(wf, opt_level=level, disable=disabled, slots=_slot_bindings(slots, wf), after_pass=after)
     out = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
     try:
         written = art.save(out)
     except OSError as exc:
         _fail(f"cannot write {out}: {exc.strerror or exc}")
+    if timings:
+        _print_timings(art.pass_records)
+    if dump_after:
+        click.echo(f"IR dumps -> {dump_path}")
     click.echo(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
     return EXIT_OK
+
+
+def _print_passes(names: Sequence[str], level: int) -> None:
+    from namu.passes import get
+
+    width = max(len(n) for n in names)
+    click.echo(f"pipeline at -O{level} ({len(names)} passes):")
+    for i, name in enumerate(names, 1):
+        info = get(name)
+        tag = "required" if info.required else f"-O{info.level}"
+        click.echo(f"{i:3d}. {name:<{width}}  {tag:<8}  {info.summary}")
+
+
+def _print_timings(records: Sequence[Any]) -> None:
+    width = max((len(r.name) for r in records), default=4)
+    click.echo(f"{'pass':<{width}}  {'time ms':>9}  {'changes':>7}")
+    for r in records:
+        click.echo(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.changes:7d}")
+    total = sum(r.seconds for r in records)
+    click.echo(f"{'total':<{width}}  {total * 1000:9.2f}  {sum(r.changes for r in records):7d}")
+
+
+def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
+    """An ``after_pass`` hook writing the IR after the wanted passes as ONNX text."""
+    import onnx.printer
+
+    from namu.ir.serde import to_proto
+
+    def dump(name: str, index: int, model: Any) -> None:
+        if "all" not in wanted and name not in wanted:
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{index + 1:02d}-{name}.onnxtxt"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(onnx.printer.to_text(to_proto(model)) + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            _fail(f"cannot write IR dump into {directory}: {exc.strerror or exc}")
+
+    return dump
 
 
 @cli.command("run", short_help="Run a workflow or an artifact and print its result.")

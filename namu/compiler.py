@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx_ir as ir
 
@@ -12,30 +13,26 @@ from namu.frontend.lower import CompileContext, lower_workflow
 from namu.frontend.workflow import Workflow
 from namu.ir import metadata
 from namu.ir.opsets import ONNX_OPSET, opset_imports
-from namu.passes import default_pipeline, run_passes
+from namu.passes import CompileConfig, PassContext, pipeline, run_passes
+from namu.passes.pipeline import AfterPass
 from namu.runtime.artifact import Artifact
 
-__all__ = ["IR_VERSION", "compile"]
+__all__ = ["IR_VERSION", "compile", "lower"]
 
 #: ONNX IR version of the artifacts namu writes (opset 21 needs IR version 10).
 IR_VERSION = 10
 
 
-def compile(workflow: Workflow, *, passes: Sequence[str] | None = None) -> Artifact:  # noqa: A001
-    """Compile a workflow into an :class:`Artifact`.
-
-    Args:
-        workflow: a function decorated with ``@namu.workflow``.
-        passes: names of registered passes to run, in order (default: the default
-            pipeline, see ``namu.passes.default_pipeline()``).
+def lower(workflow: Workflow) -> tuple[ir.Model, CompileContext, str]:
+    """Lower a workflow to an IR model before any pass runs.
 
     Returns:
-        The artifact, bound to the live task functions (so it runs without importing).
+        The model (task table and signature in its metadata), the compile context
+        (live tasks, sub-workflow functions) and the workflow's source digest.
 
     Raises:
         TaskDefinitionError: ``workflow`` is not a ``@namu.workflow``.
         WorkflowSyntaxError: the body uses a construct namu cannot lower.
-        IRVerificationError, PassError: a pass rejected or failed on the IR.
     """
     if not isinstance(workflow, Workflow):
         raise TaskDefinitionError(f"namu.compile needs a @namu.workflow, got {workflow!r}")
@@ -52,14 +49,68 @@ def compile(workflow: Workflow, *, passes: Sequence[str] | None = None) -> Artif
         function.opset_imports.update(opset_imports())
     model.metadata_props[metadata.TASKS_KEY] = metadata.dump(metadata.TaskTable(tasks=ctx.task_table()))
     model.metadata_props[metadata.SIGNATURE_KEY] = metadata.dump(signature)
-    names = list(passes) if passes is not None else default_pipeline()
-    model, records = run_passes(model, names)
-    passport = metadata.Passport(
-        namu_version=__version__,
-        workflow=workflow.name,
-        workflow_digest=workflow_digest,
-        passes=[r.name for r in records],
-        onnx_opset=ONNX_OPSET,
-    )
-    model.metadata_props[metadata.PASSPORT_KEY] = metadata.dump(passport)
-    return Artifact(model, tasks=dict(ctx.tasks))
+    return model, ctx, workflow_digest
+
+
+def compile(  # noqa: A001
+    workflow: Workflow,
+    *,
+    passes: Sequence[str] | None = None,
+    opt_level: int | None = None,
+    disable: Sequence[str] = (),
+    slots: Mapping[str, Any] | None = None,
+    config: CompileConfig | None = None,
+    after_pass: AfterPass | None = None,
+) -> Artifact:
+    """Compile a workflow into an :class:`Artifact`.
+
+    Args:
+        workflow: a function decorated with ``@namu.workflow``.
+        passes: names of registered passes to run, in order, instead of the pipeline of
+            ``opt_level`` (start from ``namu.passes.pipeline()`` to insert your own).
+        opt_level: 0, 1 or 2 (default: ``config.opt_level``, 2).
+        disable: optional passes to leave out of the pipeline.
+        slots: role-slot bindings (``{"llm": my_task}``), merged over ``config.slots``.
+        config: the compile's options (:class:`~namu.passes.config.CompileConfig`).
+        after_pass: called with ``(pass name, index, model)`` after each pass.
+
+    Returns:
+        The artifact, bound to the live task functions (so it runs without importing);
+        ``artifact.pass_records`` holds each pass's time and change count.
+
+    Raises:
+        TaskDefinitionError: ``workflow`` is not a ``@namu.workflow``.
+        WorkflowSyntaxError: the body uses a construct namu cannot lower.
+        CompileError: a pass rejected the workflow at a source line (a type mismatch,
+            an unbound slot, ...).
+        IRVerificationError, PassError: a pass rejected or failed on the IR.
+        ValueError, KeyError: a bad ``opt_level``, or an unknown or required pass in
+            ``disable``.
+    """
+    config = config or CompileConfig()
+    updates: dict[str, Any] = {}
+    if opt_level is not None:
+        updates["opt_level"] = opt_level
+    if disable:
+        updates["disabled_passes"] = tuple(disable)
+    if slots:
+        updates["slots"] = {**config.slots, **slots}
+    if updates:
+        config = CompileConfig.model_validate({**config.model_dump(), **updates})
+    names = list(passes) if passes is not None else pipeline(config.opt_level, config.disabled_passes)
+    model, ctx, workflow_digest = lower(workflow)
+    context = PassContext(config=config, tasks=ctx.tasks, pipeline=tuple(names))
+    model, records = run_passes(model, names, context=context, after_pass=after_pass)
+    if metadata.PASSPORT_KEY not in model.metadata_props:
+        passport = metadata.Passport(
+            namu_version=__version__,
+            workflow=workflow.name,
+            workflow_digest=workflow_digest,
+            passes=[r.name for r in records],
+            onnx_opset=ONNX_OPSET,
+            options=config.summary(),
+        )
+        model.metadata_props[metadata.PASSPORT_KEY] = metadata.dump(passport)
+    artifact = Artifact(model, tasks=dict(ctx.tasks))
+    artifact.pass_records = records
+    return artifact

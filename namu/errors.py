@@ -11,6 +11,9 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
     ├── TaskDefinitionError      invalid @namu.task / @namu.workflow options
     ├── InputError               a workflow input does not match its annotation
     ├── IRVerificationError      malformed IR (a pass or the loader found it)
+    ├── CompileError             a pass rejected the workflow at a source line (file:line:col)
+    │   ├── TypeCheckError       a value's type does not match the annotation it meets
+    │   └── UnboundSlotError     a role slot has no implementation bound at compile time
     ├── PassError                a compiler pass failed; names the pass
     ├── ArtifactError            a file is not a readable namu artifact
     │   ├── StaleArtifactError   a task's source changed since the artifact was compiled
@@ -29,6 +32,7 @@ __all__ = [
     "ArtifactError",
     "CacheError",
     "CheckpointError",
+    "CompileError",
     "InputError",
     "IRVerificationError",
     "KernelError",
@@ -40,6 +44,8 @@ __all__ = [
     "TaskError",
     "TaskResolutionError",
     "TaskTimeoutError",
+    "TypeCheckError",
+    "UnboundSlotError",
     "UnhashableValue",
     "WorkflowSyntaxError",
 ]
@@ -112,6 +118,58 @@ class InputError(NamuError, TypeError):
 
 class IRVerificationError(NamuError):
     """The IR is malformed: an undeclared opset, a duplicate SSA name, a cycle, ..."""
+
+
+class CompileError(NamuError):
+    """A compiler pass rejected the workflow at a source location.
+
+    The message is ``file:line:col: reason``, followed by the source line and a caret
+    when the file can be read (the onnxscript ``SourceInfo`` habit).
+
+    Attributes:
+        reason: the message without location.
+        span: ``"file:line:col"`` of the IR node's source construct, or ``""``.
+    """
+
+    def __init__(self, reason: str, *, span: str = "") -> None:
+        self.reason = reason
+        self.span = span
+        super().__init__(_format_span(reason, span))
+
+    def __reduce__(self):  # keep keyword-only construction picklable
+        return (_rebuild_compile_error, (type(self), self.reason, self.span))
+
+
+def _rebuild_compile_error(cls: type[CompileError], reason: str, span: str) -> CompileError:
+    return cls(reason, span=span)
+
+
+def _format_span(reason: str, span: str) -> str:
+    if not span:
+        return reason
+    import linecache
+
+    filename, _, rest = span.rpartition(":")
+    filename, _, line_text = filename.rpartition(":")
+    try:
+        lineno, col = int(line_text), int(rest)
+    except ValueError:
+        return f"{span}: {reason}"
+    line = linecache.getline(filename, lineno).rstrip("\n")
+    head = f"{span}: {reason}"
+    if not line.strip():
+        return head
+    stripped = line.lstrip()
+    caret = " " * (4 + max(col - 1 - (len(line) - len(stripped)), 0)) + "^"
+    return f"{head}\n    {stripped}\n{caret}"
+
+
+class TypeCheckError(CompileError):
+    """A value's static type does not match the annotation it is passed to."""
+
+
+class UnboundSlotError(CompileError):
+    """A role slot (an agent's LLM, a federated Module's aggregator, ...) has no binding."""
 
 
 class PassError(NamuError):

@@ -87,6 +87,9 @@ def task(
     pure: bool = ...,
     cache: bool = ...,
     on_error: str = ...,
+    mode: str | None = ...,
+    placement: str | None = ...,
+    priority: int | None = ...,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -96,7 +99,8 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Args:
         fn: the function (when used without parentheses).
         **options: see :class:`~namu.ir.metadata.TaskOptions`: ``name``, ``version``,
-            ``retries``, ``timeout_s``, ``pure``, ``cache``, ``on_error``.
+            ``retries``, ``timeout_s``, ``pure``, ``cache``, ``on_error``, ``mode``,
+            ``placement``, ``priority``.
 
     Returns:
         A :class:`Task`, or a decorator producing one.

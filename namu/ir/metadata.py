@@ -66,6 +66,12 @@ class TaskOptions(_Strict):
             pool; for calls that release the GIL, such as numpy or I/O). None: the run's
             ``task_mode`` (``"inline"`` by default). ``async def`` tasks always run on
             the event loop.
+        placement: where the task runs: ``"local"`` (the process running the workflow),
+            or the name of a worker pool or peer class. The compiler partitions the
+            workflow by placement and carries values between partitions over wire ops.
+            None: the compile's default placement.
+        priority: added to the critical-path priority of the task's calls in the
+            kernel's ready queue (higher runs first). None: the compile's default (0).
     """
 
     name: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -76,6 +82,8 @@ class TaskOptions(_Strict):
     cache: bool = pydantic.Field(default=False, strict=True)
     on_error: Literal["raise", "skip"] = "raise"
     mode: Literal["inline", "thread"] | None = None
+    placement: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    priority: int | None = pydantic.Field(default=None, strict=True)
 
 
 class TaskEntry(_Strict):
@@ -132,15 +140,26 @@ class Signature(_Strict):
 
 
 class Passport(_Strict):
-    """The compile passport: who built this artifact, from what, with which passes."""
+    """The compile passport: who built this artifact, from what, with which passes.
+
+    Attributes:
+        options: the compile's options (``CompileConfig.summary()``: opt level,
+            disabled passes, task defaults, slot bindings by name).
+    """
 
     namu_version: str
     workflow: str
     workflow_digest: str
     passes: list[str]
     onnx_opset: int
+    options: dict[str, Any] = {}
 
 
 def dump(model: pydantic.BaseModel) -> str:
-    """Serialize a metadata model to compact JSON."""
-    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    """Serialize a metadata model to compact JSON.
+
+    Fields left at their defaults are omitted, so a loaded model knows which options
+    were set explicitly (``model_fields_set``): ``expand-defaults`` fills only the others
+    from the compile's configuration.
+    """
+    return json.dumps(model.model_dump(mode="json", exclude_unset=True), separators=(",", ":"), sort_keys=True)

@@ -11,6 +11,11 @@
 ``namu.workflow``, version 1
     One ``FunctionProto`` per sub-workflow; a call to a sub-workflow is a node of this
     domain whose ``op_type`` is the function's name.
+
+``namu.partition``, version 1
+    After the ``partition`` pass: one ``FunctionProto`` per placement, each an
+    installable target; partitions exchange values only through ``namu.Send`` /
+    ``namu.Recv`` pairs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "NAMU_OPSET",
     "ONNX_DOMAIN",
     "ONNX_OPSET",
+    "PARTITION_DOMAIN",
     "WORKFLOW_DOMAIN",
     "opset_imports",
 ]
@@ -30,6 +36,7 @@ ONNX_OPSET = 21
 NAMU_DOMAIN = "namu"
 NAMU_OPSET = 1
 WORKFLOW_DOMAIN = "namu.workflow"
+PARTITION_DOMAIN = "namu.partition"
 
 #: namu-domain ops and a one-line summary of each (docs/ir.md has the full contract).
 NAMU_OPS: dict[str, str] = {
@@ -48,9 +55,14 @@ NAMU_OPS: dict[str, str] = {
     "ToList": "list(input 0): materialize an iterable (dict keys, str characters, ...)",
     "Truth": "bool(input 0): Python truthiness",
     "Compare": "Python comparison `op` (eq, ne, lt, le, gt, ge) of an int with a float, exact",
+    "Slot": "call the role slot named by attribute `slot` (bound to a task by resolve-slots)",
+    "Send": "send input 0 on wire `channel` to placement `to` (no outputs)",
+    "Recv": "receive the value sent on wire `channel` from placement `from`",
+    "Gate": "run the single op of graph `body` under a resilience policy (retries, timeout_s, fallback)",
+    "Fused": "run the straight-line task calls of graph `body` as one dispatch unit",
 }
 
 
 def opset_imports() -> dict[str, int]:
     """The opset imports every namu model and function declares."""
-    return {ONNX_DOMAIN: ONNX_OPSET, NAMU_DOMAIN: NAMU_OPSET, WORKFLOW_DOMAIN: 1}
+    return {ONNX_DOMAIN: ONNX_OPSET, NAMU_DOMAIN: NAMU_OPSET, WORKFLOW_DOMAIN: 1, PARTITION_DOMAIN: 1}

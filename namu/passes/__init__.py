@@ -10,12 +10,26 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from namu.passes.pipeline import PassRecord, default_pipeline, run_passes
+from namu.passes.base import NamuPass, PassContext
+from namu.passes.config import CompileConfig
+from namu.passes.pipeline import PassRecord, default_pipeline, pipeline, run_passes
 from namu.passes.registry import PassInfo, get, register, registered
 
-__all__ = ["PassInfo", "PassRecord", "default_pipeline", "get", "register", "registered", "run_passes"]
+__all__ = [
+    "CompileConfig",
+    "NamuPass",
+    "PassContext",
+    "PassInfo",
+    "PassRecord",
+    "default_pipeline",
+    "get",
+    "pipeline",
+    "register",
+    "registered",
+    "run_passes",
+]
 
-_INFRASTRUCTURE = {"pipeline", "registry"}
+_INFRASTRUCTURE = {"base", "config", "docs", "pipeline", "registry"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):

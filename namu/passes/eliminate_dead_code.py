@@ -8,6 +8,7 @@ import onnx_ir as ir
 
 from namu.ir.metadata import TASKS_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
 __all__ = ["EliminateDeadCodePass"]
@@ -18,9 +19,10 @@ logger = logging.getLogger(__name__)
 @register(
     "eliminate-dead-code",
     "every remaining op is used or has an effect (impure task calls are effects and stay)",
-    order=20,
+    order=80,
+    level=1,
 )
-class EliminateDeadCodePass(ir.passes.InPlacePass):
+class EliminateDeadCodePass(NamuPass):
     """Delete nodes none of whose outputs is used, unless they have a side effect.
 
     A node is kept when it is a ``namu.Task`` whose task is not ``pure``, a control-flow
@@ -29,6 +31,24 @@ class EliminateDeadCodePass(ir.passes.InPlacePass):
     plain Python function fails. Subgraphs are cleaned too. One backward sweep per
     graph removes whole dead chains.
     """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) {
+          unused = namu.Task <task = "square"> (x)
+          logged = namu.Task <task = "log"> (x)
+          dead = Add(x, x)
+          y = Neg(x)
+        }""",
+        after="""
+        g (int64 x) => (int64 y) {
+          logged = namu.Task <task = "log"> (x)
+          y = Neg(x)
+        }""",
+        pure_tasks=("square",),
+        impure_tasks=("log",),
+        note="`square` is pure and unused, so its call goes; `log` is an effect and stays.",
+    )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         pure: set[str] = set()
@@ -40,7 +60,8 @@ class EliminateDeadCodePass(ir.passes.InPlacePass):
         for function in model.functions.values():
             sweeper.graph(function.graph)
         logger.debug("removed %d dead nodes", sweeper.removed)
-        return ir.passes.PassResult(model, modified=sweeper.removed > 0)
+        self.changed(sweeper.removed)
+        return self.result(model)
 
 
 # Ops that cannot fail on the values namu's lowering gives them (scalars of matching

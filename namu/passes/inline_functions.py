@@ -9,6 +9,7 @@ from onnx_ir.passes.common import InlinePass
 
 from namu.ir.metadata import CALL_SPAN_KEY, SPAN_KEY
 from namu.ir.opsets import WORKFLOW_DOMAIN
+from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
 __all__ = ["InlineFunctionsPass"]
@@ -19,14 +20,25 @@ logger = logging.getLogger(__name__)
 @register(
     "inline-functions",
     "no sub-workflow calls remain: each FunctionProto body is inlined at its call sites",
-    order=10,
+    order=30,
+    level=0,
 )
-class InlineFunctionsPass(ir.passes.InPlacePass):
+class InlineFunctionsPass(NamuPass):
     """Inline every model-local function (namu's sub-workflows) with onnx_ir's inliner.
 
     Each inlined node keeps its own ``namu.span`` and gains ``namu.call_span``, the span
     of the call it was inlined through, so errors can show both lines.
     """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) { a = namu.workflow.twice(x)  y = Neg(a) }
+        <domain: "namu.workflow", opset_import: ["" : 21, "namu" : 1]>
+        twice (v) => (w) { w = namu.Task <task = "inc"> (v) }""",
+        after="""
+        g (int64 x) => (int64 y) { a = namu.Task <task = "inc"> (x)  y = Neg(a) }""",
+        impure_tasks=("inc",),
+    )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         if not model.functions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx_ir as ir
 from onnx_ir.passes.common import TopologicalSortPass
 
+from namu.passes.base import NamuPass
 from namu.passes.registry import register
 
 __all__ = ["SortTopologicallyPass"]
@@ -13,9 +14,8 @@ __all__ = ["SortTopologicallyPass"]
 @register(
     "sort-topologically",
     "nodes of every graph and function are in a stable topological order (source order kept)",
-    order=30,
 )
-class SortTopologicallyPass(ir.passes.InPlacePass):
+class SortTopologicallyPass(NamuPass):
     """Stable topological sort (onnx_ir's): independent nodes keep their source order,
     which the kernel's ready queue uses to run side effects in program order."""
 

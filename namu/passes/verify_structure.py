@@ -10,6 +10,7 @@ from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY, TASKS_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, NAMU_OPS, WORKFLOW_DOMAIN
 from namu.ir.types import TYPE_KEY
+from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
 __all__ = ["VerifyStructurePass"]
@@ -20,9 +21,10 @@ logger = logging.getLogger(__name__)
 @register(
     "verify-structure",
     "declared opsets, unique SSA names, every input defined before use, typed graph inputs, known namu ops",
-    order=0,
+    order=10,
+    level=0,
 )
-class VerifyStructurePass(ir.passes.InPlacePass):
+class VerifyStructurePass(NamuPass):
     """Check the structural invariants every later pass and the runtime rely on.
 
     Checks, for the main graph, every subgraph and every function: each node's domain is
@@ -35,6 +37,11 @@ class VerifyStructurePass(ir.passes.InPlacePass):
     Raises:
         IRVerificationError: the first violation found, with the node's source span.
     """
+
+    EXAMPLE = Example(
+        before='g (int64 x) => (int64 y) { y = Add(x, z)  z = Neg(x) }',
+        error="IRVerificationError: Add: input 'z' is used before it is defined (or the graph has a cycle)",
+    )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         tasks: set[str] | None = None

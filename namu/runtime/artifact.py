@@ -56,6 +56,9 @@ class Artifact:
                 self.bindings[key] = task
             else:  # the digest of the code that will run (cache and checkpoint keys)
                 self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async, task.digest)
+        #: per-pass time and change count of the compile that built this artifact
+        #: (empty for a loaded artifact)
+        self.pass_records: list[Any] = []
         self._binder = InputBinder(self.signature)
         self._runners: dict[tuple[str, bool, bool], Any] = {}
         self._lock = threading.Lock()

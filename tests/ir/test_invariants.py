@@ -77,7 +77,7 @@ def test_metadata_is_json_with_the_documented_keys() -> None:
     props = art.to_proto().metadata_props
     keys = {p.key: json.loads(p.value) for p in props}
     assert set(keys) == {metadata.TASKS_KEY, metadata.SIGNATURE_KEY, metadata.PASSPORT_KEY}
-    assert set(keys[metadata.PASSPORT_KEY]) == {"namu_version", "workflow", "workflow_digest", "passes", "onnx_opset"}
+    assert set(keys[metadata.PASSPORT_KEY]) == {"namu_version", "workflow", "workflow_digest", "passes", "onnx_opset", "options"}
 
 
 def test_literals_are_stored_typed_not_as_repr() -> None:

@@ -1,0 +1,104 @@
+"""``NamuPass``: the base of namu's passes, and the context a compile gives them.
+
+A namu pass is an ``onnx_ir.passes.InPlacePass`` that may read a :class:`PassContext`
+(the compile's :class:`~namu.passes.config.CompileConfig`, the live task objects, the
+passes of the pipeline) and counts its changes for ``--timings``. It keeps no state
+between runs: the pipeline makes a fresh instance for every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import onnx_ir as ir
+
+from namu.errors import CompileError
+from namu.ir.metadata import SPAN_KEY
+from namu.passes.config import CompileConfig
+
+if TYPE_CHECKING:
+    from namu.frontend.task import Task
+
+__all__ = ["Example", "NamuPass", "PassContext", "fail"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PassContext:
+    """What a compile hands every pass.
+
+    Attributes:
+        config: the compile's options.
+        tasks: the task table's keys bound to the live ``@namu.task`` objects (empty when
+            passes run over a loaded or hand-written model). Passes that evaluate or add
+            tasks (``fold-constants``, ``resolve-slots``) use it.
+        pipeline: names of the passes this compile runs, in order.
+    """
+
+    config: CompileConfig = dataclasses.field(default_factory=CompileConfig)
+    tasks: Mapping[str, Task] = dataclasses.field(default_factory=dict)
+    pipeline: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """A before/after example of a pass, shown in ``docs/passes.md`` and run by its tests.
+
+    ``before`` and ``after`` are ONNX text graphs (``onnx.parser`` syntax, without the
+    model header). ``tests/passes/test_docs.py`` parses ``before`` with a task table
+    holding ``pure_tasks`` and ``impure_tasks``, runs the pass with ``config``, and
+    checks the result equals ``after`` structurally -- or, when ``error`` is set, that
+    the pass raises an error whose ``"Type: message"`` text contains it.
+
+    Attributes:
+        before: the input graph.
+        after: the expected graph ("" when the example shows an error).
+        error: the expected error, e.g. ``"IRVerificationError: task 'ghost' is not"``.
+        pure_tasks, impure_tasks: task keys of the example's task table.
+        config: ``CompileConfig`` fields for the run.
+        note: one sentence shown under the example.
+    """
+
+    before: str
+    after: str = ""
+    error: str = ""
+    pure_tasks: tuple[str, ...] = ()
+    impure_tasks: tuple[str, ...] = ()
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+
+class NamuPass(ir.passes.InPlacePass):
+    """Base of namu's passes: holds the compile's context and counts changes.
+
+    Subclasses implement ``call(model)`` and call :meth:`changed` once per rewrite, so
+    ``namu compile --timings`` can show how much each pass did. ``EXAMPLE`` is the
+    pass's before/after :class:`Example` (``docs/passes.md`` is generated from it).
+    """
+
+    EXAMPLE: Example | None = None
+
+    def __init__(self, context: PassContext | None = None) -> None:
+        super().__init__()
+        self.context = context if context is not None else PassContext()
+        #: rewrites done by the last run (reset at the start of each run)
+        self.changes = 0
+
+    def __call__(self, model: ir.Model) -> ir.passes.PassResult:
+        self.changes = 0
+        return super().__call__(model)
+
+    def changed(self, n: int = 1) -> None:
+        """Record ``n`` rewrites."""
+        self.changes += n
+
+    def result(self, model: ir.Model) -> ir.passes.PassResult:
+        """``PassResult(model, modified=<any change recorded>)``."""
+        return ir.passes.PassResult(model, modified=self.changes > 0)
+
+
+def fail(node: ir.Node | None, reason: str, error: type[CompileError] = CompileError, **extra: Any) -> NoReturn:
+    """Raise ``error`` at ``node``'s source span (``file:line:col``), if it has one."""
+    span = node.metadata_props.get(SPAN_KEY, "") if node is not None else ""
+    raise error(reason, span=span, **extra)

@@ -1,0 +1,55 @@
+"""``CompileConfig``: the options of one compile, shared by every pass.
+
+Passes read it (``expand-defaults`` takes task defaults from it, ``resolve-slots`` the
+slot bindings, ``verify-runtime-complete`` stamps it into the passport); none mutate it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+__all__ = ["DEFAULT_PLACEMENT", "CompileConfig"]
+
+#: the placement of everything not annotated otherwise: the process that runs the workflow.
+DEFAULT_PLACEMENT = "local"
+
+
+class CompileConfig(pydantic.BaseModel):
+    """Options of one compile (``namu.compile(wf, config=...)`` or ``namu compile`` flags).
+
+    Attributes:
+        opt_level: 0 runs verification, inlining, partitioning and lowering only;
+            1 adds constant folding, CSE and dead-code elimination; 2 (default) runs the
+            whole pipeline.
+        disabled_passes: optional passes to skip (required ones cannot be disabled).
+        retries: default ``retries`` of tasks that do not set their own.
+        timeout_s: default ``timeout_s`` (seconds) of tasks that do not set their own.
+        cache: default ``cache`` of tasks that do not set their own.
+        priority: default scheduling ``priority`` of tasks that do not set their own.
+        placement: the placement of ops not annotated otherwise (``"local"``).
+        wire_timeout_s: how long a ``Recv`` waits for its ``Send`` before the run fails
+            (seconds), or None to wait forever.
+        slots: role-slot bindings, ``{"slot": impl}`` for every partition or
+            ``{"placement/slot": impl}`` for one; an impl is a ``@namu.task``.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    opt_level: Literal[0, 1, 2] = 2
+    disabled_passes: tuple[str, ...] = ()
+    retries: int = pydantic.Field(default=0, ge=0)
+    timeout_s: float | None = pydantic.Field(default=None, gt=0)
+    cache: bool = False
+    priority: int = 0
+    placement: str = pydantic.Field(default=DEFAULT_PLACEMENT, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    wire_timeout_s: float | None = pydantic.Field(default=None, gt=0)
+    slots: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The options as JSON-able data for the passport (slot bindings by name)."""
+        data = self.model_dump(exclude={"slots"})
+        data["disabled_passes"] = list(self.disabled_passes)
+        data["slots"] = {k: getattr(v, "name", repr(v)) for k, v in sorted(self.slots.items())}
+        return data
