@@ -70,7 +70,7 @@ def main() -> int:
         out = args.source
     else:
         out = args.json or Path(tempfile.mkstemp(suffix=".json")[1])
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "--benchmark-enable", "-q",
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_scenarios.py"), "--benchmark-enable", "-q",
                "-p", "no:cacheprovider", f"--benchmark-json={out}"]
         if args.k:
             cmd += ["-k", args.k]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import functools
 import inspect
+import linecache
 import os
 import textwrap
 from collections.abc import Callable
@@ -30,6 +32,15 @@ class FunctionSource:
     """
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        self.col_shift = 0
+        self.line_shift = 0
+        found = _from_module_tree(fn)
+        if found is not None:
+            # Fast path: the function's node in its module's (cached) syntax tree. Positions
+            # are the file's own; no tokenizing, so a 100,000-line workflow costs one parse.
+            self.filename, self.lines, self.first_lineno, self.tree = found
+            self.text = "".join(self.lines)
+            return
         try:
             lines, first_lineno = inspect.getsourcelines(fn)
             filename = inspect.getsourcefile(fn) or inspect.getfile(fn)
@@ -42,7 +53,6 @@ class FunctionSource:
         self.text = "".join(lines)
         self.lines = lines
         self.first_lineno = first_lineno
-        self.col_shift = 0
         if self.text[:1].isspace():
             # A nested def: parse it as the body of `if 1:` so that columns stay those of
             # the file (dedenting would break on a docstring line at column 0).
@@ -81,6 +91,49 @@ class FunctionSource:
         raise WorkflowSyntaxError(
             message, filename=self.filename, lineno=lineno, col_offset=col, source_line=line
         )
+
+
+_FunctionDef = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_module(filename: str, text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text, filename=filename)
+    except SyntaxError:
+        return None
+
+
+def _from_module_tree(fn: Callable[..., Any]) -> tuple[str, list[str], int, _FunctionDef] | None:
+    """``(filename, source lines, first line, def node)`` of ``fn`` found in the syntax tree
+    of its file, or None (no file, the file changed since import, or no unique match)."""
+    code = getattr(fn, "__code__", None)
+    try:
+        filename = os.path.abspath(inspect.getsourcefile(fn) or "")
+    except TypeError:
+        return None
+    if code is None or not os.path.isfile(filename):
+        return None
+    lines = linecache.getlines(filename)
+    tree = _parse_module(filename, "".join(lines))
+    if tree is None:
+        return None
+    # Breadth-first over statements only (the def is usually at module level): the start
+    # line (first decorator, as co_firstlineno counts it) and the name must both match.
+    pending: list[list[ast.stmt]] = [tree.body]
+    while pending:
+        for stmt in pending.pop(0):
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == fn.__name__:
+                start = min([d.lineno for d in stmt.decorator_list] + [stmt.lineno])
+                if start == code.co_firstlineno and stmt.end_lineno is not None:
+                    return filename, lines[start - 1 : stmt.end_lineno], start, stmt
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(stmt, field, None)
+                if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                    pending.append(block)
+            for handler in getattr(stmt, "handlers", ()):
+                pending.append(handler.body)
+    return None
 
 
 def source_digest(fn: Callable[..., Any]) -> str:

@@ -21,6 +21,7 @@ onnx_ir has no opaque type, so an opaque value carries its type name in the valu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -93,9 +94,10 @@ class ValueType:
     def is_numeric(self) -> bool:
         return self.kind in ("int", "float", "bool")
 
-    @property
+    @functools.cached_property
     def onnx_type(self) -> ir.TypeProtocol | None:
-        """The ONNX type, or ``None`` when the value is opaque to ONNX."""
+        """The ONNX type, or ``None`` when the value is opaque to ONNX (computed once per
+        type; onnx_ir's type objects are immutable, so values share it)."""
         if self.kind in _SCALARS:
             return ir.TensorType(_SCALARS[self.kind])
         if self.kind == "list" and self.elem is not None:

@@ -154,7 +154,7 @@ def test_passport_and_task_table(tmp_path: Path) -> None:
     art = namu.compile(module.compute)
     assert art.passport.namu_version == namu.__version__
     assert art.passport.workflow == "compute"
-    assert art.passport.passes == ["verify-structure", "inline-functions", "eliminate-dead-code", "sort-topologically"]
+    assert art.passport.passes == namu.passes.pipeline()
     assert art.passport.workflow_digest == source_digest(module.compute.fn)
     (entry,) = art.task_table.tasks
     assert (entry.key, entry.module, entry.qualname, entry.file) == ("add", "art_passport", "add", str(path))
