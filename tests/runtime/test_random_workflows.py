@@ -1,25 +1,66 @@
 """Hypothesis-generated workflows: plain Python, the kernel and the reference agree.
 
 Each example is a random DAG of statements (task calls, scalar ops, conditional
-expressions, if/else, while loops, fan-outs, tasks that fail on some inputs), written as
-real source into a module, compiled, and run three ways.
+expressions, if/else, while loops, fan-outs, tasks that fail on some inputs, tasks that
+fail transiently and succeed on retry, tasks that fail more often than they are retried,
+``async def`` tasks), written as real source into a module, compiled, and run:
+
+* as plain Python, with the semantics a run gives tasks applied by hand (retries, async
+  tasks run to completion): the oracle;
+* on the reference executor;
+* on the kernel in every mode: ``task_mode="inline"`` and ``"thread"``, each with
+  ``max_concurrency=1`` and ``256``.
+
+A run that succeeds must give plain Python's value and make the same attempts of every
+flaky call. A run that fails must fail with a task's exception (same type and message):
+the reference with plain Python's; a concurrent kernel run (thread mode or async tasks)
+with the error of any failing call that may run first (:func:`_possible_errors`).
+
+Two kernel bugs found by this test are pinned by strict xfail tests at the end of the
+file; the random test works around them through the two ``KERNEL_*`` flags below.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
+import sys
 import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FunctionType, ModuleType
+from typing import Any, NamedTuple
 
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import namu
+from namu.runtime import tasks as runtime_tasks
 from namu.runtime.modules import import_path
 
 PRELUDE = '''
+import asyncio
+import threading
+
 import namu
+
+#: attempts of the flaky tasks in the current run, per (task, argument); the test
+#: clears it before each run. A shared count per argument keeps the outcome the same
+#: however calls interleave: a task that fails the first k attempts for an argument
+#: fails k times in all, so with k <= retries every call succeeds.
+ATTEMPTS: dict[tuple[str, int], int] = {}
+_LOCK = threading.Lock()
+
+
+def _attempt(task: str, a: int) -> int:
+    with _LOCK:
+        n = ATTEMPTS[(task, a)] = ATTEMPTS.get((task, a), 0) + 1
+    return n
+
 
 @namu.task
 def add2(a: int, b: int) -> int:
@@ -42,71 +83,256 @@ def boom(a: int) -> int:
     if a % 7 == 3:
         raise ValueError(f"boom on {a}")
     return a + 1
+
+@namu.task(retries=2)
+def flaky(a: int) -> int:
+    # fails the first a % 3 (0, 1 or 2) attempts for a given argument
+    if _attempt("flaky", a) <= a % 3:
+        raise ConnectionError(f"flaky on {a}")
+    return (a * 17 + 5) % 1009
+
+@namu.task(retries=1)
+def fragile(a: int) -> int:
+    # fails every attempt when a % 5 == 2 (more often than it is retried), else fails
+    # the first attempt for even arguments
+    n = _attempt("fragile", a)
+    if a % 5 == 2:
+        raise RuntimeError(f"fragile gave up on {a}")
+    if a % 2 == 0 and n == 1:
+        raise ConnectionError(f"fragile hiccup on {a}")
+    return a - 7
+
+@namu.task
+async def add2_async(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+@namu.task(retries=2)
+async def aflaky(a: int) -> int:
+    # async, fails the first (a + 1) % 3 attempts for a given argument
+    await asyncio.sleep(0)
+    if _attempt("aflaky", a) <= (a + 1) % 3:
+        raise ConnectionError(f"aflaky on {a}")
+    return (a * 7 + 1) % 1009
+
+@namu.task(retries=1)
+async def aboom(a: int) -> int:
+    # async, fails every attempt when a % 6 == 1
+    _attempt("aboom", a)
+    await asyncio.sleep(0)
+    if a % 6 == 1:
+        raise KeyError(f"aboom on {a}")
+    return a * 2
 '''
+
+KINDS = [
+    "task", "mix", "op", "ifexp", "if", "fanout", "while", "boom", "for",
+    "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile",
+]  # fmt: skip
+#: the kinds that may call an async task
+ASYNC_KINDS = {"async", "aflaky", "aboom", "asyncfan", "flakywhile"}
+
+#: the kernel runs every example in each of these modes
+KERNEL_MODES = [
+    {"task_mode": "inline", "max_concurrency": 1},
+    {"task_mode": "inline", "max_concurrency": 256},
+    {"task_mode": "thread", "max_concurrency": 1},
+    {"task_mode": "thread", "max_concurrency": 256},
+]
+
+#: Known kernel bug (see test_failed_run_with_unspawned_awaitables_ends_at_once): a run
+#: that fails while awaitables it made are not yet handed to the async driver waits
+#: CANCEL_GRACE (5 s) for them and drops their coroutines unawaited (RuntimeWarning).
+#: While it stands, failing runs of workflows with async tasks are checked on the
+#: reference only. Set to False once that test passes (it is a strict xfail).
+KERNEL_DROPS_UNSPAWNED_AWAITABLES = True
+#: Known kernel bug (see test_inline_kernel_runs_side_effects_in_program_order): the
+#: ready queue prefers the lowest *frame*, so in inline mode a later node of the parent
+#: frame runs before the body (If branch, Loop iteration, fan-out item) of an earlier
+#: node; a run where both fail ends with the later error. While it stands, inline runs
+#: that fail may end with any possible error, like concurrent ones. Set to False once
+#: that test passes (it is a strict xfail).
+KERNEL_RUNS_LATER_NODES_BEFORE_BODIES = True
+
+
+class Statement(NamedTuple):
+    """One generated statement: it assigns ``var`` (and loop counters) and reads ``reads``."""
+
+    var: str
+    reads: tuple[str, ...]
+    source: str
+
+
+class Program(NamedTuple):
+    source: str
+    statements: tuple[Statement, ...]
 
 
 @st.composite
-def workflows(draw: st.DrawFn) -> tuple[str, int]:
-    """Source of a workflow `wf(p0: int, p1: int)` and its number of statements."""
+def workflows(draw: st.DrawFn) -> Program:
+    """A workflow `wf(p0: int, p1: int)`: its source and its statements.
+
+    Each statement can fail in at most one way (one failing call for given inputs), so
+    the errors a concurrent run may end with are known (:func:`_possible_errors`).
+    """
     n_stmts = draw(st.integers(min_value=1, max_value=14))
+    # about half the programs call no async task: their failing runs are checked on the
+    # kernel even while KERNEL_DROPS_UNSPAWNED_AWAITABLES stands
+    kinds = KINDS if draw(st.booleans()) else [k for k in KINDS if k not in ASYNC_KINDS]
     names = ["p0", "p1"]
-    lines: list[str] = []
+    statements: list[Statement] = []
     for i in range(n_stmts):
         def pick() -> str:
             return draw(st.sampled_from(names))
 
         v = f"v{i}"
-        kind = draw(st.sampled_from(["task", "mix", "op", "ifexp", "if", "fanout", "while", "boom", "for"]))
+        kind = draw(st.sampled_from(kinds))
         a, b, c = pick(), pick(), pick()
+        reads: tuple[str, ...] = (a,)
         if kind == "task":
-            lines.append(f"{v} = add2({a}, {b})")
+            src, reads = f"{v} = add2({a}, {b})", (a, b)
         elif kind == "mix":
-            lines.append(f"{v} = mix({a}, b={b})")
+            src, reads = f"{v} = mix({a}, b={b})", (a, b)
         elif kind == "op":
             op = draw(st.sampled_from(["+", "-", "*", "%", "//"]))
             rhs = f"({b} % 97 + 1)" if op in ("%", "//") else b
-            lines.append(f"{v} = ({a} {op} {rhs}) % 100003")
+            src, reads = f"{v} = ({a} {op} {rhs}) % 100003", (a, b)
         elif kind == "ifexp":
-            lines.append(f"{v} = {a} if {b} > {c} else add2({c}, 1)")
+            src, reads = f"{v} = {a} if {b} > {c} else add2({c}, 1)", (a, b, c)
         elif kind == "if":
-            lines.append(f"if {a} % 2 == 0:\n    {v} = add2({a}, 1)\nelse:\n    {v} = {b} * 2")
+            src, reads = f"if {a} % 2 == 0:\n    {v} = add2({a}, 1)\nelse:\n    {v} = {b} * 2", (a, b)
         elif kind == "fanout":
-            lines.append(f"{v} = total([mix(x, {a}) for x in span({b} % 5)])")
+            src, reads = f"{v} = total([mix(x, {a}) for x in span({b} % 5)])", (a, b)
         elif kind == "while":
-            lines.append(
-                f"{v} = {a}\nk{i} = 0\nwhile k{i} < {b} % 4:\n    {v} = add2({v}, k{i})\n    k{i} = k{i} + 1"
-            )
+            src = f"{v} = {a}\nk{i} = 0\nwhile k{i} < {b} % 4:\n    {v} = add2({v}, k{i})\n    k{i} = k{i} + 1"
+            reads = (a, b)
         elif kind == "for":
-            lines.append(f"{v} = {a}\nfor x in span({b} % 4):\n    {v} = mix({v}, x)")
+            src, reads = f"{v} = {a}\nfor x in span({b} % 4):\n    {v} = mix({v}, x)", (a, b)
+        elif kind == "flaky":
+            src = f"{v} = flaky({a})"
+        elif kind == "fragile":
+            src = f"{v} = fragile({a})"
+        elif kind == "async":
+            src, reads = f"{v} = add2_async({a}, b={b})", (a, b)
+        elif kind == "aflaky":
+            src, reads = f"{v} = aflaky({a}) if {b} > {c} else add2_async({c}, 1)", (a, b, c)
+        elif kind == "aboom":
+            src = f"{v} = aboom({a})"
+        elif kind == "flakyfan":
+            # the same argument several times: the calls share their attempt count
+            src, reads = f"{v} = total([flaky(x % 2 + {a}) for x in span({b} % 5)])", (a, b)
+        elif kind in ("taskfan", "asyncfan"):
+            # fragile(x + a) and boom(x + a) fail for at most one of 5 consecutive x
+            sync_calls = ["fragile(x + {a})", "boom(x + {a})", "flaky(x + {a})"]
+            async_calls = ["add2_async(x, {a})", "aflaky(x + {a})"]
+            call = draw(st.sampled_from(sync_calls if kind == "taskfan" else async_calls))
+            src, reads = f"{v} = total([{call.format(a=a)} for x in span({b} % 5)])", (a, b)
+        elif kind == "flakywhile":
+            src = (
+                f"{v} = {a}\nk{i} = 0\nwhile k{i} < {b} % 3:\n    {v} = aflaky({v} % 50) + flaky(k{i})\n"
+                f"    k{i} = k{i} + 1"
+            )
+            reads = (a, b)
         else:
-            lines.append(f"{v} = boom({a})")
+            src = f"{v} = boom({a})"
+        statements.append(Statement(v, reads, src))
         names.append(v)
     outs = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
     ret = outs[0] if len(outs) == 1 else ", ".join(outs)
-    body = "\n".join(lines) + f"\nreturn {ret}"
+    body = "\n".join(s.source for s in statements) + f"\nreturn {ret}"
     source = PRELUDE + "\n\n@namu.workflow\ndef wf(p0: int, p1: int):\n" + textwrap.indent(body, "    ") + "\n"
-    return source, n_stmts
+    return Program(source, tuple(statements))
 
 
-def _plain(fn, *args):
+def _as_plain(task: namu.Task) -> Callable[..., Any]:
+    """``task`` as plain Python with the semantics a run gives it: ``retries`` more
+    attempts after a failure (the last exception propagates), async tasks run to
+    completion. (Called outside a workflow, a task is just its function.)"""
+    fn, retries, is_async = task.fn, task.options.retries, task.is_async
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(retries + 1):
+            try:
+                return asyncio.run(fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
+            except Exception:
+                if attempt == retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    return call
+
+
+def _plain_globals(module: ModuleType) -> dict[str, Any]:
+    """The module's namespace with every task replaced by :func:`_as_plain`."""
+    namespace = dict(vars(module))
+    namespace.update({k: _as_plain(v) for k, v in namespace.items() if isinstance(v, namu.Task)})
+    return namespace
+
+
+def _plain(module: ModuleType, *args: Any) -> tuple[tuple[Any, ...], dict[tuple[str, int], int]]:
+    """``(outcome, attempts)`` of the workflow's function run as plain Python."""
+    fn = module.wf.fn
+    plain_fn = FunctionType(fn.__code__, _plain_globals(module), fn.__name__, fn.__defaults__, fn.__closure__)
+    module.ATTEMPTS.clear()
     try:
-        return ("ok", fn(*args))
+        outcome: tuple[Any, ...] = ("ok", plain_fn(*args))
     except Exception as exc:  # noqa: BLE001 - compared across runs
-        return ("error", type(exc).__name__)
+        outcome = ("error", type(exc).__name__, str(exc))
+    return outcome, dict(module.ATTEMPTS)
 
 
-def _compiled(art: namu.Artifact, executor: str, *args):
+def _possible_errors(module: ModuleType, program: Program, p0: int, p1: int) -> list[tuple[str, str, str]]:
+    """Every error a run may end with, in program order (the first is plain Python's).
+
+    A concurrent run (thread-mode or async calls) ends with the error of whichever
+    failing call fails first in time. A statement can run, and fail, in some schedule
+    when none of the statements it reads failed; statements that read a failed one
+    never run.
+    """
+    namespace = _plain_globals(module)
+    namespace.update(p0=p0, p1=p1)
+    failed: set[str] = set()
+    errors: list[tuple[str, str, str]] = []
+    module.ATTEMPTS.clear()
+    for statement in program.statements:
+        if failed.intersection(statement.reads):
+            failed.add(statement.var)
+            continue
+        try:
+            exec(statement.source, namespace)  # noqa: S102 - our own generated source
+        except Exception as exc:  # noqa: BLE001 - collected
+            failed.add(statement.var)
+            errors.append(("error", type(exc).__name__, str(exc)))
+    return errors
+
+
+def _compiled(module: ModuleType, art: namu.Artifact, *args: Any, **options: Any) -> tuple[tuple[Any, ...], str | None, dict]:
+    """``(outcome, TaskError message or None, attempts)`` of one run of ``art``."""
+    module.ATTEMPTS.clear()
     try:
-        return ("ok", art.run(*args, executor=executor).value)
+        outcome: tuple[Any, ...] = ("ok", art.run(*args, **options).value)
+        message = None
     except namu.TaskError as exc:
-        assert exc.__cause__ is not None
-        return ("error", type(exc.__cause__).__name__)
+        cause = exc.__cause__
+        assert cause is not None
+        outcome = ("error", type(cause).__name__, str(cause))
+        message = str(exc)
+    return outcome, message, dict(module.ATTEMPTS)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry at once: the backoff's delays are irrelevant to the results compared here
+    (the flaky tasks fail the same number of times however their calls interleave)."""
+    monkeypatch.setattr(runtime_tasks, "retry_delay_s", lambda *args, **kwargs: 0.0)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(program=workflows(), p0=st.integers(-50, 50), p1=st.integers(-50, 50))
-def test_random_workflow_agrees_with_plain_python(tmp_path_factory: pytest.TempPathFactory, program: tuple[str, int], p0: int, p1: int) -> None:
-    source, _ = program
+def test_random_workflow_agrees_with_plain_python(
+    tmp_path_factory: pytest.TempPathFactory, no_retry_delay: None, program: Program, p0: int, p1: int
+) -> None:
+    source = program.source
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     directory = tmp_path_factory.getbasetemp() / "random_workflows"
     directory.mkdir(exist_ok=True)
@@ -116,6 +342,156 @@ def test_random_workflow_agrees_with_plain_python(tmp_path_factory: pytest.TempP
     module = import_path(path)
     art = namu.compile(module.wf)
     onnx.checker.check_model(art.to_proto(), full_check=True)
-    expected = _plain(module.wf.fn, p0, p1)
-    assert _compiled(art, "reference", p0, p1) == expected
-    assert _compiled(art, "kernel", p0, p1) == expected
+
+    # plain Python, the reference and the statement-by-statement oracle agree
+    expected, expected_attempts = _plain(module, p0, p1)
+    reference, message, attempts = _compiled(module, art, p0, p1, executor="reference")
+    assert reference == expected
+    assert attempts == expected_attempts
+    possible = _possible_errors(module, program, p0, p1)
+    assert possible[:1] == ([] if expected[0] == "ok" else [expected])
+    if message is not None:
+        task, cause = message.split(" failed at ", 1)[0], f": {reference[1]}: {reference[2]}"
+        assert task.startswith("task '") and message.endswith(cause)
+
+    has_async = any(binding.is_async for binding in art.bindings.values())
+    event(f"{reference[0]}, {'with' if has_async else 'no'} async tasks, {len(possible)} possible errors")
+    if has_async and reference[0] == "error" and KERNEL_DROPS_UNSPAWNED_AWAITABLES:
+        return
+    for mode in KERNEL_MODES:
+        outcome, kernel_message, kernel_attempts = _compiled(module, art, p0, p1, executor="kernel", **mode)
+        concurrent = has_async or mode["task_mode"] == "thread"
+        in_order = not concurrent and not KERNEL_RUNS_LATER_NODES_BEFORE_BODIES
+        if reference[0] == "ok" or in_order:
+            # the same value, the same calls and attempts (and, in program order, the same error)
+            assert (outcome, kernel_message, kernel_attempts) == (reference, message, attempts), mode
+        else:
+            # the error of a failing call that may run first
+            assert outcome in possible, mode
+            assert kernel_message is not None and kernel_message.endswith(f": {outcome[1]}: {outcome[2]}"), mode
+
+
+UNSPAWNED_REGRESSION = """
+import asyncio
+
+import namu
+
+@namu.task
+async def nap(a: int) -> int:
+    await asyncio.sleep(0)
+    return a
+
+@namu.task
+def fail(a: int) -> int:
+    raise ValueError(f"fail on {a}")
+
+@namu.workflow
+def wf(p0: int):
+    v0 = nap(p0)
+    v1 = fail(p0)
+    return v0, v1
+"""
+
+
+@pytest.mark.xfail(
+    raises=AssertionError,
+    reason="kernel bug: Engine::shutdown waits CANCEL_GRACE for awaitables still in to_spawn "
+    "(never handed to the driver) and drops their coroutines unawaited",
+    strict=True,
+)
+def test_failed_run_with_unspawned_awaitables_ends_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The minimal workflow the random test found: ``nap`` is made into a coroutine and
+    queued for the driver, then ``fail`` (inline) fails the run before the queue is
+    handed over. The run must end at once and close the coroutine it made."""
+    path = tmp_path / "unspawned.py"
+    path.write_text(UNSPAWNED_REGRESSION)
+    art = namu.compile(import_path(path).wf)
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    start = time.perf_counter()
+    try:
+        art.run(1, executor="kernel", task_mode="inline", max_concurrency=256)
+    except namu.TaskError as exc:
+        error = str(exc.__cause__)
+    else:
+        error = None
+    elapsed_s = time.perf_counter() - start
+    gc.collect()
+    monkeypatch.undo()
+    if error != "fail on 1":  # not an AssertionError: the xfail does not cover it
+        pytest.fail(f"the run did not fail with 'fail on 1' but {error!r}")
+    never_awaited = [u for u in unraisable if "was never awaited" in str(u.exc_value)]
+    assert (elapsed_s < 2.0, never_awaited) == (True, [])
+
+
+ORDER_REGRESSION = """
+import namu
+
+@namu.task
+def span(n: int) -> list[int]:
+    return list(range(n))
+
+@namu.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+@namu.task
+def first(a: int) -> int:
+    raise ValueError(f"first on {a}")
+
+@namu.task
+def second(a: int) -> int:
+    raise RuntimeError(f"second on {a}")
+
+@namu.workflow
+def branch(p0: int):
+    if p0 > 0:
+        v0 = first(p0)
+    else:
+        v0 = p0
+    v1 = second(p0)
+    return v0, v1
+
+@namu.workflow
+def loop(p0: int):
+    v0 = p0
+    k = 0
+    while k < p0:
+        v0 = first(v0)
+        k = k + 1
+    v1 = second(p0)
+    return v0, v1
+
+@namu.workflow
+def fanout(p0: int):
+    v0 = total([first(x) for x in span(p0)])
+    v1 = second(p0)
+    return v0, v1
+"""
+
+
+@pytest.mark.xfail(
+    raises=AssertionError,
+    reason="kernel bug: the ready queue pops the lowest frame first, so a later node of the "
+    "parent frame runs before the body of an earlier If/Loop/Map",
+    strict=True,
+)
+@pytest.mark.parametrize(("workflow", "expected"), [("branch", "first on 1"), ("loop", "first on 1"), ("fanout", "first on 0")])
+def test_inline_kernel_runs_side_effects_in_program_order(tmp_path: Path, workflow: str, expected: str) -> None:
+    """Minimal workflows the random test found: plain Python (and the reference) fail in
+    ``first``, inside the body of the first statement; the inline kernel runs ``second``
+    (the next statement, in the parent frame) before that body and fails there instead."""
+    path = tmp_path / "order.py"
+    path.write_text(ORDER_REGRESSION)
+    art = namu.compile(getattr(import_path(path), workflow))
+
+    def error_of(executor: str) -> str:
+        try:
+            art.run(1, executor=executor, task_mode="inline")
+        except namu.TaskError as exc:
+            return str(exc.__cause__)
+        pytest.fail(f"the {executor} run did not fail")
+
+    if error_of("reference") != expected:  # not an AssertionError: the xfail does not cover it
+        pytest.fail(f"the reference does not fail with {expected!r}")
+    assert error_of("kernel") == expected
