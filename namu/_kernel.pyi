@@ -20,9 +20,23 @@ __all__ = ["Context", "Plan", "Sink"]
 #: add sub mul neg not truth identity len getitem and or eq ne lt le gt ge list tuple),
 #: ``("map", body, keys, flatten, on_item_error, on_start, on_item_done)``,
 #: ``("if", then_branch, else_branch, keys)``, ``("loop", body, n_carried, keys)``,
-#: ``("function", body)``. ``keys`` are the context keys of the node's captured inputs
-#: (the inputs after the op's own).
+#: ``("function", body)``, ``("seq", steps)``. ``keys`` are the context keys of the node's
+#: captured inputs (the inputs after the op's own).
+#:
+#: ``("seq", steps)`` runs a fused chain (``namu.Fused``) as one node: each step is
+#: ``(op, args, error_handler)``, where ``op`` is a callable or ``("native", name)``,
+#: ``args`` are indices into the node's *values* -- its inputs ``0 .. n_inputs - 1``,
+#: then the result of step ``j`` at ``n_inputs + j`` (a step reads only values defined
+#: before it) -- and ``error_handler`` is a callable or ``None``. The steps run one after
+#: another right in the run loop (calls through vectorcall, no ready-queue traffic in
+#: between); each value is released after its last reader ran; the last step's result
+#: is the node's result (spread over its output slots as a call's is). When a step raises
+#: an ``Exception``, its handler (else the node's ``error_handlers`` entry) makes the
+#: exception the run raises, and no later step runs.
 Op = Callable[..., Any] | tuple[Any, ...]
+
+#: one step of a ``("seq", steps)`` op: ``(callable or ("native", name), args, error_handler)``.
+SeqStep = tuple[Callable[..., Any] | tuple[str, str], Sequence[int], Callable[[Exception], BaseException] | None]
 
 @final
 class Context:
@@ -117,7 +131,8 @@ class Plan:
                 ``priorities`` or ``error_handlers`` does not have one entry per node (or
                 a handler is not callable); a node's callable is not
                 callable; an argument has the wrong shape (e.g. ``n_slots`` negative or
-                not an int, a node entry not a 3-tuple).
+                not an int, a node entry not a 3-tuple); a ``seq`` op has no steps, or a
+                step reads a value not defined before it.
         """
 
     def run(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import operator
+import sys
+import weakref
 
 import pytest
 from hypothesis import given
@@ -162,3 +165,212 @@ def test_thread_nodes_run_on_the_pool() -> None:
 def test_op_validation_errors(op: tuple, inputs: list[int], outputs: list[int], message: str) -> None:
     with pytest.raises(KernelError, match=message):
         Plan(2, [(op, inputs, outputs)], [0], outputs)
+
+
+# --- seq: a fused chain run straight-line in one node --------------------------------------
+
+
+class Box:
+    """A value that supports weak references (ints do not)."""
+
+    def __init__(self, value: object = None) -> None:
+        self.value = value
+
+
+def seq(steps: list, n_inputs: int = 1, n_outputs: int = 1, **kwargs: object) -> Plan:
+    """A plan of one seq node reading slots ``0 .. n_inputs`` and writing the next ones."""
+    inputs = list(range(n_inputs))
+    outputs = list(range(n_inputs, n_inputs + n_outputs))
+    return Plan(n_inputs + n_outputs, [(("seq", steps), inputs, outputs)], inputs, outputs, **kwargs)
+
+
+def test_seq_runs_its_steps_in_order_on_inputs_and_earlier_results() -> None:
+    calls: list[str] = []
+
+    def step(name: str, fn):  # noqa: ANN001, ANN202
+        def call(*args: object) -> object:
+            calls.append(name)
+            return fn(*args)
+
+        return call
+
+    # values: 0 = x, 1 = y, 2 = x + 1, 3 = (x + 1) * y, 4 = [3] - x
+    plan = seq(
+        [
+            (step("inc", lambda x: x + 1), [0], None),
+            (("native", "mul"), [2, 1], None),
+            (step("sub", operator.sub), [3, 0], None),
+        ],
+        n_inputs=2,
+    )
+    assert plan.run([3, 10]) == [37]
+    assert calls == ["inc", "sub"]
+    assert not plan.concurrent
+    # An absent optional input (-1) reads None; the node's result is the last step's.
+    absent = Plan(2, [(("seq", [(lambda a, b: (a, b), [0, 1], None)]), [0, -1], [1])], [0], [1])
+    assert absent.run(["a"]) == [("a", None)]
+
+
+def test_seq_results_spread_over_several_outputs_or_none() -> None:
+    plan = seq([(lambda x: x + 1, [0], None), (lambda y: (y, -y), [1], None)], n_outputs=2)
+    assert plan.run([1]) == [2, -2]
+    effects: list[int] = []
+    silent = Plan(1, [(("seq", [(effects.append, [0], None), (effects.append, [0], None)]), [0], [])], [0], [])
+    assert silent.run([7]) == [] and effects == [7, 7]
+
+
+def test_a_seq_in_a_map_body_runs_per_item() -> None:
+    item_body = Plan(2, [(("seq", [(lambda x: x + 1, [0], None), (("native", "neg"), [1], None)]), [0], [1])], [0], [1])
+    main = Plan(2, [(("map", item_body, [], False, None, None, None), [0], [1])], [0], [1])
+    assert main.run([[1, 2, 3]]) == [[-2, -3, -4]]
+
+
+def test_an_error_in_step_k_goes_through_step_k_handler() -> None:
+    error = ValueError("step 1 failed")
+
+    def fail(x: object) -> object:
+        raise error
+
+    seen: list[tuple[str, BaseException]] = []
+
+    def handler(name: str):  # noqa: ANN202
+        def handle(exc: Exception) -> BaseException:
+            seen.append((name, exc))
+            return RuntimeError(f"while running {name}")
+
+        return handle
+
+    def identity(x: object) -> object:
+        return x
+
+    steps = [(identity, [0], handler("first")), (fail, [1], handler("second")), (identity, [2], handler("third"))]
+    after: list[object] = []
+    plan = Plan(
+        3,
+        [(("seq", steps), [0], [1]), (after.append, [1], [2])],
+        [0],
+        [],
+        error_handlers=[handler("node"), None],
+    )
+    with pytest.raises(RuntimeError, match="while running second"):
+        plan.run([1])
+    assert seen == [("second", error)]
+    assert after == []  # the node failed: nothing downstream ran
+    # Without a step handler the node's applies; without either the exception is unchanged.
+    seen.clear()
+    node_only = Plan(2, [(("seq", [(identity, [0], None), (fail, [1], None)]), [0], [1])], [0], [1], error_handlers=[handler("node")])
+    with pytest.raises(RuntimeError, match="while running node"):
+        node_only.run([1])
+    bare = seq([(identity, [0], None), (fail, [1], None)])
+    with pytest.raises(ValueError) as caught:
+        bare.run([1])
+    assert caught.value is error
+    # A native step fails like a call; a handler that raises replaces the error.
+    with pytest.raises(KeyError, match="'k'"):
+        seq([(identity, [0], None), (("native", "getitem"), [2, 1], None)], n_inputs=2).run([{}, "k"])
+
+    def broken(exc: Exception) -> BaseException:
+        raise KeyError("handler")
+
+    with pytest.raises(KeyError, match="handler"):
+        seq([(fail, [0], broken)]).run([1])
+
+
+def test_a_step_raising_a_base_exception_stops_the_run_without_handlers() -> None:
+    def leave(x: object) -> object:
+        raise SystemExit(3)
+
+    called: list[BaseException] = []
+    plan = seq([(lambda x: x, [0], None), (leave, [1], called.append)])
+    with pytest.raises(SystemExit):
+        plan.run([1])
+    assert called == []
+
+
+def test_seq_releases_each_value_after_its_last_reader() -> None:
+    refs: list[weakref.ref[Box]] = []
+    alive_at: list[list[bool]] = []
+
+    def make(x: object) -> Box:
+        box = Box(x)
+        refs.append(weakref.ref(box))
+        return box
+
+    def probe(*args: object) -> int:
+        alive_at.append([r() is not None for r in refs])
+        return 0
+
+    # values: 0 = x, 1 = box A (read by steps 1 and 3), 2 = box B (never read), 3, 4, 5
+    plan = seq([(make, [0], None), (make, [0], None), (probe, [1], None), (probe, [1, 3], None), (probe, [0], None)])
+    assert plan.run([1]) == [0]
+    # step 2 ran after B was dropped (nobody reads it); step 4 after A's last reader.
+    assert alive_at == [[True, False], [True, False], [False, False]]
+
+
+def test_seq_holds_no_references_after_runs() -> None:
+    value, constant = Box(), Box()
+    error = ValueError("x")
+
+    def fail(*args: object) -> object:
+        raise error
+
+    ok = Plan(3, [(("seq", [(lambda v, c: [v, c], [0, 1], None), (("native", "len"), [2], None)]), [0, 1], [2])], [0], [2], constants=[(1, constant)])
+    bad = Plan(3, [(("seq", [(lambda v, c: (v, c), [0, 1], None), (fail, [2, 0], lambda e: e)]), [0, 1], [2])], [0], [2], constants=[(1, constant)])
+    gc.collect()
+    before = (sys.getrefcount(value), sys.getrefcount(constant))
+    for _ in range(1000):
+        assert ok.run([value]) == [2]
+        with pytest.raises(ValueError):
+            bad.run([value])
+    error.__traceback__ = None
+    gc.collect()
+    assert (sys.getrefcount(value), sys.getrefcount(constant)) == before
+
+
+@pytest.mark.parametrize("through", ["callable", "handler"])
+def test_a_plan_in_a_cycle_through_a_seq_step_is_collected(through: str) -> None:
+    def make() -> weakref.ref[Box]:
+        sentinel = Box()
+        holder: list[Plan] = []
+
+        def step(x: object) -> object:
+            return (sentinel, holder, x)
+
+        callable_, handler = (step, None) if through == "callable" else ((lambda x: x), step)
+        holder.append(seq([(callable_, [0], handler)]))
+        return weakref.ref(sentinel)
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        ref = make()
+        assert ref() is not None, "the cycle keeps the sentinel alive until collected"
+        gc.collect()
+        assert ref() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([], "a seq op needs at least one step"),
+        ("steps", "expected a list"),
+        ([(print, [0])], "expected a seq step"),
+        ([(print, [1], None)], r"seq step 0 argument 0 reads value 1, but only values 0\.\.1 are defined before it"),
+        ([(print, [0], None), (print, [2], None)], "seq step 1 argument 0 reads value 2"),
+        ([(print, [-1], None)], "reads value -1"),
+        ([(5, [0], None)], "'int' object is not callable"),
+        ([(("call", print, "inline"), [0], None)], r"expected a seq step op: a callable or \('native', name\)"),
+        ([(("native", "nope"), [0], None)], 'unknown native op "nope"'),
+        ([(("native", "add"), [0], None)], "seq step 0: native op Add takes 2 inputs, got 1"),
+        ([(print, [0], 3)], "expected a seq step error handler: a callable or None"),
+        ([(print, ["a"], None)], "expected an int"),
+    ],
+)
+def test_seq_validation_errors(steps: object, message: str) -> None:
+    with pytest.raises(KernelError, match=message):
+        Plan(2, [(("seq", steps), [0], [1])], [0], [1])
+    with pytest.raises(KernelError, match='a "seq" op has 2 fields, got 3'):
+        Plan(2, [(("seq", [], None), [0], [1])], [0], [1])

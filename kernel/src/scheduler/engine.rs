@@ -11,6 +11,8 @@
 //! node). Ready nodes run as their op says:
 //!
 //! * inline calls and native ops run right here, in a tight loop;
+//! * a seq node (a fused chain) runs its steps right here, one after another, with no
+//!   ready-queue traffic between them;
 //! * thread-mode calls go to the [`Pool`] (work-stealing deques);
 //! * async calls are called here to make an awaitable, and the awaitables made in one pass
 //!   of the loop are handed to the run's *driver* in one batch. The engine never blocks on
@@ -44,7 +46,7 @@ use crate::context::{Key, Values};
 use crate::dispatch::{ArgBuffer, unpack_outputs};
 use crate::error::KernelError;
 use crate::scheduler::graph::ABSENT;
-use crate::scheduler::plan::{MapOp, Mode, Op, Plan};
+use crate::scheduler::plan::{MapOp, Mode, Op, Plan, SeqOp, StepOp};
 use crate::scheduler::pool::{Job, Pool};
 
 /// How often (in nodes run) the inline loop checks for Ctrl+C when no Python code runs.
@@ -549,21 +551,34 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         Ok(())
     }
 
-    /// Node `node` of frame `id` raised `err`: the frame fails, unless `err` is not an
-    /// `Exception` (Ctrl+C, `SystemExit`, cancellation), which stops the whole run.
+    /// Node `node` of frame `id` raised `err`: the frame fails (see [`Engine::fail_with`]),
+    /// through the node's error handler.
     fn fail_node(&mut self, id: u32, node: u32, err: PyErr) -> Result<(), KernelError> {
+        let plan = self.frames[id as usize].plan;
+        self.fail_with(id, plan.error_handlers[node as usize].as_ref(), err)
+    }
+
+    /// A node of frame `id` raised `err`: the frame fails with the exception `handler`
+    /// makes of it (or `err` itself), unless `err` is not an `Exception` (Ctrl+C,
+    /// `SystemExit`, cancellation), which stops the whole run.
+    fn fail_with(
+        &mut self,
+        id: u32,
+        handler: Option<&Py<PyAny>>,
+        err: PyErr,
+    ) -> Result<(), KernelError> {
         if !err.is_instance_of::<PyException>(self.py) {
             return Err(self.abort_error(err));
         }
-        let frame = &self.frames[id as usize];
-        let err = match &frame.plan.error_handlers[node as usize] {
+        let err = match handler {
             Some(handler) => match handler.bind(self.py).call1((err.value(self.py),)) {
                 Ok(replacement) => PyErr::from_value(replacement),
                 Err(handler_err) => handler_err,
             },
             None => err,
         };
-        self.events.push_back(Event::Failed(id, frame.generation, err));
+        let generation = self.frames[id as usize].generation;
+        self.events.push_back(Event::Failed(id, generation, err));
         Ok(())
     }
 
@@ -675,7 +690,67 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
                 self.adopt(sub, child);
                 Ok(())
             }
+            Op::Seq(seq) => self.run_seq(id, node, seq),
         }
+    }
+
+    /// Runs the steps of seq node `node` one after another, right here: each call goes
+    /// through vectorcall on the node's (or an earlier step's) values, with no ready-queue
+    /// traffic in between. A step's result is released after its last reader ran. An
+    /// exception in a step fails the node through that step's error handler (else the
+    /// node's), so the error names the step's task.
+    fn run_seq(&mut self, id: u32, node: u32, seq: &'p SeqOp) -> Result<(), KernelError> {
+        let py = self.py;
+        let plan = self.frames[id as usize].plan;
+        let mut values: Vec<Option<Bound<'py, PyAny>>> =
+            self.inputs(id, node)?.into_iter().map(Some).collect();
+        values.reserve(seq.steps.len());
+        for step in &seq.steps {
+            let args = step.args.iter().map(|&i| {
+                values.get(i as usize).and_then(Option::as_ref).ok_or_else(|| {
+                    KernelError::Internal(format!(
+                        "seq node {node} read value {i} after its release"
+                    ))
+                })
+            });
+            let result = match &step.op {
+                StepOp::Call(callable) => {
+                    self.since_signal_check += 1;
+                    self.args.call(callable.bind(py), args)
+                }
+                StepOp::Native(op) => {
+                    args.collect::<Result<Vec<_>, _>>().and_then(|refs| op.eval(py, &refs))
+                }
+            };
+            match result {
+                Ok(value) => {
+                    if matches!(step.op, StepOp::Call(_)) {
+                        self.finished += 1;
+                    }
+                    values.push(Some(value));
+                    for &i in &step.frees {
+                        if let Some(value) = values.get_mut(i as usize) {
+                            *value = None;
+                        }
+                    }
+                }
+                Err(KernelError::Python(err)) => {
+                    drop(values);
+                    let handler =
+                        step.handler.as_ref().or(plan.error_handlers[node as usize].as_ref());
+                    return self.fail_with(id, handler, err);
+                }
+                Err(other) => return Err(other),
+            }
+            if self.since_signal_check >= SIGNAL_CHECK_EVERY {
+                self.check_signals()?;
+            }
+        }
+        let result = values.pop().flatten().ok_or_else(|| {
+            KernelError::Internal(format!("seq node {node} finished without a result"))
+        })?;
+        drop(values);
+        self.store_result(id, node, result)
     }
 
     /// Calls `callable` with node `node`'s inputs through vectorcall.

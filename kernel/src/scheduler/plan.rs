@@ -62,6 +62,69 @@ pub enum Op {
         /// The function body.
         body: Py<Plan>,
     },
+    /// Run a straight-line sequence of calls and builtin ops as one node, without the
+    /// ready queue between them; the last step's result is the node's.
+    Seq(SeqOp),
+}
+
+/// A fused chain of cheap calls (`namu.Fused`): one node of the plan whose steps run one
+/// after another in the run loop, each through vectorcall (or natively), with no
+/// scheduling in between.
+///
+/// A step reads *values*: the node's inputs (`0 .. n_inputs`), then the result of each
+/// earlier step (`n_inputs + k` for step `k`). A value is released right after its last
+/// reader ran, as the frame does for slots.
+pub struct SeqOp {
+    /// The steps, in order (at least one).
+    pub steps: Vec<Step>,
+}
+
+/// What one step of a [`SeqOp`] runs.
+pub enum StepOp {
+    /// A Python callable, called through vectorcall.
+    Call(Py<PyAny>),
+    /// A builtin op evaluated without a Python-level call.
+    Native(NativeOp),
+}
+
+/// One step of a [`SeqOp`].
+pub struct Step {
+    /// What it runs.
+    pub op: StepOp,
+    /// Its positional arguments, as value indices (node inputs, then earlier results).
+    pub args: Vec<u32>,
+    /// When the step raises an `Exception`, the handler is called with it and the node fails
+    /// with the exception it returns (without one, the node's own handler applies).
+    pub handler: Option<Py<PyAny>>,
+    /// Values whose last reader is this step (its own result too, if nothing reads it and
+    /// it is not the last step): released right after it ran.
+    pub frees: Vec<u32>,
+}
+
+/// For steps reading `args` (value indices; the node has `n_inputs` inputs), the values
+/// each step is the last reader of. A step result no later step reads is released by the
+/// step itself, except the last step's (the node's result). Node inputs nobody reads are
+/// not listed: the frame holds them anyway.
+pub fn last_uses(n_inputs: usize, args: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let n_values = n_inputs + args.len();
+    let mut last: Vec<Option<usize>> = vec![None; n_values];
+    for (k, step_args) in args.iter().enumerate() {
+        for &value in step_args {
+            if let Some(reader) = last.get_mut(value as usize) {
+                *reader = Some(k);
+            }
+        }
+    }
+    let mut frees: Vec<Vec<u32>> = vec![Vec::new(); args.len()];
+    for (value, reader) in last.iter().enumerate() {
+        let step = match *reader {
+            Some(k) => k,
+            None if value >= n_inputs && value + 1 < n_values => value - n_inputs,
+            None => continue,
+        };
+        frees[step].push(value as u32);
+    }
+    frees
 }
 
 /// The parameters of a fan-out node.
@@ -85,7 +148,7 @@ impl Op {
     /// The plans this op runs as children.
     fn bodies(&self) -> Vec<&Py<Plan>> {
         match self {
-            Op::Call { .. } | Op::Native(_) => vec![],
+            Op::Call { .. } | Op::Native(_) | Op::Seq(_) => vec![],
             Op::Map(map) => vec![&map.body],
             Op::If { then_branch, else_branch, .. } => vec![then_branch, else_branch],
             Op::Loop { body, .. } | Op::Function { body } => vec![body],
@@ -110,6 +173,16 @@ impl Op {
                 visit.call(else_branch)?;
             }
             Op::Loop { body, .. } | Op::Function { body } => visit.call(body)?,
+            Op::Seq(seq) => {
+                for step in &seq.steps {
+                    if let StepOp::Call(callable) = &step.op {
+                        visit.call(callable)?;
+                    }
+                    if let Some(handler) = &step.handler {
+                        visit.call(handler)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -164,7 +237,7 @@ impl Plan {
                 fields::<3>(&entry, site, "an (op, input_slots, output_slots) tuple")?;
             let inputs = ints(&inputs, site, |position| Site::NodeInput { node, position })?;
             let outputs = ints(&outputs, site, |position| Site::NodeOutput { node, position })?;
-            let op = parse_op(node, &op)?;
+            let op = parse_op(node, &op, inputs.len())?;
             check_op_shape(node, &op, inputs.len(), outputs.len())?;
             ops.push(op);
             spec.nodes.push(NodeSlots { inputs, outputs });
@@ -320,9 +393,10 @@ impl Plan {
 /// Parses a node's op: a callable (an inline call), or a tuple `(kind, ...)`:
 /// `("call", callable, "inline" | "thread" | "async")`, `("native", name)`,
 /// `("map", body, keys, flatten, on_item_error, on_start, on_item_done)`,
-/// `("if", then_branch, else_branch, keys)`, `("loop", body, n_carried, keys)` or
-/// `("function", body)`.
-fn parse_op(node: usize, op: &Bound<'_, PyAny>) -> Result<Op, KernelError> {
+/// `("if", then_branch, else_branch, keys)`, `("loop", body, n_carried, keys)`,
+/// `("function", body)` or `("seq", steps)` (see [`parse_seq`]). `n_inputs` is the node's
+/// input count.
+fn parse_op(node: usize, op: &Bound<'_, PyAny>, n_inputs: usize) -> Result<Op, KernelError> {
     let site = Site::Node(node);
     if op.is_callable() && op.cast::<PyTuple>().is_err() {
         return Ok(Op::Call { callable: op.clone().unbind(), mode: Mode::Inline });
@@ -376,12 +450,7 @@ fn parse_op(node: usize, op: &Bound<'_, PyAny>) -> Result<Op, KernelError> {
         }
         "native" => {
             arity(2)?;
-            let name: String =
-                parts[1].extract().map_err(|_| expected(site, "an op name", &parts[1]))?;
-            Op::Native(NativeOp::from_name(&name).ok_or_else(|| KernelError::Malformed {
-                site,
-                detail: format!("unknown native op {name:?}"),
-            })?)
+            Op::Native(native_op(site, &parts[1])?)
         }
         "map" => {
             arity(7)?;
@@ -412,6 +481,10 @@ fn parse_op(node: usize, op: &Bound<'_, PyAny>) -> Result<Op, KernelError> {
             arity(2)?;
             Op::Function { body: plan(&parts[1])? }
         }
+        "seq" => {
+            arity(2)?;
+            Op::Seq(parse_seq(node, &parts[1], n_inputs)?)
+        }
         other => {
             return Err(KernelError::Malformed {
                 site,
@@ -419,6 +492,93 @@ fn parse_op(node: usize, op: &Bound<'_, PyAny>) -> Result<Op, KernelError> {
             });
         }
     })
+}
+
+/// The native op named `name` (a `str` such as `"add"`).
+fn native_op(site: Site, name: &Bound<'_, PyAny>) -> Result<NativeOp, KernelError> {
+    let text: String = name.extract().map_err(|_| expected(site, "an op name", name))?;
+    NativeOp::from_name(&text).ok_or_else(|| KernelError::Malformed {
+        site,
+        detail: format!("unknown native op {text:?}"),
+    })
+}
+
+/// Parses the steps of a `("seq", steps)` op: a non-empty list of `(op, args, handler)`
+/// tuples, where `op` is a callable or `("native", name)`, `args` lists value indices
+/// (`0 .. n_inputs` the node's inputs, `n_inputs + j` the result of step `j`; step `k` may
+/// read only values defined before it) and `handler` is a callable or `None`.
+fn parse_seq(node: usize, obj: &Bound<'_, PyAny>, n_inputs: usize) -> Result<SeqOp, KernelError> {
+    let site = Site::Node(node);
+    let malformed = |detail: String| KernelError::Malformed { site, detail };
+    let entries = items(obj, site)?;
+    if entries.is_empty() {
+        return Err(malformed("a seq op needs at least one step".into()));
+    }
+    let mut ops = Vec::with_capacity(entries.len());
+    let mut args = Vec::with_capacity(entries.len());
+    let mut handlers = Vec::with_capacity(entries.len());
+    for (k, entry) in entries.iter().enumerate() {
+        let [op, refs, handler] =
+            fields::<3>(entry, site, "a seq step: an (op, args, error_handler) tuple")?;
+        let defined = n_inputs + k;
+        let mut step_args = Vec::new();
+        for (j, value) in ints(&refs, site, |_| site)?.into_iter().enumerate() {
+            match u32::try_from(value) {
+                Ok(index) if (index as usize) < defined => step_args.push(index),
+                _ => {
+                    return Err(malformed(format!(
+                        "seq step {k} argument {j} reads value {value}, but only values 0..{defined} \
+                         are defined before it ({n_inputs} node inputs, then {k} earlier steps)"
+                    )));
+                }
+            }
+        }
+        let op = if let Ok(tuple) = op.cast::<PyTuple>() {
+            let native = match (tuple.len(), tuple.get_item(0).and_then(|k| k.extract::<String>()))
+            {
+                (2, Ok(kind)) if kind == "native" => native_op(site, &tuple.get_item(1)?)?,
+                _ => {
+                    return Err(expected(
+                        site,
+                        "a seq step op: a callable or ('native', name)",
+                        &op,
+                    ));
+                }
+            };
+            match native.arity() {
+                Some(a) if a != step_args.len() => {
+                    return Err(malformed(format!(
+                        "seq step {k}: native op {native:?} takes {a} inputs, got {}",
+                        step_args.len()
+                    )));
+                }
+                _ => StepOp::Native(native),
+            }
+        } else if op.is_callable() {
+            StepOp::Call(op.unbind())
+        } else {
+            return Err(KernelError::NotCallable { node, type_name: type_name(&op) });
+        };
+        let handler = if handler.is_none() {
+            None
+        } else if handler.is_callable() {
+            Some(handler.unbind())
+        } else {
+            return Err(expected(site, "a seq step error handler: a callable or None", &handler));
+        };
+        ops.push(op);
+        args.push(step_args);
+        handlers.push(handler);
+    }
+    let frees = last_uses(n_inputs, &args);
+    let steps = ops
+        .into_iter()
+        .zip(args)
+        .zip(handlers)
+        .zip(frees)
+        .map(|(((op, args), handler), frees)| Step { op, args, handler, frees })
+        .collect();
+    Ok(SeqOp { steps })
 }
 
 /// Checks a node's input and output counts against its op (and its bodies' signatures).
@@ -429,7 +589,7 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
         (g.input_slots.len(), g.output_slots.len())
     };
     match op {
-        Op::Call { .. } => Ok(()),
+        Op::Call { .. } | Op::Seq(_) => Ok(()),
         Op::Native(native) => match native.arity() {
             Some(a) if a != n_in => {
                 fail(format!("native op {native:?} takes {a} inputs, got {n_in}"))
@@ -566,4 +726,27 @@ fn int(obj: &Bound<'_, PyAny>, site: Site) -> Result<i64, KernelError> {
 /// A [`KernelError::Malformed`] saying `site` should be `what` but is `obj`'s type.
 fn expected(site: Site, what: &str, obj: &Bound<'_, PyAny>) -> KernelError {
     KernelError::Malformed { site, detail: format!("expected {what}, got '{}'", type_name(obj)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_uses;
+
+    #[test]
+    fn a_chain_releases_each_value_after_its_one_reader() {
+        // x -> s0 -> s1 -> s2: step k releases value k; the last result is kept.
+        assert_eq!(last_uses(1, &[vec![0], vec![1], vec![2]]), vec![vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn values_live_until_their_last_reader_and_unread_results_go_at_once() {
+        // s0(x), s1(x) (unread), s2(s0, s0): x goes after s1, s1's result right away.
+        assert_eq!(
+            last_uses(1, &[vec![0], vec![0], vec![1, 1]]),
+            vec![vec![], vec![0, 2], vec![1]]
+        );
+        // Unread inputs are not listed; a single step frees nothing of its own.
+        assert_eq!(last_uses(2, &[vec![1]]), vec![vec![1]]);
+        assert_eq!(last_uses(0, &[vec![]]), vec![Vec::<u32>::new()]);
+    }
 }
