@@ -16,8 +16,10 @@ flaky call. A run that fails must fail with a task's exception (same type and me
 the reference with plain Python's; a concurrent kernel run (thread mode or async tasks)
 with the error of any failing call that may run first (:func:`_possible_errors`).
 
-Two kernel bugs found by this test are pinned by strict xfail tests at the end of the
-file; the random test works around them through the two ``KERNEL_*`` flags below.
+Two kernel bugs this test found are pinned by regression tests at the end of the file:
+a failed run must close the awaitables it made but never handed to the async driver,
+and the inline kernel must run the bodies of ``If``/``Loop``/fan-outs before the later
+nodes of the enclosing graph (side effects in program order).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import gc
 import hashlib
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FunctionType, ModuleType
@@ -140,19 +141,6 @@ KERNEL_MODES = [
     {"task_mode": "thread", "max_concurrency": 256},
 ]
 
-#: Known kernel bug (see test_failed_run_with_unspawned_awaitables_ends_at_once): a run
-#: that fails while awaitables it made are not yet handed to the async driver waits
-#: CANCEL_GRACE (5 s) for them and drops their coroutines unawaited (RuntimeWarning).
-#: While it stands, failing runs of workflows with async tasks are checked on the
-#: reference only. Set to False once that test passes (it is a strict xfail).
-KERNEL_DROPS_UNSPAWNED_AWAITABLES = True
-#: Known kernel bug (see test_inline_kernel_runs_side_effects_in_program_order): the
-#: ready queue prefers the lowest *frame*, so in inline mode a later node of the parent
-#: frame runs before the body (If branch, Loop iteration, fan-out item) of an earlier
-#: node; a run where both fail ends with the later error. While it stands, inline runs
-#: that fail may end with any possible error, like concurrent ones. Set to False once
-#: that test passes (it is a strict xfail).
-KERNEL_RUNS_LATER_NODES_BEFORE_BODIES = True
 
 
 class Statement(NamedTuple):
@@ -176,8 +164,7 @@ def workflows(draw: st.DrawFn) -> Program:
     the errors a concurrent run may end with are known (:func:`_possible_errors`).
     """
     n_stmts = draw(st.integers(min_value=1, max_value=14))
-    # about half the programs call no async task: their failing runs are checked on the
-    # kernel even while KERNEL_DROPS_UNSPAWNED_AWAITABLES stands
+    # about half the programs call no async task
     kinds = KINDS if draw(st.booleans()) else [k for k in KINDS if k not in ASYNC_KINDS]
     names = ["p0", "p1"]
     statements: list[Statement] = []
@@ -356,13 +343,10 @@ def test_random_workflow_agrees_with_plain_python(
 
     has_async = any(binding.is_async for binding in art.bindings.values())
     event(f"{reference[0]}, {'with' if has_async else 'no'} async tasks, {len(possible)} possible errors")
-    if has_async and reference[0] == "error" and KERNEL_DROPS_UNSPAWNED_AWAITABLES:
-        return
     for mode in KERNEL_MODES:
         outcome, kernel_message, kernel_attempts = _compiled(module, art, p0, p1, executor="kernel", **mode)
         concurrent = has_async or mode["task_mode"] == "thread"
-        in_order = not concurrent and not KERNEL_RUNS_LATER_NODES_BEFORE_BODIES
-        if reference[0] == "ok" or in_order:
+        if reference[0] == "ok" or not concurrent:
             # the same value, the same calls and attempts (and, in program order, the same error)
             assert (outcome, kernel_message, kernel_attempts) == (reference, message, attempts), mode
         else:
@@ -393,13 +377,7 @@ def wf(p0: int):
 """
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="kernel bug: Engine::shutdown waits CANCEL_GRACE for awaitables still in to_spawn "
-    "(never handed to the driver) and drops their coroutines unawaited",
-    strict=True,
-)
-def test_failed_run_with_unspawned_awaitables_ends_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_run_closes_the_awaitables_it_never_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The minimal workflow the random test found: ``nap`` is made into a coroutine and
     queued for the driver, then ``fail`` (inline) fails the run before the queue is
     handed over. The run must end at once and close the coroutine it made."""
@@ -408,20 +386,16 @@ def test_failed_run_with_unspawned_awaitables_ends_at_once(tmp_path: Path, monke
     art = namu.compile(import_path(path).wf)
     unraisable: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    start = time.perf_counter()
     try:
         art.run(1, executor="kernel", task_mode="inline", max_concurrency=256)
     except namu.TaskError as exc:
         error = str(exc.__cause__)
     else:
         error = None
-    elapsed_s = time.perf_counter() - start
     gc.collect()
     monkeypatch.undo()
-    if error != "fail on 1":  # not an AssertionError: the xfail does not cover it
-        pytest.fail(f"the run did not fail with 'fail on 1' but {error!r}")
-    never_awaited = [u for u in unraisable if "was never awaited" in str(u.exc_value)]
-    assert (elapsed_s < 2.0, never_awaited) == (True, [])
+    assert error == "fail on 1"
+    assert [u for u in unraisable if "was never awaited" in str(u.exc_value)] == []
 
 
 ORDER_REGRESSION = """
@@ -470,12 +444,6 @@ def fanout(p0: int):
 """
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="kernel bug: the ready queue pops the lowest frame first, so a later node of the "
-    "parent frame runs before the body of an earlier If/Loop/Map",
-    strict=True,
-)
 @pytest.mark.parametrize(("workflow", "expected"), [("branch", "first on 1"), ("loop", "first on 1"), ("fanout", "first on 0")])
 def test_inline_kernel_runs_side_effects_in_program_order(tmp_path: Path, workflow: str, expected: str) -> None:
     """Minimal workflows the random test found: plain Python (and the reference) fail in
@@ -492,6 +460,5 @@ def test_inline_kernel_runs_side_effects_in_program_order(tmp_path: Path, workfl
             return str(exc.__cause__)
         pytest.fail(f"the {executor} run did not fail")
 
-    if error_of("reference") != expected:  # not an AssertionError: the xfail does not cover it
-        pytest.fail(f"the reference does not fail with {expected!r}")
+    assert error_of("reference") == expected
     assert error_of("kernel") == expected

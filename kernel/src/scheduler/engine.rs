@@ -7,8 +7,13 @@
 //! body captures into a fork of its frame's context once, and every child forks that in
 //! O(1) and reads its outer slots from it. A write in a child never reaches its parent.
 //!
-//! One ready queue serves every frame: a max-heap on (priority, lowest frame, lowest
-//! node). Ready nodes run as their op says:
+//! One ready queue serves every frame: a max-heap on priority, then program order. A
+//! node's place in program order is its frame's *order path* followed by its index: the
+//! root frame's path is empty, and a child frame's path is its parent's, then the node
+//! that started it, then the item (or 0). So with equal priorities the inline loop runs
+//! the body of an `If`, `Loop` or fan-out before the later nodes of the enclosing graph,
+//! exactly where plain Python would, and side effects happen in program order. Ready
+//! nodes run as their op says:
 //!
 //! * inline calls and native ops run right here, in a tight loop;
 //! * a seq node (a fused chain) runs its steps right here, one after another, with no
@@ -32,8 +37,10 @@
 //! cancelled, workers finish their current call and are joined, and the run raises
 //! `namu.errors.RunCancelledError` saying how many calls finished.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
+use std::iter::once;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -169,6 +176,8 @@ struct Frame<'p, 'py> {
     pending: usize,
     ctx: Values,
     parent: Option<Link>,
+    /// The frame's place in program order (see the module docs).
+    order: Rc<[u32]>,
     /// Subs of this frame's nodes that are running bodies.
     subs: Vec<u32>,
 }
@@ -221,7 +230,45 @@ struct InFlight {
     mode: Mode,
 }
 
-type ReadyEntry = (i64, Reverse<u32>, Reverse<u32>, u32);
+/// A ready node. The heap pops the highest priority first, then the node earliest in
+/// program order (its frame's order path, then its index).
+struct ReadyEntry {
+    priority: i64,
+    order: Rc<[u32]>,
+    node: u32,
+    frame: u32,
+    generation: u32,
+}
+
+impl ReadyEntry {
+    fn position(&self) -> impl Iterator<Item = &u32> {
+        self.order.iter().chain(once(&self.node))
+    }
+}
+
+impl Ord for ReadyEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.position().cmp(self.position()))
+            .then_with(|| other.frame.cmp(&self.frame))
+            .then_with(|| self.generation.cmp(&other.generation))
+    }
+}
+
+impl PartialOrd for ReadyEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ReadyEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ReadyEntry {}
 
 struct Engine<'p, 'py, 's, 'e> {
     py: Python<'py>,
@@ -358,6 +405,12 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         if let Err(KernelError::Cancelled { cancelled, .. }) = &mut result {
             *cancelled = (self.n_inflight + self.deferred.len()) as u64;
         }
+        // Awaitables made but not yet handed to the driver never started: close them (so
+        // Python does not warn that they were never awaited) and stop counting them.
+        for (token, awaitable) in std::mem::take(&mut self.to_spawn) {
+            self.forget(token);
+            let _ = awaitable.call_method0("close");
+        }
         if self.n_inflight > 0 {
             if let Some(runner) = &self.runner {
                 // Best effort: a driver that cannot cancel still lets its calls finish.
@@ -415,6 +468,17 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
     ) -> Result<(u32, u32), KernelError> {
         let py = self.py;
         let graph = &plan.graph;
+        let order: Rc<[u32]> = match parent {
+            None => Rc::from([]),
+            Some(link) => match self.subs[link.sub as usize].as_ref() {
+                Some(sub) => {
+                    let index = u32::try_from(link.index).unwrap_or(u32::MAX);
+                    let parent_order = &self.frames[sub.frame as usize].order;
+                    parent_order.iter().copied().chain([sub.node, index]).collect()
+                }
+                None => Rc::from([]),
+            },
+        };
         let id = match self.free_frames.pop() {
             Some(id) => id,
             None => {
@@ -430,6 +494,7 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
                     pending: 0,
                     ctx: crate::context::empty(),
                     parent: None,
+                    order: Rc::from([]),
                     subs: Vec::new(),
                 });
                 id
@@ -444,6 +509,7 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         frame.uses.clone_from(&graph.uses);
         frame.pending = graph.n_nodes();
         frame.parent = parent;
+        frame.order = order;
         frame.subs.clear();
         for (&slot, value) in graph.input_slots.iter().zip(inputs) {
             if graph.keep[slot as usize] {
@@ -466,12 +532,13 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         let generation = frame.generation;
         for (node, &missing) in graph.missing.iter().enumerate() {
             if missing == 0 {
-                self.ready.push((
-                    graph.priorities[node],
-                    Reverse(id),
-                    Reverse(node as u32),
+                self.ready.push(ReadyEntry {
+                    priority: graph.priorities[node],
+                    order: frame.order.clone(),
+                    node: node as u32,
+                    frame: id,
                     generation,
-                ));
+                });
             }
         }
         if graph.n_nodes() == 0 {
@@ -586,7 +653,7 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
 
     fn run_node(
         &mut self,
-        (_, Reverse(id), Reverse(node), generation): ReadyEntry,
+        ReadyEntry { frame: id, node, generation, .. }: ReadyEntry,
     ) -> Result<(), KernelError> {
         let frame = &self.frames[id as usize];
         if frame.generation != generation || !frame.alive {
@@ -845,12 +912,13 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
                 let waiting = &mut frame.missing[consumer as usize];
                 *waiting -= 1;
                 if *waiting == 0 {
-                    self.ready.push((
-                        graph.priorities[consumer as usize],
-                        Reverse(id),
-                        Reverse(consumer),
-                        frame.generation,
-                    ));
+                    self.ready.push(ReadyEntry {
+                        priority: graph.priorities[consumer as usize],
+                        order: frame.order.clone(),
+                        node: consumer,
+                        frame: id,
+                        generation: frame.generation,
+                    });
                 }
             }
         }
