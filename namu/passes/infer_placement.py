@@ -1,0 +1,305 @@
+"""``infer-placement``: decide where every op runs (the process, worker pool or peer class).
+
+A placement is a name (``"local"``, ``"gpu"``, ``"server"``): ``@namu.task(placement=...)``
+annotates tasks, and everything else follows the data. Later passes read the result from
+each node's ``namu.placement`` metadata: ``synthesize-wire-ops`` puts a wire on every edge
+between two placements and ``partition`` splits the graph by placement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import onnx_ir as ir
+
+from namu.errors import CompileError
+from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.scopes import node_captures
+from namu.passes.base import Example, NamuPass, PassContext, fail
+from namu.passes.registry import register
+
+__all__ = ["PLACEMENT_KEY", "InferPlacementPass", "ensure_placed", "nested_nodes", "op_index", "placement_of"]
+
+logger = logging.getLogger(__name__)
+
+#: node metadata: the placement the node runs in.
+PLACEMENT_KEY = "namu.placement"
+
+# What the user wrote, for the mixed-placement error.
+_CONSTRUCT = {"If": "branch", "Loop": "loop", "Map": "fan-out", "Fused": "fused task group", "Gate": "guarded op"}
+
+
+@register(
+    "infer-placement",
+    "every op has a placement (`namu.placement`): tasks where annotated, other ops with the data they use",
+    order=110,
+    level=0,
+)
+class InferPlacementPass(NamuPass):
+    """Give every op of the model a placement, stored as ``namu.placement`` node metadata.
+
+    **Anchors.** A ``namu.Task`` runs where it is annotated: its ``placement`` attribute
+    (filled by ``expand-defaults`` from ``@namu.task(placement=...)``), else the task
+    table's option, else the compile's default placement (``CompileConfig.placement``,
+    ``"local"``: the process that called the workflow). A control-flow op (``If``,
+    ``Loop``, ``namu.Map``), a ``namu.Fused`` or ``namu.Gate`` group, or a sub-workflow
+    call runs as **one unit**: if the tasks in its bodies (at any depth) share one
+    placement, the op is anchored there, and every node of its bodies gets the op's
+    placement.
+
+    **Data flow.** Every other op of the main graph (builtin ops, constants, ``Unpack``,
+    ``namu.Slot`` calls, control flow without tasks, ...) is placed, in this order of
+    preference:
+
+    1. with its **consumers**, when every op reading one of its results has a placement
+       by this rule and all share one; the graph outputs count as consumers at the
+       default placement (the caller reads them). Decided in one backward sweep, so a
+       chain of ops feeding a ``gpu`` task moves to ``gpu`` with it;
+    2. else with its **producers**, when all ops whose results it reads (its inputs and
+       the values its bodies capture) share one placement; graph inputs count as
+       produced at the default placement. Decided in one forward sweep;
+    3. else at the **default placement**.
+
+    So data is carried to where it is used, and an op used in several placements stays
+    with the data it reads, which is moved once. This is the colocation rule of
+    TensorFlow's placer (``tensorflow/core/common_runtime/placer.cc``: an input-less
+    "generator" op goes with its consumer, a metadata op with its input) and the
+    locality preference of Ray's scheduler (a task goes where its arguments are). Two
+    linear sweeps over the main graph, one over every body.
+
+    Nodes of sub-workflow functions left in the model get the placement of their tasks,
+    else the default placement.
+
+    Guarantees:
+        every node of the main graph, of its bodies and of the model's functions has
+            ``namu.placement``;
+        the nodes of a body share their op's placement.
+
+    Raises:
+        CompileError: a control-flow op (or group) runs tasks of two placements in its
+            bodies; the message names both placements, the tasks and the op's line.
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (seq(int64) xs) => (seq(int64) ys) {
+          ys = namu.Map (xs) <body = b (int64 x) => (int64 z) {
+            e = namu.Task <task = "embed", placement = "gpu"> (x)
+            z = namu.Task <task = "score", placement = "local"> (e)
+          }>
+        }""",
+        error="CompileError: this fan-out runs tasks in two placements, 'gpu' (embed) and 'local' (score)",
+        impure_tasks=("embed", "score"),
+        note="A fan-out is placed as one unit: its body must not mix placements.",
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        placer = Placer.for_model(model, self.context)
+        self.changed(placer.place_model(model))
+        logger.debug("placed %d nodes (%d changed)", placer.placed, self.changes)
+        return self.result(model)
+
+
+def placement_of(node: ir.Node, default: str) -> str:
+    """``node``'s placement (``namu.placement``), or ``default`` if it has none."""
+    return node.metadata_props.get(PLACEMENT_KEY, default)
+
+
+def op_index(nodes: list[ir.Node]) -> dict[int, int]:
+    """``id(node)`` -> its index in ``nodes``, and ``id(n)`` -> the index of its op for every
+    node ``n`` nested in the bodies of ``nodes`` (a body's op runs where its op runs)."""
+    return _op_index(nodes, [nested_nodes(node) for node in nodes])
+
+
+def _op_index(nodes: list[ir.Node], nested: list[list[ir.Node]]) -> dict[int, int]:
+    index: dict[int, int] = {}
+    for i, (node, inner_nodes) in enumerate(zip(nodes, nested)):
+        index[id(node)] = i
+        for inner in inner_nodes:
+            index[id(inner)] = i
+    return index
+
+
+def ensure_placed(model: ir.Model, context: PassContext) -> None:
+    """Place the model (as ``infer-placement`` does) unless every op of its main graph
+    already has a placement: lets later passes run on hand-written IR."""
+    if any(PLACEMENT_KEY not in node.metadata_props for node in model.graph):
+        Placer.for_model(model, context).place_model(model)
+
+
+class Placer:
+    """Computes and records placements; see :class:`InferPlacementPass` for the rule.
+
+    Args:
+        default: the default placement.
+        task_placements: task-table key -> the placement option of tasks that set one.
+        functions: the model's sub-workflow functions by name.
+    """
+
+    def __init__(self, default: str, task_placements: Mapping[str, str], functions: Mapping[str, ir.Function]) -> None:
+        self.default = default
+        self.task_placements = task_placements
+        self.functions = functions
+        self._function_units: dict[str, tuple[str, ir.Node] | None] = {}
+        #: nodes labelled by the last :meth:`place_model`
+        self.placed = 0
+        self._changed = 0
+
+    @classmethod
+    def for_model(cls, model: ir.Model, context: PassContext) -> Placer:
+        """A placer for ``model`` with the compile's default placement."""
+        task_placements: dict[str, str] = {}
+        if TASKS_KEY in model.metadata_props:
+            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
+            task_placements = {t.key: t.options.placement for t in table.tasks if t.options.placement}
+        functions = {f.name: f for f in model.functions.values() if f.domain == WORKFLOW_DOMAIN}
+        return cls(context.config.placement, task_placements, functions)
+
+    def place_model(self, model: ir.Model) -> int:
+        """Label every node of ``model``; return how many labels were added or changed."""
+        self.placed = self._changed = 0
+        self._place_graph(model.graph)
+        for function in self.functions.values():
+            unit = self._function_unit(function.name)
+            place = unit[0] if unit is not None else self.default
+            for node in ir.traversal.RecursiveGraphIterator(function.graph):
+                self._label(node, place)
+        return self._changed
+
+    # ------------------------------------------------------------------ anchors
+    def task_placement(self, node: ir.Node) -> str:
+        """Where a ``namu.Task`` node runs: its attribute, else its task's option, else the default."""
+        attrs = node.attributes
+        place = attrs.get("placement")
+        if place is not None and place.value:
+            return place.value
+        task = attrs.get("task")
+        return self.task_placements.get(task.value if task is not None else "", self.default)
+
+    def _unit(self, node: ir.Node, bodies: list[ir.Graph] | None = None) -> tuple[str, ir.Node] | None:
+        """The one placement of the tasks ``node`` runs (itself, in its ``bodies``,
+        through its function) and one such task, or None when it runs no task."""
+        if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
+            return self.task_placement(node), node
+        if bodies is None:
+            bodies = _bodies(node)
+        if not bodies and node.domain != WORKFLOW_DOMAIN:
+            return None
+        found: tuple[str, ir.Node] | None = None
+        inner: list[tuple[str, ir.Node] | None] = []
+        if node.domain == WORKFLOW_DOMAIN and node.op_type in self.functions:
+            inner.append(self._function_unit(node.op_type))
+        for body in bodies:
+            inner.extend(self._unit(n) for n in body)
+        for unit in inner:
+            if unit is None:
+                continue
+            if found is None:
+                found = unit
+            elif unit[0] != found[0]:
+                _mixed(node, found, unit)
+        return found
+
+    def _function_unit(self, name: str) -> tuple[str, ir.Node] | None:
+        if name not in self._function_units:
+            self._function_units[name] = None  # no recursion: the frontend rejects it
+            found: tuple[str, ir.Node] | None = None
+            for node in self.functions[name].graph:
+                unit = self._unit(node)
+                if unit is None:
+                    continue
+                if found is None:
+                    found = unit
+                elif unit[0] != found[0]:
+                    _mixed(node, found, unit)
+            self._function_units[name] = found
+        return self._function_units[name]
+
+    # ------------------------------------------------------------------ data flow
+    def _place_graph(self, graph: ir.Graph) -> None:
+        nodes = list(graph)
+        bodies = [_bodies(node) for node in nodes]
+        nested = [_walk(b) if b else [] for b in bodies]
+        index = _op_index(nodes, nested)  # a use inside a body counts as a use by its op
+        places: list[str | None] = []
+        for node, node_bodies in zip(nodes, bodies):
+            unit = self._unit(node, node_bodies)
+            places.append(unit[0] if unit is not None else None)
+        outputs = {id(v) for v in graph.outputs}
+
+        for i in range(len(nodes) - 1, -1, -1):  # 1. with the consumers
+            if places[i] is None:
+                places[i] = self._consumers_placement(nodes[i], index, places, outputs)
+        for i, node in enumerate(nodes):  # 2. with the producers, 3. the default
+            if places[i] is None:
+                producers = {
+                    self.default if v.producer() is None else places[index[id(v.producer())]]
+                    for v in (*node.inputs, *node_captures(node))
+                    if v is not None
+                }
+                places[i] = producers.pop() if len(producers) == 1 else self.default  # type: ignore[assignment]
+
+        for node, inner_nodes, place in zip(nodes, nested, places):
+            assert place is not None
+            self._label(node, place)
+            for inner in inner_nodes:
+                self._label(inner, place)
+
+    def _consumers_placement(
+        self, node: ir.Node, index: dict[int, int], places: list[str | None], outputs: set[int]
+    ) -> str | None:
+        found: str | None = None
+        for value in node.outputs:
+            candidates: list[str | None] = [self.default] if id(value) in outputs else []
+            candidates += [places[index[id(use.node)]] if id(use.node) in index else None for use in value.uses()]
+            for place in candidates:
+                if place is None or (found is not None and place != found):
+                    return None
+                found = place
+        return found
+
+    def _label(self, node: ir.Node, place: str) -> None:
+        self.placed += 1
+        if node.metadata_props.get(PLACEMENT_KEY) != place:
+            node.metadata_props[PLACEMENT_KEY] = place
+            self._changed += 1
+
+
+def _bodies(node: ir.Node) -> list[ir.Graph]:
+    if (node.op_type == "Task" and node.domain == NAMU_DOMAIN) or not node.attributes:
+        return []  # the common cases: no body
+    graphs: list[ir.Graph] = []
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            graphs.append(attr.as_graph())
+        elif attr.type == ir.AttributeType.GRAPHS:
+            graphs.extend(attr.as_graphs())
+    return graphs
+
+
+def _walk(bodies: list[ir.Graph]) -> list[ir.Node]:
+    return [node for body in bodies for node in ir.traversal.RecursiveGraphIterator(body)]
+
+
+def nested_nodes(node: ir.Node) -> list[ir.Node]:
+    """Every node of ``node``'s bodies, at any depth."""
+    bodies = _bodies(node)
+    return _walk(bodies) if bodies else []
+
+
+def _mixed(node: ir.Node, first: tuple[str, ir.Node], second: tuple[str, ir.Node]) -> None:
+    what = _CONSTRUCT.get(node.op_type, "sub-workflow call" if node.domain == WORKFLOW_DOMAIN else node.op_type)
+    fail(
+        node,
+        f"this {what} runs tasks in two placements, {first[0]!r} ({_task_name(first[1])}) and "
+        f"{second[0]!r} ({_task_name(second[1])}); control flow runs as one unit in one placement: "
+        f"move the {second[0]!r} work out of the {what}, or do the body's work in one @namu.task",
+        error=CompileError,
+    )
+
+
+def _task_name(node: ir.Node) -> str:
+    attr = node.attributes.get("task")
+    return attr.as_string() if attr is not None else node.op_type

@@ -1,0 +1,170 @@
+"""``partition``: split the workflow into one installable function per placement."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import onnx_ir as ir
+
+from namu.errors import IRVerificationError
+from namu.ir.opsets import PARTITION_DOMAIN
+from namu.ir.scopes import node_captures
+from namu.ir.types import set_type, type_of
+from namu.passes.base import Example, NamuPass
+from namu.passes.infer_placement import PLACEMENT_KEY, ensure_placed, placement_of
+from namu.passes.registry import register
+
+__all__ = ["PARTITIONS_KEY", "PartitionPass"]
+
+logger = logging.getLogger(__name__)
+
+#: model metadata: JSON list of the placements, one ``namu.partition`` function each;
+#: the default placement (the caller's partition) first, then the others by name.
+PARTITIONS_KEY = "namu.partitions"
+
+
+@register(
+    "partition",
+    "one namu.partition function per placement; the main graph launches the default one",
+    order=130,
+    level=0,
+)
+class PartitionPass(NamuPass):
+    """Split the main graph at its wire ops into one ``FunctionProto`` per placement.
+
+    Each placement ``P`` becomes the function ``namu.partition.P`` holding the ops placed
+    there (their bodies with them), in the order they had in the unpartitioned graph --
+    a global topological order, in which every ``Send`` precedes its ``Recv``. The
+    **default** partition takes the workflow's inputs and returns its outputs; every
+    other partition has neither and exchanges values only through wire ops. Each
+    function is self-contained: an installable target for the machine, pool or peer
+    class of its placement. The main graph becomes the **launcher**,
+    ``(inputs) => (outputs) { outputs = namu.partition.<default>(inputs) }``, so the
+    model stays a valid ONNX model; model metadata ``namu.partitions`` lists every
+    partition (the default first, then by name), and the runtime starts the others.
+
+    **Why one process cannot deadlock.** Let every partition run its ops one at a time
+    in its stored order, a ``Recv`` blocking until its ``Send`` ran and a ``Send``
+    never blocking. Suppose all unfinished partitions wait. Take the waiting ``Recv``
+    ``r`` that is earliest in the global order; its ``Send`` ``s`` comes before ``r``
+    in that order, in another partition ``Q``. ``Q`` has finished, or waits at a
+    ``Recv`` no earlier than ``r`` (``r`` is the earliest); either way it ran every op of
+    its own before that point, ``s`` included: ``r``'s value was sent, a contradiction. Partitions with
+    blocking receives and non-blocking sends form a Kahn process network (G. Kahn, "The
+    Semantics of a Simple Language for Parallel Programming", 1974), so the results do
+    not depend on how the threads interleave. The reference executor runs partitions
+    exactly so; the kernel runs a ``Recv`` as an awaitable and never blocks on it, so it
+    only follows data dependencies, which the global order proves acyclic.
+
+    With a single placement (every op at the default) the pass changes nothing.
+
+    Guarantees:
+        with several placements, the main graph holds exactly one node, a call of the
+            default partition;
+        every op lives in the function of its placement, in the global order;
+        no partition reads a value another partition produced, except through ``Recv``.
+
+    Raises:
+        IRVerificationError: an op reads a value produced at another placement without
+            a wire op (``synthesize-wire-ops`` did not run).
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) {
+          = namu.Send <channel = "x@gpu", to = "gpu"> (x)
+          x_gpu = namu.Recv <channel = "x@gpu", from = "local"> ()
+          e = namu.Task <task = "embed", placement = "gpu"> (x_gpu)
+          = namu.Send <channel = "e@local", to = "local"> (e)
+          e_local = namu.Recv <channel = "e@local", from = "gpu"> ()
+          y = Neg(e_local)
+        }""",
+        after="""
+        g (int64 x) => (int64 y) { y = namu.partition.local(x) }
+        <domain: "namu.partition", opset_import: ["" : 21, "namu" : 1, "namu.partition" : 1]>
+        local (x) => (y) {
+          = namu.Send <channel = "x@gpu", to = "gpu"> (x)
+          e_local = namu.Recv <channel = "e@local", from = "gpu"> ()
+          y = Neg(e_local)
+        }
+        <domain: "namu.partition", opset_import: ["" : 21, "namu" : 1, "namu.partition" : 1]>
+        gpu () => () {
+          x_gpu = namu.Recv <channel = "x@gpu", from = "local"> ()
+          e = namu.Task <task = "embed", placement = "gpu"> (x_gpu)
+          = namu.Send <channel = "e@local", to = "local"> (e)
+        }""",
+        impure_tasks=("embed",),
+        note="The main graph shown is the launcher; the two partitions are model functions.",
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        ensure_placed(model, self.context)
+        default = self.context.config.placement
+        graph = model.graph
+        nodes = list(graph)
+        groups: dict[str, list[ir.Node]] = {default: []}
+        for node in nodes:
+            groups.setdefault(placement_of(node, default), []).append(node)
+        if len(groups) == 1:
+            return self.result(model)
+        _check_wired(graph, nodes, default)
+        order = [default, *sorted(p for p in groups if p != default)]
+
+        inputs, outputs = list(graph.inputs), list(graph.outputs)
+        graph.remove(nodes)
+        graph.inputs.clear()
+        graph.outputs.clear()
+        model.opset_imports.setdefault(PARTITION_DOMAIN, 1)
+        for place in order:
+            is_default = place == default
+            body = ir.Graph(
+                inputs if is_default else [],
+                outputs if is_default else [],
+                nodes=groups[place],
+                name=place,
+                opset_imports=dict(model.opset_imports),
+            )
+            model.functions[(PARTITION_DOMAIN, place, "")] = ir.Function(PARTITION_DOMAIN, place, graph=body, attributes=[])
+            self.changed()
+
+        launcher_inputs = [_like(v) for v in inputs]
+        call = ir.Node(PARTITION_DOMAIN, default, launcher_inputs, num_outputs=len(outputs), name=f"launch_{default}")
+        call.metadata_props[PLACEMENT_KEY] = default
+        for new, old in zip(call.outputs, outputs):
+            new.name = old.name
+            set_type(new, type_of(old))
+        graph.inputs.extend(launcher_inputs)
+        graph.append(call)
+        graph.outputs.extend(call.outputs)
+        model.metadata_props[PARTITIONS_KEY] = json.dumps(order)
+        logger.debug("partitioned %d ops into %s", len(nodes), order)
+        return self.result(model)
+
+
+def _like(value: ir.Value) -> ir.Value:
+    """A new value with ``value``'s name and type."""
+    new = ir.Value(name=value.name)
+    set_type(new, type_of(value))
+    return new
+
+
+def _check_wired(graph: ir.Graph, nodes: list[ir.Node], default: str) -> None:
+    """Every op reads values of its own placement only, and outputs are the default's."""
+    produced: dict[int, str] = {id(v): default for v in graph.inputs}
+    for node in nodes:
+        place = placement_of(node, default)
+        for value in (*node.inputs, *node_captures(node)):
+            if value is not None and produced.get(id(value), place) != place:
+                raise IRVerificationError(
+                    f"{node.op_type} at placement {place!r} reads {value.name!r}, produced at "
+                    f"{produced[id(value)]!r}, without a namu.Recv: run synthesize-wire-ops before partition"
+                )
+        for value in node.outputs:
+            produced[id(value)] = place
+    for value in graph.outputs:
+        if produced.get(id(value), default) != default:
+            raise IRVerificationError(
+                f"graph output {value.name!r} is produced at {produced[id(value)]!r}, not at the default "
+                f"placement {default!r}: run synthesize-wire-ops before partition"
+            )

@@ -1,0 +1,175 @@
+"""``resolve-slots``: bind every role-slot call to the task given for it at compile time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import onnx_ir as ir
+
+from namu.errors import IRVerificationError, TypeCheckError, UnboundSlotError
+from namu.frontend.lower import CompileContext
+from namu.frontend.task import Task
+from namu.ir.metadata import TASKS_KEY, TaskTable, dump
+from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
+from namu.ir.types import type_of
+from namu.passes.base import Example, NamuPass, PassContext, fail
+from namu.passes.expand_defaults import task_defaults
+from namu.passes.infer_placement import nested_nodes, placement_of
+from namu.passes.registry import register
+
+__all__ = ["ResolveSlotsPass"]
+
+logger = logging.getLogger(__name__)
+
+
+@register(
+    "resolve-slots",
+    "no namu.Slot remains: each slot call is a call of the task bound to it in its partition",
+    order=140,
+    level=0,
+)
+class ResolveSlotsPass(NamuPass):
+    """Replace every ``namu.Slot <slot="name">`` call by a ``namu.Task`` call of its binding.
+
+    A role slot (``llm = namu.slot("llm")``) is a placeholder a workflow calls without
+    knowing what implements it: an agent's LLM, a federated Module's aggregator. The
+    compile binds it to a ``@namu.task``: ``namu.compile(wf, slots={"llm": ask_claude})``,
+    ``CompileConfig.slots`` or ``namu compile --slot llm=ask_claude``. Bindings apply per
+    partition: in the partition of placement ``P``, the key ``"P/llm"`` wins over
+    ``"llm"``, so one workflow can call a large model on ``gpu`` and a small one locally.
+    (The same late binding of roles as dependency-injection containers, or DSPy's
+    modules whose language model is configured at run time.)
+
+    The call keeps its inputs, keyword names and result; the bound task joins the task
+    table (``namu.tasks``, built as the frontend builds it) and the compile's live tasks,
+    so the artifact runs it. When ``expand-defaults`` is in the pipeline the new task
+    call gets its run-time option attributes too, placed in the slot's partition.
+
+    Guarantees:
+        no ``namu.Slot`` remains in any graph, body or function;
+        every task called is in the task table and among the compile's live tasks.
+
+    Raises:
+        UnboundSlotError: a slot has no binding in its partition (names the slot, the
+            partition and the line of the call).
+        CompileError: a binding is not a ``@namu.task``, cannot take the call's
+            arguments, or is placed (``@namu.task(placement=...)``) elsewhere than the
+            partition it would run in.
+        TypeCheckError: the slot declares a return type (``returns=``) that the bound
+            task's annotation contradicts.
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (string q) => (string a) { a = namu.Slot <slot = "llm"> (q) }""",
+        error="UnboundSlotError: slot 'llm' has no implementation in partition 'local'",
+        note="With `slots={\"llm\": ask_claude}` the call becomes "
+        '`a = namu.Task <task = "ask_claude"> (q)`.',
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        calls = list(_slot_calls(model, self.context.config.placement))
+        if not calls:
+            return self.result(model)
+        binder = _Binder(model, self.context)
+        for node, partition in calls:
+            binder.bind(node, partition)
+            self.changed()
+        binder.finish()
+        logger.debug("bound %d slot calls", len(calls))
+        return self.result(model)
+
+
+def _slot_calls(model: ir.Model, default: str) -> Iterator[tuple[ir.Node, str]]:
+    """Every ``namu.Slot`` node of the model, with the partition it runs in."""
+    owners: list[tuple[ir.Graph, str | None]] = [(model.graph, None)]
+    owners += [(f.graph, f.name if f.domain == PARTITION_DOMAIN else None) for f in model.functions.values()]
+    for graph, partition in owners:
+        for top in graph:
+            for node in (top, *nested_nodes(top)):
+                if node.op_type == "Slot" and node.domain == NAMU_DOMAIN:
+                    yield node, partition or placement_of(node, default)
+
+
+class _Binder:
+    """Binds slot calls of one model and adds their tasks to its task table."""
+
+    def __init__(self, model: ir.Model, context: PassContext) -> None:
+        self.model = model
+        self.context = context
+        self.config = context.config
+        self.table = (
+            TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
+            if TASKS_KEY in model.metadata_props
+            else TaskTable(tasks=[])
+        )
+        self.table_keys = {entry.key for entry in self.table.tasks}
+        # The frontend's task-table builder, given the compile's tasks in their order,
+        # assigns their keys again and so picks new keys exactly as lowering would.
+        self.builder = CompileContext()
+        for task in context.tasks.values():
+            self.builder.task_key(task)
+        self.known = set(self.builder.tasks)
+        self.fill_defaults = "expand-defaults" in context.pipeline
+
+    def bind(self, node: ir.Node, partition: str) -> None:
+        """Turn the ``namu.Slot`` ``node`` of ``partition`` into a call of its binding."""
+        name = node.attributes["slot"].as_string()
+        impl = self.config.slots.get(f"{partition}/{name}", self.config.slots.get(name))
+        if impl is None:
+            fail(
+                node,
+                f"slot {name!r} has no implementation in partition {partition!r}: bind it at compile time "
+                f"(namu.compile(wf, slots={{{name!r}: some_task}}), or `namu compile --slot {name}=TASK`; "
+                f"a key {partition + '/' + name!r} binds it in this partition only)",
+                error=UnboundSlotError,
+            )
+        if not isinstance(impl, Task):
+            fail(node, f"slot {name!r} is bound to {impl!r}, which is not a @namu.task")
+        self._check(node, name, impl, partition)
+        key = self.builder.task_key(impl)
+        if key not in self.known and key in self.table_keys:
+            raise IRVerificationError(
+                f"cannot add task {impl.name!r} for slot {name!r}: key {key!r} is already in the task table "
+                "and the compile's live tasks do not say which task it is"
+            )
+        del node.attributes["slot"]
+        node.op_type = "Task"
+        node.attributes["task"] = ir.AttrString("task", key)
+        if self.fill_defaults:
+            for attr in task_defaults(impl.options, self.config):
+                node.attributes[attr.name] = ir.AttrString("placement", partition) if attr.name == "placement" else attr
+
+    def _check(self, node: ir.Node, name: str, impl: Task, partition: str) -> None:
+        kwnames_attr = node.attributes.get("kwnames")
+        kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
+        placeholders = [object()] * (len(node.inputs) - len(kwnames))
+        try:
+            impl.signature.bind(*placeholders, **{k: object() for k in kwnames})
+        except TypeError as exc:
+            fail(node, f"slot {name!r} is bound to task {impl.name!r}, which cannot take this call: {exc}")
+        declared, returned = type_of(node.outputs[0]), impl.return_type
+        if declared.is_onnx and returned.is_onnx and declared != returned:
+            fail(
+                node,
+                f"slot {name!r} returns {declared}, but the task bound to it, {impl.name!r}, returns {returned}",
+                error=TypeCheckError,
+            )
+        if impl.options.placement is not None and impl.options.placement != partition:
+            fail(
+                node,
+                f"slot {name!r} runs in partition {partition!r}, but the task bound to it, {impl.name!r}, is "
+                f"placed on {impl.options.placement!r}: bind a task without a placement for this partition "
+                f"(the key {partition + '/' + name!r} binds one here only)",
+            )
+
+    def finish(self) -> None:
+        """Add the bound tasks to the task table and to the compile's live tasks."""
+        added = [entry for entry in self.builder.task_table() if entry.key not in self.known]
+        if not added:
+            return
+        table = TaskTable(tasks=[*self.table.tasks, *added])
+        self.model.metadata_props[TASKS_KEY] = dump(table)
+        for entry in added:
+            self.context.tasks[entry.key] = self.builder.tasks[entry.key]
