@@ -9,6 +9,8 @@ import onnx_ir as ir
 from namu.ir.metadata import TASKS_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.passes.base import Example, NamuPass
+from namu.passes.effects import CANNOT_RAISE as _CANNOT_RAISE
+from namu.passes.effects import CONTROL_FLOW as _CONTROL_FLOW
 from namu.passes.registry import register
 
 __all__ = ["EliminateDeadCodePass"]
@@ -62,19 +64,6 @@ class EliminateDeadCodePass(NamuPass):
         logger.debug("removed %d dead nodes", sweeper.removed)
         self.changed(sweeper.removed)
         return self.result(model)
-
-
-# Ops that cannot fail on the values namu's lowering gives them (scalars of matching
-# types): dropping them when unused changes nothing a program can observe.
-_CANNOT_RAISE = frozenset(
-    [("", op) for op in (
-        "Constant", "Identity", "Add", "Sub", "Mul", "Neg", "Not", "And", "Or", "Equal",
-        "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
-        "SequenceConstruct", "SequenceEmpty", "SequenceLength",
-    )]
-    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare")]
-)
-_CONTROL_FLOW = frozenset({("", "If"), (NAMU_DOMAIN, "If"), ("", "Loop"), (NAMU_DOMAIN, "Loop"), (NAMU_DOMAIN, "Map")})
 
 
 class _Sweeper:

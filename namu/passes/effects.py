@@ -1,0 +1,100 @@
+"""What each op may do besides computing its outputs: effects, errors, fresh mutable values.
+
+The passes that delete ops (``eliminate-dead-code``), evaluate them at compile time
+(``fold-constants``), merge them (``eliminate-common-subexpressions``) or move them
+(``simplify-control-flow``) must agree on which ops are safe to touch; they ask here.
+
+* A ``namu.Task`` call has an effect unless its task is ``pure`` (:func:`pure_tasks`).
+* :data:`PURE_BUILTINS`: builtin ops whose result depends only on their inputs and
+  attributes and that have no side effect (they may still raise).
+* :data:`CANNOT_RAISE`: builtin ops that cannot fail on the values namu's lowering gives
+  them (scalars of matching types): dropping, moving or repeating them is unobservable.
+* :data:`FRESH_MUTABLE`: builtin ops returning a new mutable object (a list, a dict) on
+  every run. Two such values are two objects in Python, so a task that mutates one must
+  not see the change in the other: these ops are never merged or hoisted out of a loop.
+* :data:`CONTROL_FLOW`: ops running subgraphs (:func:`subgraphs`); what they do is what
+  their bodies do.
+* Everything else (``Slot``, ``Send``, ``Recv``, ``Gate``, ``Fused``, sub-workflow calls,
+  ops namu's runtime does not know) counts as an effect.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.opsets import NAMU_DOMAIN
+
+__all__ = [
+    "CANNOT_RAISE",
+    "CONTROL_FLOW",
+    "FRESH_MUTABLE",
+    "PURE_BUILTINS",
+    "OpKey",
+    "op_key",
+    "pure_tasks",
+    "subgraphs",
+    "task_of",
+]
+
+#: (domain, op_type) of an op.
+OpKey = tuple[str, str]
+
+CONTROL_FLOW: frozenset[OpKey] = frozenset(
+    {("", "If"), (NAMU_DOMAIN, "If"), ("", "Loop"), (NAMU_DOMAIN, "Loop"), (NAMU_DOMAIN, "Map")}
+)
+
+# Ops that cannot fail on the values namu's lowering gives them (scalars of matching
+# types): dropping them when unused changes nothing a program can observe.
+CANNOT_RAISE: frozenset[OpKey] = frozenset(
+    [("", op) for op in (
+        "Constant", "Identity", "Add", "Sub", "Mul", "Neg", "Not", "And", "Or", "Equal",
+        "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
+        "SequenceConstruct", "SequenceEmpty", "SequenceLength",
+    )]
+    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare")]
+)
+
+# Builtin ops the runtime evaluates as pure functions of their inputs (namu/runtime/ops.py).
+# Not namu.ToList: list() of an iterator consumes it.
+PURE_BUILTINS: frozenset[OpKey] = CANNOT_RAISE | frozenset(
+    [("", op) for op in ("Div", "Mod", "Pow", "Cast", "SequenceAt")]
+    + [(NAMU_DOMAIN, op) for op in ("Unpack", "GetItem", "Len", "Truth")]
+)
+
+FRESH_MUTABLE: frozenset[OpKey] = frozenset(
+    [("", "SequenceConstruct"), ("", "SequenceEmpty")]
+    + [(NAMU_DOMAIN, op) for op in ("List", "Dict", "ToList")]
+)
+
+
+def op_key(node: ir.Node) -> OpKey:
+    """``(domain, op_type)`` of ``node``."""
+    return node.domain, node.op_type
+
+
+def task_of(node: ir.Node) -> str | None:
+    """The task key a ``namu.Task`` node calls, or None for any other node."""
+    if node.domain == NAMU_DOMAIN and node.op_type == "Task":
+        attr = node.attributes.get("task")
+        return attr.as_string() if attr is not None else None
+    return None
+
+
+def subgraphs(node: ir.Node) -> list[ir.Graph]:
+    """The graphs held by ``node``'s attributes (an If's branches, a Loop's body ...)."""
+    graphs: list[ir.Graph] = []
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            graphs.append(attr.as_graph())
+        elif attr.type == ir.AttributeType.GRAPHS:
+            graphs.extend(attr.as_graphs())
+    return graphs
+
+
+def pure_tasks(model: ir.Model) -> frozenset[str]:
+    """Keys of the model's tasks declared ``pure=True`` (none without a task table)."""
+    if TASKS_KEY not in model.metadata_props:
+        return frozenset()
+    table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
+    return frozenset(t.key for t in table.tasks if t.options.pure)
