@@ -10,7 +10,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from namu.errors import TaskDefinitionError
 
@@ -31,9 +31,12 @@ class Workflow:
     Attributes:
         fn: the original Python function.
         name: the workflow's name (the function's name).
+        inline: when called from another workflow, the call is inlined into the caller
+            (default); ``False`` keeps it a call of the sub-workflow's FunctionProto, so
+            the body appears once in the artifact however often it is called.
     """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], *, inline: bool = True) -> None:
         if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
             raise TaskDefinitionError(
                 f"@namu.workflow needs a plain `def` function; {fn.__qualname__} is "
@@ -41,6 +44,7 @@ class Workflow:
             )
         self.fn = fn
         self.name: str = fn.__name__
+        self.inline = inline
         self._artifact: Artifact | None = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
@@ -84,16 +88,38 @@ class Workflow:
         return self.run(*args, **kwargs).value
 
 
-def workflow(fn: Callable[..., Any]) -> Workflow:
-    """Mark a function as a namu workflow (see :class:`Workflow`).
+@overload
+def workflow(fn: Callable[..., Any], /) -> Workflow: ...
+@overload
+def workflow(*, inline: bool = ...) -> Callable[[Callable[..., Any]], Workflow]: ...
+
+
+def workflow(fn: Callable[..., Any] | None = None, /, *, inline: bool = True) -> Any:
+    """Mark a function as a namu workflow (see :class:`Workflow`); usable bare
+    (``@namu.workflow``) or with options (``@namu.workflow(inline=False)``).
+
+    Args:
+        fn: the function (when used without parentheses).
+        inline: ``False`` keeps calls of this workflow from other workflows as calls of
+            its FunctionProto instead of inlining its body into each caller.
+
+    Returns:
+        A :class:`Workflow`, or a decorator producing one.
 
     Raises:
-        TaskDefinitionError: ``fn`` is async, a generator, or already a task/workflow.
+        TaskDefinitionError: ``fn`` is async, a generator, or already a task/workflow,
+            or ``inline`` is not a bool.
     """
     from namu.frontend.task import Task
 
-    if isinstance(fn, (Task, Workflow)):
-        raise TaskDefinitionError(f"{fn!r} is already a namu task or workflow")
-    if not inspect.isfunction(fn):
-        raise TaskDefinitionError(f"@namu.workflow needs a function, got {fn!r}")
-    return Workflow(fn)
+    if not isinstance(inline, bool):
+        raise TaskDefinitionError(f"@namu.workflow(inline=...) needs a bool, got {inline!r}")
+
+    def decorate(f: Callable[..., Any]) -> Workflow:
+        if isinstance(f, (Task, Workflow)):
+            raise TaskDefinitionError(f"{f!r} is already a namu task or workflow")
+        if not inspect.isfunction(f):
+            raise TaskDefinitionError(f"@namu.workflow needs a function, got {f!r}")
+        return Workflow(f, inline=inline)
+
+    return decorate(fn) if fn is not None else decorate

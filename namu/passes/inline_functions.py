@@ -7,7 +7,7 @@ import logging
 import onnx_ir as ir
 from onnx_ir.passes.common import InlinePass
 
-from namu.ir.metadata import CALL_SPAN_KEY, SPAN_KEY
+from namu.ir.metadata import CALL_SPAN_KEY, INLINE_KEY, SPAN_KEY
 from namu.ir.opsets import WORKFLOW_DOMAIN
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
@@ -19,15 +19,23 @@ logger = logging.getLogger(__name__)
 
 @register(
     "inline-functions",
-    "no sub-workflow calls remain: each FunctionProto body is inlined at its call sites",
+    "sub-workflow calls are inlined into their callers, except calls of functions marked inline=False",
     order=30,
     level=0,
 )
 class InlineFunctionsPass(NamuPass):
-    """Inline every model-local function (namu's sub-workflows) with onnx_ir's inliner.
+    """Inline model-local functions (namu's sub-workflows) with onnx_ir's inliner.
 
-    Each inlined node keeps its own ``namu.span`` and gains ``namu.call_span``, the span
-    of the call it was inlined through, so errors can show both lines.
+    A sub-workflow declared ``@namu.workflow(inline=False)`` (its FunctionProto has the
+    metadata ``namu.inline = "false"``) stays a function: its calls remain
+    ``namu.workflow`` call nodes, and calls inside its body are inlined into it.
+
+    Guarantees:
+        The only ``namu.workflow`` calls left, in any graph or function, call
+            functions marked ``inline=False``; every other function is gone.
+        Each inlined node keeps its own ``namu.span`` and gains ``namu.call_span``,
+            the span of the call it was inlined through, so errors can show both
+            lines; the call's other metadata (``namu.symbol``, ...) is not copied.
     """
 
     EXAMPLE = Example(
@@ -41,23 +49,31 @@ class InlineFunctionsPass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        if not model.functions:
-            return ir.passes.PassResult(model, modified=False)
-        # The inliner copies the call node's metadata onto every inlined node; present the
-        # call's span under CALL_SPAN_KEY so that it does not overwrite the callee's spans.
-        for node in ir.traversal.RecursiveGraphIterator(model.graph):
-            _rename_span(node)
-        for function in model.functions.values():
-            for node in ir.traversal.RecursiveGraphIterator(function):
-                _rename_span(node)
-        result = InlinePass()(model)
-        for node in ir.traversal.RecursiveGraphIterator(model.graph):
-            if SPAN_KEY not in node.metadata_props and CALL_SPAN_KEY in node.metadata_props:
-                node.metadata_props[SPAN_KEY] = node.metadata_props.pop(CALL_SPAN_KEY)
-        logger.debug("inlined functions: modified=%s", result.modified)
-        return ir.passes.PassResult(result.model, modified=result.modified)
+        inlined = {key for key, f in model.functions.items() if _inlinable(f)}
+        if not inlined:
+            return self.result(model)
+        # The inliner copies the call node's metadata onto every inlined node; present
+        # only the call's span, under CALL_SPAN_KEY, so that it does not overwrite the
+        # callee's spans (node metadata wins over the call's in onnx_ir's cloner).
+        calls = 0
+        graphs: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+        for graph in graphs:
+            for node in ir.traversal.RecursiveGraphIterator(graph):
+                if node.domain == WORKFLOW_DOMAIN and node.op_identifier() in inlined:
+                    span = node.metadata_props.get(SPAN_KEY, "")
+                    node.metadata_props.clear()
+                    node.metadata_props[CALL_SPAN_KEY] = span
+                    calls += 1
+        InlinePass(criteria=_inlinable)(model)
+        for graph in [model.graph, *model.functions.values()]:
+            for node in ir.traversal.RecursiveGraphIterator(graph):
+                if SPAN_KEY not in node.metadata_props and CALL_SPAN_KEY in node.metadata_props:
+                    node.metadata_props[SPAN_KEY] = node.metadata_props.pop(CALL_SPAN_KEY)
+        logger.debug("inlined %d sub-workflow calls; %d functions kept", calls, len(model.functions))
+        self.changed(calls)
+        return self.result(model)
 
 
-def _rename_span(node: ir.Node) -> None:
-    if node.domain == WORKFLOW_DOMAIN:
-        node.metadata_props[CALL_SPAN_KEY] = node.metadata_props.pop(SPAN_KEY, "")
+def _inlinable(function: ir.Function) -> bool:
+    """A sub-workflow not marked ``inline=False``."""
+    return function.metadata_props.get(INLINE_KEY) != "false"

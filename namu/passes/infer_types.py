@@ -1,0 +1,494 @@
+"""``infer-types``: derive every value's type from the annotations, and check task calls.
+
+The frontend types most values while lowering; this pass re-derives the types on the IR
+(so hand-written or transformed IR is typed and checked too) in one forward sweep per
+graph. It is a gradual type checker (Siek & Taha, "Gradual Typing for Functional
+Languages", 2006): ``object`` -- an opaque value of unknown class -- is consistent with
+every type, so only mismatches between *known* types are errors, as in mypy.
+
+Type relations used here:
+
+``accepts(expected, actual)``
+    a value of type ``actual`` may be passed where ``expected`` is annotated: equal
+    types; Python's numeric tower (``int`` where ``float`` or ``complex`` is expected,
+    ``bool`` where ``int`` is); ``list[T]`` element-wise; fixed tuples item-wise; a
+    subclass of a builtin class; and anything where either side is ``object`` or a
+    class namu cannot see through (a user class or an ABC may have subclasses).
+``join(a, b)``
+    the type of a value that is an ``a`` on one path and a ``b`` on the other (an If's
+    phi): equal types stay, lists and tuples join element-wise, the rest is ``object``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx_ir as ir
+
+from namu.errors import TypeCheckError
+from namu.ir.metadata import TASKS_KEY, Parameter, TaskTable
+from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.types import TYPE_KEY, ValueType, parse_type, set_type, type_of
+from namu.passes.base import Example, NamuPass, fail
+from namu.passes.registry import register
+
+__all__ = ["InferTypesPass", "accepts", "join"]
+
+logger = logging.getLogger(__name__)
+
+_OBJECT = ValueType.opaque()
+
+
+@register(
+    "infer-types",
+    "every value is typed; task and sub-workflow call arguments match their annotations",
+    order=50,
+    level=0,
+)
+class InferTypesPass(NamuPass):
+    """Propagate types from the annotations through every op, branch, loop and fan-out,
+    and check every task call against its task's parameter annotations.
+
+    Each node's output types are derived from its inputs' types: a task call gives its
+    task's return annotation (``returns`` in the task table), an ``If`` the join of its
+    branches' values (the phi), a ``Loop`` its carried values' types, a ``namu.Map`` the
+    list of its body's result type, ``namu.Unpack``/``namu.GetItem`` the items of a known
+    tuple or list, a sub-workflow call its function's outputs; standard ops follow ONNX.
+    A value the IR leaves untyped gets the derived type (``set_type``; standard-domain
+    values only when the type is a tensor or sequence, as ONNX needs); a typed value
+    keeps its type, which must accept the derived one (``namu.Identity``, the
+    annotation cast ``x: T = ...``, is trusted).
+
+    The check is gradual typing (Siek & Taha, "Gradual Typing for Functional
+    Languages", 2006), as mypy does it: ``object`` -- an unannotated or unknown value
+    -- is consistent with every type, so only a mismatch of two known types is an
+    error. One forward sweep per graph (subgraphs and functions once each): linear.
+
+    Tasks whose table entry has no ``params`` (artifacts compiled before the field
+    existed) are not checked.
+
+    Guarantees:
+        Every output of a namu op, task call and sub-workflow call is typed, and every
+            standard op's output whose type namu can express in ONNX.
+        Every task call's arguments (positional, then ``kwnames`` by name) are
+            accepted by the task's parameter annotations (``params`` in the task
+            table): ``int`` where ``float`` is annotated, ``bool`` where ``int`` is,
+            anything where the annotation is missing, ``object`` or ``Any``;
+            ``list[T]`` checks its elements.
+        Every sub-workflow call's arguments are accepted by its function's inputs.
+        ``If`` and ``Loop`` conditions are ``bool``; loop-carried values keep their type.
+
+    Raises:
+        TypeCheckError: at the node's source line: an argument a task or sub-workflow
+            does not accept (``task 'inc' parameter 'x' expects int, got str``), a
+            missing or unexpected argument, a non-bool condition, a loop-carried value
+            changing type, unpacking a tuple into the wrong number of names, or a typed
+            value the op cannot produce.
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) { t = namu.Tuple(x, x)  a, b, c = namu.Unpack(t)  y = Identity(x) }""",
+        error="TypeCheckError: cannot unpack tuple[int, int] into 3 values",
+        note="`t` is inferred as `tuple[int, int]` from its items, so unpacking it into three "
+        "names fails before the workflow runs. A task call is checked the same way against "
+        "the task's annotations: `task 'inc' parameter 'x' expects int, got str`.",
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY]) if TASKS_KEY in model.metadata_props else None
+        signatures = {t.key: _TaskSignature(t.key, t.params, parse_type(t.returns)) for t in (table.tasks if table else [])}
+        inferer = _Inferer(signatures, model.functions)
+        inferer.graph(model.graph)
+        for function in model.functions.values():
+            inferer.function(function)
+        logger.debug("typed %d values", inferer.typed)
+        self.changed(inferer.typed)
+        return self.result(model)
+
+
+# ---------------------------------------------------------------------- type relations
+def _unknown(vtype: ValueType | None) -> bool:
+    return vtype is None or (vtype.kind == "opaque" and vtype.name == "object" and vtype.items is None)
+
+
+def _builtin_class(vtype: ValueType) -> type | None:
+    """The builtin class of values of ``vtype``, or None for a class namu cannot see."""
+    if vtype.kind in ("int", "float", "bool", "str", "list"):
+        return getattr(builtins, vtype.kind)
+    if vtype.kind != "opaque":
+        return None
+    if vtype.name == "NoneType":
+        return type(None)
+    cls = getattr(builtins, vtype.name, None) if "." not in vtype.name else None
+    return cls if isinstance(cls, type) else None
+
+
+_SCALAR_KINDS = frozenset({"int", "float", "bool", "str"})
+#: PEP 484's numeric tower: an int is acceptable where a float or complex is expected.
+_NUMERIC_TOWER = {complex: (float, int), float: (int,)}
+
+
+def accepts(expected: ValueType, actual: ValueType) -> bool:
+    """True when a value of type ``actual`` may be passed where ``expected`` is annotated."""
+    if expected is actual or (expected.kind == actual.kind and expected.kind in _SCALAR_KINDS):
+        return True
+    if _unknown(expected) or _unknown(actual) or expected == actual:
+        return True
+    if expected.kind == "list" and actual.kind == "list":
+        return accepts(expected.elem or _OBJECT, actual.elem or _OBJECT)
+    if expected.items is not None and actual.items is not None:
+        return len(expected.items) == len(actual.items) and all(map(accepts, expected.items, actual.items))
+    want, have = _builtin_class(expected), _builtin_class(actual)
+    if want is None or have is None:
+        return True  # a user class or an ABC: it may be a (virtual) subclass
+    return issubclass(have, want) or issubclass(have, _NUMERIC_TOWER.get(want, ()))
+
+
+def join(a: ValueType, b: ValueType) -> ValueType:
+    """The type of a value that is an ``a`` or a ``b`` (the phi of two paths)."""
+    if a == b:
+        return a
+    if a.kind == "list" and b.kind == "list" and a.elem is not None and b.elem is not None:
+        return ValueType.list(join(a.elem, b.elem))
+    if a.items is not None and b.items is not None and len(a.items) == len(b.items):
+        return ValueType.opaque("tuple", items=tuple(map(join, a.items, b.items)))
+    cls = _builtin_class(a)
+    if cls is not None and cls is _builtin_class(b):
+        return ValueType.opaque(cls.__name__)  # e.g. list[int] | list: a list
+    return _OBJECT
+
+
+def _join_all(types: Sequence[ValueType]) -> ValueType:
+    result = types[0] if types else _OBJECT
+    for t in types[1:]:
+        result = join(result, t)
+    return result
+
+
+def _elem(seq: ValueType) -> ValueType:
+    """The type of the items Python's iteration over a value of type ``seq`` yields."""
+    if seq.kind == "list" and seq.elem is not None:
+        return seq.elem
+    if seq.kind == "str":
+        return ValueType.str()
+    return _OBJECT
+
+
+def _scalar(dtype: ir.DataType) -> ValueType | None:
+    """namu's scalar type of a 0-d tensor of ``dtype``, or None if namu has none."""
+    vtype = type_of(ir.Value(type=ir.TensorType(dtype)))
+    return vtype if vtype.is_scalar else None
+
+
+def _constant_int(value: ir.Value | None) -> int | None:
+    """The value of ``value`` when a ``Constant`` op makes it a 0-d integer, else None."""
+    node = value.producer() if value is not None else None
+    if node is None or node.domain != ONNX_DOMAIN or node.op_type != "Constant":
+        return None
+    if "value_int" in node.attributes:
+        return node.attributes["value_int"].as_int()
+    if "value" in node.attributes:
+        array = node.attributes["value"].as_tensor().numpy()
+        if array.shape == () and np.issubdtype(array.dtype, np.integer):
+            return int(array)
+    return None
+
+
+# ---------------------------------------------------------------------- task signatures
+class _TaskSignature:
+    """A task's parameters as parsed types, for binding the arguments of its calls."""
+
+    def __init__(self, key: str, params: list[Parameter] | None, returns: ValueType) -> None:
+        self.key = key
+        self.params = params
+        self.returns = returns
+        self.types = {p.name.lstrip("*"): parse_type(p.type) for p in params or []}
+        names = [p.name for p in params or []]
+        first_star = next((i for i, n in enumerate(names) if n.startswith("*")), len(names))
+        self.positional = names[:first_star]
+        self.var_positional = next((n[1:] for n in names if n.startswith("*") and not n.startswith("**")), None)
+        self.var_keyword = next((n[2:] for n in names if n.startswith("**")), None)
+        self.required = [p.name for p in params or [] if not p.has_default and not p.name.startswith("*")]
+        #: (number of arguments, kwnames) -> the binding of a call of that shape
+        self.plans: dict[tuple[int, tuple[str, ...]], list[tuple[str, ValueType]]] = {}
+
+    def check(self, node: ir.Node, args: list[ValueType]) -> None:
+        """Bind the call's arguments to the parameters and check each one's type.
+
+        Raises:
+            TypeCheckError: too many positional arguments, an unexpected or missing
+                argument, or an argument the parameter's annotation does not accept.
+        """
+        if self.params is None:
+            return
+        kw_attr = node.attributes.get("kwnames")
+        kwnames = tuple(kw_attr.as_strings()) if kw_attr is not None else ()
+        plan = self.plans.get((len(args), kwnames))
+        if plan is None:
+            plan = self.plans[len(args), kwnames] = self.bind(node, len(args), kwnames)
+        for (name, expected), actual in zip(plan, args):
+            if not accepts(expected, actual):
+                fail(node, f"task {self.key!r} parameter {name!r} expects {expected}, got {actual}", TypeCheckError)
+
+    def bind(self, node: ir.Node, nargs: int, kwnames: tuple[str, ...]) -> list[tuple[str, ValueType]]:
+        """The parameter (name, annotated type) each argument of a call binds to, in
+        argument order (as Python binds ``f(*positional, **dict(zip(kwnames, rest)))``)."""
+        npos = nargs - len(kwnames)
+        plan: list[tuple[str, ValueType]] = []
+        for i in range(npos):
+            if i < len(self.positional):
+                name = self.positional[i]
+            elif self.var_positional is not None:
+                name = self.var_positional
+            else:
+                fail(node, f"task {self.key!r} takes {len(self.positional)} positional arguments but {npos} were given", TypeCheckError)
+            plan.append((name, self.types[name]))
+        for name in kwnames:
+            if name in self.types and name not in (self.var_positional, self.var_keyword):
+                if any(bound == name for bound, _ in plan):
+                    fail(node, f"task {self.key!r} got multiple values for argument {name!r}", TypeCheckError)
+                plan.append((name, self.types[name]))
+            elif self.var_keyword is not None:
+                plan.append((name, self.types[self.var_keyword]))
+            else:
+                fail(node, f"task {self.key!r} got an unexpected keyword argument {name!r}", TypeCheckError)
+        missing = [name for name in self.required if name not in {n for n, _ in plan}]
+        if missing:
+            fail(node, f"task {self.key!r} is missing the argument {missing[0]!r}", TypeCheckError)
+        return plan
+
+
+# ---------------------------------------------------------------------- the sweep
+#: standard elementwise arithmetic: the result has the operands' (common) type.
+_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min", "Max"})
+#: ops whose result is a bool, in both domains.
+_PREDICATES = frozenset(
+    [(ONNX_DOMAIN, op) for op in ("Not", "And", "Or", "Xor", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual")]
+    + [(NAMU_DOMAIN, "Truth"), (NAMU_DOMAIN, "Compare")]
+)
+
+Rule = Callable[["_Inferer", ir.Node, list[ValueType]], "list[ValueType] | None"]
+
+
+class _Inferer:
+    """One forward sweep over a graph: derive each node's output types, check, write."""
+
+    def __init__(self, tasks: dict[str, _TaskSignature], functions: dict[ir.OperatorIdentifier, ir.Function]) -> None:
+        self.tasks = tasks
+        self.functions = functions
+        self.done: set[ir.OperatorIdentifier] = set()
+        # Every value's type once known: as declared, else as inferred (also when ONNX
+        # cannot hold it on a standard op's output), else object.
+        self.types: dict[ir.Value, ValueType] = {}
+        self.typed = 0
+
+    # -- values ---------------------------------------------------------------------
+    def type(self, value: ir.Value | None) -> ValueType:
+        """The type of ``value``: as the IR gives it, else as inferred, else ``object``."""
+        if value is None:
+            return _OBJECT
+        vtype = self.types.get(value)
+        if vtype is None:
+            vtype = self.types[value] = type_of(value) if _declared(value) else _OBJECT
+        return vtype
+
+    def settle(self, node: ir.Node, value: ir.Value, inferred: ValueType, *, onnx_only: bool, trust: bool = False) -> None:
+        """Give an untyped ``value`` the ``inferred`` type, or check its declared type.
+
+        Args:
+            node: the op producing ``value``, or whose body takes it as an input.
+            onnx_only: write only tensor or sequence types (standard-domain values).
+            trust: the declared type is an assertion the op makes (annotation cast).
+
+        Raises:
+            TypeCheckError: ``value``'s declared type does not accept ``inferred``.
+        """
+        if _declared(value):
+            declared = self.types[value] = type_of(value)
+            if not trust and not accepts(declared, inferred):
+                fail(node, f"{node.op_type}: {value.name!r} is typed {declared} but holds {inferred}", TypeCheckError)
+            return
+        self.types[value] = inferred
+        if inferred.is_onnx or not onnx_only:
+            set_type(value, inferred)
+            self.typed += 1
+
+    # -- graphs and functions -------------------------------------------------------
+    def graph(self, graph: ir.Graph) -> None:
+        for node in graph:
+            self.node(node)
+
+    def function(self, function: ir.Function) -> None:
+        key = function.identifier()
+        if key in self.done:
+            return
+        self.done.add(key)  # before the body: a recursive call sees the declared types
+        self.graph(function.graph)
+
+    def node(self, node: ir.Node) -> None:
+        in_types = [self.type(v) for v in node.inputs]
+        key = (node.domain, node.op_type)
+        if key in _PREDICATES:
+            out: list[ValueType] | None = [ValueType.bool()]
+        elif node.domain == ONNX_DOMAIN and node.op_type in _ARITHMETIC:
+            out = [_join_all(in_types)]
+        elif node.domain == WORKFLOW_DOMAIN:
+            out = self.call_function(node, in_types)
+        else:
+            rule = _RULES.get(key)
+            if rule is None:
+                for attr in node.attributes.values():  # an op without a rule: its bodies
+                    for g in _graphs(attr):
+                        self.graph(g)
+                return
+            out = rule(self, node, in_types)
+        if out is None:
+            return
+        trust = key == (NAMU_DOMAIN, "Identity")
+        for value, vtype in zip(node.outputs, out):
+            self.settle(node, value, vtype, onnx_only=node.domain == ONNX_DOMAIN, trust=trust)
+
+    def call_function(self, node: ir.Node, args: list[ValueType]) -> list[ValueType] | None:
+        function = self.functions.get(node.op_identifier())
+        if function is None:
+            return None
+        self.function(function)
+        for param, actual in zip(function.inputs, args):
+            expected = self.type(param)
+            if not accepts(expected, actual):
+                fail(node, f"sub-workflow {node.op_type!r} parameter {param.name!r} expects {expected}, got {actual}", TypeCheckError)
+        return [self.type(v) for v in function.outputs]
+
+    # -- control flow ---------------------------------------------------------------
+    def condition(self, node: ir.Node, vtype: ValueType) -> None:
+        if not _unknown(vtype) and vtype.kind != "bool":
+            fail(node, f"{node.op_type}: the condition is {vtype}, not bool", TypeCheckError)
+
+    def if_(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        self.condition(node, args[0])
+        then_g, else_g = node.attributes["then_branch"].as_graph(), node.attributes["else_branch"].as_graph()
+        self.graph(then_g)
+        self.graph(else_g)
+        return [join(self.type(t), self.type(e)) for t, e in zip(then_g.outputs, else_g.outputs)]
+
+    def loop(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        body = node.attributes["body"].as_graph()
+        if len(args) > 1 and node.inputs[1] is not None:
+            self.condition(node, args[1])
+        onnx_only = node.domain == ONNX_DOMAIN
+        starts = [ValueType.int(), ValueType.bool(), *args[2:]]
+        for value, start in zip(body.inputs, starts):
+            self.settle(node, value, start, onnx_only=onnx_only)
+        carried = [self.type(v) for v in body.inputs[2:]]
+        self.graph(body)
+        outs = [self.type(v) for v in body.outputs]
+        if outs:
+            self.condition(node, outs[0])
+        for value, before, after in zip(body.inputs[2:], carried, outs[1:]):
+            if not _unknown(before) and not (accepts(before, after) and accepts(after, before)):
+                fail(node, f"loop-carried value {value.name!r} changes type inside the loop ({before} -> {after})", TypeCheckError)
+        return carried
+
+    def map(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        body = node.attributes["body"].as_graph()
+        if body.inputs:
+            self.settle(node, body.inputs[0], _elem(args[0]), onnx_only=False)
+        self.graph(body)
+        if not node.outputs or not body.outputs:
+            return []
+        result = self.type(body.outputs[0])
+        flatten = "flatten" in node.attributes and node.attributes["flatten"].as_int()
+        if flatten:
+            return [result if result.kind == "list" else ValueType.opaque("list")]
+        return [ValueType.list(result)]
+
+    # -- namu ops -------------------------------------------------------------------
+    def task(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        signature = self.tasks.get(node.attributes["task"].as_string())
+        if signature is None:
+            return [_OBJECT] * len(node.outputs)
+        signature.check(node, args)
+        return [signature.returns]
+
+    def unpack(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        source, n = args[0], len(node.outputs)
+        if source.items is not None:
+            if len(source.items) != n:
+                fail(node, f"cannot unpack {source} into {n} values", TypeCheckError)
+            return list(source.items)
+        return [_elem(source)] * n
+
+    def get_item(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+        container = args[0]
+        index = _constant_int(node.inputs[1]) if len(node.inputs) > 1 else None
+        if container.items is not None and index is not None and -len(container.items) <= index < len(container.items):
+            return [container.items[index]]
+        return [_elem(container)] if container.kind in ("list", "str") else [_OBJECT]
+
+
+def _declared(value: ir.Value) -> bool:
+    """True when the IR gives ``value`` a type (ONNX, opaque metadata, or set in memory)."""
+    return value.type is not None or TYPE_KEY in value.metadata_props or "namu.vtype" in value.meta
+
+
+def _graphs(attr: ir.Attr) -> list[ir.Graph]:
+    if attr.type == ir.AttributeType.GRAPH:
+        return [attr.as_graph()]
+    if attr.type == ir.AttributeType.GRAPHS:
+        return list(attr.as_graphs())
+    return []
+
+
+def _constant(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
+    if "value" in node.attributes:
+        tensor = node.attributes["value"].as_tensor()
+        scalar = _scalar(tensor.dtype) if tensor.shape.rank() == 0 else None
+        return None if scalar is None else [scalar]
+    simple = {"value_int": ValueType.int(), "value_string": ValueType.str()}
+    return next(([t] for name, t in simple.items() if name in node.attributes), None)
+
+
+def _cast(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
+    scalar = _scalar(ir.DataType(node.attributes["to"].as_int()))
+    return None if scalar is None else [scalar]
+
+
+def _sequence_empty(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
+    dtype = ir.DataType(node.attributes["dtype"].as_int()) if "dtype" in node.attributes else ir.DataType.FLOAT
+    scalar = _scalar(dtype)
+    return None if scalar is None else [ValueType.list(scalar)]
+
+
+# One rule per op: (domain, op) -> the output types from the input types (None: unknown).
+_RULES: dict[tuple[str, str], Rule] = {
+    (ONNX_DOMAIN, "Constant"): _constant,
+    (ONNX_DOMAIN, "Identity"): lambda _, __, a: [a[0]],
+    (ONNX_DOMAIN, "Cast"): _cast,
+    (ONNX_DOMAIN, "Pow"): lambda _, __, a: [a[0]],  # ONNX: the base's type
+    (ONNX_DOMAIN, "StringConcat"): lambda *_: [ValueType.str()],
+    (ONNX_DOMAIN, "SequenceConstruct"): lambda _, __, a: [ValueType.list(_join_all(a))],
+    (ONNX_DOMAIN, "SequenceEmpty"): _sequence_empty,
+    (ONNX_DOMAIN, "SequenceAt"): lambda _, __, a: [_elem(a[0])],
+    (ONNX_DOMAIN, "SequenceLength"): lambda *_: [ValueType.int()],
+    (ONNX_DOMAIN, "SequenceInsert"): lambda _, __, a: [a[0]],
+    (ONNX_DOMAIN, "SequenceErase"): lambda _, __, a: [a[0]],
+    (ONNX_DOMAIN, "If"): _Inferer.if_,
+    (ONNX_DOMAIN, "Loop"): _Inferer.loop,
+    (NAMU_DOMAIN, "If"): _Inferer.if_,
+    (NAMU_DOMAIN, "Loop"): _Inferer.loop,
+    (NAMU_DOMAIN, "Map"): _Inferer.map,
+    (NAMU_DOMAIN, "Task"): _Inferer.task,
+    (NAMU_DOMAIN, "Identity"): lambda _, __, a: [a[0]],  # x: T = v -- the annotation wins
+    (NAMU_DOMAIN, "None"): lambda *_: [ValueType.opaque("NoneType")],
+    (NAMU_DOMAIN, "List"): lambda *_: [ValueType.opaque("list")],
+    (NAMU_DOMAIN, "Tuple"): lambda _, __, a: [ValueType.opaque("tuple", items=tuple(a))],
+    (NAMU_DOMAIN, "Dict"): lambda *_: [ValueType.opaque("dict")],
+    (NAMU_DOMAIN, "Unpack"): _Inferer.unpack,
+    (NAMU_DOMAIN, "GetItem"): _Inferer.get_item,
+    (NAMU_DOMAIN, "Len"): lambda *_: [ValueType.int()],
+    (NAMU_DOMAIN, "ToList"): lambda _, __, a: [ValueType.list(_elem(a[0]))],
+}
