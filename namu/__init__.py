@@ -47,6 +47,7 @@ from namu.errors import (
     UnhashableValue,
     WorkflowSyntaxError,
 )
+from namu.frontend.slot import Slot, slot
 from namu.frontend.task import Task, task
 from namu.frontend.workflow import Workflow, workflow
 from namu.runtime.artifact import Artifact
@@ -68,6 +69,7 @@ __all__ = [
     "RunCancelledError",
     "RunResult",
     "SkippedItem",
+    "Slot",
     "StaleArtifactError",
     "Task",
     "TaskDefinitionError",
@@ -82,6 +84,7 @@ __all__ = [
     "__version__",
     "compile",
     "load",
+    "slot",
     "task",
     "workflow",
 ]

@@ -16,7 +16,8 @@ How each construct lowers:
 * ``for x in xs``: a ``Loop`` over ``SequenceAt`` if the body carries a variable from
   one iteration to the next, else a ``namu.Map`` fan-out;
 * list comprehensions: ``namu.Map`` fan-outs, nested generators flattened;
-* calls: ``namu.Task`` for tasks, a ``namu.workflow`` function call for sub-workflows.
+* calls: ``namu.Task`` for tasks, a ``namu.workflow`` function call for sub-workflows,
+  ``namu.Slot`` for role slots (``namu.slot``), bound to tasks by ``resolve-slots``.
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ import builtins
 import dataclasses
 import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections import ChainMap
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
 from namu.frontend.liveness import assigned_names, expr_loads, live_before, target_names
+from namu.frontend.slot import Slot
 from namu.frontend.source import FunctionSource
 from namu.frontend.task import Task
 from namu.frontend.workflow import Workflow
-from namu.ir.metadata import SPAN_KEY, Parameter, Signature, TaskEntry
+from namu.ir.metadata import INLINE_KEY, SPAN_KEY, Parameter, Signature, TaskEntry
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN, opset_imports
 from namu.ir.types import ValueType, from_annotation, set_type, type_of
 
@@ -104,13 +107,15 @@ class _Return:
 class _Scope:
     """One graph under construction: a main graph, a function body or a subgraph."""
 
-    def __init__(self, env: dict[str, ir.Value]) -> None:
+    def __init__(self, env: MutableMapping[str, ir.Value]) -> None:
         self.env = env
         self.nodes: list[ir.Node] = []
         self.produced: set[int] = set()  # ids of values produced in this scope
 
     def child(self) -> _Scope:
-        return _Scope(dict(self.env))
+        """A nested scope: sees this scope's variables; its assignments stay its own
+        (O(1): a ChainMap layer, not a copy, so long workflows lower in linear time)."""
+        return _Scope(ChainMap({}, self.env))
 
 
 class CompileContext:
@@ -153,9 +158,12 @@ class CompileContext:
                 key = f"{task.name}_{i}"
             self.tasks[key] = task
             self._task_keys[id(task)] = key
+            if task.fallback is not None:  # a fallback is called by the runtime: table it too
+                self.task_key(task.fallback)
         return key
 
     def task_table(self) -> list[TaskEntry]:
+        """One :class:`TaskEntry` per task called, with its parameter and return types."""
         entries = []
         for key, task in self.tasks.items():
             fn = task.fn
@@ -163,6 +171,19 @@ class CompileContext:
                 file = inspect.getsourcefile(fn) or ""
             except TypeError:
                 file = ""
+            try:
+                hints = inspect.get_annotations(fn, eval_str=True)
+            except Exception:  # noqa: BLE001 - unresolvable string annotations are opaque
+                hints = {}
+            prefix = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+            params = [
+                Parameter(
+                    name=prefix.get(p.kind, "") + p.name,
+                    type=str(from_annotation(hints.get(p.name, inspect.Parameter.empty))),
+                    has_default=p.default is not inspect.Parameter.empty,
+                )
+                for p in task.signature.parameters.values()
+            ]
             entries.append(
                 TaskEntry(
                     key=key,
@@ -171,7 +192,11 @@ class CompileContext:
                     file=os.path.abspath(file) if file else "",
                     digest=task.digest,
                     is_async=task.is_async,
-                    options=task.options,
+                    options=task.options if task.fallback is None else task.options.model_copy(
+                        update={"fallback": self._task_keys[id(task.fallback)]}
+                    ),
+                    params=params,
+                    returns=str(task.return_type),
                 )
             )
         return entries
@@ -387,11 +412,10 @@ class _Lowering:
         """Lower a statement list; return what it returns (``None`` if it falls through)."""
         stmts = list(stmts)
         for i, stmt in enumerate(stmts):
-            rest = stmts[i + 1 :]
-            if isinstance(stmt, ast.If) and rest and _contains_return(stmt) and not _terminates([stmt]):
+            if isinstance(stmt, ast.If) and i + 1 < len(stmts) and _contains_return(stmt) and not _terminates([stmt]):
                 # `if c: return a` followed by more code: the rest runs on every path of
                 # the `if` that falls through, so it moves to the end of those paths.
-                stmts = stmts[:i] + [_append_rest(stmt, rest)]
+                stmts = stmts[:i] + [_append_rest(stmt, stmts[i + 1 :])]
                 break
         # Backward liveness once for the whole block: live[i] holds after statement i.
         live = [set(live_out)] * len(stmts)
@@ -408,9 +432,9 @@ class _Lowering:
         return None
 
     def _stmt(self, stmt: ast.stmt, scope: _Scope, live_after: set[str]) -> _Return | None:
-        for kind, message in _REJECTED_STMTS.items():
-            if isinstance(stmt, kind):
-                self.src.fail(stmt, message)
+        message = _REJECTED_STMTS.get(type(stmt))
+        if message is not None:
+            self.src.fail(stmt, message)
         if isinstance(stmt, ast.Return):
             return self._return(stmt, scope)
         if isinstance(stmt, ast.Assign):
@@ -758,9 +782,9 @@ class _Lowering:
 
     # ------------------------------------------------------------------ expressions
     def _expr(self, node: ast.expr, scope: _Scope) -> ir.Value:
-        for kind, message in _REJECTED_EXPRS.items():
-            if isinstance(node, kind):
-                self.src.fail(node, message)
+        message = _REJECTED_EXPRS.get(type(node))
+        if message is not None:
+            self.src.fail(node, message)
         if isinstance(node, ast.Constant):
             return self._const(scope, node.value, node)
         if isinstance(node, ast.Name):
@@ -989,7 +1013,7 @@ class _Lowering:
                     if not hasattr(obj, attr):
                         self.src.fail(func, f"`{ast.unparse(func)}` does not exist")
                     obj = getattr(obj, attr)
-                if isinstance(obj, (Task, Workflow)):
+                if isinstance(obj, (Task, Workflow, Slot)):
                     return obj
         self.src.fail(func, f"cannot call `{ast.unparse(func)}` in a workflow: only @namu.task and @namu.workflow functions can be called")
 
@@ -1010,6 +1034,8 @@ class _Lowering:
             return self._emit1(scope, "Len", [value], ValueType.int(), node, domain=NAMU_DOMAIN, names=["length"])
         if isinstance(callee, Task):
             return self._task_call(node, callee, scope)
+        if isinstance(callee, Slot):
+            return self._slot_call(node, callee, scope)
         if isinstance(callee, Workflow):
             return self._workflow_call(node, callee, scope)
         name = ast.unparse(node.func)
@@ -1024,13 +1050,22 @@ class _Lowering:
 
     def _task_call(self, node: ast.Call, task: Task, scope: _Scope) -> ir.Value:
         self._bind_check(node, task.signature, task.name)
+        args, kwnames = self._call_inputs(node, scope)
+        attrs: list[ir.Attr] = [ir.AttrString("task", self.ctx.task_key(task)), *kwnames]
+        return self._emit1(scope, "Task", args, task.return_type, node, domain=NAMU_DOMAIN, attrs=attrs, names=[task.name])
+
+    def _slot_call(self, node: ast.Call, slot: Slot, scope: _Scope) -> ir.Value:
+        """``llm(prompt)``: ``namu.Slot <slot="llm">``, bound to a task by ``resolve-slots``."""
+        args, kwnames = self._call_inputs(node, scope)
+        attrs: list[ir.Attr] = [ir.AttrString("slot", slot.name), *kwnames]
+        return self._emit1(scope, "Slot", args, slot.return_type, node, domain=NAMU_DOMAIN, attrs=attrs, names=[slot.name])
+
+    def _call_inputs(self, node: ast.Call, scope: _Scope) -> tuple[list[ir.Value], list[ir.Attr]]:
+        """A call's inputs (positional, then keyword values) and its ``kwnames`` attribute, if any."""
         args = [self._expr(a, scope) for a in node.args]
         kwnames = [kw.arg for kw in node.keywords]
         args += [self._expr(kw.value, scope) for kw in node.keywords]
-        attrs: list[ir.Attr] = [ir.AttrString("task", self.ctx.task_key(task))]
-        if kwnames:
-            attrs.append(ir.AttrStrings("kwnames", kwnames))  # type: ignore[arg-type]
-        return self._emit1(scope, "Task", args, task.return_type, node, domain=NAMU_DOMAIN, attrs=attrs, names=[task.name])
+        return args, [ir.AttrStrings("kwnames", kwnames)] if kwnames else []  # type: ignore[arg-type]
 
     def _workflow_call(self, node: ast.Call, wf: Workflow, scope: _Scope) -> ir.Value:
         self._bind_check(node, wf.signature, wf.name)
@@ -1066,6 +1101,8 @@ def _lower_function(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: 
     name = ctx.fresh(wf.name)
     graph.name = name
     function = ir.Function(WORKFLOW_DOMAIN, name, graph=graph, attributes=[])
+    if not wf.inline:
+        function.metadata_props[INLINE_KEY] = "false"  # inline-functions keeps its calls
     ctx.functions[name] = function
     ctx.function_signatures[name] = sig
     ctx._function_names[id(wf)] = name

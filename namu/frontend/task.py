@@ -32,13 +32,16 @@ class Task:
         options: the validated :class:`~namu.ir.metadata.TaskOptions`.
         name: the task's name in the IR (``options.name`` or the function's name).
         is_async: the function is an ``async def``.
+        fallback: the task called instead when a call still fails after its retries
+            (``@namu.task(fallback=...)``), or None.
     """
 
-    def __init__(self, fn: Callable[..., Any], options: TaskOptions) -> None:
+    def __init__(self, fn: Callable[..., Any], options: TaskOptions, fallback: Task | None = None) -> None:
         if not callable(fn) or not hasattr(fn, "__code__"):
             raise TaskDefinitionError(f"@namu.task needs a function, got {fn!r}")
         self.fn = fn
         self.options = options
+        self.fallback = fallback
         self.name: str = options.name or fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
         self._digest: str | None = None
@@ -90,6 +93,7 @@ def task(
     mode: str | None = ...,
     placement: str | None = ...,
     priority: int | None = ...,
+    fallback: Task | None = ...,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -100,7 +104,9 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         fn: the function (when used without parentheses).
         **options: see :class:`~namu.ir.metadata.TaskOptions`: ``name``, ``version``,
             ``retries``, ``timeout_s``, ``pure``, ``cache``, ``on_error``, ``mode``,
-            ``placement``, ``priority``.
+            ``placement``, ``priority``, ``fallback`` (another :class:`Task`, called
+            with the same arguments when a call still fails after its retries or
+            times out; its result is used instead).
 
     Returns:
         A :class:`Task`, or a decorator producing one.
@@ -108,6 +114,11 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Raises:
         TaskDefinitionError: an option is unknown or has an invalid value.
     """
+    fallback = options.get("fallback")
+    if fallback is not None:
+        if not isinstance(fallback, Task):
+            raise TaskDefinitionError(f"invalid @namu.task options: fallback: expected a @namu.task, got {fallback!r}")
+        options = {**options, "fallback": fallback.name}  # the frontend maps it to its task-table key
     try:
         validated = TaskOptions(**options)
     except pydantic.ValidationError as exc:
@@ -120,6 +131,6 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     def decorate(f: Callable[..., Any]) -> Task:
         if isinstance(f, Task):
             raise TaskDefinitionError(f"{f.name} is already a namu task")
-        return Task(f, validated)
+        return Task(f, validated, fallback)
 
     return decorate(fn) if fn is not None else decorate

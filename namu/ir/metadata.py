@@ -26,6 +26,11 @@ __all__ = [
     "SIGNATURE_KEY",
     "SPAN_KEY",
     "CALL_SPAN_KEY",
+    "FREE_KEY",
+    "PRIORITY_KEY",
+    "DIGEST_KEY",
+    "INLINE_KEY",
+    "SYMBOL_KEY",
     "TASKS_KEY",
     "Parameter",
     "Passport",
@@ -42,6 +47,16 @@ PASSPORT_KEY = "namu.passport"
 SPAN_KEY = "namu.span"
 #: after inlining: the span of the sub-workflow call a node was inlined through.
 CALL_SPAN_KEY = "namu.call_span"
+#: after plan-lifetimes: JSON list of the names of the values whose last use is the node.
+FREE_KEY = "namu.free"
+#: after assign-priorities: the node's critical-path priority (a decimal integer).
+PRIORITY_KEY = "namu.priority"
+#: after resolve-symbols: ``module.qualname`` of a called task, or a called function's name.
+SYMBOL_KEY = "namu.symbol"
+#: after resolve-symbols: the source digest of a called task.
+DIGEST_KEY = "namu.digest"
+#: on a sub-workflow FunctionProto: ``"false"`` keeps its calls (``@namu.workflow(inline=False)``).
+INLINE_KEY = "namu.inline"
 
 
 class _Strict(pydantic.BaseModel):
@@ -72,6 +87,10 @@ class TaskOptions(_Strict):
             None: the compile's default placement.
         priority: added to the critical-path priority of the task's calls in the
             kernel's ready queue (higher runs first). None: the compile's default (0).
+        fallback: the task-table key of the task called, with the same arguments, when
+            a call still fails after its retries (or times out); its result is used
+            instead. ``@namu.task(fallback=other_task)`` takes the task itself; the
+            frontend stores its key. None: no fallback.
     """
 
     name: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -84,6 +103,7 @@ class TaskOptions(_Strict):
     mode: Literal["inline", "thread"] | None = None
     placement: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     priority: int | None = pydantic.Field(default=None, strict=True)
+    fallback: str | None = None
 
 
 class TaskEntry(_Strict):
@@ -97,6 +117,12 @@ class TaskEntry(_Strict):
         digest: ``sha256:<hex>`` of the task's source text.
         is_async: the task is an ``async def``.
         options: the task's validated options.
+        params: the task's parameters in order, each with the string form of its
+            annotation's :class:`~namu.ir.types.ValueType` (``"object"`` when
+            unannotated); a ``*args`` parameter is named ``"*args"``, a ``**kwargs``
+            one ``"**kwargs"`` (as ``inspect.Signature`` prints them). None: unknown
+            (artifacts older than the field); ``infer-types`` then skips the check.
+        returns: the string form of the return annotation's type (``"object"`` if none).
     """
 
     key: str
@@ -106,6 +132,8 @@ class TaskEntry(_Strict):
     digest: str
     is_async: bool = False
     options: TaskOptions = TaskOptions()
+    params: list[Parameter] | None = None
+    returns: str = "object"
 
 
 class TaskTable(_Strict):

@@ -11,7 +11,9 @@
           return %r
       return %y, %ys
 
-Values are written ``%name``; a missing optional input is ``_``. ``Constant`` nodes show
+Values are written ``%name``; a missing optional input is ``_``. The option attributes
+of a task call (``retries``, ``timeout_s``, ``cache``, ``priority``, ``placement``) are
+shown only where they differ from no-retries, no-limit, no-cache, 0 and ``local``. ``Constant`` nodes show
 their literal value. Graph attributes (``If`` branches, ``Loop`` and ``Map`` bodies) are
 listed under their node with their inputs and a final ``return`` line. Functions (the
 ``namu.workflow`` domain, if any survived inlining) follow the main graph. The trailing
@@ -146,13 +148,21 @@ def _args(node: ir.Node) -> str:
     return ", ".join(_name(v) for v in inputs)
 
 
+#: option attributes of ``namu.Task`` (filled by expand-defaults) not shown at their
+#: neutral values: a listing shows the policies a call really has.
+_NEUTRAL_TASK_ATTRS: dict[str, Any] = {"retries": 0, "timeout_s": 0.0, "cache": 0, "priority": 0, "placement": "local"}
+
+
 def _attrs(node: ir.Node) -> str:
     parts = []
+    task = node.domain == "namu" and node.op_type == "Task"
     for attr in node.attributes.values():
         if attr.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS):
             continue  # listed under the node
         if node.domain == "" and node.op_type == "Constant" and attr.name == "value":
             continue  # shown as the argument
+        if task and attr.name in _NEUTRAL_TASK_ATTRS and attr.value == _NEUTRAL_TASK_ATTRS[attr.name]:
+            continue
         parts.append(f"{attr.name}={_attr_value(node, attr)}")
     return f"[{', '.join(parts)}]" if parts else ""
 

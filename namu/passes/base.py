@@ -9,7 +9,7 @@ between runs: the pipeline makes a fresh instance for every run.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import onnx_ir as ir
@@ -32,12 +32,13 @@ class PassContext:
         config: the compile's options.
         tasks: the task table's keys bound to the live ``@namu.task`` objects (empty when
             passes run over a loaded or hand-written model). Passes that evaluate or add
-            tasks (``fold-constants``, ``resolve-slots``) use it.
+            tasks (``fold-constants``, ``resolve-slots``) use it; a pass that adds a task
+            to the task table adds it here too, and the compiled artifact runs it.
         pipeline: names of the passes this compile runs, in order.
     """
 
     config: CompileConfig = dataclasses.field(default_factory=CompileConfig)
-    tasks: Mapping[str, Task] = dataclasses.field(default_factory=dict)
+    tasks: MutableMapping[str, Task] = dataclasses.field(default_factory=dict)
     pipeline: tuple[str, ...] = ()
 
 

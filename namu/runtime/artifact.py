@@ -20,6 +20,7 @@ from namu.runtime.cache import open_disk_cache
 from namu.runtime.checkpoint import Journal
 from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY, EXECUTORS
 from namu.runtime.inputs import InputBinder
+from namu.runtime.partitions import prepare_model
 from namu.runtime.result import RunObserver, RunResult, RunState, enter_run, exit_run
 from namu.runtime.tasks import SkipItem, TaskBinding
 
@@ -112,8 +113,9 @@ class Artifact:
                     bindings = self.bindings
                     if journaled:
                         bindings = {k: b.for_checkpoint() for k, b in self.bindings.items()}
-                    prepared = cls(bindings, self._functions(), observed=observed, task_mode=task_mode)
-                    runner = self._runners[key] = prepared.prepare(self.model.graph)
+                    prepared = cls(bindings, self._functions(), observed=observed, task_mode=task_mode, passport=self.passport)
+                    wire_timeout_s = self.passport.options.get("wire_timeout_s")
+                    runner = self._runners[key] = prepare_model(prepared, self.model, wire_timeout_s)
         return runner
 
     def _functions(self) -> dict[str, ir.Function]:

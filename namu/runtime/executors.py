@@ -9,24 +9,34 @@ They differ only in scheduling:
   liveness); Rust runs the control flow and builtin ops and drives the task calls;
 * :class:`ReferenceExecutor` walks the nodes in their stored (topological) order with a
   dict of values. It is the semantic oracle the kernel is tested against.
+
+Both run a ``namu.Gate`` as the op it guards under the gate's policy (retries, timeout,
+backoff, fallback), drop every value right after its last use (the reference from the
+``namu.free`` lists plan-lifetimes stamps, the kernel from its own use counts), and the
+kernel orders its ready queue by the ``namu.priority`` of assign-priorities where that
+can matter (see :meth:`KernelExecutor.plan`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import onnx_ir as ir
 
+from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import captures, node_captures
 from namu.runtime.async_bridge import driver_factory
 from namu.runtime.ops import (
     ErrorHandler,
+    GatePolicy,
     SubgraphRunner,
     build_node,
     constant_of,
+    gate_body,
     is_constant,
     map_flatten,
     native_op,
@@ -36,15 +46,25 @@ from namu.runtime.ops import (
 )
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
+from namu.runtime.wire import recv_coroutine_fn
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
 
 #: most async task calls one run keeps in flight (NeuraCraft's default cap).
 DEFAULT_MAX_CONCURRENCY = 256
+#: the pass after which retries, timeouts and fallbacks run only where a ``namu.Gate`` says.
+GATES_PASS = "insert-resilience-gates"
 
 
 class Executor:
-    """Base: prepares graphs (and their subgraphs) into runners."""
+    """Base: prepares graphs (and their subgraphs) into runners.
+
+    Args:
+        passport: the artifact's compile passport. When it lists insert-resilience-gates,
+            a task's retries, timeout and fallback apply only where a ``namu.Gate``
+            guards the call; without it (older artifacts, hand-built models) every call
+            applies its task's options, as before gates existed.
+    """
 
     name = "?"
 
@@ -55,6 +75,7 @@ class Executor:
         *,
         observed: bool = False,
         task_mode: str = "inline",
+        passport: Passport | None = None,
     ) -> None:
         if task_mode not in ("inline", "thread"):
             raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
@@ -63,6 +84,8 @@ class Executor:
         self.observed = observed
         #: how sync tasks run on the kernel (the reference runs everything in order)
         self.task_mode = task_mode
+        #: policies come from gates only (see :func:`namu.runtime.ops.task_call_site`)
+        self.gated = passport is not None and GATES_PASS in passport.passes
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         return self.prepare(graph, captures)
@@ -72,46 +95,79 @@ class Executor:
 
 
 class ReferenceExecutor(Executor):
-    """Evaluate nodes one by one in their stored order; values live in a dict."""
+    """Evaluate nodes one by one in their stored order; values live in a dict, and each
+    leaves it right after its last use (:func:`free_lists`)."""
 
     name = "reference"
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
         params = [*graph.inputs, *captures]
-        Step = tuple[Callable[..., Any] | None, ErrorHandler | None, Any, list[ir.Value | None], list[ir.Value]]
+        Step = tuple[
+            Callable[..., Any] | None, ErrorHandler | None, Any, list[ir.Value | None], list[ir.Value], list[int]
+        ]
         steps: list[Step] = []
-        for node in graph:
+        for node, free in zip(graph, free_lists(graph, params)):
+            drop = [id(v) for v in free]
             const = constant_of(node)
             if is_constant(const):
-                steps.append((None, None, const, [], list(node.outputs)))
+                steps.append((None, None, const, [], list(node.outputs), drop))
                 continue
             inputs = [*node.inputs, *node_captures(node)]
             fn, handler = build_node(node, self)
-            steps.append((fn, handler, None, inputs, list(node.outputs)))
+            steps.append((fn, handler, None, inputs, list(node.outputs), drop))
         outputs = list(graph.outputs)
 
         def run(values: list[Any], **_options: Any) -> list[Any]:
             env: dict[int, Any] = {id(p): v for p, v in zip(params, values)}
-            for fn, handler, const, inputs, outs in steps:
+            for fn, handler, const, inputs, outs, drop in steps:
                 if fn is None:
                     env[id(outs[0])] = const
-                    continue
-                try:
-                    result = fn(*[None if v is None else env[id(v)] for v in inputs])
-                except Exception as exc:
-                    if handler is None:
-                        raise
-                    raise handler(exc) from exc
-                if len(outs) == 1:
-                    env[id(outs[0])] = result
-                elif outs:
-                    if len(result) != len(outs):
-                        raise ValueError(f"op returned {len(result)} values, expected {len(outs)}")
-                    for o, r in zip(outs, result):
-                        env[id(o)] = r
+                else:
+                    try:
+                        result = fn(*[None if v is None else env[id(v)] for v in inputs])
+                    except Exception as exc:
+                        if handler is None:
+                            raise
+                        raise handler(exc) from exc
+                    if len(outs) == 1:
+                        env[id(outs[0])] = result
+                    elif outs:
+                        if len(result) != len(outs):
+                            raise ValueError(f"op returned {len(result)} values, expected {len(outs)}")
+                        for o, r in zip(outs, result):
+                            env[id(o)] = r
+                    del result
+                for key in drop:
+                    env.pop(key, None)
             return [env[id(o)] for o in outputs]
 
         return run
+
+
+def free_lists(graph: ir.Graph, params: Sequence[ir.Value]) -> list[Sequence[ir.Value]]:
+    """Per node of ``graph``, in order, the values whose last use it is (never an output).
+
+    The ``namu.free`` lists plan-lifetimes stamped, when the graph has them; else the
+    same analysis run here (:func:`namu.passes.plan_lifetimes.last_uses`).
+
+    Args:
+        graph: the graph.
+        params: the values the graph's runner receives: its inputs, then the outer values
+            it reads (stamped names are resolved among these and the nodes' outputs).
+    """
+    nodes = list(graph)
+    if not any(FREE_KEY in node.metadata_props for node in nodes):
+        # Imported here: namu.passes imports the runtime.
+        from namu.passes.plan_lifetimes import last_uses
+
+        return last_uses(graph)
+    by_name = {v.name: v for v in params}
+    by_name.update((v.name, v) for node in nodes for v in node.outputs)
+    lists: list[Sequence[ir.Value]] = []
+    for node in nodes:
+        names = json.loads(node.metadata_props.get(FREE_KEY, "[]"))
+        lists.append([by_name[name] for name in names if name in by_name])
+    return lists
 
 
 class KernelExecutor(Executor):
@@ -160,7 +216,17 @@ class KernelExecutor(Executor):
 
     def plan(self, graph: ir.Graph, inputs: Sequence[ir.Value], outer: Sequence[ir.Value]) -> Any:
         """The native ``Plan`` of ``graph``: ``inputs`` are its run inputs, ``outer`` the
-        values it reads from the enclosing context."""
+        values it reads from the enclosing context.
+
+        The plan's ready queue uses the nodes' ``namu.priority`` (assign-priorities'
+        critical-path ranks) only when the plan can overlap work (``plan.concurrent``:
+        thread- or async-mode calls, here or in a body) and holds no ``namu.Recv``
+        (here or in a body). An inline plan runs one node at a time, so no order finishes
+        sooner, and priority 0 everywhere keeps source order (the kernel breaks ties by
+        the lowest node index): side effects happen in program order. A blocking
+        receive must keep source order too, or it could wait for a send that a
+        reordering put after it.
+        """
         from namu._kernel import Plan
 
         slots: dict[int, int] = {}
@@ -175,6 +241,7 @@ class KernelExecutor(Executor):
         outer_slots = [(slot(v), self._key(v)) for v in outer]
         nodes: list[tuple[Any, list[int], list[int]]] = []
         handlers: list[ErrorHandler | None] = []
+        priorities: list[int] = []
         constants: list[tuple[int, Any]] = []
         for node in graph:
             const = constant_of(node)
@@ -188,8 +255,13 @@ class KernelExecutor(Executor):
             op, handler = self._op(node, caps)
             nodes.append((op, in_slots, out_slots))
             handlers.append(handler)
+            priorities.append(int(node.metadata_props.get(PRIORITY_KEY, "0")))
         output_slots = [slot(v) for v in graph.outputs]
-        return Plan(len(slots), nodes, input_slots, output_slots, constants, error_handlers=handlers, outer=outer_slots)
+        spec = (len(slots), nodes, input_slots, output_slots, constants)
+        plan = Plan(*spec, error_handlers=handlers, outer=outer_slots)
+        if any(priorities) and plan.concurrent and not _receives(graph):
+            plan = Plan(*spec, priorities=priorities, error_handlers=handlers, outer=outer_slots)
+        return plan
 
     def _body(self, graph: ir.Graph) -> Any:
         return self.plan(graph, list(graph.inputs), captures(graph))
@@ -203,8 +275,14 @@ class KernelExecutor(Executor):
             return ("native", native), span_note(node)
         if domain == NAMU_DOMAIN and op_type == "Task":
             return self._task(node)
+        if domain == NAMU_DOMAIN and op_type == "Gate":
+            return self._gate(node)
         if domain == NAMU_DOMAIN and op_type == "Map":
             return self._map(node, keys), None
+        if domain == NAMU_DOMAIN and op_type == "Recv":  # awaited: the run loop never blocks on a wire
+            return ("call", recv_coroutine_fn(node), "async"), None
+        if domain == NAMU_DOMAIN and op_type == "Fused":
+            return self._fused(node.attributes["body"].as_graph()), None
         if domain in ("", NAMU_DOMAIN) and op_type == "If":
             then_plan = self._body(node.attributes["then_branch"].as_graph())
             else_plan = self._body(node.attributes["else_branch"].as_graph())
@@ -229,6 +307,38 @@ class KernelExecutor(Executor):
             return fn, handler
         return ("call", fn, "thread"), handler
 
+    def _fused(self, body: ir.Graph) -> tuple[Any, ...]:
+        """A ``namu.Fused`` node: one ``("seq", steps)`` op calling its body's ops one after
+        another, each step with its own error handler (so an error names its task). A
+        body with a step that is not an inline call or a native op (``task_mode="thread"``
+        runs tasks on the pool) runs as a function plan instead, each op as if unfused."""
+        values = {id(v): i for i, v in enumerate(body.inputs)}
+        steps: list[tuple[Any, list[int], ErrorHandler | None]] = []
+        for inner in body:
+            op, handler = self._op(inner, [])
+            inline = callable(op) or op[0] == "native"
+            if not inline or len(inner.outputs) != 1 or any(v is None or id(v) not in values for v in inner.inputs):
+                return ("function", self._body(body))
+            steps.append((op, [values[id(v)] for v in inner.inputs], handler))
+            values[id(inner.outputs[0])] = len(values)
+        if not steps or [values.get(id(v)) for v in body.outputs] != [len(values) - 1]:
+            return ("function", self._body(body))
+        return ("seq", steps)
+
+    def _gate(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
+        """A ``namu.Gate``: the task it guards, called in its mode with the gate's policy;
+        any other op (a ``namu.Recv``) as that op would run, under the gate's policy."""
+        inner = gate_body(node)
+        if inner.domain == NAMU_DOMAIN and inner.op_type == "Task":
+            return self._task(node)
+        policy = GatePolicy(node)
+        op, handler = self._op(inner, [])
+        if isinstance(op, tuple) and op[0] == "call":
+            return ("call", policy.guard(op[1], is_async=op[2] == "async"), op[2]), handler or span_note(inner)
+        if not callable(op) or isinstance(op, tuple):  # native or control flow: its Python meaning
+            op, handler = build_node(inner, self)
+        return policy.guard(op), handler or span_note(inner)
+
     def _map(self, node: ir.Node, keys: list[int]) -> tuple[Any, ...]:
         body = self._body(node.attributes["body"].as_graph())
         flatten = map_flatten(node)
@@ -236,6 +346,11 @@ class KernelExecutor(Executor):
         if self.observed:
             on_start, on_item_done = _fanout_started, _item_done
         return ("map", body, keys, flatten, _item_error, on_start, on_item_done)
+
+
+def _receives(graph: ir.Graph) -> bool:
+    """Whether a ``namu.Recv`` is anywhere in ``graph`` (bodies and gates included)."""
+    return any(node.op_type == "Recv" and node.domain == NAMU_DOMAIN for node in ir.traversal.RecursiveGraphIterator(graph))
 
 
 def _item_error(exc: BaseException, index: int) -> BaseException | None:

@@ -21,18 +21,28 @@ import onnx_ir as ir
 
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
-from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import node_captures
 from namu.runtime.result import SkippedItem, current_run
-from namu.runtime.tasks import SkipItem, TaskBinding, task_node
+from namu.runtime.tasks import (
+    RETRY_BASE_DELAY_S,
+    RETRY_MAX_DELAY_S,
+    SkipItem,
+    TaskBinding,
+    guarded,
+    task_node,
+)
+from namu.runtime.wire import recv_op, send_op
 
 __all__ = [
     "ErrorHandler",
+    "GatePolicy",
     "OpEnv",
     "SubgraphRunner",
     "build_node",
     "build_op",
     "constant_of",
+    "gate_body",
     "map_flatten",
     "native_op",
     "record_skip",
@@ -53,6 +63,9 @@ class OpEnv(Protocol):
     functions: dict[str, ir.Function]
     #: build task callables that report to the run's observer
     observed: bool
+    #: the model went through insert-resilience-gates: retries, timeouts and fallbacks
+    #: run only where a ``namu.Gate`` says (else a task's options apply at every call)
+    gated: bool
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         """Prepare ``graph`` to run with ``captures`` appended to its inputs."""
@@ -229,6 +242,12 @@ def build_node(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHand
     """
     if node.domain == NAMU_DOMAIN and node.op_type == "Task":
         return task_op(node, env)
+    if node.domain == NAMU_DOMAIN and node.op_type == "Gate":
+        inner = gate_body(node)
+        if inner.domain == NAMU_DOMAIN and inner.op_type == "Task":
+            return task_op(node, env)
+        fn, handler = build_node(inner, env)
+        return GatePolicy(node).guard(fn), handler or span_note(inner)
     return build_op(node, env), None
 
 
@@ -271,8 +290,14 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return _with_span(_unpack(len(node.outputs)), node)
         if op == "Map":
             return _map(node, env)
-    if domain == WORKFLOW_DOMAIN and op in env.functions:
-        return _call_function(node, env)
+        if op == "Send":
+            return send_op(node)
+        if op == "Recv":
+            return recv_op(node)
+        if op == "Fused":
+            return _call_graph(node.attributes["body"].as_graph(), node, env)
+    if domain in (WORKFLOW_DOMAIN, PARTITION_DOMAIN) and op in env.functions:  # a partition: the launcher's call
+        return _call_graph(env.functions[op].graph, node, env)
     if domain in ("", NAMU_DOMAIN):
         if op == "If":
             return _if(node, env)
@@ -302,10 +327,115 @@ def _unpack(n: int) -> Callable[[Any], tuple[Any, ...]]:
 
 
 def task_call_site(node: ir.Node, env: OpEnv) -> tuple[TaskBinding, list[str], str]:
-    """A ``namu.Task`` node's task binding, keyword-argument names and call span."""
+    """A ``namu.Task`` node's (or the task a ``namu.Gate`` guards) task binding, under the
+    policy of the call, its keyword-argument names and its call span.
+
+    The policy: a gate's ``retries``, ``timeout_s``, backoff and ``fallback``; for a bare
+    task, none of those when the model went through insert-resilience-gates
+    (``env.gated``), else the node's ``retries``/``timeout_s`` attributes or, without
+    them (models older than expand-defaults), the task's options and ``fallback``. The
+    node's ``cache`` attribute, when present, overrides the task's ``cache`` option.
+
+    Raises:
+        IRVerificationError: a fallback task is not in the task table.
+    """
+    gate = None
+    if node.op_type == "Gate":
+        gate, node = node, gate_body(node)
     kwnames_attr = node.attributes.get("kwnames")
     kwnames = list(kwnames_attr.as_strings()) if kwnames_attr is not None else []
-    return env.tasks[node.attributes["task"].as_string()], kwnames, node.metadata_props.get(SPAN_KEY, "")
+    binding = env.tasks[node.attributes["task"].as_string()]
+    return _under_policy(binding, node, gate, env), kwnames, node.metadata_props.get(SPAN_KEY, "")
+
+
+def gate_body(node: ir.Node) -> ir.Node:
+    """The op a ``namu.Gate`` guards: the single node of its ``body`` (which reads the
+    body's inputs, the gate's inputs, in order and writes its outputs).
+
+    Raises:
+        IRVerificationError: the body does not hold exactly one node.
+    """
+    nodes = list(node.attributes["body"].as_graph())
+    if len(nodes) != 1:
+        raise IRVerificationError(
+            f"{node.metadata_props.get(SPAN_KEY, '?')}: a namu.Gate body must hold exactly one op, not {len(nodes)}"
+        )
+    return nodes[0]
+
+
+def _number(node: ir.Node, name: str, default: float) -> float:
+    """A numeric attribute; FLOAT attributes are float32, so round to float32 precision
+    (``timeout_s=0.05`` reads back as 0.05, not 0.0500000007)."""
+    attr = node.attributes.get(name)
+    return default if attr is None else float(f"{float(attr.value):.7g}")
+
+
+class GatePolicy:
+    """The policy a ``namu.Gate`` node carries (see insert-resilience-gates).
+
+    Attributes:
+        retries: retries after a failing call.
+        timeout_s: the limit of one attempt in seconds, or None (attribute 0: no limit).
+        backoff_base_s, backoff_max_s: the retry backoff (``retry_delay_s``).
+        fallback: the task-table key of the fallback task, or "".
+    """
+
+    def __init__(self, gate: ir.Node) -> None:
+        self.retries = int(_number(gate, "retries", 0))
+        self.timeout_s = _number(gate, "timeout_s", 0.0) or None
+        self.backoff_base_s = _number(gate, "backoff_base_s", RETRY_BASE_DELAY_S)
+        self.backoff_max_s = _number(gate, "backoff_max_s", RETRY_MAX_DELAY_S)
+        fallback = gate.attributes.get("fallback")
+        self.fallback = fallback.as_string() if fallback is not None else ""
+
+    def guard(self, fn: Callable[..., Any], is_async: bool = False) -> Callable[..., Any]:
+        """``fn`` (an op other than a task) retried and timed as the gate says."""
+        return guarded(
+            fn,
+            retries=self.retries,
+            timeout_s=self.timeout_s,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            is_async=is_async,
+        )
+
+
+def _fallback_binding(env: OpEnv, key: str | None, node: ir.Node) -> TaskBinding | None:
+    if not key:
+        return None
+    try:
+        return env.tasks[key]
+    except KeyError:
+        raise IRVerificationError(
+            f"{node.metadata_props.get(SPAN_KEY, '?')}: fallback task {key!r} is not in the task table"
+        ) from None
+
+
+def _under_policy(binding: TaskBinding, node: ir.Node, gate: ir.Node | None, env: OpEnv) -> TaskBinding:
+    """``binding`` with the policy of the call ``node`` (see :func:`task_call_site`);
+    ``binding`` itself when that is its own options, so plain calls stay direct."""
+    opts = binding.options
+    cache_attr = node.attributes.get("cache")
+    cache = bool(cache_attr.as_int()) if cache_attr is not None else opts.cache
+    if gate is not None:
+        policy = GatePolicy(gate)
+        return binding.with_policy(
+            retries=policy.retries,
+            timeout_s=policy.timeout_s,
+            cache=cache,
+            backoff_base_s=policy.backoff_base_s,
+            backoff_max_s=policy.backoff_max_s,
+            fallback=_fallback_binding(env, policy.fallback, gate),
+        )
+    if env.gated:
+        retries, timeout_s, fallback = 0, None, None
+    else:
+        retries = int(_number(node, "retries", opts.retries))
+        timeout_s = (_number(node, "timeout_s", 0.0) or None) if "timeout_s" in node.attributes else opts.timeout_s
+        fallback = _fallback_binding(env, opts.fallback, node)
+    if retries == opts.retries and timeout_s == opts.timeout_s and cache == opts.cache and fallback is None:
+        return binding
+    return binding.with_policy(retries=retries, timeout_s=timeout_s, cache=cache, fallback=fallback)
 
 
 def map_flatten(node: ir.Node) -> bool:
@@ -320,8 +450,10 @@ def task_op(node: ir.Node, env: OpEnv) -> tuple[Callable[..., Any], ErrorHandler
     return task_node(binding, kwnames, span, observed=env.observed)
 
 
-def _call_function(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
-    body = env.subgraph(env.functions[node.op_type].graph, [])
+def _call_graph(graph: ir.Graph, node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    """Run ``graph`` with the node's inputs as its inputs: a sub-workflow call, or a
+    ``namu.Fused`` node (its body's task calls in order, each with its own error handler)."""
+    body = env.subgraph(graph, [])
     adapt = _single(len(node.outputs))
     return lambda *args: adapt(body(list(args)))
 

@@ -8,13 +8,16 @@ the workflow line of the call, with the task's own exception chained.
 Order of a wrapped call: split keyword inputs -> look the call up in the run's journal
 (checkpointed runs), then in the task's caches (``cache``/``pure`` tasks: memory, then
 disk) -> on a miss run it (with retries, each attempt under the timeout) -> store the
-result in the caches and the journal -> report it to the observer.
+result in the caches and the journal -> report it to the observer. A call that still
+fails calls the task's fallback, if it has one (:meth:`TaskBinding.with_policy`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import functools
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -25,13 +28,14 @@ from namu.ir.metadata import TaskOptions
 from namu.runtime.async_bridge import run_coroutine
 from namu.runtime.cache import MemoryCache, memory_cache, result_key
 from namu.runtime.content import content_digest
-from namu.runtime.result import RunState, current_run
+from namu.runtime.result import RunState, current_run, enter_run, exit_run
 
 __all__ = [
     "RETRY_BASE_DELAY_S",
     "RETRY_MAX_DELAY_S",
     "SkipItem",
     "TaskBinding",
+    "guarded",
     "retry_delay_s",
     "task_callable",
     "task_coroutine_fn",
@@ -46,22 +50,30 @@ RETRY_MAX_DELAY_S = 1.0
 _rng = random.Random()
 
 
-def retry_delay_s(attempt: int, rng: random.Random = _rng) -> float:
+def retry_delay_s(
+    attempt: int,
+    rng: random.Random = _rng,
+    *,
+    base_s: float = RETRY_BASE_DELAY_S,
+    max_s: float = RETRY_MAX_DELAY_S,
+) -> float:
     """How long to wait before retry number ``attempt`` (0 for the first retry), in seconds.
 
     Exponential backoff with "full jitter" (Marc Brooker, "Exponential Backoff And
     Jitter", AWS Architecture Blog, 2015): a uniform draw in
-    ``[0, min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2**attempt)]``, so callers that
-    failed together do not retry in lockstep.
+    ``[0, min(max_s, base_s * 2**attempt)]``, so callers that failed together do not
+    retry in lockstep.
 
     Args:
         attempt: the number of retries already made (>= 0).
         rng: the random source (a seeded ``random.Random`` makes delays reproducible).
+        base_s: upper bound of the first retry's delay (a gate's ``backoff_base_s``).
+        max_s: cap of every delay (a gate's ``backoff_max_s``).
 
     Returns:
         The delay in seconds.
     """
-    ceiling_s = min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2.0 ** min(attempt, 64))
+    ceiling_s = min(max_s, base_s * 2.0 ** min(attempt, 64))
     return rng.uniform(0.0, ceiling_s)
 
 
@@ -82,9 +94,15 @@ class TaskBinding:
             every cache and checkpoint key, so an edited task never gets old results.
         journaled: the binding belongs to a checkpointed run's graph: every call goes
             through the wrapper, which records it (see :meth:`for_checkpoint`).
+        backoff_base_s, backoff_max_s: the retry backoff (:func:`retry_delay_s`).
+        fallback: the task called with the same arguments when a call still fails
+            after its retries (or times out), or None (see :meth:`with_policy`).
     """
 
-    __slots__ = ("key", "name", "fn", "options", "is_async", "digest", "journaled")
+    __slots__ = (
+        "key", "name", "fn", "options", "is_async", "digest", "journaled",
+        "backoff_base_s", "backoff_max_s", "fallback",
+    )
 
     def __init__(
         self,
@@ -96,6 +114,9 @@ class TaskBinding:
         digest: str = "",
         *,
         journaled: bool = False,
+        backoff_base_s: float = RETRY_BASE_DELAY_S,
+        backoff_max_s: float = RETRY_MAX_DELAY_S,
+        fallback: TaskBinding | None = None,
     ) -> None:
         self.key = key
         self.name = name
@@ -104,10 +125,58 @@ class TaskBinding:
         self.is_async = is_async
         self.digest = digest
         self.journaled = journaled
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.fallback = fallback
+
+    def _replace(self, options: TaskOptions, **changes: Any) -> TaskBinding:
+        fields = {
+            "journaled": self.journaled, "backoff_base_s": self.backoff_base_s,
+            "backoff_max_s": self.backoff_max_s, "fallback": self.fallback, **changes,
+        }
+        return TaskBinding(self.key, self.name, self.fn, options, self.is_async, self.digest, **fields)
 
     def for_checkpoint(self) -> TaskBinding:
         """This binding for graphs of checkpointed runs (every call journaled)."""
-        return TaskBinding(self.key, self.name, self.fn, self.options, self.is_async, self.digest, journaled=True)
+        fallback = self.fallback.for_checkpoint() if self.fallback is not None else None
+        return self._replace(self.options, journaled=True, fallback=fallback)
+
+    def with_policy(
+        self,
+        *,
+        retries: int,
+        timeout_s: float | None,
+        cache: bool,
+        backoff_base_s: float = RETRY_BASE_DELAY_S,
+        backoff_max_s: float = RETRY_MAX_DELAY_S,
+        fallback: TaskBinding | None = None,
+    ) -> TaskBinding:
+        """This task under one call site's policy: a ``namu.Gate``'s, or a node's attributes.
+
+        The options the task was declared with say what the compiler planned; the
+        executors run each call with the policy its node carries.
+
+        Args:
+            retries: retries after a failing call.
+            timeout_s: the limit of one attempt in seconds, or None.
+            cache: memoize results by argument value (``pure`` tasks always are).
+            backoff_base_s, backoff_max_s: the retry backoff (:func:`retry_delay_s`).
+            fallback: the task called with the same arguments when the call still fails
+                after its retries (or times out). Its own options apply to that call
+                (retries, timeout, cache), its own ``fallback`` and ``on_error`` do not:
+                this task's ``on_error`` decides what a call whose fallback failed too
+                does (``"skip"`` drops the fan-out item).
+
+        Returns:
+            A new binding (the same function, key, digest and journaling).
+        """
+        update = {"retries": retries, "timeout_s": timeout_s, "cache": cache, "fallback": fallback.key if fallback else None}
+        return self._replace(
+            self.options.model_copy(update=update),
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            fallback=fallback,
+        )
 
     def __repr__(self) -> str:
         return f"<TaskBinding {self.key} ({self.name}){' journaled' if self.journaled else ''}>"
@@ -116,9 +185,12 @@ class TaskBinding:
 def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float) -> Any:
     # A Python thread cannot be killed: on timeout the call is abandoned (it finishes in
     # the background and its result is dropped) and the run fails with TaskTimeoutError.
+    # The call runs in a copy of the caller's context: it still sees the run (journal,
+    # caches, the wire of a partitioned run).
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="namu-timeout")
+    context = contextvars.copy_context()
     try:
-        return pool.submit(fn, *args, **kwargs).result(timeout=timeout_s)
+        return pool.submit(context.run, fn, *args, **kwargs).result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
         raise TimeoutError(f"timed out after {timeout_s} s") from None
     finally:
@@ -135,6 +207,21 @@ def _task_error(binding: TaskBinding, span: str, exc: Exception) -> TaskError:
     message = f"task {binding.name!r} failed at {span}: {type(exc).__name__}: {exc}"
     error = cls(message, task=binding.name, span=span)
     error.__cause__ = exc
+    return error
+
+
+def _fallback_error(binding: TaskBinding, span: str, exc: Exception, failed: TaskError) -> TaskError:
+    """The error of a call whose fallback failed too: ``binding``'s task raised ``exc``, then
+    its fallback's call raised ``failed``. ``binding``'s ``on_error`` decides the class
+    (``SkipItem`` drops the fan-out item); the fallback's own exception is the cause."""
+    cause = failed.__cause__ if isinstance(failed.__cause__, Exception) else failed
+    cls = SkipItem if binding.options.on_error == "skip" else TaskError
+    message = (
+        f"task {binding.name!r} failed at {span}: {type(exc).__name__}: {exc}; "
+        f"its fallback {failed.task!r} failed too: {type(cause).__name__}: {cause}"
+    )
+    error = cls(message, task=binding.name, span=span)
+    error.__cause__ = cause
     return error
 
 
@@ -159,6 +246,7 @@ def task_node(
         or kwnames
         or observed
         or binding.journaled
+        or binding.fallback is not None
     )
     if not plain:
         return task_callable(binding, kwnames, span, observed=observed), None
@@ -173,6 +261,152 @@ def _splitter(kwnames: Sequence[str]) -> Callable[[tuple[Any, ...]], tuple[tuple
     if not n_kw:
         return lambda inputs: (inputs, {})
     return lambda inputs: (inputs[:-n_kw], dict(zip(names, inputs[-n_kw:])))
+
+
+def _retrying(
+    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """``invoke(args, kwargs)``: call ``fn`` up to ``1 + retries`` times, each attempt under
+    ``timeout_s``, waiting :func:`retry_delay_s` between attempts; the last error propagates."""
+
+    def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                if timeout_s is not None:
+                    return _timed_call(fn, args, kwargs, timeout_s)
+                return fn(*args, **kwargs)
+            except Exception:
+                if attempt >= retries:
+                    raise
+                time.sleep(retry_delay_s(attempt, base_s=base_s, max_s=max_s))
+                attempt += 1
+
+    return invoke
+
+
+def _retrying_async(
+    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """As :func:`_retrying` for a function returning awaitables: each attempt runs under
+    ``asyncio.timeout`` (so it is really cancelled) and the waits are ``asyncio.sleep``."""
+
+    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        done = 0
+        while True:
+            try:
+                awaitable = fn(*args, **kwargs)
+                if timeout_s is None:
+                    return await awaitable
+                deadline = asyncio.timeout(timeout_s)
+                try:
+                    async with deadline:
+                        return await awaitable
+                except TimeoutError:
+                    if deadline.expired():  # ours, not one the call raised itself
+                        raise TimeoutError(f"timed out after {timeout_s} s") from None
+                    raise
+            except Exception:
+                if done >= retries:
+                    raise
+                await asyncio.sleep(retry_delay_s(done, base_s=base_s, max_s=max_s))
+                done += 1
+
+    return invoke
+
+
+def guarded(
+    fn: Callable[..., Any],
+    *,
+    retries: int = 0,
+    timeout_s: float | None = None,
+    backoff_base_s: float = RETRY_BASE_DELAY_S,
+    backoff_max_s: float = RETRY_MAX_DELAY_S,
+    is_async: bool = False,
+) -> Callable[..., Any]:
+    """An op's callable under a ``namu.Gate``'s policy (gates around ops other than tasks,
+    such as a ``namu.Recv`` under ``CompileConfig.wire_timeout_s``).
+
+    Args:
+        fn: ``fn(*inputs)``; with ``is_async``, a function returning an awaitable.
+        retries, timeout_s, backoff_base_s, backoff_max_s: the gate's policy; a timed-out
+            synchronous attempt is abandoned in its thread, an async one cancelled.
+        is_async: ``fn`` returns awaitables; so does the result. Each attempt's awaitable
+            is made in the context ``call`` was called in, as without the gate (the op
+            may read it: the run's wire, for a receive).
+
+    Returns:
+        ``call(*inputs)``, raising the op's last error (``TimeoutError`` on a timeout).
+    """
+    if is_async:
+
+        def call_async(*inputs: Any) -> Coroutine[Any, Any, Any]:
+            context = contextvars.copy_context()
+            invoke_async = _retrying_async(functools.partial(context.run, fn), retries, timeout_s, backoff_base_s, backoff_max_s)
+            return invoke_async(inputs, {})
+
+        return call_async
+    invoke = _retrying(fn, retries, timeout_s, backoff_base_s, backoff_max_s)
+    return lambda *inputs: invoke(inputs, {})
+
+
+def _without_fallback(binding: TaskBinding) -> TaskBinding:
+    """A fallback is called with its own options, but never falls back itself."""
+    return binding if binding.fallback is None else binding._replace(binding.options, fallback=None)
+
+
+def _recovery(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Callable[[tuple[Any, ...], Exception], Any] | None:
+    """``recover(inputs, exc)`` for a synchronous call that failed with ``exc``: the
+    fallback's result, or the call's :class:`TaskError`; None without a fallback."""
+    if binding.fallback is None:
+        return None
+    call_fallback = task_callable(_without_fallback(binding.fallback), kwnames, span)
+
+    def recover(inputs: tuple[Any, ...], exc: Exception) -> Any:
+        try:
+            return call_fallback(*inputs)
+        except TaskError as failed:
+            raise _fallback_error(binding, span, exc, failed) from failed.__cause__
+
+    return recover
+
+
+def _in_run(state: RunState | None, fn: Callable[..., Any], inputs: tuple[Any, ...]) -> Any:
+    """``fn(*inputs)`` with ``state`` as the current run."""
+    token = enter_run(state)  # type: ignore[arg-type]
+    try:
+        return fn(*inputs)
+    finally:
+        exit_run(token)
+
+
+def _recovery_async(
+    binding: TaskBinding, kwnames: Sequence[str], span: str
+) -> Callable[[RunState | None, tuple[Any, ...], Exception], Coroutine[Any, Any, Any]] | None:
+    """As :func:`_recovery` for an async task's coroutine: an async fallback is awaited, a
+    synchronous one runs in a thread (``asyncio.to_thread``), both in the call's run."""
+    if binding.fallback is None:
+        return None
+    fallback = _without_fallback(binding.fallback)
+    if fallback.is_async:
+        make = task_coroutine_fn(fallback, kwnames, span)
+
+        async def call_fallback(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
+            return await _in_run(state, make, inputs)  # the coroutine captures the run when made
+
+    else:
+        call_sync = task_callable(fallback, kwnames, span)
+
+        async def call_fallback(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
+            return await asyncio.to_thread(_in_run, state, call_sync, inputs)
+
+    async def recover(state: RunState | None, inputs: tuple[Any, ...], exc: Exception) -> Any:
+        try:
+            return await call_fallback(state, inputs)
+        except TaskError as failed:
+            raise _fallback_error(binding, span, exc, failed) from failed.__cause__
+
+    return recover
 
 
 def _memory_for(binding: TaskBinding) -> MemoryCache | None:
@@ -273,8 +507,9 @@ def _observe(state: RunState | None, name: str) -> None:
 def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
-    Applies keyword arguments, async, timeout, retries, the result cache and the run's
-    checkpoint journal (:func:`task_node` calls plain tasks directly instead). An async
+    Applies keyword arguments, async, timeout, retries, the fallback, the result cache
+    and the run's checkpoint journal (:func:`task_node` calls plain tasks directly
+    instead). A fallback's result is neither cached nor journaled as this task's. An async
     task's coroutine (:func:`task_coroutine_fn`) runs on the background event loop of
     :mod:`namu.runtime.async_bridge`.
 
@@ -297,26 +532,12 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
 
         return call_async
 
-    fn = binding.fn
     opts = binding.options
     name = binding.name
     split = _splitter(kwnames)
-    timeout_s = opts.timeout_s
-    retries = opts.retries
+    invoke = _retrying(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+    recover = _recovery(binding, kwnames, span)
     memory = _memory_for(binding)
-
-    def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        attempt = 0
-        while True:
-            try:
-                if timeout_s is not None:
-                    return _timed_call(fn, args, kwargs, timeout_s)
-                return fn(*args, **kwargs)
-            except Exception:
-                if attempt >= retries:
-                    raise
-                time.sleep(retry_delay_s(attempt))
-                attempt += 1
 
     if memory is None and not binding.journaled and not observed:
         # No cache, journal or progress reporting: no per-call bookkeeping at all.
@@ -325,7 +546,9 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
             try:
                 return invoke(args, kwargs)
             except Exception as exc:
-                raise _task_error(binding, span, exc) from exc
+                if recover is None:
+                    raise _task_error(binding, span, exc) from exc
+                return recover(inputs, exc)
 
         return call_fast
 
@@ -339,7 +562,9 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
             except Exception as exc:
                 if observed:
                     _observe(state, name)
-                raise _task_error(binding, span, exc) from exc
+                if recover is None:
+                    raise _task_error(binding, span, exc) from exc
+                return recover(inputs, exc)  # never cached or journaled as this task's result
             if pending is not None:
                 pending.store(result)
         if observed:
@@ -360,7 +585,8 @@ def task_coroutine_fn(
     coroutine applies keyword arguments, the run's checkpoint journal and the task's
     result caches, retries (``await asyncio.sleep(retry_delay_s(...))`` between
     attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
-    coroutine is really cancelled), then reports to the observer.
+    coroutine is really cancelled), then reports to the observer; a call that still
+    fails awaits the fallback (a synchronous fallback runs in a thread).
 
     Args:
         binding: the resolved task (``binding.is_async``).
@@ -374,30 +600,12 @@ def task_coroutine_fn(
         ``SkipItem`` for ``on_error="skip"`` tasks) with the task's exception chained.
         Journal or cache I/O errors (:class:`~namu.errors.CheckpointError`) propagate.
     """
-    fn = binding.fn
     opts = binding.options
     name = binding.name
     split = _splitter(kwnames)
-    timeout_s = opts.timeout_s
-    retries = opts.retries
+    invoke = _retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+    recover = _recovery_async(binding, kwnames, span)
     memory = _memory_for(binding)
-
-    async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if timeout_s is None:
-            return await fn(*args, **kwargs)
-        async with asyncio.timeout(timeout_s):
-            return await fn(*args, **kwargs)
-
-    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        done = 0
-        while True:
-            try:
-                return await attempt(args, kwargs)
-            except Exception:
-                if done >= retries:
-                    raise
-                await asyncio.sleep(retry_delay_s(done))
-                done += 1
 
     async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
         args, kwargs = split(inputs)
@@ -408,7 +616,9 @@ def task_coroutine_fn(
             except Exception as exc:
                 if observed:
                     _observe(state, name)
-                raise _task_error(binding, span, exc) from exc
+                if recover is None:
+                    raise _task_error(binding, span, exc) from exc
+                return await recover(state, inputs, exc)
             if pending is not None:
                 pending.store(result)
         if observed:

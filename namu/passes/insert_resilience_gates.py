@@ -1,0 +1,271 @@
+"""``insert-resilience-gates``: make retry, timeout and fallback policies explicit ops."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import onnx_ir as ir
+
+from namu.ir.metadata import TASKS_KEY, TaskOptions, TaskTable
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.types import set_type, type_of
+from namu.passes.base import Example, NamuPass, fail
+from namu.passes.config import CompileConfig
+from namu.passes.expand_defaults import task_defaults
+from namu.passes.plan_lifetimes import subgraphs
+from namu.passes.registry import register
+from namu.runtime.tasks import RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
+
+__all__ = ["InsertResilienceGatesPass", "TaskPolicies", "TaskPolicy"]
+
+logger = logging.getLogger(__name__)
+
+
+@register(
+    "insert-resilience-gates",
+    "every task call with retries, a timeout or a fallback (and every Recv, given wire_timeout_s) "
+    "runs inside a namu.Gate carrying that policy",
+    order=150,
+    level=0,
+)
+class InsertResilienceGatesPass(NamuPass):
+    """Wrap each effectful op that has a resilience policy in a ``namu.Gate``.
+
+    A ``namu.Task`` call asks for a gate when its ``retries`` are above 0, its
+    ``timeout_s`` is set, or its task has a ``fallback`` (``@namu.task(fallback=...)``).
+    ``retries`` and ``timeout_s`` are the node's attributes (expand-defaults fills them),
+    or, on a node without them, what expand-defaults would give it; the fallback comes
+    from the task table. A ``namu.Recv`` gets a gate whose ``timeout_s`` is
+    ``CompileConfig.wire_timeout_s`` when that is set. The gate takes the op's place: it
+    reads the op's inputs and writes values of the op's output names, and its ``body``
+    holds the op itself, reading the body's inputs (``<input>_g``) and writing its outputs
+    (``<output>_g``). Ops already inside a gate are left alone, so the pass is idempotent.
+
+    Backoff between retries is exponential with full jitter (Marc Brooker, "Exponential
+    Backoff And Jitter", AWS Architecture Blog, 2015): before retry ``k`` the runtime
+    waits ``uniform(0, min(backoff_max_s, backoff_base_s * 2**k))``; the defaults are
+    the runtime's ``RETRY_BASE_DELAY_S`` (0.01 s) and ``RETRY_MAX_DELAY_S`` (1 s).
+
+    Fallback: when a call still fails after its retries, or times out, the runtime calls
+    the fallback task with the same arguments and uses its result. The fallback call
+    applies the fallback task's own retries, timeout and cache, but not its own
+    ``fallback`` or ``on_error``. Its result is never cached or checkpointed as the
+    guarded task's. With ``on_error="skip"``, the fallback comes first: a fan-out item
+    is dropped only when the fallback fails too (the skipped item reports the fallback's
+    error).
+
+    Guarantees:
+        every ``namu.Task`` (outside gate bodies) whose policy has retries, a timeout or a fallback is the single op of a ``namu.Gate`` body
+        every ``namu.Recv`` is, when ``wire_timeout_s`` is set
+        gate attributes: ``retries`` (int), ``timeout_s`` (float, 0 = none), ``backoff_base_s``, ``backoff_max_s`` (floats), ``fallback`` (task key, "" = none)
+
+    Raises:
+        CompileError: a task's ``fallback`` is not in the task table.
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) {
+          a = namu.Task <task = "fetch", retries = 2, timeout_s = 5.0> (x)
+          y = namu.Task <task = "log", retries = 0, timeout_s = 0.0> (a)
+        }""",
+        after="""
+        g (int64 x) => (int64 y) {
+          a = namu.Gate <
+            body = gate_a (int64 x_g) => (int64 a_g) { a_g = namu.Task <task = "fetch", retries = 2, timeout_s = 5.0> (x_g) },
+            retries = 2, timeout_s = 5.0, backoff_base_s = 0.01, backoff_max_s = 1.0, fallback = ""
+          > (x)
+          y = namu.Task <task = "log", retries = 0, timeout_s = 0.0> (a)
+        }""",
+        impure_tasks=("fetch", "log"),
+        note="`fetch` retries and has a timeout, so it runs in a gate; `log` has no policy and stays a bare call.",
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        options: dict[str, TaskOptions] = {}
+        if TASKS_KEY in model.metadata_props:
+            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
+            options = {t.key: t.options for t in table.tasks}
+        graphs = [model.graph, *(f.graph for f in model.functions.values())]
+        gater = _Gater(TaskPolicies(options, self.context.config), self.context.config.wire_timeout_s, graphs)
+        for graph in graphs:
+            gater.graph(graph)
+        logger.debug("inserted %d gates", gater.inserted)
+        self.changed(gater.inserted)
+        return self.result(model)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPolicy:
+    """The resilience policy of one task call.
+
+    Attributes:
+        retries: retries after a failing call.
+        timeout_s: the limit of one attempt, in seconds (0.0: none).
+        fallback: the task-table key of the fallback task ("" = none).
+    """
+
+    retries: int = 0
+    timeout_s: float = 0.0
+    fallback: str = ""
+
+    @property
+    def needs_gate(self) -> bool:
+        """Whether the call must run inside a ``namu.Gate``."""
+        return self.retries > 0 or self.timeout_s > 0 or bool(self.fallback)
+
+
+class TaskPolicies:
+    """``policies(node)``: the :class:`TaskPolicy` of a ``namu.Task`` node.
+
+    Args:
+        options: the task table's options by task key.
+        config: the compile's options (the defaults of nodes expand-defaults has not seen).
+    """
+
+    def __init__(self, options: Mapping[str, TaskOptions], config: CompileConfig) -> None:
+        self._options = options
+        self._config = config
+        self._defaults: dict[str, dict[str, ir.Attr]] = {}
+
+    def known(self, key: str) -> bool:
+        """Whether ``key`` is in the task table."""
+        return key in self._options
+
+    def __call__(self, node: ir.Node) -> TaskPolicy:
+        key = node.attributes["task"].as_string()
+        opts = self._options.get(key, TaskOptions())
+        retries, timeout_s = node.attributes.get("retries"), node.attributes.get("timeout_s")
+        if retries is None or timeout_s is None:
+            defaults = self._defaults.get(key)
+            if defaults is None:
+                defaults = self._defaults[key] = {a.name: a for a in task_defaults(opts, self._config)}
+            retries = retries if retries is not None else defaults["retries"]
+            timeout_s = timeout_s if timeout_s is not None else defaults["timeout_s"]
+        return TaskPolicy(int(retries.value), float(timeout_s.value), opts.fallback or "")
+
+
+def _is(node: ir.Node, op_type: str) -> bool:
+    return node.op_type == op_type and node.domain == NAMU_DOMAIN
+
+
+class _Gater:
+    """Rewrites the graphs of one model; names stay unique model-wide."""
+
+    def __init__(self, policies: TaskPolicies, wire_timeout_s: float | None, graphs: list[ir.Graph]) -> None:
+        self.policies = policies
+        self.wire_timeout_s = wire_timeout_s
+        self.inserted = 0
+        self._graphs = graphs
+        self._names: set[str] | None = None  # collected at the first gate
+        #: graph outputs by value: a gated value must be replaced there too
+        self.output_refs: dict[int, list[tuple[ir.Graph, int]]] = {}
+        self._suffix: dict[str, int] = {}
+        #: a policy's gate attributes: read-only, so every gate of that policy shares them
+        self._attrs: dict[TaskPolicy, list[ir.Attr]] = {}
+
+    def names(self) -> set[str]:
+        """Every value name of the model (collected once, with the graph outputs' places,
+        before the first gate changes anything)."""
+        if self._names is None:
+            self._names = set()
+            for graph in self._graphs:
+                for g in _graphs(graph):
+                    self._names.update(v.name for v in g.inputs if v.name)
+                    for i, value in enumerate(g.outputs):
+                        self.output_refs.setdefault(id(value), []).append((g, i))
+                    for node in g:
+                        self._names.update(v.name for v in node.outputs if v.name)
+        return self._names
+
+    def fresh(self, hint: str) -> str:
+        """A name not used anywhere in the model (amortized O(1))."""
+        names = self.names()
+        name, i = hint, self._suffix.get(hint, 0)
+        while name in names:
+            i += 1
+            name = f"{hint}_{i}"
+        self._suffix[hint] = i
+        names.add(name)
+        return name
+
+    def graph(self, graph: ir.Graph) -> None:
+        for node in list(graph):
+            if _is(node, "Task"):
+                policy = self.policies(node)
+                if policy.fallback and not self.policies.known(policy.fallback):
+                    task = node.attributes["task"].as_string()
+                    fail(node, f"the fallback {policy.fallback!r} of task {task!r} is not in the task table")
+                if policy.needs_gate:
+                    self.gate(graph, node, policy)
+            elif _is(node, "Recv"):
+                if self.wire_timeout_s is not None:
+                    self.gate(graph, node, TaskPolicy(timeout_s=self.wire_timeout_s))
+            elif not _is(node, "Gate"):  # a gate's op is guarded already
+                for g in subgraphs(node):
+                    self.graph(g)
+
+    def gate(self, graph: ir.Graph, node: ir.Node, policy: TaskPolicy) -> None:
+        """Replace ``node`` by a ``namu.Gate`` whose body holds it (O(uses of its outputs))."""
+        self.names()
+        gate_inputs = list(node.inputs)
+        body_inputs = [_like(v, self.fresh(f"{v.name}_g")) for v in gate_inputs]  # type: ignore[union-attr]
+        for i, value in enumerate(body_inputs):
+            node.replace_input_with(i, value)
+        inner_outputs = list(node.outputs)
+        hint = inner_outputs[0].name if inner_outputs else node.op_type.lower()
+        body = ir.Graph(body_inputs, [], nodes=[], name=f"gate_{hint}")
+        attrs = self._attrs.get(policy)
+        if attrs is None:
+            attrs = self._attrs[policy] = [
+                ir.AttrInt64("retries", policy.retries),
+                _float32("timeout_s", policy.timeout_s),
+                _float32("backoff_base_s", RETRY_BASE_DELAY_S),
+                _float32("backoff_max_s", RETRY_MAX_DELAY_S),
+                ir.AttrString("fallback", policy.fallback),
+            ]
+        gate = ir.Node(
+            NAMU_DOMAIN,
+            "Gate",
+            gate_inputs,
+            [ir.AttrGraph("body", body), *attrs],
+            num_outputs=len(inner_outputs),
+            metadata_props=dict(node.metadata_props),
+        )
+        for old, new in zip(inner_outputs, gate.outputs):  # named before insertion: no generated names
+            new.name = old.name
+            old.name = self.fresh(f"{new.name}_g")
+            set_type(new, type_of(old))
+        graph.insert_before(node, gate)
+        graph.remove(node)
+        body.append(node)
+        for old, new in zip(inner_outputs, gate.outputs):
+            for g, i in self.output_refs.pop(id(old), ()):
+                g.outputs[i] = new
+            for user, index in list(old.uses()):
+                user.replace_input_with(index, new)
+            body.outputs.append(old)
+        self.inserted += 1
+
+
+def _graphs(graph: ir.Graph) -> Iterator[ir.Graph]:
+    """``graph`` and every graph nested in it."""
+    yield graph
+    for node in graph:
+        for g in subgraphs(node):
+            yield from _graphs(g)
+
+
+def _float32(name: str, value: float) -> ir.Attr:
+    """A FLOAT attribute holding ``value`` as it reads back after saving (float32)."""
+    return ir.AttrFloat32(name, float(np.float32(value)))
+
+
+def _like(value: ir.Value, name: str) -> ir.Value:
+    """A new value named ``name`` with ``value``'s type (an untyped value's is ``object``)."""
+    copy = ir.Value(name=name)
+    set_type(copy, type_of(value))
+    return copy

@@ -1,0 +1,147 @@
+"""``plan-lifetimes``: stamp on each node the values whose last use it is."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+import onnx_ir as ir
+
+from namu.ir.metadata import FREE_KEY
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import node_captures
+from namu.passes.base import Example, NamuPass
+from namu.passes.registry import register
+
+__all__ = ["PlanLifetimesPass", "last_uses", "subgraphs"]
+
+logger = logging.getLogger(__name__)
+
+
+@register(
+    "plan-lifetimes",
+    "every node lists in `namu.free` the values whose last use it is; graph outputs are never freed",
+    order=160,
+    level=0,
+)
+class PlanLifetimesPass(NamuPass):
+    """Compute each value's last use, per graph, and stamp it on that node.
+
+    In each graph (the main graph, every subgraph, every function) a value's last use is
+    the last node, in the graph's order, that reads it: as an input, or through a
+    subgraph of a control-flow node that captures it (in the enclosing graph the
+    capturing node is the reader; inside the subgraph, its own readers count). A value
+    nobody reads is freed by the node that makes it. Values of enclosing scopes are
+    freed in a subgraph's frame after their last use there, never in the enclosing one
+    before the capturing node. The kernel computes the same use counts itself when it
+    builds a plan (``kernel/src/scheduler/graph.rs``); the reference executor drops
+    values from its environment by these lists.
+
+    Guarantees:
+        every node that is the last use of some value carries ``namu.free``: a JSON list of their names, in first-use order
+        a graph's outputs (and values it only passes to its outputs) are never listed in that graph
+        a value is listed at most once per graph, at its last reader
+        gate bodies are not planned: the runtime runs a gate's op as one call
+    """
+
+    EXAMPLE = Example(
+        before="""
+        g (int64 x) => (int64 y) {
+          a = namu.Task <task = "load"> (x)
+          b = namu.Task <task = "parse"> (a)
+          unused = namu.Task <task = "log"> (b)
+          y = namu.Task <task = "score"> (b, x)
+        }""",
+        after="""
+        g (int64 x) => (int64 y) {
+          a = namu.Task <task = "load"> (x)
+          b = namu.Task <task = "parse"> (a)
+          unused = namu.Task <task = "log"> (b)
+          y = namu.Task <task = "score"> (b, x)
+        }""",
+        impure_tasks=("load", "parse", "log", "score"),
+        note="The structure is unchanged; the pass stamps `namu.free`: `[\"a\"]` on `parse`, "
+        "`[\"unused\"]` on `log`, `[\"x\", \"b\"]` on `score`; `y` is an output and is never freed.",
+    )
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        stamped = 0
+        for graph in [model.graph, *(f.graph for f in model.functions.values())]:
+            stamped += _stamp(graph)
+        logger.debug("stamped the lifetimes of %d nodes", stamped)
+        self.changed(stamped)
+        return self.result(model)
+
+
+def _stamp(graph: ir.Graph) -> int:
+    """Stamp ``graph`` and its subgraphs (not gate bodies: the runtime runs a gate's op as
+    one call, never its body as a graph); return how many stamps changed."""
+    changed = 0
+    nodes = list(graph)
+    bodies = [subgraphs(node) for node in nodes]
+    for node, free, inner in zip(nodes, _last_uses(nodes, bodies, graph.outputs), bodies):
+        if not (node.op_type == "Gate" and node.domain == NAMU_DOMAIN):
+            for g in inner:
+                changed += _stamp(g)
+        if free:
+            text = json.dumps([v.name for v in free])
+            changed += node.metadata_props.get(FREE_KEY) != text
+            node.metadata_props[FREE_KEY] = text
+        elif node.metadata_props.pop(FREE_KEY, None) is not None:
+            changed += 1
+    return changed
+
+
+def last_uses(graph: ir.Graph) -> list[Sequence[ir.Value]]:
+    """Per node of ``graph``, in order, the values whose last use in ``graph`` it is.
+
+    A value's uses are the nodes reading it as an input or capturing it in a subgraph;
+    a value nobody reads is last used by the node making it. ``graph``'s outputs are
+    never listed. One pass over the nodes (plus the captures of control-flow nodes).
+
+    Args:
+        graph: any graph (main graph, subgraph or function body).
+
+    Returns:
+        One list per node, each in first-use order.
+    """
+    nodes = list(graph)
+    return _last_uses(nodes, [subgraphs(node) for node in nodes], graph.outputs)
+
+
+def subgraphs(node: ir.Node) -> list[ir.Graph]:
+    """The graphs ``node`` holds as attributes (If branches, Loop, Map, Gate and Fused
+    bodies), in attribute order; none for a task call without a scan of its attributes."""
+    if not node.attributes or (node.op_type == "Task" and node.domain == NAMU_DOMAIN):
+        return []
+    out: list[ir.Graph] = []
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            out.append(attr.as_graph())
+        elif attr.type == ir.AttributeType.GRAPHS:
+            out.extend(attr.as_graphs())
+    return out
+
+
+def _last_uses(nodes: list[ir.Node], bodies: list[list[ir.Graph]], outputs: Sequence[ir.Value]) -> list[Sequence[ir.Value]]:
+    last: dict[int, int] = {}  # id(value) -> index of its last use (few GC-tracked objects)
+    values: dict[int, ir.Value] = {}
+    for index, node in enumerate(nodes):
+        for value in node.outputs:
+            last[id(value)] = index
+            values[id(value)] = value
+        for value in node.inputs:
+            if value is not None:
+                last[id(value)] = index
+                values[id(value)] = value
+        if bodies[index]:
+            for value in node_captures(node):
+                last[id(value)] = index
+                values[id(value)] = value
+    kept = {id(v) for v in outputs}
+    frees: dict[int, list[ir.Value]] = {}
+    for key, index in last.items():
+        if key not in kept:
+            frees.setdefault(index, []).append(values[key])
+    return [frees.get(index, ()) for index in range(len(nodes))]
