@@ -227,20 +227,7 @@ def test_both_executors_drop_values_where_the_pass_says(executor: str) -> None:
     assert all(ref() is None for ref in tracker.alive.values())
 
 
-@pytest.mark.parametrize(
-    "executor",
-    [
-        pytest.param(
-            "kernel",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="kernel/src/scheduler/engine.rs kill_frame clears a finished frame's slots but not "
-                "its context, so values a body captured live until the frame is reused or the run ends",
-            ),
-        ),
-        "reference",
-    ],
-)
+@pytest.mark.parametrize("executor", ["kernel", "reference"])
 def test_captured_values_die_when_the_node_capturing_them_ends(executor: str) -> None:
     tracker = Tracker()
     make, join1, _, size = _tasks(tracker)

@@ -558,6 +558,9 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
             frame.alive = false;
             frame.generation = frame.generation.wrapping_add(1);
             frame.slots.clear();
+            // The context holds the values the frame's body captured: release them now,
+            // not when the frame is reused or the run ends.
+            frame.ctx = crate::context::empty();
             let subs = std::mem::take(&mut frame.subs);
             for sub in subs {
                 if let Some(sub) = self.subs[sub as usize].take() {
