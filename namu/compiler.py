@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import onnx_ir as ir
@@ -105,9 +107,10 @@ def compile(  # noqa: A001
     if updates:
         config = CompileConfig.model_validate({**config.model_dump(), **updates})
     names = list(passes) if passes is not None else pipeline(config.opt_level, config.disabled_passes)
-    model, ctx, workflow_digest = lower(workflow)
-    context = PassContext(config=config, tasks=ctx.tasks, pipeline=tuple(names))
-    model, records = run_passes(model, names, context=context, after_pass=after_pass)
+    with _cyclic_gc_paused():
+        model, ctx, workflow_digest = lower(workflow)
+        context = PassContext(config=config, tasks=ctx.tasks, pipeline=tuple(names))
+        model, records = run_passes(model, names, context=context, after_pass=after_pass)
     if "verify-runtime-complete" not in names:  # a custom pass list: stamp the passport here
         passport = metadata.Passport(
             namu_version=__version__,
@@ -121,3 +124,23 @@ def compile(  # noqa: A001
     artifact = Artifact(model, tasks=dict(ctx.tasks))
     artifact.pass_records = records
     return artifact
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a compile builds the IR.
+
+    An IR of 100,000 nodes is millions of live objects (nodes, values, attributes point
+    at each other), and every full collection rescans them all: with the collector on,
+    compile time grows faster than the IR (measured 2x at 100,000 ops). Compiling makes
+    little cyclic garbage, and what it makes is collected once the pause ends. Reference
+    counting still frees everything else at once.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
