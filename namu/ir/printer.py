@@ -77,9 +77,12 @@ def format_node(node: ir.Node) -> str:
 
 
 def count_nodes(model: ir.Model | ir.Graph) -> int:
-    """Number of nodes in ``model``'s main graph, including nested subgraphs."""
-    graph = model.graph if isinstance(model, ir.Model) else model
-    return sum(1 for _ in ir.traversal.RecursiveGraphIterator(graph))
+    """Number of nodes of a graph, or of a model's main graph and functions (kept
+    sub-workflows, partitions), including nested subgraphs."""
+    if isinstance(model, ir.Graph):
+        return sum(1 for _ in ir.traversal.RecursiveGraphIterator(model))
+    graphs = [model.graph, *(f.graph for f in model.functions.values())]
+    return sum(1 for g in graphs for _ in ir.traversal.RecursiveGraphIterator(g))
 
 
 # ---------------------------------------------------------------------- internals

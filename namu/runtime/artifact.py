@@ -69,7 +69,9 @@ class Artifact:
         return self.signature.name
 
     def __repr__(self) -> str:
-        return f"<namu.Artifact {self.name}: {len(self.model.graph)} ops, {len(self.bindings)} tasks>"
+        from namu.ir.printer import count_nodes
+
+        return f"<namu.Artifact {self.name}: {count_nodes(self.model)} ops, {len(self.bindings)} tasks>"
 
     # ------------------------------------------------------------------ saving
     def to_proto(self) -> onnx.ModelProto:
