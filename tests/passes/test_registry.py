@@ -103,3 +103,33 @@ def test_pipeline_records_what_each_pass_did() -> None:
         ("eliminate-dead-code", True, 2),
     ]
     assert all(r.seconds >= 0 for r in records)
+
+
+@namu.task
+def _double(x: int) -> int:
+    return 2 * x
+
+
+@namu.workflow
+def _twice(x: int) -> int:
+    return _double(_double(x))
+
+
+def test_a_user_pass_runs_where_it_is_inserted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # undone after the test
+    seen: list[tuple[int, list[str]]] = []
+
+    @register("count-task-calls", "counts task calls (a user's pass)")
+    class CountTaskCallsPass(NamuPass):
+        def call(self, model: ir.Model) -> ir.passes.PassResult:
+            calls = [n for n in model.graph if n.op_type == "Task"]
+            seen.append((len(calls), list(self.context.pipeline)))
+            return self.result(model)
+
+    passes = pipeline()
+    passes.insert(passes.index("fuse-tasks"), "count-task-calls")
+    art = namu.compile(_twice, passes=passes)
+    assert art(3) == 12
+    assert seen == [(2, passes)]  # before fuse-tasks: both calls are still there
+    assert art.passport.passes == passes
+    assert [r.name for r in art.pass_records] == passes
