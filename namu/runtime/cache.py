@@ -9,7 +9,8 @@ and an edited task (a new source digest) never finds one stored by its old code.
 Arguments that cannot be content-addressed make the call run uncached.
 
 * **In memory** (:func:`memory_cache`): one thread-safe table per task *function*, kept
-  as long as the function lives, shared by every artifact calling it. Keyed by the
+  as long as the function lives, shared by every artifact calling it, holding the
+  :data:`MEMORY_CACHE_ENTRIES` most recently used results. Keyed by the
   function object as well, so two closures with the same source do not share results.
 * **On disk** (:class:`DiskCache`): enabled per run with ``Artifact.run(cache_dir=...)``,
   the ``NAMU_CACHE_DIR`` environment variable, or ``namu run --cache-dir``. One SQLite
@@ -33,6 +34,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ __all__ = [
     "CACHE_DIR_ENV",
     "CACHE_FILE_NAME",
     "DiskCache",
+    "MEMORY_CACHE_ENTRIES",
     "MemoryCache",
     "memory_cache",
     "open_disk_cache",
@@ -57,6 +60,8 @@ logger = logging.getLogger(__name__)
 CACHE_DIR_ENV = "NAMU_CACHE_DIR"
 #: the database file inside a cache directory.
 CACHE_FILE_NAME = "results.sqlite3"
+#: results kept in memory per task function before the least recently used is dropped.
+MEMORY_CACHE_ENTRIES = 10_000
 
 
 def result_key(task_digest: str, task_key: str, args_digest: bytes) -> bytes:
@@ -74,24 +79,41 @@ def result_key(task_digest: str, task_key: str, args_digest: bytes) -> bytes:
 
 
 class MemoryCache:
-    """A thread-safe ``key -> result`` table (one per task function)."""
+    """A thread-safe ``key -> result`` table (one per task function), bounded: past
+    ``max_entries`` the least recently used result is dropped (``functools.lru_cache``'s
+    policy), so a long-lived process caching a task over many distinct inputs does not
+    grow without end.
 
-    __slots__ = ("_data", "_lock")
+    Args:
+        max_entries: how many results to keep (default :data:`MEMORY_CACHE_ENTRIES`).
 
-    def __init__(self) -> None:
-        self._data: dict[bytes, Any] = {}
+    Raises:
+        ValueError: ``max_entries`` is below 1.
+    """
+
+    __slots__ = ("_data", "_lock", "max_entries")
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        self.max_entries = MEMORY_CACHE_ENTRIES if max_entries is None else max_entries
+        if self.max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {self.max_entries}")
+        self._data: OrderedDict[bytes, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> tuple[bool, Any]:
         """``(True, result)`` if ``key`` is stored, else ``(False, None)``."""
         with self._lock:
             if key in self._data:
+                self._data.move_to_end(key)
                 return True, self._data[key]
         return False, None
 
     def put(self, key: bytes, value: Any) -> None:
         with self._lock:
             self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 import namu
-from namu.runtime.cache import CACHE_DIR_ENV, CACHE_FILE_NAME, DiskCache, memory_cache, result_key
+from namu.runtime.cache import (
+    CACHE_DIR_ENV,
+    CACHE_FILE_NAME,
+    MEMORY_CACHE_ENTRIES,
+    DiskCache,
+    MemoryCache,
+    memory_cache,
+    result_key,
+)
 
 
 def make_square(calls: list[int]) -> namu.Workflow:
@@ -219,3 +227,19 @@ def test_memory_cache_is_per_function() -> None:
 
     assert memory_cache(f) is memory_cache(f)
     assert memory_cache(f) is not memory_cache(g)
+
+
+def test_memory_cache_keeps_the_most_recently_used_results() -> None:
+    cache = MemoryCache(max_entries=3)
+    for key in (b"a", b"b", b"c"):
+        cache.put(key, key.decode())
+    assert cache.get(b"a") == (True, "a")  # a is now the most recently used
+    cache.put(b"d", "d")  # evicts b, the least recently used
+    assert [cache.get(k)[0] for k in (b"a", b"b", b"c", b"d")] == [True, False, True, True]
+    assert len(cache) == 3
+    with pytest.raises(ValueError, match="max_entries must be at least 1"):
+        MemoryCache(max_entries=0)
+
+
+def test_memory_cache_is_bounded_by_default() -> None:
+    assert MemoryCache().max_entries == MEMORY_CACHE_ENTRIES
