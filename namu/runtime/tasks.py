@@ -575,6 +575,40 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
 
 
 # ---------------------------------------------------------------------- async tasks
+#: Async calls of cached tasks in flight, by (event loop, result key): a call with equal
+#: arguments made while the first is still running awaits its result instead of running
+#: the task again ("single flight", as Go's singleflight package or an HTTP cache's
+#: request collapsing). Entries live only while their call runs.
+_IN_FLIGHT: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
+_Flight = tuple[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]]
+
+
+async def _join_in_flight(cache_key: bytes) -> tuple[bool, Any]:
+    """``(True, result)`` once an equal call already in flight succeeds; ``(False,
+    None)`` when there is none or it failed (then this call runs the task itself)."""
+    first = _IN_FLIGHT.get((asyncio.get_running_loop(), cache_key))
+    if first is None:
+        return False, None
+    landed = await asyncio.shield(first)  # cancelling this call leaves the first running
+    return (True, landed[0]) if landed is not None else (False, None)
+
+
+def _lead_flight(cache_key: bytes) -> _Flight | None:
+    key = (asyncio.get_running_loop(), cache_key)
+    if key in _IN_FLIGHT:
+        return None
+    future = _IN_FLIGHT[key] = key[0].create_future()
+    return key, future
+
+
+def _land(flight: _Flight | None, landed: tuple[Any] | None) -> None:
+    """End a flight: waiting equal calls get ``(result,)``, or None to run themselves."""
+    if flight is not None:
+        key, future = flight
+        del _IN_FLIGHT[key]
+        future.set_result(landed)
+
+
 def task_coroutine_fn(
     binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -583,7 +617,8 @@ def task_coroutine_fn(
     ``call`` is a plain function: it captures the current run (:func:`current_run`)
     when called, so the coroutine may be awaited on any thread and event loop. The
     coroutine applies keyword arguments, the run's checkpoint journal and the task's
-    result caches, retries (``await asyncio.sleep(retry_delay_s(...))`` between
+    result caches (a cached call made while an equal one is in flight awaits that one's
+    result instead of running again), retries (``await asyncio.sleep(retry_delay_s(...))`` between
     attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
     coroutine is really cancelled), then reports to the observer; a call that still
     fails awaits the fallback (a synchronous fallback runs in a thread).
@@ -610,17 +645,25 @@ def task_coroutine_fn(
     async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
         args, kwargs = split(inputs)
         found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
+        if not found and pending is not None and pending.cache_key is not None:
+            found, result = await _join_in_flight(pending.cache_key)
         if not found:
+            flight = _lead_flight(pending.cache_key) if pending is not None and pending.cache_key is not None else None
             try:
                 result = await invoke(args, kwargs)
             except Exception as exc:
+                _land(flight, None)
                 if observed:
                     _observe(state, name)
                 if recover is None:
                     raise _task_error(binding, span, exc) from exc
                 return await recover(state, inputs, exc)
+            except BaseException:
+                _land(flight, None)
+                raise
             if pending is not None:
                 pending.store(result)
+            _land(flight, (result,))
         if observed:
             _observe(state, name)
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import sqlite3
 import threading
@@ -243,3 +244,31 @@ def test_memory_cache_keeps_the_most_recently_used_results() -> None:
 
 def test_memory_cache_is_bounded_by_default() -> None:
     assert MemoryCache().max_entries == MEMORY_CACHE_ENTRIES
+
+
+@pytest.mark.parametrize("fails_first", [False, True])
+def test_concurrent_equal_async_calls_run_once(fails_first: bool) -> None:
+    """Equal calls of a cached async task in one fan-out: the first runs, the others
+    await its result (single flight). If the first fails, each waiting call runs itself."""
+    calls: list[int] = []
+
+    @namu.task(cache=True, on_error="skip")
+    async def fetch(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.01)
+        if fails_first and x == 7 and calls.count(7) == 1:
+            raise ConnectionError("flaky")
+        return x * 10
+
+    @namu.workflow
+    def many(xs: list[int]) -> list[int]:
+        return [fetch(x) for x in xs]
+
+    result = many.run([7, 7, 7, 8, 8])
+    if fails_first:
+        assert result.value == [70, 70, 80, 80]  # the first item failed and was skipped
+        assert [s.index for s in result.skipped] == [0]
+        assert sorted(calls) == [7, 7, 7, 8]  # the two waiting calls ran themselves
+    else:
+        assert result.value == [70, 70, 70, 80, 80]
+        assert sorted(calls) == [7, 8]
