@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from namu.frontend.liveness import assigned_names, expr_loads, live_before, target_names
+from namu.frontend.liveness import assigned_names, live_before, target_names
 from namu.frontend.slot import Slot
 from namu.frontend.source import FunctionSource
 from namu.frontend.task import Task

@@ -17,9 +17,12 @@ construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.type
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
 
 __all__ = [
     "PASSPORT_KEY",
@@ -137,9 +140,18 @@ class TaskEntry(_Strict):
 
 
 class TaskTable(_Strict):
+    """The tasks a model calls (``namu.tasks``), in the order lowering met them."""
+
     tasks: list[TaskEntry]
 
+    @classmethod
+    def of(cls, model: ir.Model) -> TaskTable:
+        """The task table stored in ``model``'s metadata; empty when it has none."""
+        text = model.metadata_props.get(TASKS_KEY)
+        return cls.model_validate_json(text) if text is not None else cls(tasks=[])
+
     def by_key(self) -> dict[str, TaskEntry]:
+        """Each entry under its key."""
         return {t.key: t for t in self.tasks}
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import onnx_ir as ir
 
 from namu.ir.metadata import CALL_SPAN_KEY, SPAN_KEY
+from namu.ir.scopes import walk
 from namu.ir.types import TYPE_KEY, type_of
 
 __all__ = ["count_nodes", "format_graph", "format_node"]
@@ -79,10 +80,7 @@ def format_node(node: ir.Node) -> str:
 def count_nodes(model: ir.Model | ir.Graph) -> int:
     """Number of nodes of a graph, or of a model's main graph and functions (kept
     sub-workflows, partitions), including nested subgraphs."""
-    if isinstance(model, ir.Graph):
-        return sum(1 for _ in ir.traversal.RecursiveGraphIterator(model))
-    graphs = [model.graph, *(f.graph for f in model.functions.values())]
-    return sum(1 for g in graphs for _ in ir.traversal.RecursiveGraphIterator(g))
+    return len(walk(model))
 
 
 # ---------------------------------------------------------------------- internals

@@ -29,7 +29,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "parse_type", "python_type", "set_type", "type_of"]
+__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "parse_type", "python_type", "set_type", "type_of", "value_like"]
 
 #: metadata key holding the type name of an opaque value.
 TYPE_KEY = "namu.type"
@@ -225,3 +225,11 @@ def type_of(value: ir.Value) -> ValueType:
         vtype = ValueType.opaque()
     value.meta["namu.vtype"] = vtype
     return vtype
+
+
+def value_like(value: ir.Value, name: str | None = None) -> ir.Value:
+    """A new value with ``value``'s type (``object`` if it has none), named ``name``
+    (default: ``value``'s name)."""
+    new = ir.Value(name=value.name if name is None else name)
+    set_type(new, type_of(value))
+    return new

@@ -49,13 +49,17 @@ class Example:
     ``before`` and ``after`` are ONNX text graphs (``onnx.parser`` syntax, without the
     model header). ``tests/passes/test_docs.py`` parses ``before`` with a task table
     holding ``pure_tasks`` and ``impure_tasks``, runs the pass with ``config``, and
-    checks the result equals ``after`` structurally -- or, when ``error`` is set, that
-    the pass raises an error whose ``"Type: message"`` text contains it.
+    checks the result equals ``after`` structurally (``before`` when ``after`` is empty:
+    a pass that only writes metadata) and carries ``metadata`` -- or, when ``error`` is
+    set, that the pass raises an error whose ``"Type: message"`` text contains it.
 
     Attributes:
         before: the input graph.
-        after: the expected graph ("" when the example shows an error).
+        after: the expected graph ("" when the example shows an error, or when the pass
+            leaves the structure unchanged).
         error: the expected error, e.g. ``"IRVerificationError: task 'ghost' is not"``.
+        metadata: node metadata expected after the pass, by the name of the node's first
+            output (a node of the main graph): ``{"b": {"namu.priority": "3"}}``.
         pure_tasks, impure_tasks: task keys of the example's task table.
         config: ``CompileConfig`` fields for the run.
         note: one sentence shown under the example.
@@ -64,6 +68,7 @@ class Example:
     before: str
     after: str = ""
     error: str = ""
+    metadata: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     pure_tasks: tuple[str, ...] = ()
     impure_tasks: tuple[str, ...] = ()
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)

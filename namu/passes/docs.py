@@ -107,8 +107,16 @@ def _section(info: PassInfo) -> str:
         parts += ["", "Before:", "", "```", textwrap.dedent(example.before).strip(), "```"]
         if example.error:
             parts += ["", "Raises:", "", "```", example.error, "```"]
-        else:
+        elif example.after:
             parts += ["", "After:", "", "```", textwrap.dedent(example.after).strip(), "```"]
+        else:
+            parts += ["", "After: the same graph."]
+        if example.metadata:
+            parts += ["", "Node metadata after the pass (a node named by its first output):", ""]
+            parts += ["| node | key | value |", "|---|---|---|"]
+            parts += [
+                f"| `{name}` | `{key}` | `{value}` |" for name, props in example.metadata.items() for key, value in props.items()
+            ]
         if example.note:
             parts += ["", example.note]
     return "\n".join(parts)

@@ -12,8 +12,8 @@ The passes that delete ops (``eliminate-dead-code``), evaluate them at compile t
 * :data:`FRESH_MUTABLE`: builtin ops returning a new mutable object (a list, a dict) on
   every run. Two such values are two objects in Python, so a task that mutates one must
   not see the change in the other: these ops are never merged or hoisted out of a loop.
-* :data:`CONTROL_FLOW`: ops running subgraphs (:func:`subgraphs`); what they do is what
-  their bodies do.
+* :data:`CONTROL_FLOW`: ops running subgraphs (``namu.ir.scopes.subgraphs``); what they
+  do is what their bodies do.
 * Everything else (``Slot``, ``Send``, ``Recv``, ``Gate``, ``Fused``, sub-workflow calls,
   ops namu's runtime does not know) counts as an effect.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "OpKey",
     "op_key",
     "pure_tasks",
-    "subgraphs",
     "task_of",
 ]
 
@@ -81,20 +80,6 @@ def task_of(node: ir.Node) -> str | None:
     return None
 
 
-def subgraphs(node: ir.Node) -> list[ir.Graph]:
-    """The graphs held by ``node``'s attributes (an If's branches, a Loop's body ...)."""
-    graphs: list[ir.Graph] = []
-    for attr in node.attributes.values():
-        if attr.type == ir.AttributeType.GRAPH:
-            graphs.append(attr.as_graph())
-        elif attr.type == ir.AttributeType.GRAPHS:
-            graphs.extend(attr.as_graphs())
-    return graphs
-
-
 def pure_tasks(model: ir.Model) -> frozenset[str]:
     """Keys of the model's tasks declared ``pure=True`` (none without a task table)."""
-    if TASKS_KEY not in model.metadata_props:
-        return frozenset()
-    table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
-    return frozenset(t.key for t in table.tasks if t.options.pure)
+    return frozenset(t.key for t in TaskTable.of(model).tasks if t.options.pure)

@@ -8,8 +8,9 @@ from collections.abc import Hashable
 
 import onnx_ir as ir
 
+from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, pure_tasks, subgraphs, task_of
+from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import replace_node
 
@@ -91,9 +92,8 @@ class EliminateCommonSubexpressionsPass(NamuPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         numbering = _Numbering(pure_tasks(model))
-        numbering.graph(model.graph)
-        for function in model.functions.values():
-            numbering.graph(function.graph)
+        for graph in top_graphs(model):
+            numbering.graph(graph)
         logger.debug("merged %d nodes", numbering.merged)
         self.changed(numbering.merged)
         return self.result(model)
@@ -106,6 +106,9 @@ class _Numbering:
         self.pure = pure
         self.table: dict[Hashable, ir.Node] = {}
         self.merged = 0
+        #: id(attribute) -> (the attribute, kept alive so that its id stays its own; its
+        #: key). expand-defaults gives every call of a task the same option attributes.
+        self._attribute_keys: dict[int, tuple[ir.Attr, Hashable | None]] = {}
 
     def graph(self, graph: ir.Graph) -> None:
         added: list[Hashable] = []
@@ -137,16 +140,26 @@ class _Numbering:
                 return None
         elif (node.domain, node.op_type) not in _MERGEABLE:
             return None
-        attrs = []
-        for name, attr in sorted(node.attributes.items()):
-            value = _attribute_key(attr)
-            if value is None:
-                return None
-            attrs.append((name, value))
+        attrs = self.attributes_key(node)
+        if attrs is None:
+            return None
         # A constant costs nothing to run (executors preload it), and reading an enclosing
         # scope's costs a capture: builtin ops without inputs merge within their graph only.
         scope = id(graph) if not node.inputs and task is None else None
-        return (node.domain, node.op_type, node.overload, len(node.outputs), tuple(node.inputs), tuple(attrs), scope)
+        return (node.domain, node.op_type, node.overload, len(node.outputs), tuple(node.inputs), attrs, scope)
+
+    def attributes_key(self, node: ir.Node) -> Hashable | None:
+        """A hashable value equal for nodes with equal attributes (None: not comparable)."""
+        keys = []
+        for name, attr in node.attributes.data.items():
+            known = self._attribute_keys.get(id(attr))
+            if known is None:
+                known = self._attribute_keys[id(attr)] = (attr, _attribute_key(attr))
+            if known[1] is None:
+                return None
+            keys.append((name, known[1]))
+        keys.sort()
+        return tuple(keys)
 
 
 def _attribute_key(attr: ir.Attr) -> Hashable | None:

@@ -11,9 +11,10 @@ import numpy as np
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import ValueType, set_type, type_of
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, OpKey, op_key, pure_tasks, subgraphs, task_of
+from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, OpKey, op_key, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import Names, adopt
 from namu.runtime.ops import build_op, constant_of
@@ -132,9 +133,8 @@ class FoldConstantsPass(NamuPass):
         pure = pure_tasks(model)
         tasks = {key: task for key, task in self.context.tasks.items() if key in pure and not task.is_async}
         folder = _Folder(tasks, Names(model))
-        folder.graph(model.graph)
-        for function in model.functions.values():
-            folder.graph(function.graph)
+        for graph in top_graphs(model):
+            folder.graph(graph)
         logger.debug("folded %d ops", folder.folded)
         self.changed(folder.folded)
         return self.result(model)
@@ -218,7 +218,7 @@ class _Folder:
         """The callable computing ``node`` if it can be folded now, else None."""
         if any(v is None or v not in self.known for v in node.inputs):
             return None
-        if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
+        if subgraphs(node):
             return None
         key = task_of(node)
         if key is not None:

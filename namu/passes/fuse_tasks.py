@@ -7,8 +7,9 @@ from typing import Any
 
 import onnx_ir as ir
 
-from namu.ir.metadata import SPAN_KEY, TASKS_KEY, TaskEntry, TaskTable
+from namu.ir.metadata import SPAN_KEY, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import TYPE_KEY
 from namu.passes.base import Example, NamuPass
 from namu.passes.config import CompileConfig
@@ -16,7 +17,7 @@ from namu.passes.effects import CANNOT_RAISE, op_key
 from namu.passes.expand_defaults import task_defaults
 from namu.passes.infer_placement import PLACEMENT_KEY
 from namu.passes.registry import register
-from namu.passes.rewire import adopt
+from namu.passes.rewire import Names, adopt
 from namu.runtime.ops import native_op
 
 __all__ = ["FuseTasksPass"]
@@ -79,10 +80,10 @@ class FuseTasksPass(NamuPass):
     to calls whose options need no dispatch of their own.
 
     Guarantees:
-        - Every ``namu.Fused`` body holds at least two task calls (and native builtin ops
-          only between them), in their original order, each with its span.
-        - Outside Fused bodies, no two cheap local task calls are linked as above.
-        - The graph's values, effects and their order are unchanged.
+        Every ``namu.Fused`` body holds at least two task calls (and native builtin ops
+            only between them), in their original order, each with its span.
+        Outside Fused bodies, no two cheap local task calls are linked as above.
+        The graph's values, effects and their order are unchanged.
     """
 
     EXAMPLE = Example(
@@ -107,67 +108,18 @@ class FuseTasksPass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        table: dict[str, TaskEntry] = {}
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY]).by_key()
-        searched, taken = _scan(model)
-        fuser = _Fuser(table, self.context.config, _Names(taken))
-        for graph in searched:
+        fuser = _Fuser(TaskTable.of(model).by_key(), self.context.config, Names(model))
+        for graph in top_graphs(model):
             fuser.graph(graph)
         logger.debug("fused %d chains of %d nodes", fuser.chains, fuser.nodes)
         self.changed(fuser.chains)
         return self.result(model)
 
 
-def _scan(model: ir.Model) -> tuple[list[ir.Graph], set[str]]:
-    """One walk over the model: the graphs chains are looked for in (all but the bodies
-    of Fused and Gate nodes) and every value, node and graph name in use."""
-    searched: list[ir.Graph] = []
-    taken: set[str] = set()
-    stack = [(g, True) for g in [model.graph, *(f.graph for f in model.functions.values())]]
-    while stack:
-        graph, search = stack.pop()
-        if search:
-            searched.append(graph)
-        taken.update(v.name for v in graph.inputs if v.name)
-        taken.update(graph.initializers)
-        if graph.name:
-            taken.add(graph.name)
-        for node in graph:
-            taken.update(v.name for v in node.outputs if v.name)
-            if node.name:
-                taken.add(node.name)
-            if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
-                continue  # the common case holds no graphs: skip reading its attributes
-            inner = search and (node.domain, node.op_type) not in _OPAQUE_BODIES
-            for attr in node.attributes.values():
-                if attr.type == ir.AttributeType.GRAPH:
-                    stack.append((attr.as_graph(), inner))
-                elif attr.type == ir.AttributeType.GRAPHS:
-                    stack.extend((g, inner) for g in attr.as_graphs())
-    return searched, taken
-
-
-class _Names:
-    """Fresh names, unique in the model (``taken`` holds every name in use): amortized O(1)."""
-
-    def __init__(self, taken: set[str]) -> None:
-        self.taken = taken
-        self._next: dict[str, int] = {}
-
-    def fresh(self, hint: str) -> str:
-        name, i = hint, self._next.get(hint, 1)
-        while name in self.taken:
-            name, i = f"{hint}_{i}", i + 1
-        self._next[hint] = i
-        self.taken.add(name)
-        return name
-
-
 class _Fuser:
     """Finds and fuses the chains of one graph at a time."""
 
-    def __init__(self, table: dict[str, TaskEntry], config: CompileConfig, names: _Names) -> None:
+    def __init__(self, table: dict[str, TaskEntry], config: CompileConfig, names: Names) -> None:
         self.table = table
         self.config = config
         self.names = names
@@ -198,14 +150,15 @@ class _Fuser:
             return 0
         if node.op_type != "Task" or node.domain != NAMU_DOMAIN:
             return _BUILTIN if native_op(node) is not None else 0
-        attrs = node.attributes
+        attrs = node.attributes.data  # the plain dict: a third of the cost of the mapping's get
         task = attrs.get("task")
         policy = self.policy(task.as_string()) if task is not None else None
         if policy is None:
             return 0
         config = self.config
         for name, default in policy.items():
-            value = attrs[name].value if name in attrs else default
+            attr = attrs.get(name)
+            value = attr.value if attr is not None else default
             if value != getattr(config, name) if name in _CONFIG_VALUED else value:
                 return 0
         return _TASK if node.metadata_props.get(PLACEMENT_KEY, config.placement) == config.placement else 0
@@ -219,6 +172,14 @@ class _Fuser:
 
     # ------------------------------------------------------------------ the sweep
     def graph(self, graph: ir.Graph) -> None:
+        """Fuse every chain of ``graph``, then of its subgraphs (not of Fused or Gate bodies)."""
+        self.chains_of(graph)
+        for node in graph:
+            if op_key(node) not in _OPAQUE_BODIES:
+                for inner in subgraphs(node):
+                    self.graph(inner)
+
+    def chains_of(self, graph: ir.Graph) -> None:
         """Fuse every chain of ``graph`` (not of its subgraphs)."""
         chains: list[list[tuple[ir.Node, int]]] = []
         current: list[tuple[ir.Node, int]] = []

@@ -9,18 +9,18 @@ between two placements and ``partition`` splits the graph by placement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import onnx_ir as ir
 
 from namu.errors import CompileError
-from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
-from namu.ir.scopes import node_captures
+from namu.ir.scopes import node_captures, subgraphs, walk
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.registry import register
 
-__all__ = ["PLACEMENT_KEY", "InferPlacementPass", "ensure_placed", "nested_nodes", "op_index", "placement_of"]
+__all__ = ["PLACEMENT_KEY", "InferPlacementPass", "ensure_placed", "op_index", "placement_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ class InferPlacementPass(NamuPass):
         the nodes of a body share their op's placement.
 
     Raises:
-        CompileError: a control-flow op (or group) runs tasks of two placements in its
-            bodies; the message names both placements, the tasks and the op's line.
+        CompileError: a control-flow op, a group or a kept sub-workflow runs tasks of
+            two placements in its bodies; the message names both placements, the tasks
+            and the line of the op (of the sub-workflow's first call).
     """
 
     EXAMPLE = Example(
@@ -110,7 +111,7 @@ def placement_of(node: ir.Node, default: str) -> str:
 def op_index(nodes: list[ir.Node]) -> dict[int, int]:
     """``id(node)`` -> its index in ``nodes``, and ``id(n)`` -> the index of its op for every
     node ``n`` nested in the bodies of ``nodes`` (a body's op runs where its op runs)."""
-    return _op_index(nodes, [nested_nodes(node) for node in nodes])
+    return _op_index(nodes, [_nested(subgraphs(node)) for node in nodes])
 
 
 def _op_index(nodes: list[ir.Node], nested: list[list[ir.Node]]) -> dict[int, int]:
@@ -150,10 +151,8 @@ class Placer:
     @classmethod
     def for_model(cls, model: ir.Model, context: PassContext) -> Placer:
         """A placer for ``model`` with the compile's default placement."""
-        task_placements: dict[str, str] = {}
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
-            task_placements = {t.key: t.options.placement for t in table.tasks if t.options.placement}
+        table = TaskTable.of(model)
+        task_placements = {t.key: t.options.placement for t in table.tasks if t.options.placement}
         functions = {f.name: f for f in model.functions.values() if f.domain == WORKFLOW_DOMAIN}
         return cls(context.config.placement, task_placements, functions)
 
@@ -162,16 +161,16 @@ class Placer:
         self.placed = self._changed = 0
         self._place_graph(model.graph)
         for function in self.functions.values():
-            unit = self._function_unit(function.name)
+            unit = self._function_unit(function.name, None)
             place = unit[0] if unit is not None else self.default
-            for node in ir.traversal.RecursiveGraphIterator(function.graph):
+            for node in walk(function.graph):
                 self._label(node, place)
         return self._changed
 
     # ------------------------------------------------------------------ anchors
     def task_placement(self, node: ir.Node) -> str:
         """Where a ``namu.Task`` node runs: its attribute, else its task's option, else the default."""
-        attrs = node.attributes
+        attrs = node.attributes.data  # the plain dict: faster than the mapping's get
         place = attrs.get("placement")
         if place is not None and place.value:
             return place.value
@@ -184,44 +183,29 @@ class Placer:
         if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
             return self.task_placement(node), node
         if bodies is None:
-            bodies = _bodies(node)
-        if not bodies and node.domain != WORKFLOW_DOMAIN:
-            return None
-        found: tuple[str, ir.Node] | None = None
-        inner: list[tuple[str, ir.Node] | None] = []
+            bodies = subgraphs(node)
+        units: list[tuple[str, ir.Node] | None] = []
         if node.domain == WORKFLOW_DOMAIN and node.op_type in self.functions:
-            inner.append(self._function_unit(node.op_type))
-        for body in bodies:
-            inner.extend(self._unit(n) for n in body)
-        for unit in inner:
-            if unit is None:
-                continue
-            if found is None:
-                found = unit
-            elif unit[0] != found[0]:
-                _mixed(node, found, unit)
-        return found
+            units.append(self._function_unit(node.op_type, node))
+        elif not bodies:
+            return None
+        units.extend(self._unit(inner) for body in bodies for inner in body)
+        return _shared(units, node)
 
-    def _function_unit(self, name: str) -> tuple[str, ir.Node] | None:
+    def _function_unit(self, name: str, call: ir.Node | None) -> tuple[str, ir.Node] | None:
+        """The unit of the function ``name`` (computed once); a mixed one fails at ``call``
+        (the first call met), or at its body's task when it has none."""
         if name not in self._function_units:
             self._function_units[name] = None  # no recursion: the frontend rejects it
-            found: tuple[str, ir.Node] | None = None
-            for node in self.functions[name].graph:
-                unit = self._unit(node)
-                if unit is None:
-                    continue
-                if found is None:
-                    found = unit
-                elif unit[0] != found[0]:
-                    _mixed(node, found, unit)
-            self._function_units[name] = found
+            units = [self._unit(node) for node in self.functions[name].graph]
+            self._function_units[name] = _shared(units, call, f"sub-workflow {name!r}")
         return self._function_units[name]
 
     # ------------------------------------------------------------------ data flow
     def _place_graph(self, graph: ir.Graph) -> None:
         nodes = list(graph)
-        bodies = [_bodies(node) for node in nodes]
-        nested = [_walk(b) if b else [] for b in bodies]
+        bodies = [subgraphs(node) for node in nodes]
+        nested = [_nested(b) for b in bodies]
         index = _op_index(nodes, nested)  # a use inside a body counts as a use by its op
         places: list[str | None] = []
         for node, node_bodies in zip(nodes, bodies):
@@ -262,35 +246,37 @@ class Placer:
 
     def _label(self, node: ir.Node, place: str) -> None:
         self.placed += 1
-        if node.metadata_props.get(PLACEMENT_KEY) != place:
-            node.metadata_props[PLACEMENT_KEY] = place
+        metadata = node.metadata_props
+        if metadata.get(PLACEMENT_KEY) != place:
+            metadata[PLACEMENT_KEY] = place
             self._changed += 1
 
 
-def _bodies(node: ir.Node) -> list[ir.Graph]:
-    if (node.op_type == "Task" and node.domain == NAMU_DOMAIN) or not node.attributes:
-        return []  # the common cases: no body
-    graphs: list[ir.Graph] = []
-    for attr in node.attributes.values():
-        if attr.type == ir.AttributeType.GRAPH:
-            graphs.append(attr.as_graph())
-        elif attr.type == ir.AttributeType.GRAPHS:
-            graphs.extend(attr.as_graphs())
-    return graphs
+def _nested(bodies: list[ir.Graph]) -> list[ir.Node]:
+    """Every node of ``bodies``, at any depth."""
+    return [node for body in bodies for node in walk(body)] if bodies else []
 
 
-def _walk(bodies: list[ir.Graph]) -> list[ir.Node]:
-    return [node for body in bodies for node in ir.traversal.RecursiveGraphIterator(body)]
+def _shared(units: Iterable[tuple[str, ir.Node] | None], at: ir.Node | None, what: str = "") -> tuple[str, ir.Node] | None:
+    """The one placement of ``units`` (and a task placed there), None when there is none.
+
+    Raises:
+        CompileError: two placements; at ``at`` (else at the second one's task), naming
+            ``what`` runs them (default: what ``at`` is).
+    """
+    found: tuple[str, ir.Node] | None = None
+    for unit in units:
+        if unit is None:
+            continue
+        if found is None:
+            found = unit
+        elif unit[0] != found[0]:
+            _mixed(at if at is not None else unit[1], found, unit, what)
+    return found
 
 
-def nested_nodes(node: ir.Node) -> list[ir.Node]:
-    """Every node of ``node``'s bodies, at any depth."""
-    bodies = _bodies(node)
-    return _walk(bodies) if bodies else []
-
-
-def _mixed(node: ir.Node, first: tuple[str, ir.Node], second: tuple[str, ir.Node]) -> None:
-    what = _CONSTRUCT.get(node.op_type, "sub-workflow call" if node.domain == WORKFLOW_DOMAIN else node.op_type)
+def _mixed(node: ir.Node, first: tuple[str, ir.Node], second: tuple[str, ir.Node], what: str = "") -> None:
+    what = what or _CONSTRUCT.get(node.op_type, "sub-workflow call" if node.domain == WORKFLOW_DOMAIN else node.op_type)
     fail(
         node,
         f"this {what} runs tasks in two placements, {first[0]!r} ({_task_name(first[1])}) and "

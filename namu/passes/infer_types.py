@@ -29,13 +29,14 @@ import numpy as np
 import onnx_ir as ir
 
 from namu.errors import TypeCheckError
-from namu.ir.metadata import TASKS_KEY, Parameter, TaskTable
+from namu.ir.metadata import Parameter, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.scopes import subgraphs
 from namu.ir.types import TYPE_KEY, ValueType, parse_type, set_type, type_of
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.registry import register
 
-__all__ = ["InferTypesPass", "accepts", "join"]
+__all__ = ["InferTypesPass", "accepts", "check_task_call", "join"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,7 @@ class InferTypesPass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY]) if TASKS_KEY in model.metadata_props else None
-        signatures = {t.key: _TaskSignature(t.key, t.params, parse_type(t.returns)) for t in (table.tasks if table else [])}
+        signatures = {t.key: _TaskSignature.of(t) for t in TaskTable.of(model).tasks}
         inferer = _Inferer(signatures, model.functions)
         inferer.graph(model.graph)
         for function in model.functions.values():
@@ -216,6 +216,11 @@ class _TaskSignature:
         #: (number of arguments, kwnames) -> the binding of a call of that shape
         self.plans: dict[tuple[int, tuple[str, ...]], list[tuple[str, ValueType]]] = {}
 
+    @classmethod
+    def of(cls, entry: TaskEntry) -> _TaskSignature:
+        """The signature of the task of a task-table entry."""
+        return cls(entry.key, entry.params, parse_type(entry.returns))
+
     def check(self, node: ir.Node, args: list[ValueType]) -> None:
         """Bind the call's arguments to the parameters and check each one's type.
 
@@ -225,7 +230,7 @@ class _TaskSignature:
         """
         if self.params is None:
             return
-        kw_attr = node.attributes.get("kwnames")
+        kw_attr = node.attributes.data.get("kwnames")  # the plain dict: faster than the mapping's get
         kwnames = tuple(kw_attr.as_strings()) if kw_attr is not None else ()
         plan = self.plans.get((len(args), kwnames))
         if plan is None:
@@ -293,7 +298,7 @@ class _Inferer:
             return _OBJECT
         vtype = self.types.get(value)
         if vtype is None:
-            vtype = self.types[value] = type_of(value) if _declared(value) else _OBJECT
+            vtype = self.types[value] = _declared_type(value)
         return vtype
 
     def settle(self, node: ir.Node, value: ir.Value, inferred: ValueType, *, onnx_only: bool, trust: bool = False) -> None:
@@ -331,26 +336,27 @@ class _Inferer:
 
     def node(self, node: ir.Node) -> None:
         in_types = [self.type(v) for v in node.inputs]
-        key = (node.domain, node.op_type)
+        domain, op_type = node.domain, node.op_type
+        key = (domain, op_type)
         if key in _PREDICATES:
             out: list[ValueType] | None = [ValueType.bool()]
-        elif node.domain == ONNX_DOMAIN and node.op_type in _ARITHMETIC:
+        elif domain == ONNX_DOMAIN and op_type in _ARITHMETIC:
             out = [_join_all(in_types)]
-        elif node.domain == WORKFLOW_DOMAIN:
+        elif domain == WORKFLOW_DOMAIN:
             out = self.call_function(node, in_types)
         else:
             rule = _RULES.get(key)
             if rule is None:
-                for attr in node.attributes.values():  # an op without a rule: its bodies
-                    for g in _graphs(attr):
-                        self.graph(g)
+                for g in subgraphs(node):  # an op without a rule: its bodies
+                    self.graph(g)
                 return
             out = rule(self, node, in_types)
         if out is None:
             return
         trust = key == (NAMU_DOMAIN, "Identity")
+        onnx_only = domain == ONNX_DOMAIN
         for value, vtype in zip(node.outputs, out):
-            self.settle(node, value, vtype, onnx_only=node.domain == ONNX_DOMAIN, trust=trust)
+            self.settle(node, value, vtype, onnx_only=onnx_only, trust=trust)
 
     def call_function(self, node: ir.Node, args: list[ValueType]) -> list[ValueType] | None:
         function = self.functions.get(node.op_identifier())
@@ -408,7 +414,7 @@ class _Inferer:
 
     # -- namu ops -------------------------------------------------------------------
     def task(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        signature = self.tasks.get(node.attributes["task"].as_string())
+        signature = self.tasks.get(node.attributes.data["task"].value)
         if signature is None:
             return [_OBJECT] * len(node.outputs)
         signature.check(node, args)
@@ -435,12 +441,28 @@ def _declared(value: ir.Value) -> bool:
     return value.type is not None or TYPE_KEY in value.metadata_props or "namu.vtype" in value.meta
 
 
-def _graphs(attr: ir.Attr) -> list[ir.Graph]:
-    if attr.type == ir.AttributeType.GRAPH:
-        return [attr.as_graph()]
-    if attr.type == ir.AttributeType.GRAPHS:
-        return list(attr.as_graphs())
-    return []
+def _declared_type(value: ir.Value | None) -> ValueType:
+    """``value``'s type as the IR gives it, else ``object`` (unknown)."""
+    return type_of(value) if value is not None and _declared(value) else _OBJECT
+
+
+def check_task_call(node: ir.Node, entry: TaskEntry) -> ValueType:
+    """Check a ``namu.Task`` call's arguments against its task's annotations, as this
+    pass checks every call: for a pass that adds a task call after it ran.
+
+    Args:
+        node: the call; its inputs' types are the IR's (``object`` when untyped).
+        entry: the called task's task-table entry.
+
+    Returns:
+        The call's result type: the task's return annotation.
+
+    Raises:
+        TypeCheckError: at ``node``'s source line, as :class:`InferTypesPass` raises it.
+    """
+    signature = _TaskSignature.of(entry)
+    signature.check(node, [_declared_type(v) for v in node.inputs])
+    return signature.returns
 
 
 def _constant(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:

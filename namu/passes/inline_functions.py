@@ -9,6 +9,7 @@ from onnx_ir.passes.common import InlinePass
 
 from namu.ir.metadata import CALL_SPAN_KEY, INLINE_KEY, SPAN_KEY
 from namu.ir.opsets import WORKFLOW_DOMAIN
+from namu.ir.scopes import walk
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
@@ -56,19 +57,16 @@ class InlineFunctionsPass(NamuPass):
         # only the call's span, under CALL_SPAN_KEY, so that it does not overwrite the
         # callee's spans (node metadata wins over the call's in onnx_ir's cloner).
         calls = 0
-        graphs: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
-        for graph in graphs:
-            for node in ir.traversal.RecursiveGraphIterator(graph):
-                if node.domain == WORKFLOW_DOMAIN and node.op_identifier() in inlined:
-                    span = node.metadata_props.get(SPAN_KEY, "")
-                    node.metadata_props.clear()
-                    node.metadata_props[CALL_SPAN_KEY] = span
-                    calls += 1
+        for node in walk(model):
+            if node.domain == WORKFLOW_DOMAIN and node.op_identifier() in inlined:
+                span = node.metadata_props.get(SPAN_KEY, "")
+                node.metadata_props.clear()
+                node.metadata_props[CALL_SPAN_KEY] = span
+                calls += 1
         InlinePass(criteria=_inlinable)(model)
-        for graph in [model.graph, *model.functions.values()]:
-            for node in ir.traversal.RecursiveGraphIterator(graph):
-                if SPAN_KEY not in node.metadata_props and CALL_SPAN_KEY in node.metadata_props:
-                    node.metadata_props[SPAN_KEY] = node.metadata_props.pop(CALL_SPAN_KEY)
+        for node in walk(model):
+            if SPAN_KEY not in node.metadata_props and CALL_SPAN_KEY in node.metadata_props:
+                node.metadata_props[SPAN_KEY] = node.metadata_props.pop(CALL_SPAN_KEY)
         logger.debug("inlined %d sub-workflow calls; %d functions kept", calls, len(model.functions))
         self.changed(calls)
         return self.result(model)

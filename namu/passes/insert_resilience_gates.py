@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
-from namu.ir.metadata import TASKS_KEY, TaskOptions, TaskTable
+from namu.ir.metadata import TaskOptions, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.types import set_type, type_of
+from namu.ir.scopes import graphs, subgraphs, top_graphs
+from namu.ir.types import set_type, type_of, value_like
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.config import CompileConfig
 from namu.passes.expand_defaults import task_defaults
-from namu.passes.plan_lifetimes import subgraphs
 from namu.passes.registry import register
+from namu.passes.rewire import Names
 from namu.runtime.tasks import RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
 
 __all__ = ["InsertResilienceGatesPass", "TaskPolicies", "TaskPolicy"]
@@ -85,13 +87,9 @@ class InsertResilienceGatesPass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        options: dict[str, TaskOptions] = {}
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
-            options = {t.key: t.options for t in table.tasks}
-        graphs = [model.graph, *(f.graph for f in model.functions.values())]
-        gater = _Gater(TaskPolicies(options, self.context.config), self.context.config.wire_timeout_s, graphs)
-        for graph in graphs:
+        options = {t.key: t.options for t in TaskTable.of(model).tasks}
+        gater = _Gater(model, TaskPolicies(options, self.context.config), self.context.config.wire_timeout_s)
+        for graph in top_graphs(model):
             gater.graph(graph)
         logger.debug("inserted %d gates", gater.inserted)
         self.changed(gater.inserted)
@@ -129,23 +127,33 @@ class TaskPolicies:
     def __init__(self, options: Mapping[str, TaskOptions], config: CompileConfig) -> None:
         self._options = options
         self._config = config
-        self._defaults: dict[str, dict[str, ir.Attr]] = {}
+        #: (task key, the values of the retries and timeout_s attributes; None where absent) -> policy
+        self._policies: dict[tuple[str, Any, Any], TaskPolicy] = {}
 
     def known(self, key: str) -> bool:
         """Whether ``key`` is in the task table."""
         return key in self._options
 
     def __call__(self, node: ir.Node) -> TaskPolicy:
-        key = node.attributes["task"].as_string()
+        attrs = node.attributes.data  # the plain dict: faster than the mapping's get
+        retries, timeout_s = attrs.get("retries"), attrs.get("timeout_s")
+        seen = (
+            attrs["task"].value,
+            retries.value if retries is not None else None,
+            timeout_s.value if timeout_s is not None else None,
+        )
+        policy = self._policies.get(seen)
+        if policy is None:
+            policy = self._policies[seen] = self._policy(*seen)
+        return policy
+
+    def _policy(self, key: str, retries: Any, timeout_s: Any) -> TaskPolicy:
         opts = self._options.get(key, TaskOptions())
-        retries, timeout_s = node.attributes.get("retries"), node.attributes.get("timeout_s")
         if retries is None or timeout_s is None:
-            defaults = self._defaults.get(key)
-            if defaults is None:
-                defaults = self._defaults[key] = {a.name: a for a in task_defaults(opts, self._config)}
+            defaults = {a.name: a.value for a in task_defaults(opts, self._config)}
             retries = retries if retries is not None else defaults["retries"]
             timeout_s = timeout_s if timeout_s is not None else defaults["timeout_s"]
-        return TaskPolicy(int(retries.value), float(timeout_s.value), opts.fallback or "")
+        return TaskPolicy(int(retries), float(timeout_s), opts.fallback or "")
 
 
 def _is(node: ir.Node, op_type: str) -> bool:
@@ -155,42 +163,26 @@ def _is(node: ir.Node, op_type: str) -> bool:
 class _Gater:
     """Rewrites the graphs of one model; names stay unique model-wide."""
 
-    def __init__(self, policies: TaskPolicies, wire_timeout_s: float | None, graphs: list[ir.Graph]) -> None:
+    def __init__(self, model: ir.Model, policies: TaskPolicies, wire_timeout_s: float | None) -> None:
+        self.model = model
         self.policies = policies
         self.wire_timeout_s = wire_timeout_s
         self.inserted = 0
-        self._graphs = graphs
-        self._names: set[str] | None = None  # collected at the first gate
-        #: graph outputs by value: a gated value must be replaced there too
-        self.output_refs: dict[int, list[tuple[ir.Graph, int]]] = {}
-        self._suffix: dict[str, int] = {}
+        self.names = Names(model)
+        self._output_refs: dict[int, list[tuple[ir.Graph, int]]] | None = None
         #: a policy's gate attributes: read-only, so every gate of that policy shares them
         self._attrs: dict[TaskPolicy, list[ir.Attr]] = {}
 
-    def names(self) -> set[str]:
-        """Every value name of the model (collected once, with the graph outputs' places,
-        before the first gate changes anything)."""
-        if self._names is None:
-            self._names = set()
-            for graph in self._graphs:
-                for g in _graphs(graph):
-                    self._names.update(v.name for v in g.inputs if v.name)
-                    for i, value in enumerate(g.outputs):
-                        self.output_refs.setdefault(id(value), []).append((g, i))
-                    for node in g:
-                        self._names.update(v.name for v in node.outputs if v.name)
-        return self._names
-
-    def fresh(self, hint: str) -> str:
-        """A name not used anywhere in the model (amortized O(1))."""
-        names = self.names()
-        name, i = hint, self._suffix.get(hint, 0)
-        while name in names:
-            i += 1
-            name = f"{hint}_{i}"
-        self._suffix[hint] = i
-        names.add(name)
-        return name
+    def output_refs(self) -> dict[int, list[tuple[ir.Graph, int]]]:
+        """``id(value)`` -> the (graph, index) of each graph output it is, at any depth
+        (collected at the first gated graph output, in one walk): a gated value must be
+        replaced there too."""
+        if self._output_refs is None:
+            self._output_refs = {}
+            for graph in graphs(self.model):
+                for i, value in enumerate(graph.outputs):
+                    self._output_refs.setdefault(id(value), []).append((graph, i))
+        return self._output_refs
 
     def graph(self, graph: ir.Graph) -> None:
         for node in list(graph):
@@ -210,9 +202,8 @@ class _Gater:
 
     def gate(self, graph: ir.Graph, node: ir.Node, policy: TaskPolicy) -> None:
         """Replace ``node`` by a ``namu.Gate`` whose body holds it (O(uses of its outputs))."""
-        self.names()
         gate_inputs = list(node.inputs)
-        body_inputs = [_like(v, self.fresh(f"{v.name}_g")) for v in gate_inputs]  # type: ignore[union-attr]
+        body_inputs = [value_like(v, self.names.fresh(f"{v.name}_g")) for v in gate_inputs]  # type: ignore[union-attr]
         for i, value in enumerate(body_inputs):
             node.replace_input_with(i, value)
         inner_outputs = list(node.outputs)
@@ -237,35 +228,21 @@ class _Gater:
         )
         for old, new in zip(inner_outputs, gate.outputs):  # named before insertion: no generated names
             new.name = old.name
-            old.name = self.fresh(f"{new.name}_g")
+            old.name = self.names.fresh(f"{new.name}_g")
             set_type(new, type_of(old))
         graph.insert_before(node, gate)
         graph.remove(node)
         body.append(node)
         for old, new in zip(inner_outputs, gate.outputs):
-            for g, i in self.output_refs.pop(id(old), ()):
-                g.outputs[i] = new
+            if old.is_graph_output():
+                for g, i in self.output_refs().pop(id(old), ()):
+                    g.outputs[i] = new
             for user, index in list(old.uses()):
                 user.replace_input_with(index, new)
             body.outputs.append(old)
         self.inserted += 1
 
 
-def _graphs(graph: ir.Graph) -> Iterator[ir.Graph]:
-    """``graph`` and every graph nested in it."""
-    yield graph
-    for node in graph:
-        for g in subgraphs(node):
-            yield from _graphs(g)
-
-
 def _float32(name: str, value: float) -> ir.Attr:
     """A FLOAT attribute holding ``value`` as it reads back after saving (float32)."""
     return ir.AttrFloat32(name, float(np.float32(value)))
-
-
-def _like(value: ir.Value, name: str) -> ir.Value:
-    """A new value named ``name`` with ``value``'s type (an untyped value's is ``object``)."""
-    copy = ir.Value(name=name)
-    set_type(copy, type_of(value))
-    return copy

@@ -10,10 +10,11 @@ import onnx_ir as ir
 from namu.errors import IRVerificationError
 from namu.ir.opsets import PARTITION_DOMAIN
 from namu.ir.scopes import node_captures
-from namu.ir.types import set_type, type_of
+from namu.ir.types import set_type, type_of, value_like
 from namu.passes.base import Example, NamuPass
 from namu.passes.infer_placement import PLACEMENT_KEY, ensure_placed, placement_of
 from namu.passes.registry import register
+from namu.passes.synthesize_wire_ops import SynthesizeWireOpsPass
 
 __all__ = ["PARTITIONS_KEY", "PartitionPass"]
 
@@ -71,22 +72,14 @@ class PartitionPass(NamuPass):
     """
 
     EXAMPLE = Example(
-        before="""
-        g (int64 x) => (int64 y) {
-          = namu.Send <channel = "x@gpu", to = "gpu"> (x)
-          x_gpu = namu.Recv <channel = "x@gpu", from = "local"> ()
-          e = namu.Task <task = "embed", placement = "gpu"> (x_gpu)
-          = namu.Send <channel = "e@local", to = "local"> (e)
-          e_local = namu.Recv <channel = "e@local", from = "gpu"> ()
-          y = Neg(e_local)
-        }""",
+        before=SynthesizeWireOpsPass.EXAMPLE.after,  # what the pass before this one makes
         after="""
         g (int64 x) => (int64 y) { y = namu.partition.local(x) }
         <domain: "namu.partition", opset_import: ["" : 21, "namu" : 1, "namu.partition" : 1]>
         local (x) => (y) {
           = namu.Send <channel = "x@gpu", to = "gpu"> (x)
           e_local = namu.Recv <channel = "e@local", from = "gpu"> ()
-          y = Neg(e_local)
+          y = namu.Task <task = "rank", placement = "local"> (e_local, x)
         }
         <domain: "namu.partition", opset_import: ["" : 21, "namu" : 1, "namu.partition" : 1]>
         gpu () => () {
@@ -94,8 +87,9 @@ class PartitionPass(NamuPass):
           e = namu.Task <task = "embed", placement = "gpu"> (x_gpu)
           = namu.Send <channel = "e@local", to = "local"> (e)
         }""",
-        impure_tasks=("embed",),
-        note="The main graph shown is the launcher; the two partitions are model functions.",
+        impure_tasks=("embed", "rank"),
+        note="The input is `synthesize-wire-ops`' example output. The main graph shown is the launcher; "
+        "the two partitions are model functions.",
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -128,7 +122,7 @@ class PartitionPass(NamuPass):
             model.functions[(PARTITION_DOMAIN, place, "")] = ir.Function(PARTITION_DOMAIN, place, graph=body, attributes=[])
             self.changed()
 
-        launcher_inputs = [_like(v) for v in inputs]
+        launcher_inputs = [value_like(v) for v in inputs]
         call = ir.Node(PARTITION_DOMAIN, default, launcher_inputs, num_outputs=len(outputs), name=f"launch_{default}")
         call.metadata_props[PLACEMENT_KEY] = default
         for new, old in zip(call.outputs, outputs):
@@ -140,13 +134,6 @@ class PartitionPass(NamuPass):
         model.metadata_props[PARTITIONS_KEY] = json.dumps(order)
         logger.debug("partitioned %d ops into %s", len(nodes), order)
         return self.result(model)
-
-
-def _like(value: ir.Value) -> ir.Value:
-    """A new value with ``value``'s name and type."""
-    new = ir.Value(name=value.name)
-    set_type(new, type_of(value))
-    return new
 
 
 def _check_wired(graph: ir.Graph, nodes: list[ir.Node], default: str) -> None:

@@ -12,11 +12,14 @@ from namu.frontend.lower import CompileContext
 from namu.frontend.task import Task
 from namu.ir.metadata import TASKS_KEY, TaskTable, dump
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
+from namu.ir.scopes import walk
 from namu.ir.types import type_of
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.expand_defaults import task_defaults
-from namu.passes.infer_placement import nested_nodes, placement_of
+from namu.passes.infer_placement import placement_of
+from namu.passes.infer_types import check_task_call
 from namu.passes.registry import register
+from namu.passes.resolve_symbols import task_symbol
 
 __all__ = ["ResolveSlotsPass"]
 
@@ -43,12 +46,19 @@ class ResolveSlotsPass(NamuPass):
 
     The call keeps its inputs, keyword names and result; the bound task joins the task
     table (``namu.tasks``, built as the frontend builds it) and the compile's live tasks,
-    so the artifact runs it. When ``expand-defaults`` is in the pipeline the new task
-    call gets its run-time option attributes too, placed in the slot's partition.
+    so the artifact runs it. The new call then gets what the earlier passes of the
+    pipeline give every task call, through their own helpers: ``expand-defaults``' run-time
+    option attributes (placed in the slot's partition), ``resolve-symbols``'
+    ``namu.symbol`` and ``namu.digest``, and ``infer-types``' check of its arguments
+    against the bound task's annotations. So ``insert-resilience-gates`` gates a bound
+    task with retries like any other call.
 
     Guarantees:
         no ``namu.Slot`` remains in any graph, body or function;
-        every task called is in the task table and among the compile's live tasks.
+        every task called is in the task table and among the compile's live tasks;
+        a call that replaced a slot has the attributes, metadata and checked argument
+            types of the passes before this one in the pipeline (those of them among
+            ``expand-defaults``, ``resolve-symbols`` and ``infer-types``).
 
     Raises:
         UnboundSlotError: a slot has no binding in its partition (names the slot, the
@@ -57,7 +67,9 @@ class ResolveSlotsPass(NamuPass):
             arguments, or is placed (``@namu.task(placement=...)``) elsewhere than the
             partition it would run in.
         TypeCheckError: the slot declares a return type (``returns=``) that the bound
-            task's annotation contradicts.
+            task's annotation contradicts, or (with ``infer-types`` in the pipeline) an
+            argument of the call is not accepted by the bound task's annotation; at the
+            slot call's line.
     """
 
     EXAMPLE = Example(
@@ -86,10 +98,9 @@ def _slot_calls(model: ir.Model, default: str) -> Iterator[tuple[ir.Node, str]]:
     owners: list[tuple[ir.Graph, str | None]] = [(model.graph, None)]
     owners += [(f.graph, f.name if f.domain == PARTITION_DOMAIN else None) for f in model.functions.values()]
     for graph, partition in owners:
-        for top in graph:
-            for node in (top, *nested_nodes(top)):
-                if node.op_type == "Slot" and node.domain == NAMU_DOMAIN:
-                    yield node, partition or placement_of(node, default)
+        for node in walk(graph):
+            if node.op_type == "Slot" and node.domain == NAMU_DOMAIN:
+                yield node, partition or placement_of(node, default)
 
 
 class _Binder:
@@ -99,11 +110,7 @@ class _Binder:
         self.model = model
         self.context = context
         self.config = context.config
-        self.table = (
-            TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
-            if TASKS_KEY in model.metadata_props
-            else TaskTable(tasks=[])
-        )
+        self.table = TaskTable.of(model)
         self.table_keys = {entry.key for entry in self.table.tasks}
         # The frontend's task-table builder, given the compile's tasks in their order,
         # assigns their keys again and so picks new keys exactly as lowering would.
@@ -111,7 +118,12 @@ class _Binder:
         for task in context.tasks.values():
             self.builder.task_key(task)
         self.known = set(self.builder.tasks)
+        #: what the passes before this one give every task call
         self.fill_defaults = "expand-defaults" in context.pipeline
+        self.stamp_symbols = "resolve-symbols" in context.pipeline
+        self.check_types = "infer-types" in context.pipeline
+        #: the calls made so far, with their task keys
+        self.bound: list[tuple[ir.Node, str]] = []
 
     def bind(self, node: ir.Node, partition: str) -> None:
         """Turn the ``namu.Slot`` ``node`` of ``partition`` into a call of its binding."""
@@ -140,6 +152,7 @@ class _Binder:
         if self.fill_defaults:
             for attr in task_defaults(impl.options, self.config):
                 node.attributes[attr.name] = ir.AttrString("placement", partition) if attr.name == "placement" else attr
+        self.bound.append((node, key))
 
     def _check(self, node: ir.Node, name: str, impl: Task, partition: str) -> None:
         kwnames_attr = node.attributes.get("kwnames")
@@ -165,11 +178,21 @@ class _Binder:
             )
 
     def finish(self) -> None:
-        """Add the bound tasks to the task table and to the compile's live tasks."""
-        added = [entry for entry in self.builder.task_table() if entry.key not in self.known]
-        if not added:
-            return
-        table = TaskTable(tasks=[*self.table.tasks, *added])
-        self.model.metadata_props[TASKS_KEY] = dump(table)
-        for entry in added:
-            self.context.tasks[entry.key] = self.builder.tasks[entry.key]
+        """Add the bound tasks to the task table and to the compile's live tasks, then
+        stamp and check each new call as ``resolve-symbols`` and ``infer-types`` would.
+
+        Raises:
+            TypeCheckError: a call's argument is not accepted by its task's annotation.
+        """
+        built = self.builder.task_table()
+        added = [entry for entry in built if entry.key not in self.known]
+        if added:
+            self.model.metadata_props[TASKS_KEY] = dump(TaskTable(tasks=[*self.table.tasks, *added]))
+            for entry in added:
+                self.context.tasks[entry.key] = self.builder.tasks[entry.key]
+        entries = {**{entry.key: entry for entry in built}, **self.table.by_key()}
+        for node, key in self.bound:
+            if self.stamp_symbols:
+                node.metadata_props.update(task_symbol(entries[key]))
+            if self.check_types:
+                check_task_call(node, entries[key])

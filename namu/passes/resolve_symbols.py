@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING
 
 import onnx_ir as ir
 
-from namu.ir.metadata import DIGEST_KEY, SYMBOL_KEY, TASKS_KEY, TaskEntry, TaskTable
+from namu.ir.metadata import DIGEST_KEY, SYMBOL_KEY, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.scopes import walk
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.registry import register
 
 if TYPE_CHECKING:
     from namu.frontend.task import Task
 
-__all__ = ["ResolveSymbolsPass"]
+__all__ = ["ResolveSymbolsPass", "task_symbol"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,18 @@ class ResolveSymbolsPass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        table: dict[str, TaskEntry] = {}
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY]).by_key()
-        binder = _Binder(table, set(model.functions), self.context.tasks)
-        for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        binder = _Binder(TaskTable.of(model).by_key(), set(model.functions), self.context.tasks)
+        for node in walk(model):
             binder.bind(node)
-        for function in model.functions.values():
-            for node in ir.traversal.RecursiveGraphIterator(function):
-                binder.bind(node)
         logger.debug("resolved %d calls, stamped %d", binder.calls, binder.stamped)
         self.changed(binder.stamped)
         return self.result(model)
+
+
+def task_symbol(entry: TaskEntry) -> dict[str, str]:
+    """The node metadata this pass stamps on a call of the task ``entry``: ``namu.symbol``
+    (``module.qualname``) and ``namu.digest`` (its source digest)."""
+    return {SYMBOL_KEY: f"{entry.module}.{entry.qualname}", DIGEST_KEY: entry.digest}
 
 
 class _Binder:
@@ -87,15 +88,15 @@ class _Binder:
         self.stamped = 0
 
     def bind(self, node: ir.Node) -> None:
-        if node.domain == NAMU_DOMAIN and node.op_type == "Task":
-            key = node.attributes["task"].as_string()
+        if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
+            key = node.attributes.data["task"].value
             entry = self.table.get(key)
             if entry is None:
                 fail(node, f"task {key!r} is not in the task table")
             binding = self.bindings.get(key)
             if binding is None:
                 self.check_digest(node, key, entry)
-                binding = self.bindings[key] = {SYMBOL_KEY: f"{entry.module}.{entry.qualname}", DIGEST_KEY: entry.digest}
+                binding = self.bindings[key] = task_symbol(entry)
             self.stamp(node, binding)
         elif node.domain == WORKFLOW_DOMAIN:
             if node.op_identifier() not in self.functions:
@@ -113,6 +114,9 @@ class _Binder:
 
     def stamp(self, node: ir.Node, binding: dict[str, str]) -> None:
         self.calls += 1
-        if any(node.metadata_props.get(k) != v for k, v in binding.items()):
-            node.metadata_props.update(binding)
-            self.stamped += 1
+        metadata = node.metadata_props
+        for k, v in binding.items():
+            if metadata.get(k) != v:
+                metadata.update(binding)
+                self.stamped += 1
+                return

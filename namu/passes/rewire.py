@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import graphs, subgraphs
 from namu.ir.types import set_type, type_of
-from namu.passes.effects import subgraphs
 
 __all__ = ["Names", "adopt", "detach", "forward", "replace_node"]
 
@@ -101,10 +101,12 @@ def detach(node: ir.Node) -> None:
 
 
 class Names:
-    """Model-wide unique SSA names for new values.
+    """Model-wide unique names for new values, nodes and graphs.
 
-    The names in use are collected on the first call to :meth:`fresh` (one walk over
-    the model), so a pass that never adds a value pays nothing.
+    The names in use -- of values, nodes and graphs, at any depth -- are collected on
+    the first call to :meth:`fresh` (one walk over the model), so a pass that never adds
+    anything pays nothing. Fresh names are ``hint``, ``hint_1``, ``hint_2``, ...: the
+    first not in use (amortized O(1) per name).
     """
 
     def __init__(self, model: ir.Model) -> None:
@@ -113,20 +115,19 @@ class Names:
         self._next: dict[str, int] = {}
 
     def _collect(self) -> set[str]:
-        used: set[str] = set()
-        graphs = [self._model.graph, *(f.graph for f in self._model.functions.values())]
-        for graph in graphs:
-            used.update(v.name for v in graph.inputs if v.name)
+        used: set[str | None] = set()
+        add = used.add
+        for graph in graphs(self._model):
+            add(graph.name)
+            used.update(v.name for v in graph.inputs)
             used.update(graph.initializers)
-            for node in ir.traversal.RecursiveGraphIterator(graph):
-                used.update(v.name for v in node.outputs if v.name)
-                for attr in node.attributes.values():
-                    if attr.type == ir.AttributeType.GRAPH:
-                        used.update(v.name for v in attr.as_graph().inputs if v.name)
-                    elif attr.type == ir.AttributeType.GRAPHS:
-                        for g in attr.as_graphs():
-                            used.update(v.name for v in g.inputs if v.name)
-        return used
+            for node in graph:
+                add(node.name)
+                for value in node.outputs:
+                    add(value.name)
+        used.discard(None)
+        used.discard("")
+        return used  # type: ignore[return-value]
 
     def fresh(self, hint: str) -> str:
         """A name not used anywhere in the model, based on ``hint``."""

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from namu.ir.metadata import TASKS_KEY, TaskTable
+from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import node_captures, subgraphs, top_graphs
 from namu.ir.types import set_type, type_of
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, FRESH_MUTABLE, OpKey, op_key, pure_tasks, subgraphs, task_of
+from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, FRESH_MUTABLE, OpKey, op_key, pure_tasks, task_of
+from namu.passes.eliminate_dead_code import remove_dead
 from namu.passes.fold_constants import NOT_CONSTANT, constant_value
 from namu.passes.registry import register
 from namu.passes.rewire import adopt, detach, forward, replace_node
@@ -67,6 +69,11 @@ class SimplifyControlFlowPass(NamuPass):
       ``on_error="skip"`` (its failure drops one fan-out item, not the run). Constants
       move only together with an op reading them; nodes producing a body output stay.
 
+    What a rewrite leaves unread -- the constant condition of a removed If, the trip count
+    of a removed Loop, the empty list a removed Map ran over, and what only they read --
+    is removed with ``eliminate-dead-code``'s sweeper (``remove_dead``), which runs
+    before this pass in the pipeline and so cannot see it.
+
     Guarantees:
         No If has a constant condition.
         No Loop has a constant trip count <= 0 or a constant false initial condition
@@ -75,6 +82,7 @@ class SimplifyControlFlowPass(NamuPass):
         No hoistable node of a loop body depends only on values defined outside it.
         Behaviour is unchanged: a hoisted op either cannot raise or would have run in
             the first iteration anyway, and pure calls have no effects.
+        No op the rewrites left unread remains, unless it has an effect or can raise.
     """
 
     EXAMPLE = Example(
@@ -95,27 +103,26 @@ class SimplifyControlFlowPass(NamuPass):
         }""",
         after="""
         g (int64 x) => (int64 y, int64 z) {
-          debug = Constant <value = bool {0}> ()
           y = Neg(x)
-          zero = Constant <value = int64 {0}> ()
           z = Identity(x)
         }""",
         impure_tasks=("log",),
-        note="The else branch is inlined (its result takes the name `y`); the loop runs zero times, so `z` is its initial value.",
+        note="The else branch is inlined (its result takes the name `y`); the loop runs zero times, so `z` is "
+        "its initial value. The constants `debug` and `zero`, read by the removed ops only, go too.",
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        skip: frozenset[str] = frozenset()
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY])
-            skip = frozenset(t.key for t in table.tasks if t.options.on_error == "skip")
-        simplifier = _Simplifier(pure_tasks(model) - skip)
-        simplifier.graph(model.graph)
-        for function in model.functions.values():
-            simplifier.graph(function.graph)
+        skip = frozenset(t.key for t in TaskTable.of(model).tasks if t.options.on_error == "skip")
+        pure = pure_tasks(model)
+        simplifier = _Simplifier(pure - skip)
+        for graph in top_graphs(model):
+            simplifier.graph(graph)
+        # what the rewrites left unread: a removed If's condition, a Map's empty list ...
+        removed = remove_dead([p for v in simplifier.released if (p := v.producer()) is not None], pure)
         for rule, count in simplifier.counts.items():
             logger.debug("%s: %d", rule, count)
-        self.changed(sum(simplifier.counts.values()))
+        logger.debug("removed %d nodes left dead", removed)
+        self.changed(sum(simplifier.counts.values()) + removed)
         return self.result(model)
 
 
@@ -125,6 +132,8 @@ class _Simplifier:
         self.hoistable_tasks = hoistable_tasks
         #: rewrites done, per rule identity
         self.counts: collections.Counter[str] = collections.Counter()
+        #: values read by the nodes the rewrites removed (their producers may be dead now)
+        self.released: list[ir.Value] = []
         self._constants: dict[ir.Value, Any] = {}
 
     def graph(self, graph: ir.Graph) -> None:
@@ -142,8 +151,10 @@ class _Simplifier:
             match = rule.match(self, node)
             if match is None:
                 continue
+            read = [v for v in (*node.inputs, *node_captures(node)) if v is not None]
             self.counts[rule.identity] += rule.replace(self, graph, node, match)
             if node.graph is not graph:
+                self.released += read
                 return  # replaced
 
     def constant(self, value: ir.Value | None) -> Any:
@@ -157,7 +168,7 @@ class _Simplifier:
 
     def hoistable(self, node: ir.Node, runs_once: bool) -> bool:
         """Whether ``node`` may run once before its loop instead of in every iteration."""
-        if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
+        if subgraphs(node):
             return False
         task = task_of(node)
         if task is not None:

@@ -20,9 +20,9 @@ from namu.ir.metadata import (
     TaskTable,
 )
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_OPSET
+from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.insert_resilience_gates import TaskPolicies
-from namu.passes.plan_lifetimes import subgraphs
 from namu.passes.registry import register
 
 __all__ = ["VerifyRuntimeCompletePass"]
@@ -71,13 +71,11 @@ class VerifyRuntimeCompletePass(NamuPass):
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        table = None
-        if TASKS_KEY in model.metadata_props:
-            table = TaskTable.model_validate_json(model.metadata_props[TASKS_KEY]).by_key()
-        entries = table or {}
+        entries = TaskTable.of(model).by_key()
+        table = entries if TASKS_KEY in model.metadata_props else None  # None: task keys are not checked
         policies = TaskPolicies({k: t.options for k, t in entries.items()}, self.context.config)
         checker = _Checker(policies, table, self.context.config.wire_timeout_s, _dispatcher(model, entries))
-        for graph in [model.graph, *(f.graph for f in model.functions.values())]:
+        for graph in top_graphs(model):
             checker.graph(graph, gated=False)
         checker.check_wires()
         logger.debug("verified %d nodes", checker.count)

@@ -9,6 +9,7 @@ import onnx_ir as ir
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, NAMU_OPS
+from namu.ir.scopes import subgraphs
 from namu.ir.types import TYPE_KEY
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
@@ -27,12 +28,20 @@ logger = logging.getLogger(__name__)
 class VerifyStructurePass(NamuPass):
     """Check the structural invariants every later pass and the runtime rely on.
 
-    Checks, for the main graph, every subgraph and every function: each node's domain is
-    declared in the opset imports; SSA names are unique (including across nested scopes);
-    each node input is a graph input, an outer-scope value, or the output of an earlier
-    node (which also proves the graph is acyclic); graph inputs are typed; namu-domain ops
-    are known; every ``namu.Task`` has a ``task`` attribute. The checks are purely
-    structural: whether a called task or sub-workflow exists is ``resolve-symbols``'s.
+    The checks are purely structural -- whether a called task or sub-workflow exists is
+    ``resolve-symbols``'s -- and take one walk over the model. The pass changes nothing.
+
+    Guarantees:
+        Every node's domain is declared in the opset imports (its function's, in a
+            function).
+        SSA names are unique in the main graph and in each function, nested scopes
+            included.
+        Every node input is a graph input, an initializer, a value of an enclosing scope
+            or an output of an earlier node, so every graph is acyclic; every graph
+            output is defined.
+        Every graph input is typed.
+        Every namu-domain op is a known one, and every ``namu.Task`` has a ``task``
+            attribute.
 
     Raises:
         IRVerificationError: the first violation found, with the node's source span.
@@ -63,11 +72,12 @@ class _Checker:
         raise IRVerificationError(f"{where}: {message}" if where else message)
 
     def define(self, value: ir.Value, names: set[str], node: ir.Node | None) -> None:
-        if not value.name:
+        name = value.name
+        if not name:
             self.fail(node, "a value has no name")
-        if value.name in names:
-            self.fail(node, f"SSA name {value.name!r} is defined more than once")
-        names.add(value.name)  # type: ignore[arg-type]
+        if name in names:
+            self.fail(node, f"SSA name {name!r} is defined more than once")
+        names.add(name)  # type: ignore[arg-type]
 
     def graph(self, graph: ir.Graph, defined: set[int], names: set[str]) -> None:
         """Check ``graph``; ``defined`` holds the ids of the values of enclosing scopes.
@@ -98,18 +108,16 @@ class _Checker:
         defined.difference_update(scope)
 
     def node(self, node: ir.Node, defined: set[int], names: set[str]) -> None:
-        if node.domain not in self.opsets:
-            self.fail(node, f"{node.op_type}: domain {node.domain!r} is not declared in the opset imports")
+        domain, op_type = node.domain, node.op_type
+        if domain not in self.opsets:
+            self.fail(node, f"{op_type}: domain {domain!r} is not declared in the opset imports")
         for value in node.inputs:
             if value is not None and id(value) not in defined:
-                self.fail(node, f"{node.op_type}: input {value.name!r} is used before it is defined (or the graph has a cycle)")
-        if node.domain == NAMU_DOMAIN and node.op_type not in NAMU_OPS:
-            self.fail(node, f"unknown namu op {node.op_type!r}")
-        if node.domain == NAMU_DOMAIN and node.op_type == "Task" and "task" not in node.attributes:
-            self.fail(node, "namu.Task without a `task` attribute")
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                self.graph(attr.as_graph(), defined, names)
-            elif attr.type == ir.AttributeType.GRAPHS:
-                for g in attr.as_graphs():
-                    self.graph(g, defined, names)
+                self.fail(node, f"{op_type}: input {value.name!r} is used before it is defined (or the graph has a cycle)")
+        if domain == NAMU_DOMAIN:
+            if op_type not in NAMU_OPS:
+                self.fail(node, f"unknown namu op {op_type!r}")
+            if op_type == "Task" and "task" not in node.attributes:
+                self.fail(node, "namu.Task without a `task` attribute")
+        for graph in subgraphs(node):
+            self.graph(graph, defined, names)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import onnx
 import pytest
 
 from namu.passes import NamuPass, registered
@@ -35,5 +34,8 @@ def test_example_holds(info) -> None:
         assert example.error in f"{type(caught.value).__name__}: {caught.value}"
         return
     run_pass(info.name, model, **example.config)
-    expected = parse(textwrap.dedent(example.after), example.pure_tasks, example.impure_tasks)
+    expected = parse(textwrap.dedent(example.after or example.before), example.pure_tasks, example.impure_tasks)
     assert canonical(model.graph) == canonical(expected.graph)
+    by_output = {node.outputs[0].name: node for node in model.graph if node.outputs}
+    for name, props in example.metadata.items():
+        assert {key: by_output[name].metadata_props.get(key) for key in props} == dict(props), name

@@ -44,6 +44,18 @@ def with_tasks(model: ir.Model, **tasks: Signature) -> ir.Model:
     return model
 
 
+def checked(model: ir.Model, error: str) -> namu.TypeCheckError | None:
+    """Run infer-types on ``model``: it passes when ``error`` is "", else raises exactly
+    ``error`` (returned, for more checks)."""
+    if not error:
+        run_pass("infer-types", model)
+        return None
+    with pytest.raises(namu.TypeCheckError) as caught:
+        run_pass("infer-types", model)
+    assert caught.value.reason == error
+    return caught.value
+
+
 def values(graph: ir.Graph) -> Iterator[ir.Value]:
     """Every value of ``graph`` and its subgraphs: graph inputs, then node outputs."""
     yield from graph.inputs
@@ -285,13 +297,8 @@ def test_arguments_are_checked_against_the_annotation(inputs: str, argument: str
     text = f'g ({inputs}) => (y) {{ {argument}  y = namu.Task <task = "f"> (v) }}'
     model = with_tasks(parse(text), f=([("x", annotation)], "object"), opaque=([("x", "object")], "object"))
     list(model.graph)[-1].metadata_props[SPAN_KEY] = "/src/wf.py:4:9"
-    if not error:
-        run_pass("infer-types", model)
-        return
-    with pytest.raises(namu.TypeCheckError) as caught:
-        run_pass("infer-types", model)
-    assert caught.value.reason == f"task 'f' parameter 'x' {error}"
-    assert caught.value.span == "/src/wf.py:4:9"
+    caught = checked(model, error and f"task 'f' parameter 'x' {error}")
+    assert caught is None or caught.span == "/src/wf.py:4:9"
 
 
 BINDING = [
@@ -309,13 +316,7 @@ BINDING = [
 @pytest.mark.parametrize(("attrs", "args", "error"), BINDING)
 def test_keyword_arguments_bind_by_name(attrs: str, args: str, error: str) -> None:
     text = f'g (int64 x, string s) => (y) {{ y = namu.Task <task = "f"{", " + attrs if attrs else ""}> ({args}) }}'
-    model = with_tasks(parse(text), f=([("a", "int"), ("b", "str")], "object"))
-    if not error:
-        run_pass("infer-types", model)
-        return
-    with pytest.raises(namu.TypeCheckError) as caught:
-        run_pass("infer-types", model)
-    assert caught.value.reason == error
+    checked(with_tasks(parse(text), f=([("a", "int"), ("b", "str")], "object")), error)
 
 
 VARIADIC = [
@@ -333,13 +334,7 @@ def test_star_args_and_star_star_kwargs_check_each_argument(attrs: str, args: st
     # def f(first: int, *rest: int, opt: str = "", **more: float)
     text = f'g (int64 x, string s, double d) => (y) {{ y = namu.Task <task = "f"{", " + attrs if attrs else ""}> ({args}) }}'
     params = [("first", "int"), ("*rest", "int"), ("opt=", "str"), ("**more", "float")]
-    model = with_tasks(parse(text), f=(params, "object"))
-    if not error:
-        run_pass("infer-types", model)
-        return
-    with pytest.raises(namu.TypeCheckError) as caught:
-        run_pass("infer-types", model)
-    assert caught.value.reason == error
+    checked(with_tasks(parse(text), f=(params, "object")), error)
 
 
 def test_tasks_without_recorded_parameters_are_not_checked() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 import namu
 from namu.errors import CompileError, TaskDefinitionError, TypeCheckError, UnboundSlotError
-from namu.ir.metadata import TASKS_KEY
+from namu.ir.metadata import DIGEST_KEY, SPAN_KEY, SYMBOL_KEY, TASKS_KEY
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
 from namu.passes import CompileConfig, PassContext, run_passes
 from tests.cli.test_cli import assert_error, namu_cli
@@ -56,6 +56,23 @@ def two_args(a: str, b: str) -> str:
 @namu.task(placement="gpu")
 def encode(text: str) -> str:
     return text.upper()
+
+
+FLAKY_CALLS: list[str] = []
+
+
+@namu.task(retries=2)
+def flaky_ask(prompt: str) -> str:
+    """Fails on its first two calls for each prompt, as an overloaded LLM endpoint would."""
+    FLAKY_CALLS.append(prompt)
+    if FLAKY_CALLS.count(prompt) <= 2:
+        raise ConnectionError("try again")
+    return f"flaky:{prompt}"
+
+
+@namu.task
+def ask_count(n: int) -> str:
+    return "x" * n
 
 
 @namu.workflow
@@ -130,6 +147,48 @@ def test_a_bound_slot_becomes_a_task_call_and_runs() -> None:
     assert entry["qualname"] == "ask_big" and entry["file"] == os.path.abspath(__file__)
     assert "ask_big" in art.bindings
     assert run_both(art, "why").value == len("big:why") + len("big:big:why")
+
+
+def test_a_bound_task_with_retries_runs_in_a_gate_and_retries() -> None:
+    art = namu.compile(answer, slots={"llm": flaky_ask})
+    gates = [n for n in art.model.graph if n.op_type == "Gate" and n.domain == NAMU_DOMAIN]
+    assert len(gates) == 1 and gates[0].attributes["retries"].as_int() == 2  # insert-resilience-gates saw it
+    (call,) = task_calls(art.model.graph, "flaky_ask")
+    assert call.attributes["retries"].as_int() == 2
+    for executor in ("kernel", "reference"):
+        FLAKY_CALLS.clear()
+        assert art.run(executor, executor=executor).value == f"flaky:{executor}"
+        assert FLAKY_CALLS == [executor] * 3  # two failures, two retries
+
+
+def test_the_new_call_is_bound_as_resolve_symbols_binds_calls() -> None:
+    art = namu.compile(answer, slots={"llm": ask_small})
+    (call,) = task_calls(art.model.graph, "ask_small")
+    assert call.metadata_props[SYMBOL_KEY] == f"{__name__}.ask_small"
+    assert call.metadata_props[DIGEST_KEY] == ask_small.digest
+
+
+def test_arguments_the_bound_task_does_not_accept_fail_at_the_slot_call() -> None:
+    with pytest.raises(TypeCheckError) as caught:
+        namu.compile(answer, slots={"llm": ask_count})
+    assert caught.value.reason == "task 'ask_count' parameter 'n' expects int, got str"
+    assert caught.value.span.startswith(f"{os.path.abspath(__file__)}:")
+    assert "return llm(question)" in str(caught.value)  # the slot call's line
+    model, tasks = lowered(answer, upto="resolve-slots")
+    slot = next(n for n in model.graph if n.op_type == "Slot")
+    config = CompileConfig(slots={"llm": ask_count})
+    context = PassContext(config=config, tasks=tasks, pipeline=("infer-types", "resolve-slots"))
+    with pytest.raises(TypeCheckError) as again:
+        run_passes(model, ["resolve-slots"], context=context)
+    assert again.value.span == slot.metadata_props[SPAN_KEY]
+
+
+def test_without_the_earlier_passes_the_call_is_bound_only() -> None:
+    model, tasks = lowered(answer, upto="resolve-slots")
+    context = PassContext(config=CompileConfig(slots={"llm": ask_count}), tasks=tasks, pipeline=("resolve-slots",))
+    run_passes(model, ["resolve-slots"], context=context)  # no infer-types: no check
+    (call,) = task_calls(model.graph, "ask_count")
+    assert SYMBOL_KEY not in call.metadata_props and "retries" not in call.attributes
 
 
 def test_the_compiled_slot_matches_plain_python() -> None:
