@@ -223,7 +223,7 @@ class KernelExecutor(Executor):
         thread- or async-mode calls, here or in a body) and holds no ``namu.Recv``
         (here or in a body). An inline plan runs one node at a time, so no order finishes
         sooner, and priority 0 everywhere keeps source order (the kernel breaks ties by
-        the lowest node index): side effects happen in program order. A blocking
+        program order): side effects happen in program order. A blocking
         receive must keep source order too, or it could wait for a send that a
         reordering put after it.
         """
