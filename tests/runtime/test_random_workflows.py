@@ -335,6 +335,9 @@ def test_random_workflow_agrees_with_plain_python(
     reference, message, attempts = _compiled(module, art, p0, p1, executor="reference")
     assert reference == expected
     assert attempts == expected_attempts
+    # the optimizer preserves the meaning: the -O0 artifact does exactly the same
+    unoptimized = namu.compile(module.wf, opt_level=0)
+    assert _compiled(module, unoptimized, p0, p1, executor="reference") == (reference, message, attempts)
     possible = _possible_errors(module, program, p0, p1)
     assert possible[:1] == ([] if expected[0] == "ok" else [expected])
     if message is not None:
