@@ -570,7 +570,7 @@ def run_command(
     _check_executor(executor)
     try:
         with ProgressObserver(art.name) as progress:
-            result = art.run(
+            result = art.with_options(
                 executor=executor,
                 observer=progress,
                 cache_dir=cache_dir,
@@ -578,8 +578,7 @@ def run_command(
                 task_mode=task_mode,
                 max_concurrency=max_concurrency,
                 workers=workers,
-                **kwargs,
-            )
+            ).run(**kwargs)
     except InputError as exc:
         _fail(_first_line(exc))
     except (CacheError, CheckpointError) as exc:

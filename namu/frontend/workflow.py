@@ -66,14 +66,16 @@ class Workflow:
                     self._artifact = compile_workflow(self)
         return self._artifact
 
-    def run(self, *args: Any, executor: str = "kernel", **kwargs: Any) -> RunResult:
+    def run(self, *args: Any, **kwargs: Any) -> RunResult:
         """Run the compiled workflow and return the value with the run's metadata.
 
         Args:
             *args, **kwargs: the workflow's inputs, as for a plain call, and the run
-                options of :meth:`Artifact.run <namu.Artifact.run>` (``observer``,
-                ``cache_dir``, ``checkpoint``).
-            executor: ``"kernel"`` (native, default) or ``"reference"`` (pure Python).
+                options of :meth:`Artifact.run <namu.Artifact.run>` (``executor``:
+                ``"kernel"``, the default, or ``"reference"``; ``observer``,
+                ``cache_dir``, ``checkpoint``, ``task_mode``, ``max_concurrency``,
+                ``workers``). A keyword naming one of the workflow's parameters is an
+                input; set a run option it shadows with :meth:`with_options`.
 
         Raises:
             WorkflowSyntaxError: the body cannot be compiled.
@@ -82,7 +84,12 @@ class Workflow:
             CacheError: the ``cache_dir`` cannot be opened.
             CheckpointError: the ``checkpoint`` file cannot be used.
         """
-        return self.compile().run(*args, executor=executor, **kwargs)
+        return self.compile().run(*args, **kwargs)
+
+    def with_options(self, **options: Any) -> Artifact:
+        """The compiled artifact with run options preset (:meth:`Artifact.with_options
+        <namu.Artifact.with_options>`)."""
+        return self.compile().with_options(**options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.run(*args, **kwargs).value

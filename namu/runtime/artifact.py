@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import threading
@@ -27,7 +28,30 @@ from namu.runtime.tasks import SkipItem, TaskBinding
 if TYPE_CHECKING:
     from namu.frontend.task import Task
 
-__all__ = ["Artifact"]
+__all__ = ["RUN_OPTIONS", "Artifact"]
+
+
+class _Default:
+    """The default of a run option the caller did not pass (see :meth:`Artifact.run`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT: Any = _Default()
+
+#: the run options of :meth:`Artifact.run` and their defaults.
+RUN_OPTIONS: dict[str, Any] = {
+    "executor": "kernel",
+    "observer": None,
+    "cache_dir": None,
+    "checkpoint": None,
+    "task_mode": "inline",
+    "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+    "workers": None,
+}
 
 
 class Artifact:
@@ -57,6 +81,9 @@ class Artifact:
                 self.bindings[key] = task
             else:  # the digest of the code that will run (cache and checkpoint keys)
                 self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async, task.digest)
+        #: run options a workflow parameter of the same name shadows (see :meth:`run`)
+        self._shadowed = frozenset(RUN_OPTIONS) & {p.name for p in self.signature.params}
+        self._preset: dict[str, Any] = {}
         #: per-pass time and change count of the compile that built this artifact
         #: (empty for a loaded artifact)
         self.pass_records: list[Any] = []
@@ -123,19 +150,40 @@ class Artifact:
     def _functions(self) -> dict[str, ir.Function]:
         return {f.name: f for f in self.model.functions.values() if f.domain == WORKFLOW_DOMAIN}
 
+    def with_options(self, **options: Any) -> Artifact:
+        """This artifact with run options preset (:data:`RUN_OPTIONS`): its ``run()`` and
+        calls use them unless given again. The way to set a run option that a workflow
+        parameter of the same name shadows (``art.with_options(workers=8)(workers=3)``
+        runs with 8 pool threads and the input ``workers=3``).
+
+        Raises:
+            TypeError: a name is not a run option.
+        """
+        unknown = sorted(set(options) - set(RUN_OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown run option(s) {', '.join(map(repr, unknown))}; run options are: {', '.join(RUN_OPTIONS)}")
+        view = copy.copy(self)
+        view._preset = {**self._preset, **options}
+        return view
+
     def run(
         self,
         *args: Any,
-        executor: str = "kernel",
-        observer: RunObserver | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
-        task_mode: str = "inline",
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        workers: int | None = None,
+        executor: str = _DEFAULT,
+        observer: RunObserver | None = _DEFAULT,
+        cache_dir: str | os.PathLike[str] | None = _DEFAULT,
+        checkpoint: str | os.PathLike[str] | None = _DEFAULT,
+        task_mode: str = _DEFAULT,
+        max_concurrency: int = _DEFAULT,
+        workers: int | None = _DEFAULT,
         **kwargs: Any,
     ) -> RunResult:
         """Run the workflow.
+
+        A keyword naming a parameter of the workflow is always an input, as in a plain
+        call, even when a run option has the same name (set such an option with
+        :meth:`with_options`). Options not given take the :meth:`with_options` preset,
+        else their defaults (:data:`RUN_OPTIONS`).
 
         Args:
             *args, **kwargs: the workflow's inputs.
@@ -163,6 +211,25 @@ class Artifact:
             CheckpointError: the checkpoint file cannot be opened, read or written, or
                 the inputs cannot be content-addressed.
         """
+        given = {
+            "executor": executor,
+            "observer": observer,
+            "cache_dir": cache_dir,
+            "checkpoint": checkpoint,
+            "task_mode": task_mode,
+            "max_concurrency": max_concurrency,
+            "workers": workers,
+        }
+        options = {**RUN_OPTIONS, **self._preset}
+        for name, value in given.items():
+            if value is _DEFAULT:
+                continue
+            if name in self._shadowed:  # the workflow's own parameter: an input
+                kwargs[name] = value
+            else:
+                options[name] = value
+        executor, observer, cache_dir, checkpoint = (options[k] for k in ("executor", "observer", "cache_dir", "checkpoint"))
+        task_mode, max_concurrency, workers = options["task_mode"], options["max_concurrency"], options["workers"]
         if task_mode not in ("inline", "thread"):
             raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
         if max_concurrency < 1:

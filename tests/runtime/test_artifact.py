@@ -160,3 +160,35 @@ def test_passport_and_task_table(tmp_path: Path) -> None:
     assert (entry.key, entry.module, entry.qualname, entry.file) == ("add", "art_passport", "add", str(path))
     assert entry.digest == module.add.digest
 
+
+
+SHADOWING = '''
+import namu
+
+@namu.task
+def scale(workers: int, checkpoint: str) -> str:
+    return checkpoint * workers
+
+@namu.workflow
+def shadow(workers: int, checkpoint: str = "ab") -> str:
+    return scale(workers, checkpoint)
+'''
+
+
+def test_workflow_parameters_named_like_run_options_are_inputs(tmp_path: Path) -> None:
+    """`workers` and `checkpoint` are run options of Artifact.run, and here also parameters
+    of the workflow: a keyword naming a parameter is an input, as in a plain call."""
+    path = tmp_path / "shadowing.py"
+    path.write_text(SHADOWING)
+    wf = import_path(path).shadow
+    assert wf(workers=3) == "ababab"
+    assert wf(workers=2, checkpoint="xy", task_mode="thread") == "xyxy"
+    assert wf.run(workers=1, executor="reference").executor == "reference"
+    # the shadowed options are set with with_options; other keywords stay inputs
+    ckpt = tmp_path / "run.ckpt"
+    art = wf.with_options(checkpoint=ckpt, workers=2, task_mode="thread")
+    assert art(workers=2) == "abab"
+    assert ckpt.exists()
+    assert art.run(workers=2).resumed_calls == 1  # the checkpoint served the recorded call
+    with pytest.raises(TypeError, match="unknown run option\\(s\\) 'worker'; run options are: executor"):
+        wf.with_options(worker=2)
