@@ -19,6 +19,7 @@ import concurrent.futures
 import contextvars
 import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -556,17 +557,25 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
         state = current_run()
         args, kwargs = split(inputs)
         found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
+        flight = None
+        if not found and pending is not None and pending.cache_key is not None:
+            found, result, flight = _share_flight(pending.cache_key)
         if not found:
             try:
                 result = invoke(args, kwargs)
             except Exception as exc:
+                _land_thread(flight, None)
                 if observed:
                     _observe(state, name)
                 if recover is None:
                     raise _task_error(binding, span, exc) from exc
                 return recover(inputs, exc)  # never cached or journaled as this task's result
+            except BaseException:
+                _land_thread(flight, None)
+                raise
             if pending is not None:
                 pending.store(result)
+            _land_thread(flight, (result,))
         if observed:
             _observe(state, name)
         return result
@@ -574,19 +583,51 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
     return call
 
 
+#: Synchronous calls of cached tasks in flight, by result key (thread-mode calls and
+#: concurrent runs): an equal call waits for the first one's result instead of running
+#: the task again, like the async calls' single flight below.
+_THREAD_FLIGHTS: dict[bytes, concurrent.futures.Future[Any]] = {}
+_THREAD_FLIGHTS_LOCK = threading.Lock()
+_ThreadFlight = tuple[bytes, concurrent.futures.Future[Any]]
+
+
+def _share_flight(cache_key: bytes) -> tuple[bool, Any, _ThreadFlight | None]:
+    """Join an equal call in flight: ``(True, result, None)`` once it succeeds. Else lead:
+    ``(False, None, flight)``, where the caller runs the task and lands the flight
+    (:func:`_land_thread`); ``flight`` is None when a failed first call left nothing
+    to share (this call then runs on its own)."""
+    with _THREAD_FLIGHTS_LOCK:
+        first = _THREAD_FLIGHTS.get(cache_key)
+        if first is None:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            _THREAD_FLIGHTS[cache_key] = future
+            return False, None, (cache_key, future)
+    landed = first.result()  # the first call always lands, with its result or None
+    return (True, landed[0], None) if landed is not None else (False, None, None)
+
+
+def _land_thread(flight: _ThreadFlight | None, landed: tuple[Any] | None) -> None:
+    """End a flight: waiting equal calls get ``(result,)``, or None to run themselves."""
+    if flight is not None:
+        key, future = flight
+        with _THREAD_FLIGHTS_LOCK:
+            del _THREAD_FLIGHTS[key]
+        future.set_result(landed)
+
+
 # ---------------------------------------------------------------------- async tasks
 #: Async calls of cached tasks in flight, by (event loop, result key): a call with equal
 #: arguments made while the first is still running awaits its result instead of running
 #: the task again ("single flight", as Go's singleflight package or an HTTP cache's
 #: request collapsing). Entries live only while their call runs.
-_IN_FLIGHT: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
+_ASYNC_FLIGHTS: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
 _Flight = tuple[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]]
 
 
 async def _join_in_flight(cache_key: bytes) -> tuple[bool, Any]:
     """``(True, result)`` once an equal call already in flight succeeds; ``(False,
     None)`` when there is none or it failed (then this call runs the task itself)."""
-    first = _IN_FLIGHT.get((asyncio.get_running_loop(), cache_key))
+    first = _ASYNC_FLIGHTS.get((asyncio.get_running_loop(), cache_key))
     if first is None:
         return False, None
     landed = await asyncio.shield(first)  # cancelling this call leaves the first running
@@ -595,17 +636,17 @@ async def _join_in_flight(cache_key: bytes) -> tuple[bool, Any]:
 
 def _lead_flight(cache_key: bytes) -> _Flight | None:
     key = (asyncio.get_running_loop(), cache_key)
-    if key in _IN_FLIGHT:
+    if key in _ASYNC_FLIGHTS:
         return None
-    future = _IN_FLIGHT[key] = key[0].create_future()
+    future = _ASYNC_FLIGHTS[key] = key[0].create_future()
     return key, future
 
 
-def _land(flight: _Flight | None, landed: tuple[Any] | None) -> None:
+def _land_async(flight: _Flight | None, landed: tuple[Any] | None) -> None:
     """End a flight: waiting equal calls get ``(result,)``, or None to run themselves."""
     if flight is not None:
         key, future = flight
-        del _IN_FLIGHT[key]
+        del _ASYNC_FLIGHTS[key]
         future.set_result(landed)
 
 
@@ -652,18 +693,18 @@ def task_coroutine_fn(
             try:
                 result = await invoke(args, kwargs)
             except Exception as exc:
-                _land(flight, None)
+                _land_async(flight, None)
                 if observed:
                     _observe(state, name)
                 if recover is None:
                     raise _task_error(binding, span, exc) from exc
                 return await recover(state, inputs, exc)
             except BaseException:
-                _land(flight, None)
+                _land_async(flight, None)
                 raise
             if pending is not None:
                 pending.store(result)
-            _land(flight, (result,))
+            _land_async(flight, (result,))
         if observed:
             _observe(state, name)
         return result

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,23 @@ def test_concurrent_equal_async_calls_run_once(fails_first: bool) -> None:
     else:
         assert result.value == [70, 70, 70, 80, 80]
         assert sorted(calls) == [7, 8]
+
+
+def test_concurrent_equal_thread_mode_calls_run_once() -> None:
+    """The same for synchronous calls on the worker pool: equal calls in flight at once
+    wait for the first one's result instead of running again. (Later equal calls hit the
+    cache anyway, so any repeat here would be a concurrent duplicate.)"""
+    calls: list[int] = []
+
+    @namu.task(cache=True, mode="thread")
+    def slow(x: int) -> int:
+        calls.append(x)
+        time.sleep(0.2)
+        return x * 10
+
+    @namu.workflow
+    def many(xs: list[int]) -> list[int]:
+        return [slow(x) for x in xs]
+
+    assert many.run([1, 2, 1, 1], workers=4).value == [10, 20, 10, 10]
+    assert sorted(calls) == [1, 2]
