@@ -8,20 +8,16 @@ from 1,000 to 100,000 ops (1.0 = linear).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.table import machine_line, run_suite  # noqa: E402
 ENGINES = {
     "test_compile_namu": "namu: frontend + all passes",
     "test_compile_onnxscript": "onnxscript: convert (@script)",
@@ -75,27 +71,12 @@ def render(data: dict[str, Any]) -> None:
     add("all passes", {r["ops"]: sum(r["passes"].values()) for r in namu_rows})
     add("namu.compile (median)", {r["ops"]: r["total"] for r in namu_rows})
     console.print(per_pass)
-    print(f"machine: {os.cpu_count()} cores; {data['machine_info']['cpu'].get('brand_raw', '?')}; "
-          f"python {data['machine_info']['python_version']}")
+    print(machine_line(data))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, help="also keep pytest-benchmark's JSON here")
-    parser.add_argument("--from", dest="source", type=Path, help="print the tables of a kept JSON; run nothing")
-    parser.add_argument("-k", default="", help="pytest -k expression to select benchmarks")
-    args = parser.parse_args()
-    code = 0
-    if args.source:
-        out = args.source
-    else:
-        out = args.json or Path(tempfile.mkstemp(suffix=".json")[1])
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_compile.py"), "--benchmark-enable",
-               "-q", "-p", "no:cacheprovider", f"--benchmark-json={out}"]
-        if args.k:
-            cmd += ["-k", args.k]
-        code = subprocess.call(cmd, cwd=ROOT)
-    render(json.loads(out.read_text()))
+    code, data = run_suite("test_compile.py", __doc__)
+    render(data)
     return code
 
 

@@ -59,8 +59,11 @@ def ratio(r: float) -> str:
     return f"{r:.3f}" if r < 0.1 else f"{r:.2f}" if r < 10 else f"{r:,.1f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_suite(test_file: str, description: str | None) -> tuple[int, dict[str, Any]]:
+    """Parse the table script's arguments (``-k``, ``--json``, ``--from``), run
+    ``benchmarks/<test_file>`` once under pytest-benchmark (unless ``--from`` names a kept
+    JSON), and return pytest's exit code and the benchmark JSON."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-k", default="", help="pytest -k expression to select benchmarks")
     parser.add_argument("--json", type=Path, help="also keep pytest-benchmark's JSON here")
     parser.add_argument("--from", dest="source", type=Path, help="print the table of a kept JSON; run nothing")
@@ -70,12 +73,22 @@ def main() -> int:
         out = args.source
     else:
         out = args.json or Path(tempfile.mkstemp(suffix=".json")[1])
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_scenarios.py"), "--benchmark-enable", "-q",
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / test_file), "--benchmark-enable", "-q",
                "-p", "no:cacheprovider", f"--benchmark-json={out}"]
         if args.k:
             cmd += ["-k", args.k]
         code = subprocess.call(cmd, cwd=ROOT)
-    data = json.loads(out.read_text())
+    return code, json.loads(out.read_text())
+
+
+def machine_line(data: dict[str, Any]) -> str:
+    """One line naming the machine a benchmark JSON was measured on."""
+    return (f"machine: {os.cpu_count()} cores; {data['machine_info']['cpu'].get('brand_raw', '?')}; "
+            f"python {data['machine_info']['python_version']}")
+
+
+def main() -> int:
+    code, data = run_suite("test_scenarios.py", __doc__)
     groups: dict[str, list[Row]] = {}
     for bench in data["benchmarks"]:
         groups.setdefault(bench["group"], []).append(Row.of(bench))
@@ -96,8 +109,7 @@ def main() -> int:
             )
         table.add_section()
     Console().print(table)
-    print(f"machine: {os.cpu_count()} cores; {data['machine_info']['cpu'].get('brand_raw', '?')}; "
-          f"python {data['machine_info']['python_version']}")
+    print(machine_line(data))
     return code
 
 
