@@ -84,7 +84,6 @@ _REJECTED_EXPRS: dict[type, str] = {
     ast.DictComp: "dict comprehensions are not supported in a workflow",
     ast.GeneratorExp: "generator expressions are not supported in a workflow; "
     "use a list comprehension",
-    ast.JoinedStr: "f-strings are not supported in a workflow; format inside a task",
     ast.Attribute: "attribute access is not supported in a workflow; do it inside a task",
     ast.Starred: "starred expressions are not supported in a workflow",
     ast.Slice: "slices are not supported in a workflow; slice inside a task",
@@ -801,6 +800,8 @@ class _Lowering:
                 keys.append(k.value)
             values = [self._expr(v, scope) for v in node.values]
             return self._dict(scope, keys, values, node)
+        if isinstance(node, ast.JoinedStr):
+            return self._fstring(node, scope)
         if isinstance(node, ast.BinOp):
             return self._binop(node, scope)
         if isinstance(node, ast.UnaryOp):
@@ -934,6 +935,13 @@ class _Lowering:
             # above 2**53, so mixed comparisons use namu.Compare.
             attrs = [ir.AttrString("op", _COMPARE_NAMES[type(op)])]
             return self._emit1(scope, "Compare", [left, right], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["cmp"])
+        if isinstance(op, (ast.In, ast.NotIn)):
+            found = self._emit1(scope, "Contains", [right, left], ValueType.bool(), node, domain=NAMU_DOMAIN, names=["contains"])
+            return found if isinstance(op, ast.In) else self._emit1(scope, "Not", [found], ValueType.bool(), node, names=["not_in"])
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            value = self._none_operand(left, right, node, symbol)
+            is_none = self._emit1(scope, "IsNone", [value], ValueType.bool(), node, domain=NAMU_DOMAIN, names=["is_none"])
+            return is_none if isinstance(op, ast.Is) else self._emit1(scope, "Not", [is_none], ValueType.bool(), node, names=["is_not_none"])
         if isinstance(op, (ast.Eq, ast.NotEq)):
             if lt.kind == "str" and rt.kind == "str":
                 eq = self._emit1(scope, "Equal", [left, right], ValueType.bool(), node, names=["eq"])
@@ -947,6 +955,39 @@ class _Lowering:
             a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
             return self._emit1(scope, _COMPARE[type(op)], [a, b], ValueType.bool(), node)
         self.src.fail(node, f"comparison `{symbol}` is not supported in a workflow; compare inside a task")
+
+    def _none_operand(self, left: ir.Value, right: ir.Value, node: ast.AST, symbol: str) -> ir.Value:
+        """The operand of ``x is None`` / ``None is x``: identity is supported only against
+        None (identity of ints, strings or containers depends on CPython's object caching,
+        which compiled code cannot reproduce)."""
+        for value, other in ((left, right), (right, left)):
+            producer = other.producer()
+            if producer is not None and producer.domain == NAMU_DOMAIN and producer.op_type == "None":
+                return value
+        self.src.fail(node, f"`{symbol}` is supported in a workflow only against None (`x {symbol} None`); use == to compare values")
+
+    def _fstring(self, node: ast.JoinedStr, scope: _Scope) -> ir.Value:
+        """``f"..."``: ``namu.Format`` of the equivalent ``str.format`` template (``f"{x!r:>5}"``
+        is ``"{!r:>5}".format(x)``), the replacement fields' values as inputs."""
+        template: list[str] = []
+        values: list[ir.Value] = []
+        for part in node.values:
+            if isinstance(part, ast.Constant):
+                template.append(str(part.value).replace("{", "{{").replace("}", "}}"))
+                continue
+            assert isinstance(part, ast.FormattedValue)
+            field = "{"
+            if part.conversion != -1:
+                field += "!" + chr(part.conversion)
+            if part.format_spec is not None:
+                spec = part.format_spec
+                if not all(isinstance(v, ast.Constant) for v in getattr(spec, "values", [])):
+                    self.src.fail(node, "nested replacement fields in an f-string's format spec are not supported in a workflow; format inside a task")
+                field += ":" + "".join(str(v.value) for v in spec.values)  # type: ignore[attr-defined]
+            template.append(field + "}")
+            values.append(self._expr(part.value, scope))
+        attrs = [ir.AttrString("template", "".join(template))]
+        return self._emit1(scope, "Format", values, ValueType.str(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["fstring"])
 
     def _ifexp(self, node: ast.IfExp, scope: _Scope) -> ir.Value:
         cond = self._truth(scope, self._expr(node.test, scope), node.test)

@@ -51,14 +51,14 @@ CANNOT_RAISE: frozenset[OpKey] = frozenset(
         "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
         "SequenceConstruct", "SequenceEmpty", "SequenceLength",
     )]
-    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare")]
+    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare", "IsNone")]
 )
 
 # Builtin ops the runtime evaluates as pure functions of their inputs (namu/runtime/ops.py).
 # Not namu.ToList: list() of an iterator consumes it.
 PURE_BUILTINS: frozenset[OpKey] = CANNOT_RAISE | frozenset(
     [("", op) for op in ("Div", "Mod", "Pow", "Cast", "SequenceAt")]
-    + [(NAMU_DOMAIN, op) for op in ("Unpack", "GetItem", "Len", "Truth")]
+    + [(NAMU_DOMAIN, op) for op in ("Unpack", "GetItem", "Len", "Truth", "Contains", "Format")]
 )
 
 FRESH_MUTABLE: frozenset[OpKey] = frozenset(

@@ -273,7 +273,7 @@ _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min",
 #: ops whose result is a bool, in both domains.
 _PREDICATES = frozenset(
     [(ONNX_DOMAIN, op) for op in ("Not", "And", "Or", "Xor", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual")]
-    + [(NAMU_DOMAIN, "Truth"), (NAMU_DOMAIN, "Compare")]
+    + [(NAMU_DOMAIN, "Truth"), (NAMU_DOMAIN, "Compare"), (NAMU_DOMAIN, "Contains"), (NAMU_DOMAIN, "IsNone")]
 )
 
 Rule = Callable[["_Inferer", ir.Node, list[ValueType]], "list[ValueType] | None"]
@@ -512,5 +512,6 @@ _RULES: dict[tuple[str, str], Rule] = {
     (NAMU_DOMAIN, "Unpack"): _Inferer.unpack,
     (NAMU_DOMAIN, "GetItem"): _Inferer.get_item,
     (NAMU_DOMAIN, "Len"): lambda *_: [ValueType.int()],
+    (NAMU_DOMAIN, "Format"): lambda *_: [ValueType.str()],
     (NAMU_DOMAIN, "ToList"): lambda _, __, a: [ValueType.list(_elem(a[0]))],
 }

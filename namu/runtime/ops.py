@@ -157,6 +157,7 @@ _NAMU_UNARY: dict[str, Callable[[Any], Any]] = {
     "Len": len,
     "Truth": bool,
     "ToList": list,
+    "IsNone": lambda x: x is None,
 }
 
 
@@ -286,6 +287,10 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return _COMPARISONS[node.attributes["op"].as_string()]
         if op == "GetItem":
             return _with_span(operator.getitem, node)
+        if op == "Contains":
+            return _with_span(operator.contains, node)
+        if op == "Format":
+            return _with_span(node.attributes["template"].as_string().format, node)
         if op == "Unpack":
             return _with_span(_unpack(len(node.outputs)), node)
         if op == "Map":

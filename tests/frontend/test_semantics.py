@@ -840,3 +840,44 @@ def test_annotation_contradicting_a_known_type_is_rejected():
 
     with pytest.raises(namu.WorkflowSyntaxError, match="the annotation says str but the value is int"):
         wf.compile()
+
+
+@namu.task
+def _maybe(x: int) -> object:
+    return None if x % 2 else x
+
+
+@namu.task
+def _names(n: int) -> list[str]:
+    return [f"n{i}" for i in range(n)]
+
+
+def test_membership_tests():
+    @namu.workflow
+    def wf(x: int, xs: list[int], word: str):
+        names = _names(x)
+        return x in xs, x not in xs, word in "hello world", "n1" in names, [v in xs for v in [0, 1, x]]
+
+    for x, xs, word in ((1, [1, 2], "lo"), (3, [], "xyz"), (0, [0], "")):
+        differential(wf, x, xs, word)
+
+
+def test_is_none_and_is_not_none():
+    @namu.workflow
+    def wf(x: int):
+        m = _maybe(x)
+        label = "none" if m is None else "value"
+        return m is None, None is m, m is not None, label, NOTHING is None
+
+    for x in (1, 2):
+        differential(wf, x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(small, floats, st.text(max_size=5))
+def test_fstrings_match_python(i, f, s):
+    @namu.workflow
+    def wf(i: int, f: float, s: str) -> str:
+        return f"{i} {{braces}} {f:.3f} {s!r} {i:>6}|{s:<4}|{f!s} {i:#x}{'!'}"
+
+    differential(wf, i, f, s)
