@@ -1019,20 +1019,49 @@ class _Lowering:
         gen = generators[0]
         if gen.is_async:
             self.src.fail(gen, "async comprehensions are not supported in a workflow")
-        if gen.ifs:
-            self.src.fail(gen.ifs[0], "comprehension filters (`if`) are not supported yet; filter inside a task")
         self._check_target(gen.target)
         seq = self._expr(gen.iter, scope)
         rest = generators[1:]
 
-        def body(body_scope: _Scope) -> ir.Value:
+        def element(body_scope: _Scope) -> ir.Value:
             if rest:
                 return self._listcomp(node, rest, body_scope)
             return self._expr(node.elt, body_scope)
 
-        result = self._map(node, scope, seq, gen.target, body, flatten=bool(rest))
+        def body(body_scope: _Scope) -> ir.Value:
+            if not gen.ifs:
+                return element(body_scope)
+            # `for x in xs if c1 if c2`: each item yields a list of 0 or 1 elements (of 0
+            # or more, for nested generators), and the Map flattens them. The element is
+            # computed only for items that pass every filter, and a filter only after the
+            # ones before it passed, as in Python.
+            return self._filtered(gen.ifs, element, body_scope, wrap=not rest)
+
+        result = self._map(node, scope, seq, gen.target, body, flatten=bool(rest) or bool(gen.ifs))
         assert result is not None
         return result
+
+    def _filtered(self, ifs: list[ast.expr], element: Callable[[_Scope], ir.Value], scope: _Scope, *, wrap: bool) -> ir.Value:
+        """``element`` (as a one-item list when ``wrap``) if every filter of ``ifs`` holds,
+        else an empty list of the same type: an ``If`` per filter."""
+        test = ifs[0]
+        cond = self._truth(scope, self._expr(test, scope), test)
+        then_scope, else_scope = scope.child(), scope.child()
+        if len(ifs) > 1:
+            kept = self._filtered(ifs[1:], element, then_scope, wrap=wrap)
+        else:
+            kept = element(then_scope)
+            if wrap:
+                kept = self._container(then_scope, "List", [kept], test)
+        empty = self._empty_list(else_scope, type_of(kept), test)
+        return self._branches(test, cond, then_scope, [kept], else_scope, [empty], ["kept"], scope)[0]
+
+    def _empty_list(self, scope: _Scope, like: ValueType, at: ast.AST) -> ir.Value:
+        """``[]`` typed like ``like`` where ONNX can hold it (``SequenceEmpty``), else opaque."""
+        if like.kind == "list" and like.elem is not None and like.is_onnx:
+            dtype = like.elem.onnx_type.dtype  # type: ignore[union-attr]
+            return self._emit1(scope, "SequenceEmpty", [], like, at, attrs=[ir.AttrInt64("dtype", int(dtype))], names=["empty"])
+        return self._container(scope, "List", [], at)
 
     # ------------------------------------------------------------------ calls
     def _callee(self, func: ast.expr, scope: _Scope) -> Any:

@@ -428,14 +428,6 @@ def test_slice():
     expect_rejection(wf, "slice", "1:", "slices")
 
 
-def test_comprehension_filter():
-    @namu.workflow
-    def wf(xs: list[int]) -> list[int]:
-        return [add(x, 1) for x in xs if x > 0]  # <comp-filter>
-
-    expect_rejection(wf, "comp-filter", "x > 0", "filters")
-
-
 def test_is_comparison_against_a_value_other_than_none():
     @namu.workflow
     def wf(x: int, y: int) -> bool:

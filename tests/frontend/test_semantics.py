@@ -881,3 +881,43 @@ def test_fstrings_match_python(i, f, s):
         return f"{i} {{braces}} {f:.3f} {s!r} {i:>6}|{s:<4}|{f!s} {i:#x}{'!'}"
 
     differential(wf, i, f, s)
+
+
+@namu.task
+def _is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+@namu.task
+def _pair(x: int) -> tuple:
+    return (x, -x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(small, max_size=8))
+def test_comprehension_filters(xs):
+    @namu.workflow
+    def wf(xs: list[int]):
+        evens = [add(x, 1) for x in xs if _is_even(x)]
+        small_evens = [x for x in xs if x > -10 if _is_even(x)]
+        pairs = [_pair(x) for x in xs if x != 0]
+        grid = [add(x, y) for x in xs if x > 0 for y in xs if y < x]
+        return evens, small_evens, pairs, grid, len([x for x in xs if x in [1, 2, 3]])
+
+    differential(wf, xs)
+
+
+def test_a_filter_runs_the_element_only_for_kept_items():
+    calls: list[int] = []
+
+    @namu.task
+    def record(x: int) -> int:
+        calls.append(x)
+        return x
+
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        return [record(x) for x in xs if x % 3 == 0]
+
+    assert run_both(wf, [1, 3, 4, 6, 9]).value == [3, 6, 9]
+    assert calls == [3, 6, 9] * 3  # kernel, reference, -O0 run
