@@ -84,7 +84,6 @@ _REJECTED_EXPRS: dict[type, str] = {
     ast.DictComp: "dict comprehensions are not supported in a workflow",
     ast.GeneratorExp: "generator expressions are not supported in a workflow; "
     "use a list comprehension",
-    ast.Attribute: "attribute access is not supported in a workflow; do it inside a task",
     ast.Starred: "starred expressions are not supported in a workflow",
     ast.Slice: "slices are not supported in a workflow; slice inside a task",
 }
@@ -802,6 +801,8 @@ class _Lowering:
             return self._dict(scope, keys, values, node)
         if isinstance(node, ast.JoinedStr):
             return self._fstring(node, scope)
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node, scope)
         if isinstance(node, ast.BinOp):
             return self._binop(node, scope)
         if isinstance(node, ast.UnaryOp):
@@ -955,6 +956,18 @@ class _Lowering:
             a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
             return self._emit1(scope, _COMPARE[type(op)], [a, b], ValueType.bool(), node)
         self.src.fail(node, f"comparison `{symbol}` is not supported in a workflow; compare inside a task")
+
+    def _attribute(self, node: ast.Attribute, scope: _Scope) -> ir.Value:
+        """``x.name`` on a workflow value: ``namu.GetAttr``, read when the run gets there
+        (an opaque value; annotate it to use it in arithmetic: ``n: int = rec.count``)."""
+        base = node.value
+        if isinstance(base, ast.Name) and base.id not in scope.env:
+            self.src.fail(node, f"attribute reads are supported on workflow values only; `{base.id}` is not one (read `{ast.unparse(node)}` inside a task)")
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            self.src.fail(node, f"special attribute `{node.attr}` cannot be read in a workflow; do it inside a task")
+        value = self._expr(base, scope)
+        attrs = [ir.AttrString("name", node.attr)]
+        return self._emit1(scope, "GetAttr", [value], ValueType.opaque(), node, domain=NAMU_DOMAIN, attrs=attrs, names=[node.attr])
 
     def _none_operand(self, left: ir.Value, right: ir.Value, node: ast.AST, symbol: str) -> ir.Value:
         """The operand of ``x is None`` / ``None is x``: identity is supported only against

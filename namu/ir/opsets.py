@@ -51,6 +51,7 @@ NAMU_OPS: dict[str, str] = {
     "Dict": "build a dict with string keys from attribute `keys` and the inputs as values",
     "Unpack": "unpack an iterable into exactly N outputs (Python's tuple unpacking)",
     "GetItem": "input 0 [ input 1 ]: subscript load",
+    "GetAttr": "input 0 . attribute `name`: attribute read",
     "Len": "len(input 0)",
     "ToList": "list(input 0): materialize an iterable (dict keys, str characters, ...)",
     "Truth": "bool(input 0): Python truthiness",

@@ -513,5 +513,6 @@ _RULES: dict[tuple[str, str], Rule] = {
     (NAMU_DOMAIN, "GetItem"): _Inferer.get_item,
     (NAMU_DOMAIN, "Len"): lambda *_: [ValueType.int()],
     (NAMU_DOMAIN, "Format"): lambda *_: [ValueType.str()],
+    (NAMU_DOMAIN, "GetAttr"): lambda *_: [ValueType.opaque()],
     (NAMU_DOMAIN, "ToList"): lambda _, __, a: [ValueType.list(_elem(a[0]))],
 }

@@ -287,6 +287,8 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return _COMPARISONS[node.attributes["op"].as_string()]
         if op == "GetItem":
             return _with_span(operator.getitem, node)
+        if op == "GetAttr":
+            return _with_span(operator.attrgetter(node.attributes["name"].as_string()), node)
         if op == "Contains":
             return _with_span(operator.contains, node)
         if op == "Format":

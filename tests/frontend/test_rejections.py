@@ -7,6 +7,7 @@ exact when code above them moves.
 """
 
 import inspect
+import math
 import os
 import re
 from pathlib import Path
@@ -369,13 +370,20 @@ def test_fstring_with_a_nested_format_spec():
     expect_rejection(wf, "fstring-spec", "f\"", "nested replacement fields")
 
 
-def test_attribute_access():
+def test_attribute_read_of_a_module_level_name():
     @namu.workflow
-    def wf(x: int) -> int:
-        y = x.real  # <attr-access>
-        return y
+    def wf(x: int) -> float:
+        return x + math.pi  # <attr-global>
 
-    expect_rejection(wf, "attr-access", "x.real", "attribute access")
+    expect_rejection(wf, "attr-global", "math.pi", "attribute reads are supported on workflow values only")
+
+
+def test_special_attribute_read():
+    @namu.workflow
+    def wf(x: int):
+        return x.__class__  # <attr-dunder>
+
+    expect_rejection(wf, "attr-dunder", "x.__class__", "special attribute `__class__`")
 
 
 def test_walrus():

@@ -921,3 +921,42 @@ def test_a_filter_runs_the_element_only_for_kept_items():
 
     assert run_both(wf, [1, 3, 4, 6, 9]).value == [3, 6, 9]
     assert calls == [3, 6, 9] * 3  # kernel, reference, -O0 run
+
+
+class _Record:
+    def __init__(self, name: str, count: int) -> None:
+        self.name = name
+        self.count = count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Record) and (self.name, self.count) == (other.name, other.count)
+
+
+@namu.task
+def _record(i: int) -> _Record:
+    return _Record(f"r{i}", i * 2)
+
+
+def test_attribute_reads():
+    @namu.workflow
+    def wf(n: int, z: complex):
+        records = [_record(i) for i in _names_count(n)]
+        names = [r.name for r in records]
+        total: int = _record(n).count
+        return names, total + 1, z.imag, _record(n).name
+
+    for n in (0, 3):
+        differential(wf, n, complex(1, 2))
+
+
+@namu.task
+def _names_count(n: int) -> list[int]:
+    return list(range(n))
+
+
+def test_a_missing_attribute_raises_attribute_error():
+    @namu.workflow
+    def wf(n: int):
+        return _record(n).missing
+
+    differential(wf, 1)
