@@ -559,23 +559,25 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
         found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
         flight = None
         if not found and pending is not None and pending.cache_key is not None:
-            found, result, flight = _share_flight(pending.cache_key)
+            first, flight = _THREAD_FLIGHTS.lead_or_join(pending.cache_key, concurrent.futures.Future)
+            if first is not None:
+                found, result = _landed(first.result())  # the first call always lands
         if not found:
             try:
                 result = invoke(args, kwargs)
             except Exception as exc:
-                _land_thread(flight, None)
+                _THREAD_FLIGHTS.land(flight, None)
                 if observed:
                     _observe(state, name)
                 if recover is None:
                     raise _task_error(binding, span, exc) from exc
                 return recover(inputs, exc)  # never cached or journaled as this task's result
             except BaseException:
-                _land_thread(flight, None)
+                _THREAD_FLIGHTS.land(flight, None)
                 raise
             if pending is not None:
                 pending.store(result)
-            _land_thread(flight, (result,))
+            _THREAD_FLIGHTS.land(flight, (result,))
         if observed:
             _observe(state, name)
         return result
@@ -583,73 +585,51 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
     return call
 
 
-#: Synchronous calls of cached tasks in flight, by result key (thread-mode calls and
-#: concurrent runs): an equal call waits for the first one's result instead of running
-#: the task again, like the async calls' single flight below.
-_THREAD_FLIGHTS: dict[bytes, concurrent.futures.Future[Any]] = {}
-_THREAD_FLIGHTS_LOCK = threading.Lock()
-_ThreadFlight = tuple[bytes, concurrent.futures.Future[Any]]
+class _Flights:
+    """Calls of cached tasks in flight, by key ("single flight", as Go's singleflight
+    package or an HTTP cache's request collapsing): a call with equal arguments made
+    while the first is still running waits for its result instead of running the task
+    again. The first call *lands* its flight with ``(result,)``, or with None when it
+    failed, and each waiting call then runs the task itself. Entries live only while
+    their call runs.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def lead_or_join(self, key: Any, new_future: Callable[[], Any]) -> tuple[Any, tuple[Any, Any] | None]:
+        """``(first, None)``: the future of an equal call in flight, to wait on; or
+        ``(None, flight)``: this call leads, runs the task and lands ``flight``."""
+        with self._lock:
+            first = self._calls.get(key)
+            if first is not None:
+                return first, None
+            future = self._calls[key] = new_future()
+        return None, (key, future)
+
+    def land(self, flight: tuple[Any, Any] | None, landed: tuple[Any] | None) -> None:
+        """End a flight: waiting calls get ``(result,)``, or None to run themselves."""
+        if flight is not None:
+            key, future = flight
+            with self._lock:
+                del self._calls[key]
+            future.set_result(landed)
 
 
-def _share_flight(cache_key: bytes) -> tuple[bool, Any, _ThreadFlight | None]:
-    """Join an equal call in flight: ``(True, result, None)`` once it succeeds. Else lead:
-    ``(False, None, flight)``, where the caller runs the task and lands the flight
-    (:func:`_land_thread`); ``flight`` is None when a failed first call left nothing
-    to share (this call then runs on its own)."""
-    with _THREAD_FLIGHTS_LOCK:
-        first = _THREAD_FLIGHTS.get(cache_key)
-        if first is None:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            _THREAD_FLIGHTS[cache_key] = future
-            return False, None, (cache_key, future)
-    landed = first.result()  # the first call always lands, with its result or None
-    return (True, landed[0], None) if landed is not None else (False, None, None)
-
-
-def _land_thread(flight: _ThreadFlight | None, landed: tuple[Any] | None) -> None:
-    """End a flight: waiting equal calls get ``(result,)``, or None to run themselves."""
-    if flight is not None:
-        key, future = flight
-        with _THREAD_FLIGHTS_LOCK:
-            del _THREAD_FLIGHTS[key]
-        future.set_result(landed)
-
-
-# ---------------------------------------------------------------------- async tasks
-#: Async calls of cached tasks in flight, by (event loop, result key): a call with equal
-#: arguments made while the first is still running awaits its result instead of running
-#: the task again ("single flight", as Go's singleflight package or an HTTP cache's
-#: request collapsing). Entries live only while their call runs.
-_ASYNC_FLIGHTS: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
-_Flight = tuple[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]]
-
-
-async def _join_in_flight(cache_key: bytes) -> tuple[bool, Any]:
-    """``(True, result)`` once an equal call already in flight succeeds; ``(False,
-    None)`` when there is none or it failed (then this call runs the task itself)."""
-    first = _ASYNC_FLIGHTS.get((asyncio.get_running_loop(), cache_key))
-    if first is None:
-        return False, None
-    landed = await asyncio.shield(first)  # cancelling this call leaves the first running
+def _landed(landed: tuple[Any] | None) -> tuple[bool, Any]:
+    """``(True, result)`` from a flight the first call landed with its result, else
+    ``(False, None)``: it failed, so this call runs the task itself."""
     return (True, landed[0]) if landed is not None else (False, None)
 
 
-def _lead_flight(cache_key: bytes) -> _Flight | None:
-    key = (asyncio.get_running_loop(), cache_key)
-    if key in _ASYNC_FLIGHTS:
-        return None
-    future = _ASYNC_FLIGHTS[key] = key[0].create_future()
-    return key, future
+#: synchronous calls (thread mode, concurrent runs), by result key.
+_THREAD_FLIGHTS = _Flights()
+#: async calls, by (event loop, result key): a future belongs to one loop.
+_ASYNC_FLIGHTS = _Flights()
 
 
-def _land_async(flight: _Flight | None, landed: tuple[Any] | None) -> None:
-    """End a flight: waiting equal calls get ``(result,)``, or None to run themselves."""
-    if flight is not None:
-        key, future = flight
-        del _ASYNC_FLIGHTS[key]
-        future.set_result(landed)
-
-
+# ---------------------------------------------------------------------- async tasks
 def task_coroutine_fn(
     binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -659,8 +639,8 @@ def task_coroutine_fn(
     when called, so the coroutine may be awaited on any thread and event loop. The
     coroutine applies keyword arguments, the run's checkpoint journal and the task's
     result caches (a cached call made while an equal one is in flight awaits that one's
-    result instead of running again), retries (``await asyncio.sleep(retry_delay_s(...))`` between
-    attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
+    result instead of running again), retries (``await asyncio.sleep(retry_delay_s(...))``
+    between attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
     coroutine is really cancelled), then reports to the observer; a call that still
     fails awaits the fallback (a synchronous fallback runs in a thread).
 
@@ -686,25 +666,29 @@ def task_coroutine_fn(
     async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
         args, kwargs = split(inputs)
         found, result, pending = _look_up(binding, span, state, memory, args, kwargs)
+        flight = None
         if not found and pending is not None and pending.cache_key is not None:
-            found, result = await _join_in_flight(pending.cache_key)
+            loop = asyncio.get_running_loop()
+            first, flight = _ASYNC_FLIGHTS.lead_or_join((loop, pending.cache_key), loop.create_future)
+            if first is not None:
+                # shielded: cancelling this call leaves the first one running
+                found, result = _landed(await asyncio.shield(first))
         if not found:
-            flight = _lead_flight(pending.cache_key) if pending is not None and pending.cache_key is not None else None
             try:
                 result = await invoke(args, kwargs)
             except Exception as exc:
-                _land_async(flight, None)
+                _ASYNC_FLIGHTS.land(flight, None)
                 if observed:
                     _observe(state, name)
                 if recover is None:
                     raise _task_error(binding, span, exc) from exc
                 return await recover(state, inputs, exc)
             except BaseException:
-                _land_async(flight, None)
+                _ASYNC_FLIGHTS.land(flight, None)
                 raise
             if pending is not None:
                 pending.store(result)
-            _land_async(flight, (result,))
+            _ASYNC_FLIGHTS.land(flight, (result,))
         if observed:
             _observe(state, name)
         return result
