@@ -8,13 +8,14 @@ from json.encoder import encode_basestring_ascii
 
 import onnx_ir as ir
 
+from namu.ir.lifetimes import last_uses_of
 from namu.ir.metadata import FREE_KEY
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import node_captures, subgraphs, top_graphs
+from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
-__all__ = ["PlanLifetimesPass", "last_uses"]
+__all__ = ["PlanLifetimesPass"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _stamp(graph: ir.Graph) -> int:
     changed = 0
     nodes = list(graph)
     bodies = [subgraphs(node) for node in nodes]
-    for node, free, inner in zip(nodes, _last_uses(nodes, bodies, graph.outputs), bodies):
+    for node, free, inner in zip(nodes, last_uses_of(nodes, bodies, graph.outputs), bodies):
         if inner and not (node.op_type == "Gate" and node.domain == NAMU_DOMAIN):
             for g in inner:
                 changed += _stamp(g)
@@ -91,39 +92,3 @@ def _json_names(values: Sequence[ir.Value]) -> str:
     """``json.dumps([v.name for v in values])`` for named values: the same text, at a
     fifth of the cost (a graph has as many lists as values)."""
     return "[" + ", ".join([encode_basestring_ascii(v.name or "") for v in values]) + "]"
-
-
-def last_uses(graph: ir.Graph) -> list[Sequence[ir.Value]]:
-    """Per node of ``graph``, in order, the values whose last use in ``graph`` it is.
-
-    A value's uses are the nodes reading it as an input or capturing it in a subgraph;
-    a value nobody reads is last used by the node making it. ``graph``'s outputs are
-    never listed. One pass over the nodes (plus the captures of control-flow nodes).
-
-    Args:
-        graph: any graph (main graph, subgraph or function body).
-
-    Returns:
-        One list per node, each in first-use order.
-    """
-    nodes = list(graph)
-    return _last_uses(nodes, [subgraphs(node) for node in nodes], graph.outputs)
-
-
-def _last_uses(nodes: list[ir.Node], bodies: list[list[ir.Graph]], outputs: Sequence[ir.Value]) -> list[Sequence[ir.Value]]:
-    last: dict[int, int] = {}  # id(value) -> index of its last use (few GC-tracked objects)
-    values: dict[int, ir.Value] = {}
-    for index, node in enumerate(nodes):
-        for value in node.outputs:
-            last[id(value)] = index
-            values[id(value)] = value
-        for value in [*node.inputs, *node_captures(node)] if bodies[index] else node.inputs:
-            if value is not None:
-                last[id(value)] = index
-                values[id(value)] = value
-    kept = {id(v) for v in outputs}
-    frees: dict[int, list[ir.Value]] = {}
-    for key, index in last.items():
-        if key not in kept:
-            frees.setdefault(index, []).append(values[key])
-    return [frees.get(index, ()) for index in range(len(nodes))]

@@ -26,6 +26,7 @@ from typing import Any
 
 import onnx_ir as ir
 
+from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import captures, node_captures
@@ -148,7 +149,7 @@ def free_lists(graph: ir.Graph, params: Sequence[ir.Value]) -> list[Sequence[ir.
     """Per node of ``graph``, in order, the values whose last use it is (never an output).
 
     The ``namu.free`` lists plan-lifetimes stamped, when the graph has them; else the
-    same analysis run here (:func:`namu.passes.plan_lifetimes.last_uses`).
+    same analysis run here (:func:`namu.ir.lifetimes.last_uses`).
 
     Args:
         graph: the graph.
@@ -157,9 +158,6 @@ def free_lists(graph: ir.Graph, params: Sequence[ir.Value]) -> list[Sequence[ir.
     """
     nodes = list(graph)
     if not any(FREE_KEY in node.metadata_props for node in nodes):
-        # Imported here: namu.passes imports the runtime.
-        from namu.passes.plan_lifetimes import last_uses
-
         return last_uses(graph)
     by_name = {v.name: v for v in params}
     by_name.update((v.name, v) for node in nodes for v in node.outputs)

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namu
+from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY
-from namu.passes.plan_lifetimes import last_uses
 from namu.runtime.ops import constant_of
 from tests.passes.conftest import parse, run_pass
 
