@@ -38,6 +38,7 @@ from namu.errors import (
     CompileError,
     InputError,
     NamuError,
+    OutputPathError,
     RunCancelledError,
     TaskError,
     WorkflowSyntaxError,
@@ -97,10 +98,13 @@ def _split_target(spec: str) -> tuple[str, str | None]:
 
 def _existing_file(path: str) -> Path:
     p = Path(path)
-    if not p.exists():
-        _fail(f"no such file: {path}")
-    if not p.is_file():
-        _fail(f"not a file: {path}")
+    try:
+        if not p.exists():
+            _fail(f"no such file: {path}")
+        if not p.is_file():
+            _fail(f"not a file: {path}")
+    except OSError as exc:  # a directory on the way cannot be searched
+        _fail(f"cannot access {path}: {exc.strerror or exc}")
     return p
 
 
@@ -236,25 +240,115 @@ def _target_artifact(spec: str) -> namu.Artifact:
 
 
 # ---------------------------------------------------------------------- inputs and output
-def _parse_inputs(pairs: Sequence[str], signature: Any) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs -> kwargs. VALUE is JSON when it parses as JSON, else a string."""
-    known = [p.name for p in signature.params]
-    inputs: dict[str, Any] = {}
+def _parse_inputs(pairs: Sequence[str], inputs_file: str | None, signature: Any) -> dict[str, Any]:
+    """The workflow's keyword arguments from ``--inputs FILE`` and ``-i NAME=VALUE`` pairs
+    (which override the file's), each converted to its parameter's annotation.
+
+    ``VALUE`` is text: JSON when it parses as JSON, else a string; for a ``str``
+    parameter, the text itself unless it is a JSON string. ``@FILE`` (``@-``: stdin) is the
+    JSON document in FILE. Then ``from_json`` converts to the annotation (``3`` -> ``3.0``
+    for a ``float``, an array -> a tuple for a ``tuple``) or refuses.
+    """
+    from namu.ir.types import parse_type
+    from namu.runtime.inputs import from_json
+
+    types = {p.name: parse_type(p.type) for p in signature.params}
+    stdin = _StdinOnce()
+    values: dict[str, tuple[Any, str]] = {}  # name -> (JSON value, where it came from)
+    if inputs_file is not None:
+        source = _source_name(inputs_file)
+        document = _load_json(stdin.read() if inputs_file == "-" else _read_file(inputs_file), f"--inputs {source}")
+        if not isinstance(document, dict):
+            _fail(f"--inputs {source}: expected a JSON object mapping input names to values, got {_json_kind(document)}")
+        for name, value in document.items():
+            _known_input(name, signature, f" (in --inputs {source})")
+            values[name] = (value, f" (from {source})")
+    given: set[str] = set()
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         name = name.strip()
         if not sep or not name:
             _fail(f"--input expects NAME=VALUE, got {pair!r}")
-        if name not in known:
-            takes = ", ".join(_format_param(p) for p in signature.params) or "no inputs"
-            _fail(f"unknown input {name!r} for workflow {signature.name}; it takes: {takes}")
-        if name in inputs:
+        _known_input(name, signature)
+        if name in given:
             _fail(f"input {name!r} given twice")
+        given.add(name)
+        if raw.startswith("@"):
+            source = _source_name(raw[1:])
+            text = stdin.read() if raw == "@-" else _read_file(raw[1:])
+            values[name] = (_load_json(text, f"input {name!r} from {source}"), f" (from {source})")
+        else:
+            values[name] = (_text_value(raw, types[name].kind == "str"), "")
+    try:
+        return {name: from_json(v, types[name], f"{signature.name}(): parameter `{name}`{where}") for name, (v, where) in values.items()}
+    except InputError as exc:
+        _fail(_first_line(exc))
+
+
+def _text_value(raw: str, is_str: bool) -> Any:
+    """The value of ``-i NAME=TEXT``: JSON when TEXT is JSON, else TEXT itself; for a
+    ``str`` parameter TEXT itself unless it is a JSON string (``name=3`` is ``"3"``)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return raw if is_str and not isinstance(value, str) else value
+
+
+def _known_input(name: str, signature: Any, where: str = "") -> None:
+    if name not in {p.name for p in signature.params}:
+        takes = ", ".join(_format_param(p) for p in signature.params) or "no inputs"
+        _fail(f"unknown input {name!r}{where} for workflow {signature.name}; it takes: {takes}")
+
+
+def _source_name(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+class _StdinOnce:
+    """Standard input, readable by one ``@-`` or ``--inputs -`` only."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+    def read(self) -> str:
+        if self.used:
+            _fail("standard input can be read once: give `@-` or `--inputs -` to one input only")
+        self.used = True
+        if sys.stdin is None:  # file descriptor 0 closed
+            _fail("cannot read standard input: it is closed")
         try:
-            inputs[name] = json.loads(raw)
-        except ValueError:
-            inputs[name] = raw
-    return inputs
+            return sys.stdin.read()
+        except UnicodeDecodeError:
+            _fail("cannot read standard input: not UTF-8 text")
+        except (OSError, ValueError) as exc:  # unreadable, or closed
+            _fail(f"cannot read standard input: {exc}")
+
+
+def _read_file(path: str) -> str:
+    """The text of an input file (``@FILE``, ``--inputs FILE``); one-line errors."""
+    p = _existing_file(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _fail(f"cannot read {path}: not UTF-8 text")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _load_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+    except RecursionError:
+        _fail(f"{what}: JSON nested too deeply")
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's kind (for messages)."""
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def _format_param(p: Any) -> str:
@@ -265,24 +359,68 @@ def _format_param(p: Any) -> str:
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
-    """``value`` made JSON-serializable; what JSON cannot hold becomes its ``repr``."""
+    """``value`` made JSON-serializable; what JSON cannot hold becomes its ``repr``
+    (:func:`_safe_repr`), and an int too long for Python to print (more than
+    ``sys.get_int_max_str_digits()`` digits) a string of its digits."""
     if depth > 100:
-        return repr(value)
-    if value is None or isinstance(value, (str, bool, int)):
+        return _safe_repr(value)
+    if value is None or isinstance(value, (str, bool)):
         return value
+    if isinstance(value, int):
+        return _json_int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = k if isinstance(k, str) else (json.dumps(k) if isinstance(k, (int, float, bool)) or k is None else repr(k))
-            out[key] = _jsonable(v, depth + 1)
-        return out
+        return {_json_key(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, depth + 1) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value), depth + 1)
-    return repr(value)
+        # field by field: dataclasses.asdict deep-copies the values, which may fail
+        return {f.name: _jsonable(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value)}
+    return _safe_repr(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        scalar = _jsonable(key)
+        return scalar if isinstance(scalar, str) else json.dumps(scalar)
+    return _safe_repr(key)
+
+
+def _json_int(value: int) -> int | str:
+    limit = sys.get_int_max_str_digits()
+    if limit and value.bit_length() >= 3 * limit:  # below that it has fewer than 0.91 * limit digits
+        try:
+            int.__repr__(value)
+        except ValueError:  # too many digits for int -> str; decimal has no such limit
+            import decimal
+
+            return str(decimal.Decimal(value))
+    return value
+
+
+def _safe_repr(value: Any) -> str:
+    """``repr(value)``, or ``<unrepresentable TYPE object>`` when that raises: printing a
+    result must never lose it."""
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ is the user's bug, not a failed run
+        return f"<unrepresentable {type(value).__name__} object>"
+
+
+def _json_document(document: dict[str, Any]) -> bytes:
+    """``document`` (made of :func:`_jsonable` values) as one line of JSON, UTF-8 encoded.
+
+    Text stays readable (``ensure_ascii=False``), but a string that is not valid Unicode
+    (a lone surrogate, as ``os.fsdecode`` gives for a file name that is not UTF-8) has no
+    UTF-8 encoding: each lone surrogate is written as the JSON escape ``\\udcff``, which
+    is what the ``backslashreplace`` error handler writes for it (the only characters
+    UTF-8 cannot encode are surrogates, and they occur only inside JSON strings). The
+    result is valid UTF-8 whatever the locale, and ``json.loads`` gives back the same text.
+    """
+    return (json.dumps(document, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8", "backslashreplace")
 
 
 def _skipped_summary(skipped: Sequence[namu.SkippedItem]) -> str:
@@ -400,6 +538,7 @@ def compile_command(
     """
     from namu.ir.printer import count_nodes
     from namu.passes import get, pipeline
+    from namu.runtime.atomic_write import resolve_output
 
     level = int(opt_level)
     for name in (*disabled, *(d for d in dump_after if d != "all")):
@@ -420,12 +559,18 @@ def compile_command(
         if name != "all" and name not in names:
             _fail(f"--dump-after {name}: the pass does not run at -O{level} with these options")
     wf = _load_workflow(target)
+    out = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
+    try:
+        resolve_output(out)  # a device, FIFO or directory is refused before any work
+    except OutputPathError as exc:
+        _fail(str(exc))
     dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{wf.name}.ir"
     after = _ir_dumper(dump_path, set(dump_after)) if dump_after else None
     art = _compile(wf, opt_level=level, disable=disabled, slots=_slot_bindings(slots, wf), after_pass=after)
-    out = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
     try:
         written = art.save(out)
+    except OutputPathError as exc:
+        _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {out}: {exc.strerror or exc}")
     if timings:
@@ -461,16 +606,16 @@ def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
     import onnx.printer
 
     from namu.ir.serde import to_proto
+    from namu.runtime.atomic_write import write_atomic
 
     def dump(name: str, index: int, model: Any) -> None:
         if "all" not in wanted and name not in wanted:
             return
+        path = directory / f"{index + 1:02d}-{name}.onnxtxt"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"{index + 1:02d}-{name}.onnxtxt"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(onnx.printer.to_text(to_proto(model)) + "\n")
-            os.replace(tmp, path)
+            write_atomic(path, (onnx.printer.to_text(to_proto(model)) + "\n").encode())
+        except OutputPathError as exc:
+            _fail(str(exc))
         except OSError as exc:
             _fail(f"cannot write IR dump into {directory}: {exc.strerror or exc}")
 
@@ -485,9 +630,19 @@ def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
     "inputs",
     metavar="NAME=VALUE",
     multiple=True,
-    help="A workflow input (repeatable). VALUE is parsed as JSON when it is valid JSON "
-    '(3, 2.5, true, [1,2], "text"), else taken as a string; the workflow\'s annotation '
-    "then converts or rejects it.",
+    help="A workflow input (repeatable). VALUE is JSON when it is valid JSON "
+    '(3, 2.5, true, [1,2], "text"), else a string (for a str input: the text itself); '
+    "NAME=@FILE reads the JSON in FILE (@- reads stdin), for values too long for a "
+    "command line. It is then converted to the input's annotation (3 is 3.0 for a "
+    "float, [1,2] a tuple for a tuple) or refused.",
+)
+@click.option(
+    "--inputs",
+    "inputs_file",
+    metavar="FILE|-",
+    default=None,
+    help='A JSON object of inputs, {"NAME": value, ...}, from FILE or stdin (-); '
+    "-i options override its keys.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint).")
 @click.option(
@@ -537,6 +692,7 @@ def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
 def run_command(
     target: str,
     inputs: tuple[str, ...],
+    inputs_file: str | None,
     as_json: bool,
     executor: str,
     cache_dir: str | None,
@@ -555,6 +711,10 @@ def run_command(
     Examples:
       namu run examples/collatz.py --input limit=2000
       namu run examples/stdlib_stats.py:stdlib_stats -i top=5 --json
+      namu run wf.py -i ratio=0.5 -i flag=true -i 'xs=[1,2]' -i 'name=Ada Lovelace'
+      namu run wf.py -i docs=@docs.json              # the JSON in docs.json
+      namu run wf.py --inputs params.json -i n=10    # n overrides the file's n
+      produce_json | namu run wf.py --inputs -
       namu run collatz.onnx --executor reference
       namu run pipeline.py --checkpoint run.ckpt     # run again to resume after a crash
       namu run pipeline.py --cache-dir ~/.cache/namu
@@ -566,7 +726,7 @@ def run_command(
     from namu.runtime.progress import ProgressObserver
 
     art = _target_artifact(target)
-    kwargs = _parse_inputs(inputs, art.signature)
+    kwargs = _parse_inputs(inputs, inputs_file, art.signature)
     _check_executor(executor)
     try:
         with ProgressObserver(art.name) as progress:
@@ -599,12 +759,18 @@ def run_command(
         }
         if checkpoint is not None:
             document["resumed_calls"] = result.resumed_calls
-        click.echo(json.dumps(document, ensure_ascii=False, allow_nan=False))
+        click.echo(_json_document(document), nl=False)  # bytes: written as they are
         return EXIT_OK
     from rich.console import Console
     from rich.pretty import Pretty
 
-    Console().print(Pretty(result.value), soft_wrap=False)
+    console = Console()
+    with console.capture() as captured:
+        console.print(Pretty(result.value), soft_wrap=False)  # a repr that raises is shown as <repr-error ...>
+    # Encoded here, not by stdout's text layer: a repr holding a lone surrogate is written
+    # as a backslash escape (\ud800) instead of failing the command or writing bad bytes.
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    click.echo(captured.get().encode(encoding, "backslashreplace"), nl=False)
     if result.resumed_calls:
         calls = "call" if result.resumed_calls == 1 else "calls"
         click.echo(click.style(f"resumed {result.resumed_calls} task {calls} from {checkpoint}", dim=True), err=True)
@@ -646,20 +812,15 @@ def inspect_command(artifact: str, onnx_text: bool) -> int:
 
 
 def _inspect_lines(path: str, proto: Any) -> Iterator[str]:
-    from namu.ir import metadata
     from namu.ir.printer import count_nodes, format_graph
-    from namu.ir.serde import from_proto
     from namu.ir.types import type_of
+    from namu.runtime.loader import decode_model
 
     try:
-        model = from_proto(proto)
-        props = model.metadata_props
-        passport = metadata.Passport.model_validate_json(props[metadata.PASSPORT_KEY])
-        signature = metadata.Signature.model_validate_json(props[metadata.SIGNATURE_KEY])
-        table = metadata.TaskTable.model_validate_json(props[metadata.TASKS_KEY])
-        listing = format_graph(model)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means a broken artifact
-        _fail(f"{path} has corrupt namu metadata: {type(exc).__name__}: {_first_line(exc)}")
+        model, (signature, passport, table) = decode_model(proto, path)
+    except ArtifactError as exc:  # a damaged graph or metadata, or a newer namu's artifact
+        _fail(_first_line(exc))
+    listing = format_graph(model)
 
     bold = _styler(bold=True)
     outputs = list(model.graph.outputs)
@@ -743,14 +904,77 @@ def _error(message: str) -> None:
     click.echo(click.style("error:", fg="red", bold=True) + " " + message, err=True)
 
 
+def _unwritable(fd: int) -> str | None:
+    """``"closed"`` or ``"not open for writing"`` when file descriptor ``fd`` cannot be
+    written to, else None."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: only ask whether it is open
+        try:
+            os.fstat(fd)
+        except OSError:
+            return "closed"
+        return None
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return "closed"
+    return "not open for writing" if flags & os.O_ACCMODE == os.O_RDONLY else None
+
+
+def _stdout_problem() -> str | None:
+    """Why stdout cannot take the command's output, or None when it can."""
+    stream = sys.stdout
+    if stream is None or getattr(stream, "closed", False):  # Python sets None when fd 1 was closed
+        return "closed"
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests, a host program)
+        return None
+    return _unwritable(fd)
+
+
+def _guard_stderr() -> None:
+    """With stderr closed (``2>&-``) or not open for writing, put ``/dev/null`` there.
+
+    Error lines are then lost (the exit code still tells), but no file the run opens can
+    take descriptor 2 and receive what a task or a subprocess writes to stderr, and a
+    task's ``print(..., file=sys.stderr)`` does not land in stdout (``print`` writes to
+    stdout when ``sys.stderr`` is None).
+    """
+    if _unwritable(2) is None:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != 2:
+        os.dup2(null, 2)
+        os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every command writes its result to stdout: with stdout closed (``>&-``) or not open
+    for writing, nothing runs and the exit code is 2.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    problem = _stdout_problem()
+    if problem is not None:
+        _error(f"standard output is {problem}: namu writes its results there; redirect it to a file or to /dev/null instead")
+        return EXIT_USAGE
     try:
         if not args:
             click.echo(cli.get_help(click.Context(cli, info_name="namu")))
             return EXIT_OK
-        rv = cli.main(args=args, prog_name="namu", standalone_mode=False)
+        # Not cli.main(): click would print a blank line on Ctrl+C before our error line.
+        with cli.make_context("namu", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except BrokenPipeError:  # `namu ... | head`: the reader left; say nothing more
+        _silence_stdout()
+        return EXIT_RUN_FAILED
     except CliError as exc:
         _error(exc.message)
         return exc.code
@@ -765,8 +989,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # A run stopped by Ctrl+C says how far it got; anything else was just interrupted.
         _error(str(exc) if isinstance(exc, RunCancelledError) else "interrupted")
+        if isinstance(exc, RunCancelledError) and exc.abandoned:
+            global _abandoned_calls
+            _abandoned_calls = True
         return EXIT_INTERRUPTED
-    except SystemExit as exc:  # click exits this way on a broken pipe
+    except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_RUN_FAILED
     except Exception as exc:  # noqa: BLE001 - a bug: still one line, traceback on request
         if os.environ.get(TRACEBACK_ENV):
@@ -779,14 +1006,33 @@ def run(argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else EXIT_OK
 
 
+#: set when a second Ctrl+C abandoned task calls still running in worker threads
+_abandoned_calls = False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is left cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``namu`` console script: run the CLI and exit with its code."""
+    """The ``namu`` console script: run the CLI and exit with its code.
+
+    After a second Ctrl+C abandoned task calls that are still running, the process
+    leaves at once (``os._exit``) instead of finalizing the interpreter under them.
+    """
+    _guard_stderr()
     code = run(argv)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:  # `namu ... | head`: the reader left; that is not an error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
+    if _abandoned_calls:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

@@ -12,6 +12,7 @@ import onnx_ir as ir
 from namu._version import __version__
 from namu.errors import TaskDefinitionError
 from namu.frontend.lower import CompileContext, lower_workflow
+from namu.frontend.reads import NameReads
 from namu.frontend.workflow import Workflow
 from namu.ir import metadata
 from namu.ir.opsets import ONNX_OPSET, opset_imports
@@ -19,7 +20,7 @@ from namu.passes import CompileConfig, PassContext, pipeline, run_passes
 from namu.passes.pipeline import AfterPass
 from namu.runtime.artifact import Artifact
 
-__all__ = ["IR_VERSION", "compile", "lower"]
+__all__ = ["IR_VERSION", "compile", "compile_tracking_reads", "lower"]
 
 #: ONNX IR version of the artifacts namu writes (opset 21 needs IR version 10).
 IR_VERSION = 10
@@ -107,6 +108,28 @@ def compile(  # noqa: A001
     if updates:
         config = CompileConfig.model_validate({**config.model_dump(), **updates})
     names = list(passes) if passes is not None else pipeline(config.opt_level, config.disabled_passes)
+    return _compile(workflow, config, names, after_pass)[0]
+
+
+def compile_tracking_reads(workflow: Workflow) -> tuple[Artifact, NameReads]:
+    """Compile a workflow with the default options, as ``workflow(...)`` does, and say what
+    the compile read: the tasks, sub-workflows and constants its names resolved to.
+
+    Returns:
+        The artifact, and the reads; while ``reads.current()`` holds, compiling again
+        would give the same artifact.
+
+    Raises:
+        TaskDefinitionError, WorkflowSyntaxError, CompileError, IRVerificationError,
+            PassError: as :func:`compile`.
+    """
+    config = CompileConfig()
+    return _compile(workflow, config, pipeline(config.opt_level, config.disabled_passes), None)
+
+
+def _compile(
+    workflow: Workflow, config: CompileConfig, names: list[str], after_pass: AfterPass | None
+) -> tuple[Artifact, NameReads]:
     with _cyclic_gc_paused():
         model, ctx, workflow_digest = lower(workflow)
         context = PassContext(config=config, tasks=ctx.tasks, pipeline=tuple(names))
@@ -123,7 +146,7 @@ def compile(  # noqa: A001
         model.metadata_props[metadata.PASSPORT_KEY] = metadata.dump(passport)
     artifact = Artifact(model, tasks=dict(ctx.tasks))
     artifact.pass_records = records
-    return artifact
+    return artifact, ctx.reads
 
 
 @contextlib.contextmanager

@@ -21,8 +21,10 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
     ├── TaskError                a task raised while a workflow ran (user error chained)
     │   └── TaskTimeoutError     a task ran longer than its ``timeout_s``
     ├── UnhashableValue          a value has no content digest (also a TypeError)
+    ├── UncacheableResult        a cached task's result cannot be copied for later calls (also a TypeError)
     ├── CacheError               the on-disk result cache cannot be opened or read
     ├── CheckpointError          a run's checkpoint file cannot be opened, read or written
+    ├── OutputPathError          a path namu was asked to write is not a regular file (a device, FIFO, ...)
     └── KernelError              the native kernel rejected a plan or failed internally
 """
 
@@ -37,6 +39,7 @@ __all__ = [
     "IRVerificationError",
     "KernelError",
     "NamuError",
+    "OutputPathError",
     "PassError",
     "RunCancelledError",
     "StaleArtifactError",
@@ -46,9 +49,33 @@ __all__ = [
     "TaskTimeoutError",
     "TypeCheckError",
     "UnboundSlotError",
+    "UncacheableResult",
     "UnhashableValue",
     "WorkflowSyntaxError",
+    "describe_exception",
 ]
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"ExceptionType: message"`` for ``exc``, even when its ``__str__`` raises.
+
+    Error messages quote the user's exceptions; an exception class whose ``__str__`` is
+    broken must not replace the error being reported (the task's name and workflow line)
+    with a new one.
+
+    Args:
+        exc: any exception.
+
+    Returns:
+        ``"Type: message"``, ``"Type"`` when the message is empty, or
+        ``"Type: <str() raised OtherType>"`` when the message cannot be computed.
+    """
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception as failure:  # noqa: BLE001 - a broken __str__ is the user's bug, not ours
+        message = f"<str() raised {type(failure).__name__}>"
+    return f"{name}: {message}" if message else name
 
 
 class NamuError(Exception):
@@ -243,6 +270,30 @@ def _rebuild_unhashable(message: str, type_name: str) -> UnhashableValue:
     return UnhashableValue(message, type_name=type_name)
 
 
+class UncacheableResult(NamuError, TypeError):
+    """A result that a cache cannot hand out copies of: every cache hit must behave like
+    a fresh call, so a cached result is copied for each caller, and this one cannot be
+    (a generator or another iterator, used up by its first reader; an object that
+    neither pickle nor ``copy.deepcopy`` can copy).
+
+    Raised by :meth:`namu.runtime.cache.MemoryCache.put`; a run reports it as a
+    :class:`TaskError` naming the task and the call's workflow line, with this error as
+    its cause.
+
+    Attributes:
+        what: the value, described (``"a generator"``, ``"a dict"``).
+        why: why it cannot be cached and what to return instead.
+    """
+
+    def __init__(self, what: str, why: str) -> None:
+        self.what = what
+        self.why = why
+        super().__init__(what, why)
+
+    def __str__(self) -> str:
+        return f"cannot cache {self.what}: {self.why}"
+
+
 class CacheError(NamuError):
     """The on-disk result cache (``cache_dir``) cannot be created, opened or read.
 
@@ -273,7 +324,27 @@ class CheckpointError(NamuError):
         return (_rebuild_store_error, (type(self), self.args[0], self.path))
 
 
-def _rebuild_store_error(cls: type[CacheError | CheckpointError], message: str, path: str) -> NamuError:
+class OutputPathError(NamuError):
+    """A path namu was asked to write (an artifact, an IR dump, a checkpoint, the result
+    cache) exists and is not a regular file: a device such as ``/dev/null``, a FIFO, a
+    socket or a directory. Nothing was written and the path is left as it was (see
+    :mod:`namu.runtime.atomic_write`).
+
+    Attributes:
+        path: the path as given.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_store_error, (type(self), self.args[0], self.path))
+
+
+def _rebuild_store_error(
+    cls: type[CacheError | CheckpointError | OutputPathError], message: str, path: str
+) -> NamuError:
     return cls(message, path=path)
 
 
@@ -282,18 +353,33 @@ class KernelError(NamuError):
 
 
 class RunCancelledError(KeyboardInterrupt):
-    """A run was interrupted (Ctrl+C) and stopped cleanly.
+    """A run was interrupted (Ctrl+C) and stopped.
 
-    Everything in flight was cancelled (async tasks) or allowed to finish (a thread cannot
-    be killed), and no worker thread is left running. It is a ``KeyboardInterrupt``, so
-    ``except Exception`` does not swallow it; the original interrupt is its ``__cause__``.
+    The first interrupt stops scheduling: async calls in flight are cancelled, queued
+    calls are dropped, and calls already running in worker threads (which Python cannot
+    stop) are waited for. A second interrupt during that wait abandons them: the run ends
+    at once, and each abandoned call goes on in its thread until it returns (its result
+    is dropped). It is a ``KeyboardInterrupt``, so ``except Exception`` does not swallow
+    it; the original interrupt is its ``__cause__``.
 
     Attributes:
-        finished: calls that finished before the interruption.
-        cancelled: calls in flight that were cancelled or dropped before they started.
+        finished: calls that finished (including those waited for after the interrupt).
+        cancelled: calls cancelled in flight (async) or dropped before they started.
+        abandoned: calls still running in worker threads when the run ended.
     """
 
-    def __init__(self, finished: int, cancelled: int) -> None:
-        super().__init__(f"run cancelled: {finished} calls finished, {cancelled} in flight were cancelled")
+    def __init__(self, finished: int, cancelled: int, abandoned: int = 0) -> None:
+        message = f"run cancelled: {_calls(finished)} finished, {cancelled} cancelled"
+        if abandoned:
+            message += f", {abandoned} abandoned while still running in a worker thread"
+        super().__init__(message)
         self.finished = finished
         self.cancelled = cancelled
+        self.abandoned = abandoned
+
+    def __reduce__(self):
+        return (type(self), (self.finished, self.cancelled, self.abandoned))
+
+
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"

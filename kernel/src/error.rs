@@ -219,13 +219,16 @@ pub enum KernelError {
         /// Node index (in its own plan).
         node: usize,
     },
-    /// The run was interrupted (`KeyboardInterrupt`, i.e. Ctrl+C); everything in flight
-    /// was cancelled or waited for, and no thread is left behind.
+    /// The run was interrupted (`KeyboardInterrupt`, i.e. Ctrl+C): nothing more was
+    /// started, async calls were cancelled, running thread-mode calls were waited for or,
+    /// after a second interrupt, abandoned.
     Cancelled {
-        /// Calls that finished before the interruption.
+        /// Calls that finished (including those waited for after the interruption).
         finished: u64,
-        /// Calls in flight that were cancelled (async) or dropped before starting (threads).
+        /// Calls cancelled in flight (async) or dropped before they started.
         cancelled: u64,
+        /// Thread-mode calls still running when a second interrupt stopped the wait.
+        abandoned: u64,
         /// The `KeyboardInterrupt`.
         cause: PyErr,
     },
@@ -297,9 +300,10 @@ impl fmt::Display for KernelError {
             KernelError::NoAsyncDriver { node } => {
                 write!(f, "node {node} runs in async mode, but run() was given no driver")
             }
-            KernelError::Cancelled { finished, cancelled, .. } => write!(
+            KernelError::Cancelled { finished, cancelled, abandoned, .. } => write!(
                 f,
-                "run cancelled: {finished} calls finished, {cancelled} in flight were cancelled"
+                "run cancelled: {finished} calls finished, {cancelled} cancelled, \
+                 {abandoned} abandoned while still running"
             ),
             KernelError::Internal(msg) => {
                 write!(f, "internal kernel error (a bug in namu): {msg}")
@@ -325,11 +329,11 @@ impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
         match err {
             KernelError::Python(err) => err,
-            KernelError::Cancelled { finished, cancelled, cause } => Python::attach(|py| {
+            KernelError::Cancelled { finished, cancelled, abandoned, cause } => Python::attach(|py| {
                 let cancel_err = py
                     .import("namu.errors")
                     .and_then(|m| m.getattr("RunCancelledError"))
-                    .and_then(|cls| cls.call1((finished, cancelled)));
+                    .and_then(|cls| cls.call1((finished, cancelled, abandoned)));
                 match cancel_err {
                     Ok(exc) => {
                         let err = PyErr::from_value(exc);

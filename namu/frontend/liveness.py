@@ -8,9 +8,9 @@ the next (then it is a sequential loop) or not (then it fans out).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["assigned_names", "expr_loads", "live_before", "target_names"]
+__all__ = ["assigned_names", "expr_loads", "first_assignments", "live_before", "target_names"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -58,18 +58,35 @@ def _comprehension_loads(node: ast.ListComp | ast.SetComp | ast.GeneratorExp | a
 def assigned_names(stmts: Iterable[ast.stmt]) -> set[str]:
     """Every name any statement in ``stmts`` (including nested blocks) may assign."""
     out: set[str] = set()
+    for target in _assignment_targets(stmts):
+        out |= target_names(target)
+    return out
+
+
+def first_assignments(stmts: Iterable[ast.stmt]) -> dict[str, ast.expr]:
+    """Each name ``stmts`` (including nested blocks) may assign -- the names Python makes
+    local to the whole function -- and the first target in source order that assigns it."""
+    out: dict[str, ast.expr] = {}
+    for target in _assignment_targets(stmts):
+        for name in target_names(target):
+            out.setdefault(name, target)
+    return out
+
+
+def _assignment_targets(stmts: Iterable[ast.stmt]) -> Iterator[ast.expr]:
+    """The assignment targets of ``stmts`` and of their nested blocks, in source order."""
     for stmt in stmts:
         if isinstance(stmt, ast.Assign):
-            for t in stmt.targets:
-                out |= target_names(t)
+            yield from stmt.targets
         elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
-            out |= target_names(stmt.target)
+            yield stmt.target
         elif isinstance(stmt, ast.For):
-            out |= target_names(stmt.target)
-            out |= assigned_names(stmt.body) | assigned_names(stmt.orelse)
+            yield stmt.target
+            yield from _assignment_targets(stmt.body)
+            yield from _assignment_targets(stmt.orelse)
         elif isinstance(stmt, (ast.If, ast.While)):
-            out |= assigned_names(stmt.body) | assigned_names(stmt.orelse)
-    return out
+            yield from _assignment_targets(stmt.body)
+            yield from _assignment_targets(stmt.orelse)
 
 
 def live_before(stmts: Sequence[ast.stmt], live_after: set[str]) -> set[str]:

@@ -8,8 +8,9 @@ How each construct lowers:
 
 * assignment, tuple unpacking: SSA renaming; ``namu.Unpack`` for non-literal right sides;
 * literals: ``Constant`` (typed tensors), ``SequenceConstruct``, ``namu.List/Tuple/Dict``;
-* operators on scalars: standard ONNX ops (``Add``, ``Less``, ``And``, ...), with
-  ``Cast`` where Python would promote ``int`` to ``float``;
+* operators on scalars: standard ONNX ops (``Add``, ``Less``, ``And``, ...) where they
+  mean exactly Python's operator on the operand types, else ``namu.Arith`` (``/``,
+  ``//``, ``**``, mixed int/float/bool arithmetic) and ``namu.Compare``;
 * ``if``/``elif``/``else`` and ``x if c else y``: an ``If`` whose outputs are the phi
   values of the variables assigned in the branches and live afterwards;
 * ``while``: a ``Loop`` whose loop-carried values are the live assigned variables;
@@ -23,30 +24,48 @@ How each construct lowers:
 from __future__ import annotations
 
 import ast
-import builtins
 import dataclasses
 import inspect
 import os
 from collections import ChainMap
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from types import CodeType
+from typing import Any, NoReturn
 
 import numpy as np
 import onnx_ir as ir
 
-from namu.frontend.liveness import assigned_names, live_before, target_names
+from namu.frontend.liveness import assigned_names, first_assignments, live_before, target_names
+from namu.frontend.reads import MISSING, NameReads, is_mutable
 from namu.frontend.slot import Slot
 from namu.frontend.source import FunctionSource
 from namu.frontend.task import Task
 from namu.frontend.workflow import Workflow
 from namu.ir.metadata import INLINE_KEY, SPAN_KEY, Parameter, Signature, TaskEntry
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN, opset_imports
-from namu.ir.types import ValueType, from_annotation, set_type, type_of
+from namu.ir.scopes import subgraphs
+from namu.ir.types import ValueType, arithmetic_type, constant_int, from_annotation, set_type, type_of
 
 __all__ = ["CompileContext", "lower_workflow"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_ARITH = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul", ast.Div: "Div", ast.Pow: "Pow"}
+#: How deep graphs may nest (If branches, Loop and Map bodies, counting those of the
+#: sub-workflows inlined into them). An artifact must load: protobuf parses at most 100
+#: nested messages (the limit of ONNX's loader and checker), each nested graph costs
+#: three (graph, node, attribute), and a value's type takes up to about ten more; 24
+#: levels leave room for deep types and the bodies passes add.
+MAX_NESTING = 24
+#: Python's binary arithmetic operators -> their names in ``operator`` (``namu.Arith``'s op).
+_OPERATORS = {
+    ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
+    ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow",
+}
+#: (operator, kind of every operand) -> the standard op meaning exactly Python's operator.
+_STANDARD_ARITH = {
+    ("add", "int"): "Add", ("add", "float"): "Add", ("sub", "int"): "Sub", ("sub", "float"): "Sub",
+    ("mul", "int"): "Mul", ("mul", "float"): "Mul", ("neg", "int"): "Neg", ("neg", "float"): "Neg",
+    ("mod", "int"): "Mod",
+}
 _COMPARE_NAMES = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
 _COMPARE = {ast.Lt: "Less", ast.LtE: "LessOrEqual", ast.Gt: "Greater", ast.GtE: "GreaterOrEqual"}
 
@@ -105,21 +124,24 @@ class _Return:
 class _Scope:
     """One graph under construction: a main graph, a function body or a subgraph."""
 
-    def __init__(self, env: MutableMapping[str, ir.Value]) -> None:
+    def __init__(self, env: MutableMapping[str, ir.Value], depth: int = 0) -> None:
         self.env = env
         self.nodes: list[ir.Node] = []
         self.produced: set[int] = set()  # ids of values produced in this scope
+        self.depth = depth  # the graphs enclosing this one in its function
 
     def child(self) -> _Scope:
         """A nested scope: sees this scope's variables; its assignments stay its own
         (O(1): a ChainMap layer, not a copy, so long workflows lower in linear time)."""
-        return _Scope(ChainMap({}, self.env))
+        return _Scope(ChainMap({}, self.env), self.depth + 1)
 
 
 class CompileContext:
     """State shared by the lowering of one workflow and all its sub-workflows.
 
-    Holds the model-wide SSA name allocator, the task table and the lowered functions.
+    Holds the model-wide SSA name allocator, the task table, the lowered functions, and
+    the names the lowering resolved in the workflows' namespaces (``reads``: what a cached
+    compile must re-check before it is reused).
     """
 
     def __init__(self) -> None:
@@ -129,8 +151,10 @@ class CompileContext:
         self._task_keys: dict[int, str] = {}  # id(Task) -> key
         self.functions: dict[str, ir.Function] = {}
         self.function_signatures: dict[str, Signature] = {}
+        self.function_nesting: dict[str, int] = {}  # function name -> its graphs' nesting once inlined
         self._function_names: dict[int, str] = {}  # id(Workflow) -> function name
-        self._in_progress: list[Workflow] = []
+        self._in_progress: list[Workflow] = []  # the workflows being lowered, outermost first
+        self.reads = NameReads()
 
     def fresh(self, hint: str) -> str:
         """A model-wide unique SSA name based on ``hint`` (amortized O(1))."""
@@ -210,13 +234,43 @@ def lower_workflow(workflow: Workflow, ctx: CompileContext) -> tuple[ir.Graph, S
     Raises:
         WorkflowSyntaxError: the body uses a construct namu cannot lower.
     """
+    lowering = _Lowering(workflow, ctx)
     ctx._in_progress.append(workflow)
     try:
-        lowering = _Lowering(workflow, ctx)
+        _lower_callees(lowering)
         graph, signature = lowering.lower_graph()
-        return graph, signature, lowering.src.digest
     finally:
         ctx._in_progress.pop()
+    if ctx.functions:
+        _rename_main_first(graph, ctx)
+    return graph, signature, lowering.src.digest
+
+
+def _rename_main_first(graph: ir.Graph, ctx: CompileContext) -> None:
+    """Name every value, node and subgraph again, the main graph's first.
+
+    Sub-workflows are lowered before their callers, so they took the plain names (``x``,
+    ``inc``) and left the main graph suffixed ones (``x_3``); the main graph is what
+    ``namu inspect`` and error messages show, so it gets them back. The functions keep
+    their own names (call nodes name them).
+    """
+    ctx._names = set(ctx.functions)
+    ctx._next_suffix = {}
+
+    def rename(g: ir.Graph) -> None:
+        for value in g.inputs:
+            value.name = ctx.fresh(_base(value.name))
+        for node in g:
+            for inner in subgraphs(node):  # lowered before the node that holds them
+                rename(inner)
+                inner.name = ctx.fresh(_base(inner.name))
+            node.name = ctx.fresh(_base(node.name))
+            for value in node.outputs:
+                value.name = ctx.fresh(_base(value.name))
+
+    rename(graph)
+    for function in ctx.functions.values():
+        rename(function.graph)
 
 
 class _Lowering:
@@ -224,14 +278,109 @@ class _Lowering:
         self.wf = workflow
         self.ctx = ctx
         self.src = FunctionSource(workflow.fn)
-        # Names the body binds: reading one before its assignment is an error, not a global.
-        self.local_names = assigned_names(self.src.tree.body) | {a.arg for a in self.src.tree.args.args}
-        closure = inspect.getclosurevars(workflow.fn)
-        self.names: dict[str, Any] = {
-            **vars(builtins),
-            **workflow.fn.__globals__,
-            **closure.nonlocals,
-        }
+        # Names the body assigns are local to the whole body, as in Python: reading one
+        # before its assignment is an error, never the global of the same name.
+        self.local_sites = first_assignments(self.src.tree.body)
+        self.local_names = set(self.local_sites) | {a.arg for a in self.src.tree.args.args}
+        fn = workflow.fn
+        self._globals: dict[str, Any] = fn.__globals__
+        self._builtins: dict[str, Any] = fn.__builtins__
+        self._cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+        self.nesting = 0  # how deep the graphs of the body nest, with those of inlined calls
+
+    # ------------------------------------------------------------------ names
+    def _resolve(self, name: str) -> Any:
+        """What ``name`` means where the workflow is defined -- its closure variable, else
+        its module's global, else the builtin -- or :data:`MISSING`. Each resolution is
+        recorded in ``ctx.reads``, which a cached compile re-checks before it is reused."""
+        return self._lookup(name, self.ctx.reads)
+
+    def _lookup(self, name: str, reads: NameReads | None) -> Any:
+        """:meth:`_resolve`, recording in ``reads`` unless it is None."""
+        cell = self._cells.get(name)
+        if cell is not None:
+            try:
+                value = cell.cell_contents
+            except ValueError:  # a closure variable not assigned (yet)
+                return MISSING
+            if reads is not None:
+                reads.cell(cell, value)
+            return value
+        value = self._globals.get(name, MISSING)
+        if reads is not None:
+            reads.key(self._globals, name, value)
+        if value is MISSING:
+            value = self._builtins.get(name, MISSING)
+            if reads is not None:
+                reads.key(self._builtins, name, value)
+        return value
+
+    def _nest(self, depth: int, at: ast.AST, call: Workflow | None = None) -> None:
+        """Graphs nest ``depth`` deep at ``at``: record it, or reject it past :data:`MAX_NESTING`."""
+        if depth > MAX_NESTING:
+            through = f" (counting the sub-workflow bodies the call of `{call.name}` inlines)" if call is not None else ""
+            self.src.fail(
+                at,
+                f"control flow is nested more than {MAX_NESTING} levels deep here{through}, more than an "
+                "ONNX artifact can hold; move the inner work into a task, or mark a sub-workflow "
+                "@namu.workflow(inline=False)",
+            )
+        self.nesting = depth
+
+    def _fail_unbound_local(self, node: ast.AST, name: str) -> NoReturn:
+        """Reject a read of a local name the body has not assigned yet on this path."""
+        site = self.local_sites.get(name)
+        where = f" (it is assigned at line {self.src.position(site)[0]})" if site is not None else ""
+        self.src.fail(
+            node,
+            f"`{name}` is local in the workflow{where} and is read here before it is assigned; "
+            "Python raises UnboundLocalError (a name assigned anywhere in a function is local "
+            "to all of it: rename the local or the global)",
+        )
+
+    def _global_path(self, func: ast.expr) -> tuple[ast.Name, tuple[str, ...]] | None:
+        """``(base, attributes)`` of ``name`` or ``name.a.b``, else None."""
+        path: list[str] = []
+        while isinstance(func, ast.Attribute):
+            path.append(func.attr)
+            func = func.value
+        return (func, tuple(reversed(path))) if isinstance(func, ast.Name) else None
+
+    def _follow(self, base: Any, path: tuple[str, ...]) -> Any:
+        """``base.<path...>`` (recorded in ``ctx.reads``), or :data:`MISSING`."""
+        obj = base
+        for attr in path:
+            try:
+                obj = getattr(obj, attr)
+            except Exception:  # noqa: BLE001 - a missing or failing attribute: not callable here
+                return MISSING
+        if path:
+            self.ctx.reads.attribute(base, path, obj)
+        return obj
+
+    def workflow_calls(self) -> Iterator[tuple[ast.Call, Workflow]]:
+        """The calls of sub-workflows in the body, in source order, found by resolving each
+        callee's name statically (a name the body or a comprehension binds is skipped;
+        lowering resolves those calls itself)."""
+        if not any(_may_lead_to_workflow(self._lookup(name, None)) for name in _code_names(self.wf.fn.__code__)):
+            return  # no name of the body can be a workflow: skip the walk over the tree
+        bound = set(self.local_names)
+        calls: list[ast.Call] = []
+        for stmt in self.src.tree.body:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call):
+                    calls.append(node)
+                elif isinstance(node, ast.comprehension):
+                    bound |= target_names(node.target)
+        calls.sort(key=lambda c: (c.lineno, c.col_offset))
+        for call in calls:
+            found = self._global_path(call.func)
+            if found is None or found[0].id in bound:
+                continue
+            base = self._resolve(found[0].id)
+            callee = MISSING if base is MISSING else self._follow(base, found[1])
+            if isinstance(callee, Workflow):
+                yield call, callee
 
     # ------------------------------------------------------------------ entry points
     def lower_graph(self) -> tuple[ir.Graph, Signature]:
@@ -269,12 +418,13 @@ class _Lowering:
             self.src.fail(node, "positional-only and keyword-only parameters are not supported")
         sig = self.wf.signature
         try:
-            hints = inspect.get_annotations(self.wf.fn, eval_str=True)
+            hints = inspect.get_annotations(self.wf.fn, locals=_Namespace(self), eval_str=True)
         except Exception as exc:  # noqa: BLE001 - a forward reference that does not resolve
             self.src.fail(fdef, f"cannot evaluate the workflow's annotations: {type(exc).__name__}: {exc}")
         inputs: list[ir.Value] = []
         params: list[Parameter] = []
-        for arg in args.args:
+        default_nodes: list[ast.expr | None] = [None] * (len(args.args) - len(args.defaults)) + list(args.defaults)
+        for arg, default_node in zip(args.args, default_nodes):
             p = sig.parameters[arg.arg]
             vtype = from_annotation(hints.get(arg.arg, inspect.Parameter.empty))
             value = ir.Value(name=self.ctx.fresh(arg.arg))
@@ -283,8 +433,16 @@ class _Lowering:
             default = None
             has_default = p.default is not inspect.Parameter.empty
             if has_default:
+                if is_mutable(p.default):
+                    # Python evaluates a default once and shares it between calls (mutations
+                    # included); a compiled run rebuilds it each time and cannot share it.
+                    self.src.fail(
+                        default_node or arg,
+                        f"the default of `{arg.arg}` is a mutable {type(p.default).__name__}, which Python "
+                        "shares between calls; use None (and build the value in the body) or a tuple",
+                    )
                 if not _is_literal(p.default):
-                    self.src.fail(arg, f"the default of `{arg.arg}` must be a literal (int, float, str, bool, None, list, dict)")
+                    self.src.fail(arg, f"the default of `{arg.arg}` must be a literal (None, bool, int, float, str, or a tuple of them)")
                 default = p.default
             params.append(Parameter(name=arg.arg, type=str(vtype), has_default=has_default, default=default))
         return inputs, params
@@ -323,6 +481,8 @@ class _Lowering:
             num_outputs=len(out_types),
             name=self.ctx.fresh(f"n_{op_type}"),
         )
+        if scope.depth > self.nesting:
+            self._nest(scope.depth, at)
         node.metadata_props[SPAN_KEY] = self.src.span(at)
         hints = names or [op_type.lower()] * len(out_types)
         for value, vtype, hint in zip(node.outputs, out_types, hints):
@@ -483,7 +643,8 @@ class _Lowering:
         computes, and namu's ops compute exactly what Python does, so trusting them is safe."""
         assert stmt.value is not None
         try:
-            annotation = eval(compile(ast.Expression(stmt.annotation), self.src.filename, "eval"), self.names)  # noqa: S307
+            code = compile(ast.Expression(stmt.annotation), self.src.filename, "eval")
+            annotation = eval(code, self._globals, _Namespace(self))  # noqa: S307
         except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
             self.src.fail(stmt.annotation, f"cannot evaluate the annotation: {type(exc).__name__}: {exc}")
         declared = from_annotation(annotation)
@@ -825,21 +986,25 @@ class _Lowering:
         if node.id in scope.env:
             return scope.env[node.id]
         if node.id in self.local_names:
-            self.src.fail(node, f"`{node.id}` is used before it is assigned")
-        if node.id not in self.names:
+            self._fail_unbound_local(node, node.id)
+        obj = self._resolve(node.id)
+        if obj is MISSING:
             self.src.fail(node, f"name `{node.id}` is not defined")
-        obj = self.names[node.id]
         if isinstance(obj, (Task, Workflow)):
             self.src.fail(node, f"`{node.id}` is a namu task or workflow; it can only be called, not used as a value")
         if not _is_literal(obj):
             self.src.fail(node, f"`{node.id}` is a {type(obj).__name__}; a workflow can only use tasks, workflows and literal constants from its module")
+        self.ctx.reads.constant(obj)  # folded into the IR: a change in place makes the compile stale
         return self._const(scope, obj, node, node.id)
 
-    def _numeric_pair(self, left: ir.Value, right: ir.Value, scope: _Scope, node: ast.AST, what: str) -> tuple[ir.Value, ir.Value, ValueType]:
-        lt, rt = type_of(left), type_of(right)
+    def _check_numeric(self, lt: ValueType, rt: ValueType, node: ast.AST, what: str) -> None:
         if not (lt.is_numeric and rt.is_numeric):
             hint = "annotate the value first (`n: int = ...`) or compute it inside a task" if "opaque" in (lt.kind, rt.kind) else "compute it inside a task"
             self.src.fail(node, f"operator {what} needs int, float or bool operands here, got {lt} and {rt}; {hint}")
+
+    def _numeric_pair(self, left: ir.Value, right: ir.Value, scope: _Scope, node: ast.AST, what: str) -> tuple[ir.Value, ir.Value, ValueType]:
+        lt, rt = type_of(left), type_of(right)
+        self._check_numeric(lt, rt, node, what)
         result = ValueType.float() if "float" in (lt.kind, rt.kind) else ValueType.int()
         return self._cast(scope, left, result, node), self._cast(scope, right, result, node), result
 
@@ -851,24 +1016,28 @@ class _Lowering:
         lt, rt = type_of(left), type_of(right)
         if op is ast.Add and lt.kind == "str" and rt.kind == "str":
             return self._emit1(scope, "StringConcat", [left, right], ValueType.str(), node, names=["concat"])
-        if op is ast.Div:
-            a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
-            a, b = self._cast(scope, a, ValueType.float(), node), self._cast(scope, b, ValueType.float(), node)
-            return self._emit1(scope, "Div", [a, b], ValueType.float(), node)
-        if op in (ast.FloorDiv, ast.Mod):
-            a, b, rtype = self._numeric_pair(left, right, scope, node, symbol)
-            if rtype.kind != "int":
-                self.src.fail(node, f"operator {symbol} is supported on ints only; ONNX has no float floor-modulo with Python's meaning")
-            mod = self._emit1(scope, "Mod", [a, b], rtype, node, attrs=[ir.AttrInt64("fmod", 0)])
-            if op is ast.Mod:
-                return mod
-            # Python floors: a // b == (a - a % b) / b, and that division is exact.
-            diff = self._emit1(scope, "Sub", [a, mod], rtype, node)
-            return self._emit1(scope, "Div", [diff, b], rtype, node, names=["floordiv"])
-        if op in _ARITH:
-            a, b, rtype = self._numeric_pair(left, right, scope, node, symbol)
-            return self._emit1(scope, _ARITH[op], [a, b], rtype, node)
-        self.src.fail(node, f"operator {symbol} is not supported in a workflow")
+        name = _OPERATORS.get(op)
+        if name is None:
+            self.src.fail(node, f"operator {symbol} is not supported in a workflow")
+        self._check_numeric(lt, rt, node, symbol)
+        return self._arith(scope, name, [left, right], node)
+
+    def _arith(self, scope: _Scope, name: str, operands: list[ir.Value], node: ast.AST) -> ir.Value:
+        """Python's ``operator.<name>`` on numbers, with Python's result (no ``Cast``: an
+        int never goes through a double). The standard op where it means exactly that
+        (``Add``/``Sub``/``Mul``/``Neg`` on two ints or two floats, ``Mod`` on ints), else
+        ``namu.Arith``; the type is ``arithmetic_type``'s, as infer-types derives it."""
+        types = [type_of(v) for v in operands]
+        exponent = constant_int(operands[1]) if name == "pow" else None
+        rtype = arithmetic_type(name, types, exponent)
+        assert rtype is not None  # the callers checked the operands are numbers
+        kind = types[0].kind if all(t.kind == types[0].kind for t in types) else None
+        standard = _STANDARD_ARITH.get((name, kind))
+        if standard == "Mod":
+            return self._emit1(scope, "Mod", operands, rtype, node, attrs=[ir.AttrInt64("fmod", 0)])
+        if standard is not None:
+            return self._emit1(scope, standard, operands, rtype, node)
+        return self._emit1(scope, "Arith", operands, rtype, node, domain=NAMU_DOMAIN, attrs=[ir.AttrString("op", name)], names=[name])
 
     def _unaryop(self, node: ast.UnaryOp, scope: _Scope) -> ir.Value:
         operand = self._expr(node.operand, scope)
@@ -877,12 +1046,8 @@ class _Lowering:
         vtype = type_of(operand)
         if not vtype.is_numeric or isinstance(node.op, ast.Invert):
             self.src.fail(node, f"unary {_SYMBOLS.get(type(node.op), '?')} is not supported on {vtype} in a workflow")
-        if vtype.kind == "bool":
-            operand = self._cast(scope, operand, ValueType.int(), node)
-            vtype = ValueType.int()
-        if isinstance(node.op, ast.UAdd):
-            return operand
-        return self._emit1(scope, "Neg", [operand], vtype, node)
+        # `+x` is an op too: it makes an int of a bool, and an int-typed value may hold one.
+        return self._arith(scope, "pos" if isinstance(node.op, ast.UAdd) else "neg", [operand], node)
 
     def _boolop(self, node: ast.BoolOp, scope: _Scope) -> ir.Value:
         op = "And" if isinstance(node.op, ast.And) else "Or"
@@ -962,6 +1127,8 @@ class _Lowering:
         (an opaque value; annotate it to use it in arithmetic: ``n: int = rec.count``)."""
         base = node.value
         if isinstance(base, ast.Name) and base.id not in scope.env:
+            if base.id in self.local_names:
+                self._fail_unbound_local(base, base.id)
             self.src.fail(node, f"attribute reads are supported on workflow values only; `{base.id}` is not one (read `{ast.unparse(node)}` inside a task)")
         if node.attr.startswith("__") and node.attr.endswith("__"):
             self.src.fail(node, f"special attribute `{node.attr}` cannot be read in a workflow; do it inside a task")
@@ -1078,26 +1245,23 @@ class _Lowering:
 
     # ------------------------------------------------------------------ calls
     def _callee(self, func: ast.expr, scope: _Scope) -> Any:
-        if isinstance(func, ast.Name):
-            if func.id in scope.env:
-                self.src.fail(func, f"`{func.id}` is a workflow value, not a task; only tasks and workflows can be called")
-            if func.id not in self.names:
-                self.src.fail(func, f"name `{func.id}` is not defined")
-            return self.names[func.id]
-        if isinstance(func, ast.Attribute):
-            base = func.value
-            path = [func.attr]
-            while isinstance(base, ast.Attribute):
-                path.append(base.attr)
-                base = base.value
-            if isinstance(base, ast.Name) and base.id not in scope.env and base.id in self.names:
-                obj = self.names[base.id]
-                for attr in reversed(path):
-                    if not hasattr(obj, attr):
-                        self.src.fail(func, f"`{ast.unparse(func)}` does not exist")
-                    obj = getattr(obj, attr)
-                if isinstance(obj, (Task, Workflow, Slot)):
-                    return obj
+        found = self._global_path(func)
+        if found is not None and found[0].id not in scope.env:
+            base, path = found
+            if base.id in self.local_names:
+                self._fail_unbound_local(base, base.id)
+            obj = self._resolve(base.id)
+            if obj is MISSING:
+                self.src.fail(base, f"name `{base.id}` is not defined")
+            if not path:
+                return obj
+            obj = self._follow(obj, path)
+            if obj is MISSING:
+                self.src.fail(func, f"`{ast.unparse(func)}` does not exist")
+            if isinstance(obj, (Task, Workflow, Slot)):
+                return obj
+        elif isinstance(func, ast.Name):
+            self.src.fail(func, f"`{func.id}` is a workflow value, not a task; only tasks and workflows can be called")
         self.src.fail(func, f"cannot call `{ast.unparse(func)}` in a workflow: only @namu.task and @namu.workflow functions can be called")
 
     def _call(self, node: ast.Call, scope: _Scope) -> ir.Value:
@@ -1161,6 +1325,8 @@ class _Lowering:
             else:
                 inputs.append(self._const(scope, param.default, node, param.name))
         function = self.ctx.functions[fname]
+        if wf.inline and scope.depth + self.ctx.function_nesting[fname] > self.nesting:
+            self._nest(scope.depth + self.ctx.function_nesting[fname], node, wf)
         out_types = [type_of(v) for v in function.outputs]
         hints = sig.return_keys if sig.returns == "dict" else [fname] * len(out_types)
         outs = self._emit(scope, fname, inputs, out_types, node, domain=WORKFLOW_DOMAIN, names=hints)
@@ -1168,19 +1334,98 @@ class _Lowering:
         return self._pack(scope, ret)
 
 
+def _code_names(code: CodeType) -> Iterator[str]:
+    """The global and free names ``code`` and its nested code objects (comprehensions)
+    mention -- a superset of the names the body resolves (attribute names are in it too)."""
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        yield from current.co_names
+        yield from current.co_freevars
+        pending.extend(c for c in current.co_consts if isinstance(c, CodeType))
+
+
+def _may_lead_to_workflow(value: Any) -> bool:
+    """``value`` is a workflow, or an object whose attributes may hold one (a module, a
+    class, a namespace) -- not a task, a slot, a literal or a builtin."""
+    if isinstance(value, Workflow):
+        return True
+    return value is not MISSING and hasattr(value, "__dict__") and not isinstance(value, (Task, Slot))
+
+
+class _Namespace:
+    """The workflow's names as a mapping, for ``eval`` of its annotations: each lookup goes
+    through :meth:`_Lowering._resolve`, so it is recorded like any other read."""
+
+    def __init__(self, lowering: _Lowering) -> None:
+        self._lowering = lowering
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._lowering._resolve(name)
+        if value is MISSING:
+            raise KeyError(name)
+        return value
+
+
 def _lower_function(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: ast.AST) -> tuple[str, Signature]:
-    """Lower a sub-workflow into a FunctionProto of the ``namu.workflow`` domain (once)."""
-    if wf in ctx._in_progress:
-        chain = " -> ".join(w.name for w in [*ctx._in_progress, wf])
-        src.fail(at, f"recursive workflow call ({chain}) is not supported")
+    """The FunctionProto of the ``namu.workflow`` domain of a sub-workflow, lowered once.
+
+    Sub-workflows are lowered before their callers (:func:`_lower_callees`), so this
+    lowers only a callee that the static scan could not see.
+    """
+    _check_not_recursive(wf, ctx, src, at)
     existing = ctx._function_names.get(id(wf))
     if existing is not None:
         return existing, ctx.function_signatures[existing]
+    lowering = _Lowering(wf, ctx)
     ctx._in_progress.append(wf)
     try:
-        graph, sig = _Lowering(wf, ctx).lower_graph()
+        _lower_callees(lowering)
+        return _add_function(lowering)
     finally:
         ctx._in_progress.pop()
+
+
+def _check_not_recursive(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: ast.AST) -> None:
+    if wf in ctx._in_progress:
+        chain = " -> ".join(w.name for w in [*ctx._in_progress, wf])
+        src.fail(at, f"recursive workflow call ({chain}) is not supported")
+
+
+def _lower_callees(caller: _Lowering) -> None:
+    """Lower the sub-workflows ``caller`` calls, and theirs, each before its callers.
+
+    A depth-first walk of the call graph with an explicit stack, so that a chain of
+    sub-workflows of any depth lowers without recursion (the caller's lowering then finds
+    each callee's function and signature ready). ``ctx._in_progress`` is the path of the
+    walk: a call of a workflow on it is recursion, rejected where the cycle closes.
+    """
+    ctx = caller.ctx
+    depth = len(ctx._in_progress)
+    pending = [(caller, caller.workflow_calls())]
+    try:
+        while pending:
+            lowering, calls = pending[-1]
+            for at, callee in calls:
+                _check_not_recursive(callee, ctx, lowering.src, at)
+                if id(callee) not in ctx._function_names:
+                    inner = _Lowering(callee, ctx)
+                    ctx._in_progress.append(callee)
+                    pending.append((inner, inner.workflow_calls()))
+                    break
+            else:
+                pending.pop()
+                if pending:  # a callee: all of its own callees are lowered
+                    _add_function(lowering)
+                    ctx._in_progress.pop()
+    finally:
+        del ctx._in_progress[depth:]
+
+
+def _add_function(lowering: _Lowering) -> tuple[str, Signature]:
+    """Lower a sub-workflow's body into a function of the model; its name and signature."""
+    ctx, wf = lowering.ctx, lowering.wf
+    graph, sig = lowering.lower_graph()
     name = ctx.fresh(wf.name)
     graph.name = name
     function = ir.Function(WORKFLOW_DOMAIN, name, graph=graph, attributes=[])
@@ -1188,6 +1433,7 @@ def _lower_function(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: 
         function.metadata_props[INLINE_KEY] = "false"  # inline-functions keeps its calls
     ctx.functions[name] = function
     ctx.function_signatures[name] = sig
+    ctx.function_nesting[name] = lowering.nesting
     ctx._function_names[id(wf)] = name
     return name, sig
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+import typing
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, overload
 
 import pydantic
@@ -45,6 +46,8 @@ class Task:
         self.name: str = options.name or fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
         self._digest: str | None = None
+        if options.cache or options.pure:
+            _check_cacheable(fn, self.name, "pure=True" if options.pure else "cache=True")
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -76,6 +79,34 @@ class Task:
             except Exception:  # noqa: BLE001 - an unresolvable string annotation is opaque
                 return ValueType.opaque()
         return from_annotation(annotation)
+
+
+def _check_cacheable(fn: Callable[..., Any], name: str, option: str) -> None:
+    """Refuse caching a task that returns an iterator, by its definition: a generator
+    function, or a return annotation naming an iterator type (``Iterator[int]``,
+    ``Generator[...]``, ``AsyncIterator[...]``). A cache hands every later call a copy of
+    the first result, and an iterator is used up by its first reader. Other results are
+    checked when the task returns them (:class:`namu.runtime.cache.CachedResult`).
+
+    Raises:
+        TaskDefinitionError: the task returns an iterator.
+    """
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        returns = "it is a generator function"
+    else:
+        try:
+            annotation = inspect.get_annotations(fn, eval_str=True).get("return")
+        except Exception:  # noqa: BLE001 - an annotation that cannot be resolved says nothing here
+            return
+        origin = typing.get_origin(annotation) or annotation
+        if not (isinstance(origin, type) and issubclass(origin, (Iterator, AsyncIterator))):
+            return
+        returns = f"it returns {inspect.formatannotation(annotation)}, an iterator"
+    raise TaskDefinitionError(
+        f"task {name!r} cannot be cached ({option}): {returns}, which is used up by whoever reads "
+        f"it first, so no copy of it could serve a later call as a fresh one; return a list or a "
+        f"tuple instead, or remove {option}"
+    )
 
 
 @overload
@@ -131,6 +162,27 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     def decorate(f: Callable[..., Any]) -> Task:
         if isinstance(f, Task):
             raise TaskDefinitionError(f"{f.name} is already a namu task")
+        if validated.mode == "process":
+            _check_process_mode(f)
         return Task(f, validated, fallback)
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _check_process_mode(fn: Callable[..., Any]) -> None:
+    """A ``mode="process"`` task is synchronous and importable by name in a worker process.
+
+    Raises:
+        TaskDefinitionError: ``fn`` is ``async def``, or not defined at module level.
+    """
+    name = getattr(fn, "__qualname__", repr(fn))
+    if inspect.iscoroutinefunction(fn):
+        raise TaskDefinitionError(
+            f"task {name}: mode='process' is for synchronous functions; an async def task "
+            "already runs on the event loop (use its timeout_s)"
+        )
+    if "<locals>" in name or "<lambda>" in name:
+        raise TaskDefinitionError(
+            f"task {name}: a mode='process' task must be defined at module level, so its "
+            "worker process can import it by name"
+        )

@@ -1,7 +1,8 @@
 """``@namu.workflow``: a Python function whose body namu compiles into an SSA graph.
 
 The decorator only validates and attaches metadata; the body is parsed and lowered the
-first time the workflow is compiled or called, and the artifact is cached.
+first time the workflow is compiled or called, and the artifact is cached until a name
+the compile read changes (:mod:`namu.frontend.reads`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, overload
 from namu.errors import TaskDefinitionError
 
 if TYPE_CHECKING:
+    from namu.frontend.reads import NameReads
     from namu.runtime.artifact import Artifact
     from namu.runtime.result import RunResult
 
@@ -26,7 +28,10 @@ class Workflow:
 
     Calling it compiles the body once (cached) and runs the compiled graph on the native
     kernel. ``fn`` is the original function: calling it runs the body as plain Python,
-    which is the meaning the compiled workflow must preserve.
+    which is the meaning the compiled workflow must preserve. Like the plain function,
+    a call sees the names of the workflow's module as they are now: when a task or
+    sub-workflow it calls is redefined, or a constant it reads is rebound or changed in
+    place, the next call compiles again.
 
     Attributes:
         fn: the original Python function.
@@ -45,7 +50,7 @@ class Workflow:
         self.fn = fn
         self.name: str = fn.__name__
         self.inline = inline
-        self._artifact: Artifact | None = None
+        self._compiled: tuple[Artifact, NameReads] | None = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
@@ -57,14 +62,18 @@ class Workflow:
         return inspect.signature(self.fn)
 
     def compile(self) -> Artifact:
-        """Compile the workflow (once; later calls return the cached artifact)."""
-        if self._artifact is None:
+        """Compile the workflow, or return the cached artifact while every name the
+        compile read (in this workflow and the sub-workflows it calls) still resolves to
+        the same object and every list or dict constant it folded is unchanged."""
+        compiled = self._compiled
+        if compiled is None or not compiled[1].current():
             with self._lock:
-                if self._artifact is None:
-                    from namu.compiler import compile as compile_workflow
+                compiled = self._compiled
+                if compiled is None or not compiled[1].current():
+                    from namu.compiler import compile_tracking_reads
 
-                    self._artifact = compile_workflow(self)
-        return self._artifact
+                    compiled = self._compiled = compile_tracking_reads(self)
+        return compiled[0]
 
     def run(self, *args: Any, **kwargs: Any) -> RunResult:
         """Run the compiled workflow and return the value with the run's metadata.

@@ -10,6 +10,10 @@ key                     content
 ``namu.passport``       :class:`Passport`: namu version, passes run, source digest
 =====================  ===============================================================
 
+:func:`read_metadata` parses the three; :func:`verify_artifact` also checks, before a
+loaded artifact runs, that this namu is not older than the one that compiled it and that
+the metadata agrees with the graph (a hand-edited file is an ``ArtifactError``).
+
 Per-node and per-value keys: ``namu.span`` (``"file:line:col"`` of the source
 construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.types`).
 """
@@ -17,9 +21,13 @@ construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.type
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+import keyword
+import re
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pydantic
+
+from namu.errors import ArtifactError
 
 if TYPE_CHECKING:
     import onnx_ir as ir
@@ -35,12 +43,15 @@ __all__ = [
     "INLINE_KEY",
     "SYMBOL_KEY",
     "TASKS_KEY",
+    "ArtifactMetadata",
     "Parameter",
     "Passport",
     "Signature",
     "TaskEntry",
     "TaskOptions",
     "TaskTable",
+    "read_metadata",
+    "verify_artifact",
 ]
 
 TASKS_KEY = "namu.tasks"
@@ -80,8 +91,11 @@ class TaskOptions(_Strict):
         on_error: ``"raise"`` fails the run; ``"skip"`` drops the failing item of the
             enclosing fan-out and reports it in the run's metadata.
         mode: how the kernel runs a synchronous task: ``"inline"`` (called directly by
-            the scheduler; best for cheap calls) or ``"thread"`` (on the run's worker
-            pool; for calls that release the GIL, such as numpy or I/O). None: the run's
+            the scheduler; best for cheap calls), ``"thread"`` (on the run's worker
+            pool; for calls that release the GIL, such as numpy or I/O) or
+            ``"process"`` (in a worker process, killed when the call overruns
+            ``timeout_s`` or the run is cancelled: a hard timeout, for picklable
+            arguments and results; see :mod:`namu.runtime.processes`). None: the run's
             ``task_mode`` (``"inline"`` by default). ``async def`` tasks always run on
             the event loop.
         placement: where the task runs: ``"local"`` (the process running the workflow),
@@ -103,7 +117,7 @@ class TaskOptions(_Strict):
     pure: bool = pydantic.Field(default=False, strict=True)
     cache: bool = pydantic.Field(default=False, strict=True)
     on_error: Literal["raise", "skip"] = "raise"
-    mode: Literal["inline", "thread"] | None = None
+    mode: Literal["inline", "thread", "process"] | None = None
     placement: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     priority: int | None = pydantic.Field(default=None, strict=True)
     fallback: str | None = None
@@ -156,12 +170,24 @@ class TaskTable(_Strict):
 
 
 class Parameter(_Strict):
-    """A workflow parameter. ``type`` is the string form of its :class:`ValueType`."""
+    """A workflow parameter. ``type`` is the string form of its :class:`ValueType`.
+
+    ``default`` is immutable (the frontend rejects list, dict and set defaults): None, a
+    bool, int, float or str, or a tuple of those. JSON writes a tuple as a list, so a
+    list read back is a tuple again.
+    """
 
     name: str
     type: str
     has_default: bool = False
     default: Any = None
+
+    @pydantic.field_validator("default", mode="after")
+    @classmethod
+    def _tuples_back(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return tuple(cls._tuples_back(item) for item in value)
+        return value
 
 
 class Signature(_Strict):
@@ -203,3 +229,140 @@ def dump(model: pydantic.BaseModel) -> str:
     from the compile's configuration.
     """
     return json.dumps(model.model_dump(mode="json", exclude_unset=True), separators=(",", ":"), sort_keys=True)
+
+
+class ArtifactMetadata(NamedTuple):
+    """The three metadata models of an artifact, parsed (see :func:`read_metadata`)."""
+
+    signature: Signature
+    passport: Passport
+    task_table: TaskTable
+
+
+def read_metadata(model: ir.Model) -> ArtifactMetadata:
+    """Parse the signature, passport and task table stored in ``model``.
+
+    Raises:
+        ArtifactError: a key is missing or does not hold valid JSON of its model; the
+            message is one line naming the key and the first problem.
+    """
+    props = model.metadata_props
+    parsed = []
+    for key, cls in ((SIGNATURE_KEY, Signature), (PASSPORT_KEY, Passport), (TASKS_KEY, TaskTable)):
+        text = props.get(key)
+        if text is None:
+            raise ArtifactError(f"damaged namu metadata: {key} is missing")
+        try:
+            parsed.append(cls.model_validate_json(text))
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ArtifactError(f"damaged namu metadata: {key}{': ' + where if where else ''}: {first['msg']}") from None
+    return ArtifactMetadata(*parsed)
+
+
+def verify_artifact(model: ir.Model) -> ArtifactMetadata:
+    """Check an artifact read from a file before anything runs it, and parse its metadata.
+
+    Checks that a namu no newer than this one compiled it (the release numbers of
+    ``Passport.namu_version``, ``1.2.0rc1`` counting as ``1.2.0``) and that its metadata
+    agrees with its graph: the signature's parameters with the graph's inputs (valid,
+    distinct names, no parameter without a default after one with a default), its
+    return shape with the graph's outputs (``"value"``: one output; ``"dict"``: one per
+    distinct key), and every task the graph or a fallback names with the task table.
+
+    Raises:
+        ArtifactError: the first problem found, in one line: ``compiled by namu X,
+            newer than this namu Y ...`` or ``damaged namu metadata: ...``.
+    """
+    _check_version(model.metadata_props.get(PASSPORT_KEY))
+    meta = read_metadata(model)
+    problem = _signature_problem(meta.signature, model) or _task_problem(meta.task_table, model)
+    if problem:
+        raise ArtifactError(f"damaged namu metadata: {problem}")
+    return meta
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """The release numbers of a version (``"1.2.0rc1"`` -> ``(1, 2)``), None if it has none."""
+    match = re.match(r"\d+(?:\.\d+)*", version.strip())
+    if match is None:
+        return None
+    numbers = [int(part) for part in match.group().split(".")]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def _check_version(passport_json: str | None) -> None:
+    from namu._version import __version__
+
+    try:
+        version = json.loads(passport_json or "")["namu_version"]
+    except (ValueError, TypeError, KeyError):
+        return  # read_metadata reports the damage
+    if not isinstance(version, str) or _release(version) is None:
+        raise ArtifactError(f"damaged namu metadata: {PASSPORT_KEY}: namu_version {version!r} is not a version")
+    if _release(version) > (_release(__version__) or ()):
+        raise ArtifactError(
+            f"compiled by namu {version}, newer than this namu {__version__}; "
+            f"upgrade namu to load it, or recompile it with this one"
+        )
+
+
+def _signature_problem(signature: Signature, model: ir.Model) -> str:
+    """What makes ``signature`` disagree with the graph, or ""."""
+    names = [p.name for p in signature.params]
+    after_default = False
+    for param in signature.params:
+        if not param.name.isidentifier() or keyword.iskeyword(param.name):
+            return f"the signature's parameter name {param.name!r} is not a Python identifier"
+        if names.count(param.name) > 1:
+            return f"the signature names parameter {param.name!r} twice"
+        if after_default and not param.has_default:
+            return f"the signature's parameter {param.name!r} has no default but follows one that has"
+        after_default = after_default or param.has_default
+    inputs = len(model.graph.inputs)
+    if len(names) != inputs:
+        return f"the signature has {len(names)} parameter(s) but the graph takes {inputs} input(s)"
+    outputs = len(model.graph.outputs)
+    keys = signature.return_keys
+    if signature.returns != "dict" and keys:
+        return f"the signature lists return keys but returns a {signature.returns}"
+    if signature.returns == "value" and outputs != 1:
+        return f"the signature returns one value but the graph has {outputs} output(s)"
+    if signature.returns == "dict":
+        if len(set(keys)) != len(keys):
+            return "the signature's return keys repeat a key"
+        if len(keys) != outputs:
+            return f"the signature returns a dict of {len(keys)} key(s) but the graph has {outputs} output(s)"
+    return ""
+
+
+def _task_problem(table: TaskTable, model: ir.Model) -> str:
+    """A task the graph or a fallback names that the task table lacks, or ""."""
+    from namu.ir.opsets import NAMU_DOMAIN
+    from namu.ir.scopes import walk
+
+    keys = [entry.key for entry in table.tasks]
+    known = set(keys)
+    if len(known) != len(keys):
+        return "the task table lists a task key twice"
+    for entry in table.tasks:
+        if entry.options.fallback is not None and entry.options.fallback not in known:
+            return f"task {entry.key!r} falls back to {entry.options.fallback!r}, which is not in the task table"
+    for node in walk(model):
+        if node.domain != NAMU_DOMAIN or node.op_type not in ("Task", "Gate"):
+            continue
+        name = "task" if node.op_type == "Task" else "fallback"
+        attr = node.attributes.get(name)
+        if attr is None:
+            if node.op_type == "Task":
+                return "a namu.Task node names no task"
+            continue
+        key = attr.value
+        if not isinstance(key, str):
+            return f"a namu.{node.op_type} node's {name} attribute is not a string"
+        if (key or node.op_type == "Task") and key not in known:
+            return f"the graph calls task {key!r}, which is not in the task table"
+    return ""

@@ -55,6 +55,7 @@ NAMU_OPS: dict[str, str] = {
     "Len": "len(input 0)",
     "ToList": "list(input 0): materialize an iterable (dict keys, str characters, ...)",
     "Truth": "bool(input 0): Python truthiness",
+    "Arith": "Python arithmetic operator `op` (add, sub, mul, truediv, floordiv, mod, pow, neg, pos) on any numbers, exact",
     "Compare": "Python comparison `op` (eq, ne, lt, le, gt, ge) of an int with a float, exact",
     "Contains": "input 1 in input 0: Python's membership test (`x in xs`)",
     "IsNone": "input 0 is None",

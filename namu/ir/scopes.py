@@ -20,7 +20,7 @@ import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
 
-__all__ = ["captures", "graphs", "node_captures", "subgraphs", "top_graphs", "walk"]
+__all__ = ["callees_first", "captures", "graphs", "node_captures", "subgraphs", "top_graphs", "walk"]
 
 _GRAPH = ir.AttributeType.GRAPH
 _GRAPHS = ir.AttributeType.GRAPHS
@@ -80,6 +80,36 @@ def _collect(graph: ir.Graph, nodes: list[ir.Node]) -> None:
         if node.attributes.data:
             for inner in subgraphs(node):
                 _collect(inner, nodes)
+
+
+def callees_first(model: ir.Model) -> list[ir.Function]:
+    """The model's functions, each after every function it calls (a post-order of the
+    call graph, walked with an explicit stack; a cycle, which the frontend rejects, is
+    cut). An analysis that summarizes each function once, in this order, finds every
+    callee's summary ready, so a chain of calls of any depth needs no recursion."""
+    functions = model.functions
+    order: list[ir.Function] = []
+    seen: set[ir.OperatorIdentifier] = set()
+
+    def callees(key: ir.OperatorIdentifier) -> list[ir.OperatorIdentifier]:
+        return [called for node in walk(functions[key].graph) if (called := node.op_identifier()) in functions]
+
+    for root in functions:
+        if root in seen:
+            continue
+        seen.add(root)
+        pending = [(root, iter(callees(root)))]
+        while pending:
+            key, calls = pending[-1]
+            for callee in calls:
+                if callee not in seen:
+                    seen.add(callee)
+                    pending.append((callee, iter(callees(callee))))
+                    break
+            else:
+                pending.pop()
+                order.append(functions[key])
+    return order
 
 
 def captures(graph: ir.Graph) -> list[ir.Value]:

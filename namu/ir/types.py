@@ -25,11 +25,23 @@ import functools
 import inspect
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["TYPE_KEY", "ValueType", "from_annotation", "parse_type", "python_type", "set_type", "type_of", "value_like"]
+__all__ = [
+    "ARITHMETIC_OPS",
+    "TYPE_KEY",
+    "ValueType",
+    "arithmetic_type",
+    "constant_int",
+    "from_annotation",
+    "parse_type",
+    "set_type",
+    "type_of",
+    "value_like",
+]
 
 #: metadata key holding the type name of an opaque value.
 TYPE_KEY = "namu.type"
@@ -151,19 +163,49 @@ def from_annotation(annotation: Any) -> ValueType:
     return ValueType.opaque("object")
 
 
-def python_type(vtype: ValueType) -> Any:
-    """The Python annotation used to validate a value of this type (opaque -> ``Any``)."""
-    if vtype.kind in _SCALARS:
-        return {"int": int, "float": float, "bool": bool, "str": str}[vtype.kind]
-    if vtype.kind == "list" and vtype.elem is not None:
-        return list[python_type(vtype.elem)]  # type: ignore[misc]
-    if vtype.kind == "opaque":
-        if vtype.items is not None:
-            return tuple[tuple(python_type(i) for i in vtype.items)]  # type: ignore[misc]
-        return {"dict": dict, "list": list, "tuple": tuple, "NoneType": type(None)}.get(
-            vtype.name, Any
-        )
-    return Any
+#: Python's arithmetic operators, by their names in the ``operator`` module: the values of
+#: ``namu.Arith``'s ``op`` attribute (``neg`` and ``pos`` take one operand, the rest two).
+ARITHMETIC_OPS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos")
+
+
+def arithmetic_type(op: str, operands: Sequence[ValueType], exponent: int | None = None) -> ValueType | None:
+    """The type of Python's ``operator.<op>`` (one of :data:`ARITHMETIC_OPS`) on operands
+    of the types ``operands``; None when an operand is not a number (int, float, bool).
+
+    namu's ``float``, like the annotation under PEP 484's numeric tower, stands for "an
+    int or a float" (an ``int`` is acceptable where a ``float`` is expected): that is the
+    type of a result that is an int for some operand values and a float for others.
+
+    * ``truediv``: ``float``;
+    * ``pow`` of ints (or bools): ``int`` when the exponent is a bool or ``exponent`` (its
+      value, when it is a constant) is not negative, ``float`` otherwise (``2 ** -1`` is
+      ``0.5``); ``pow`` with a float operand is ``float`` (a negative base with a
+      fractional exponent gives a ``complex``, as in Python);
+    * the others (``add``, ``sub``, ``mul``, ``floordiv``, ``mod``, ``neg``, ``pos``):
+      ``float`` if an operand is a float, else ``int`` (bools compute as ints).
+    """
+    if not all(t.is_numeric for t in operands):
+        return None
+    has_float = any(t.kind == "float" for t in operands)
+    if op == "truediv" or has_float:
+        return ValueType.float()
+    if op == "pow" and operands[1].kind != "bool" and (exponent is None or exponent < 0):
+        return ValueType.float()
+    return ValueType.int()
+
+
+def constant_int(value: ir.Value | None) -> int | None:
+    """The value of ``value`` when a ``Constant`` op makes it a 0-d integer, else None."""
+    node = value.producer() if value is not None else None
+    if node is None or node.domain != "" or node.op_type != "Constant":
+        return None
+    if "value_int" in node.attributes:
+        return node.attributes["value_int"].as_int()
+    if "value" in node.attributes:
+        array = node.attributes["value"].as_tensor().numpy()
+        if array.shape == () and array.dtype.kind in "iu":  # signed or unsigned integers
+            return int(array)
+    return None
 
 
 def _from_onnx(onnx_type: ir.TypeProtocol) -> ValueType:

@@ -8,7 +8,7 @@ import onnx_ir as ir
 
 from namu.ir.metadata import PRIORITY_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import node_captures, subgraphs
+from namu.ir.scopes import callees_first, node_captures, subgraphs
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
@@ -69,6 +69,8 @@ class AssignPrioritiesPass(NamuPass):
         biases = {t.key: t.options.priority or 0 for t in TaskTable.of(model).tasks}
         functions = {(f.domain, f.name, f.overload): f.graph for f in model.functions.values()}
         ranker = _Ranker(biases, functions)
+        for function in callees_first(model):  # callees first: a call finds its callee's length
+            ranker.length(function.graph)
         ranker.stamp(model.graph, 0)
         for graph in functions.values():
             ranker.stamp(graph, 0)

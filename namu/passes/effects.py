@@ -58,7 +58,7 @@ CANNOT_RAISE: frozenset[OpKey] = frozenset(
 # Not namu.ToList: list() of an iterator consumes it.
 PURE_BUILTINS: frozenset[OpKey] = CANNOT_RAISE | frozenset(
     [("", op) for op in ("Div", "Mod", "Pow", "Cast", "SequenceAt")]
-    + [(NAMU_DOMAIN, op) for op in ("Unpack", "GetItem", "Len", "Truth", "Contains", "Format")]
+    + [(NAMU_DOMAIN, op) for op in ("Arith", "Unpack", "GetItem", "Len", "Truth", "Contains", "Format")]
 )
 
 FRESH_MUTABLE: frozenset[OpKey] = frozenset(

@@ -72,8 +72,9 @@ class FoldConstantsPass(NamuPass):
 
     - namu's builtin ops and the standard ops the runtime knows (``Add`` .. ``Pow``,
       ``Mod``, ``Cast``, comparisons, ``And``/``Or``/``Not``, ``StringConcat``,
-      ``SequenceAt``/``SequenceLength``, ``namu.Compare``/``Truth``/``Len``/``GetItem``/
-      ``Unpack``/``ToList``), each evaluated by ``namu.runtime.ops.build_op``;
+      ``SequenceAt``/``SequenceLength``, ``namu.Arith``/``Compare``/``Truth``/``Len``/
+      ``GetItem``/``Unpack``/``ToList``), each evaluated by ``namu.runtime.ops.build_op``
+      (so ``2 ** -1`` folds to ``0.5``, Python's value);
     - calls of ``pure=True`` tasks, by calling the live task function (from the
       compile's task objects) once, on copies of the constant arguments. A call whose
       task is not available (a loaded artifact) or is ``async def`` stays, and so does
@@ -181,7 +182,7 @@ class _Folder:
         if fn is None:
             return
         args = [self.value(v) for v in node.inputs]  # evaluator() checked they are known
-        if any(a is NOT_CONSTANT for a in args) or _too_costly(op_key(node), args):
+        if any(a is NOT_CONSTANT for a in args) or _too_costly(node, args):
             return
         try:
             result = fn(*args)
@@ -294,9 +295,11 @@ def _task_call(task: Task, node: ir.Node) -> Callable[..., Any]:
     return call
 
 
-def _too_costly(key: OpKey, args: list[Any]) -> bool:
+def _too_costly(node: ir.Node, args: list[Any]) -> bool:
     """True when evaluating the op would build a value far beyond :data:`MAX_ELEMENTS`."""
-    if key == ("", "Pow") and len(args) == 2 and all(type(a) is int for a in args):
+    key = op_key(node)
+    is_pow = key == ("", "Pow") or (key == (NAMU_DOMAIN, "Arith") and node.attributes["op"].as_string() == "pow")
+    if is_pow and len(args) == 2 and all(type(a) is int for a in args):
         base, exponent = args
         return exponent > 0 and abs(base) > 1 and base.bit_length() * exponent > 64 * MAX_ELEMENTS
     return False

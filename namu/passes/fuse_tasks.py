@@ -51,7 +51,7 @@ class FuseTasksPass(NamuPass):
     which nothing can observe, and no effect or error is ever reordered. Its nodes are:
 
     * **cheap local task calls**: a ``namu.Task`` whose task is synchronous, not
-      ``pure`` or cached (no memoization), ``on_error="raise"``, not ``mode="thread"``,
+      ``pure`` or cached (no memoization), ``on_error="raise"``, not ``mode="thread"``/``"process"``,
       with no retries, no timeout, no fallback, the compile's default placement and
       priority -- read from the node's attributes set by ``expand-defaults`` (``retries``,
       ``timeout_s``, ``cache``, ``placement``, ``priority``) and, where absent, from the
@@ -138,7 +138,7 @@ class _Fuser:
         policy = None
         if entry is not None and not entry.is_async:
             opts = entry.options
-            if not (opts.pure or opts.on_error != "raise" or opts.mode == "thread" or opts.fallback):
+            if not (opts.pure or opts.on_error != "raise" or opts.mode in ("thread", "process") or opts.fallback):
                 policy = {a.name: a.value for a in task_defaults(opts, self.config)}
         self.defaults[key] = policy
         return policy

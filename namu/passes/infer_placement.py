@@ -16,7 +16,7 @@ import onnx_ir as ir
 from namu.errors import CompileError
 from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
-from namu.ir.scopes import node_captures, subgraphs, walk
+from namu.ir.scopes import callees_first, node_captures, subgraphs, walk
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.registry import register
 
@@ -159,6 +159,15 @@ class Placer:
     def place_model(self, model: ir.Model) -> int:
         """Label every node of ``model``; return how many labels were added or changed."""
         self.placed = self._changed = 0
+        # Each function's unit, callees first (no recursion through a chain of calls); a
+        # mixed one fails at its first call, in the order the main graph meets calls.
+        first_calls: dict[str, ir.Node] = {}
+        for node in walk(model):
+            if node.domain == WORKFLOW_DOMAIN and node.op_type in self.functions:
+                first_calls.setdefault(node.op_type, node)
+        for function in callees_first(model):
+            if function.domain == WORKFLOW_DOMAIN and function.name in self.functions:
+                self._function_unit(function.name, first_calls.get(function.name))
         self._place_graph(model.graph)
         for function in self.functions.values():
             unit = self._function_unit(function.name, None)

@@ -25,14 +25,13 @@ import builtins
 import logging
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import onnx_ir as ir
 
 from namu.errors import TypeCheckError
 from namu.ir.metadata import Parameter, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, WORKFLOW_DOMAIN
-from namu.ir.scopes import subgraphs
-from namu.ir.types import TYPE_KEY, ValueType, parse_type, set_type, type_of
+from namu.ir.scopes import callees_first, subgraphs
+from namu.ir.types import TYPE_KEY, ValueType, arithmetic_type, constant_int, parse_type, set_type, type_of
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.registry import register
 
@@ -57,7 +56,10 @@ class InferTypesPass(NamuPass):
     task's return annotation (``returns`` in the task table), an ``If`` the join of its
     branches' values (the phi), a ``Loop`` its carried values' types, a ``namu.Map`` the
     list of its body's result type, ``namu.Unpack``/``namu.GetItem`` the items of a known
-    tuple or list, a sub-workflow call its function's outputs; standard ops follow ONNX.
+    tuple or list, a sub-workflow call its function's outputs, ``namu.Arith`` Python's
+    result type (``int ** int`` is ``int`` for a constant non-negative exponent, else
+    ``float``: an int or a float, as PEP 484's numeric tower reads ``float``); standard
+    ops follow ONNX.
     A value the IR leaves untyped gets the derived type (``set_type``; standard-domain
     values only when the type is a tensor or sequence, as ONNX needs); a typed value
     keeps its type, which must accept the derived one (``namu.Identity``, the
@@ -102,9 +104,9 @@ class InferTypesPass(NamuPass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         signatures = {t.key: _TaskSignature.of(t) for t in TaskTable.of(model).tasks}
         inferer = _Inferer(signatures, model.functions)
-        inferer.graph(model.graph)
-        for function in model.functions.values():
+        for function in callees_first(model):  # callees first: a call finds its callee typed
             inferer.function(function)
+        inferer.graph(model.graph)
         logger.debug("typed %d values", inferer.typed)
         self.changed(inferer.typed)
         return self.result(model)
@@ -182,20 +184,6 @@ def _scalar(dtype: ir.DataType) -> ValueType | None:
     """namu's scalar type of a 0-d tensor of ``dtype``, or None if namu has none."""
     vtype = type_of(ir.Value(type=ir.TensorType(dtype)))
     return vtype if vtype.is_scalar else None
-
-
-def _constant_int(value: ir.Value | None) -> int | None:
-    """The value of ``value`` when a ``Constant`` op makes it a 0-d integer, else None."""
-    node = value.producer() if value is not None else None
-    if node is None or node.domain != ONNX_DOMAIN or node.op_type != "Constant":
-        return None
-    if "value_int" in node.attributes:
-        return node.attributes["value_int"].as_int()
-    if "value" in node.attributes:
-        array = node.attributes["value"].as_tensor().numpy()
-        if array.shape == () and np.issubdtype(array.dtype, np.integer):
-            return int(array)
-    return None
 
 
 # ---------------------------------------------------------------------- task signatures
@@ -430,7 +418,7 @@ class _Inferer:
 
     def get_item(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
         container = args[0]
-        index = _constant_int(node.inputs[1]) if len(node.inputs) > 1 else None
+        index = constant_int(node.inputs[1]) if len(node.inputs) > 1 else None
         if container.items is not None and index is not None and -len(container.items) <= index < len(container.items):
             return [container.items[index]]
         return [_elem(container)] if container.kind in ("list", "str") else [_OBJECT]
@@ -479,6 +467,14 @@ def _cast(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | 
     return None if scalar is None else [scalar]
 
 
+def _arith(_: _Inferer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    """``namu.Arith``: Python's result type (``namu.ir.types.arithmetic_type``); an
+    operand of unknown type gives ``object``."""
+    op = node.attributes["op"].as_string()
+    exponent = constant_int(node.inputs[1]) if op == "pow" and len(node.inputs) == 2 else None
+    return [arithmetic_type(op, args, exponent) or _OBJECT]
+
+
 def _sequence_empty(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
     dtype = ir.DataType(node.attributes["dtype"].as_int()) if "dtype" in node.attributes else ir.DataType.FLOAT
     scalar = _scalar(dtype)
@@ -504,6 +500,7 @@ _RULES: dict[tuple[str, str], Rule] = {
     (NAMU_DOMAIN, "Loop"): _Inferer.loop,
     (NAMU_DOMAIN, "Map"): _Inferer.map,
     (NAMU_DOMAIN, "Task"): _Inferer.task,
+    (NAMU_DOMAIN, "Arith"): _arith,
     (NAMU_DOMAIN, "Identity"): lambda _, __, a: [a[0]],  # x: T = v -- the annotation wins
     (NAMU_DOMAIN, "None"): lambda *_: [ValueType.opaque("NoneType")],
     (NAMU_DOMAIN, "List"): lambda *_: [ValueType.opaque("list")],

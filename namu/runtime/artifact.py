@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import onnx
 import onnx_ir as ir
 
-from namu.errors import TaskError
+from namu.errors import TaskError, TaskTimeoutError
 from namu.ir import metadata
 from namu.ir.opsets import WORKFLOW_DOMAIN
 from namu.ir.serde import to_proto
+from namu.runtime.atomic_write import write_atomic
 from namu.runtime.cache import open_disk_cache
 from namu.runtime.checkpoint import Journal
 from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY, EXECUTORS
@@ -62,6 +62,10 @@ class Artifact:
         tasks: the task table's keys bound to live :class:`~namu.frontend.task.Task`
             objects or resolved :class:`TaskBinding` (as :func:`namu.load` does).
 
+    Raises:
+        ArtifactError: the model's namu metadata is missing or not valid JSON of its
+            model (:func:`namu.load` checks it against the graph first).
+
     Attributes:
         model: the IR.
         signature: the workflow's :class:`~namu.ir.metadata.Signature`.
@@ -71,10 +75,7 @@ class Artifact:
 
     def __init__(self, model: ir.Model, tasks: dict[str, Task | TaskBinding]) -> None:
         self.model = model
-        props = model.metadata_props
-        self.signature = metadata.Signature.model_validate_json(props[metadata.SIGNATURE_KEY])
-        self.passport = metadata.Passport.model_validate_json(props[metadata.PASSPORT_KEY])
-        self.task_table = metadata.TaskTable.model_validate_json(props[metadata.TASKS_KEY])
+        self.signature, self.passport, self.task_table = metadata.read_metadata(model)
         self.bindings: dict[str, TaskBinding] = {}
         for key, task in tasks.items():
             if isinstance(task, TaskBinding):
@@ -106,23 +107,22 @@ class Artifact:
         return to_proto(self.model)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the artifact to ``path`` atomically (temporary file, then rename).
+        """Write the artifact to ``path`` atomically (see :mod:`namu.runtime.atomic_write`).
+
+        A symlink is written through to its target; missing parent directories are
+        created; a new file gets the mode ``open()`` would give (``0o666 & ~umask``), an
+        overwritten one keeps its mode. Readers see the old file or the new one, never
+        a part, and a killed save leaves no file behind.
 
         Returns:
-            The path written.
+            ``path``, as a ``Path``.
+
+        Raises:
+            OutputPathError: ``path`` exists and is not a regular file (a device, a
+                FIFO, a directory); it is left as it was.
+            OSError: the file cannot be written.
         """
-        target = Path(path)
-        data = self.to_proto().SerializeToString()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_atomic(path, self.to_proto().SerializeToString())
 
     # ------------------------------------------------------------------ running
     def _runner(self, executor: str, observed: bool, journaled: bool = False, task_mode: str = "inline") -> Any:
@@ -249,7 +249,8 @@ class Artifact:
             try:
                 outputs = runner(inputs, max_concurrency=max_concurrency, workers=workers)
             except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
-                raise TaskError(str(exc), task=exc.task, span=exc.span) from exc.__cause__
+                cls = TaskTimeoutError if isinstance(exc, TaskTimeoutError) else TaskError
+                raise cls(str(exc), task=exc.task, span=exc.span) from exc.__cause__
             finally:
                 exit_run(token)
             elapsed = time.perf_counter() - start

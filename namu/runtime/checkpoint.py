@@ -92,8 +92,10 @@ class Journal(SqliteStore):
         recorded: calls recorded so far.
 
     Raises:
-        CheckpointError: the file cannot be created or read, is not a SQLite database,
-            or is not a namu checkpoint.
+        CheckpointError: the path is not a regular file (a device such as
+            ``/dev/full``, a FIFO, a directory: refused before anything is created), the
+            file cannot be created or read, is not a SQLite database, or is not a namu
+            checkpoint.
     """
 
     KIND = "checkpoint"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import captures, node_captures
-from namu.runtime.async_bridge import driver_factory
+from namu.runtime.async_bridge import driver_factory, event_loop
 from namu.runtime.ops import (
     ErrorHandler,
     GatePolicy,
@@ -196,13 +197,15 @@ class KernelExecutor(Executor):
 
         def run(values: list[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY, workers: int | None = None) -> list[Any]:
             context = contextvars.copy_context()
-            return plan.run(
-                values,
-                driver=driver_factory(context),
-                max_concurrency=max_concurrency,
-                workers=workers,
-                contextvars=context,
-            )
+            with event_loop() as loop:
+                return plan.run(
+                    values,
+                    driver=driver_factory(context, loop),
+                    max_concurrency=max_concurrency,
+                    workers=workers,
+                    contextvars=context,
+                    on_stop=_announce_stop,
+                )
 
         return run
 
@@ -297,7 +300,7 @@ class KernelExecutor(Executor):
 
     def _task(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
         binding, kwnames, span = task_call_site(node, self)
-        if binding.is_async:
+        if binding.awaited:
             return ("call", task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
         fn, handler = task_node(binding, kwnames, span, observed=self.observed)
         mode = binding.options.mode or self.task_mode
@@ -349,6 +352,20 @@ class KernelExecutor(Executor):
 def _receives(graph: ir.Graph) -> bool:
     """Whether a ``namu.Recv`` is anywhere in ``graph`` (bodies and gates included)."""
     return any(node.op_type == "Recv" and node.domain == NAMU_DOMAIN for node in ir.traversal.RecursiveGraphIterator(graph))
+
+
+def _announce_stop(running: int) -> None:
+    """An interrupted run waits for ``running`` thread-mode calls (Python cannot stop them)."""
+    state = current_run()
+    calls, them = ("call", "it") if running == 1 else ("calls", "them")
+    message = f"stopping: waiting for {running} running task {calls} to return (Ctrl+C again to abandon {them})"
+    if state is not None and state.observer is not None and hasattr(state.observer, "on_stopping"):
+        state.observer.on_stopping(message)
+        return
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):  # stderr closed or gone: nothing to tell
+        pass
 
 
 def _item_error(exc: BaseException, index: int) -> BaseException | None:

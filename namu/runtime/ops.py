@@ -6,9 +6,12 @@ A node callable takes the node's inputs (then its captured outer values, for con
 flow) positionally and returns one value, a tuple for several outputs, or anything for
 none.
 
-Standard ops follow ONNX semantics on Python scalars: ``int64`` ``Div`` truncates,
-``Mod`` with ``fmod=0`` floors like Python's ``%``. Python ints do not overflow where
-ONNX ``int64`` would wrap; division by zero raises ``ZeroDivisionError`` as in Python.
+``namu.Arith`` is Python's arithmetic operator ``operator.<op>`` on whatever numbers it
+gets (ints of any size, floats, bools, mixed): the frontend lowers ``/``, ``//``, ``**``
+and mixed-type arithmetic to it. Standard ops follow ONNX semantics on Python scalars:
+``int64`` ``Div`` truncates, ``Mod`` with ``fmod=0`` floors like Python's ``%``. Python
+ints do not overflow where ONNX ``int64`` would wrap; division by zero raises
+``ZeroDivisionError`` as in Python.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any, Protocol
 
 import onnx_ir as ir
 
-from namu.errors import IRVerificationError
+from namu.errors import IRVerificationError, describe_exception
 from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import node_captures
+from namu.ir.types import ARITHMETIC_OPS
 from namu.runtime.result import SkippedItem, current_run
 from namu.runtime.tasks import (
     RETRY_BASE_DELAY_S,
@@ -142,6 +146,11 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "StringConcat": operator.add,
     "SequenceAt": lambda seq, i: seq[i],
 }
+#: ``namu.Arith``'s ``op`` attribute -> Python's operator (``namu.ir.types.ARITHMETIC_OPS``).
+_ARITH: dict[str, Callable[..., Any]] = {name: getattr(operator, name) for name in ARITHMETIC_OPS}
+#: the ``namu.Arith`` operators the native kernel evaluates itself (through CPython's
+#: number protocol: exactly Python's operator).
+_NATIVE_ARITH = frozenset({"add", "sub", "mul", "neg"})
 _UNARY: dict[str, Callable[[Any], Any]] = {
     "Neg": operator.neg,
     "Not": operator.not_,
@@ -194,6 +203,9 @@ def native_op(node: ir.Node) -> str | None:
     """The native kernel's name for ``node``'s op, or None if the kernel calls Python for it."""
     if node.domain == NAMU_DOMAIN and node.op_type == "Compare":
         return node.attributes["op"].as_string()
+    if node.domain == NAMU_DOMAIN and node.op_type == "Arith":
+        op = node.attributes["op"].as_string()
+        return op if op in _NATIVE_ARITH else None
     return _NATIVE.get((node.domain, node.op_type))
 
 
@@ -228,7 +240,7 @@ def record_skip(skipped: SkipItem, index: int) -> None:
     if state is None:
         return
     cause = skipped.__cause__
-    error = f"{type(cause).__name__}: {cause}" if cause is not None else str(skipped)
+    error = describe_exception(cause) if cause is not None else str(skipped)
     state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
 
 
@@ -285,6 +297,8 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return lambda *values: dict(zip(keys, values))
         if op == "Compare":
             return _COMPARISONS[node.attributes["op"].as_string()]
+        if op == "Arith":
+            return _with_span(_arith(node), node)
         if op == "GetItem":
             return _with_span(operator.getitem, node)
         if op == "GetAttr":
@@ -313,6 +327,21 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
     raise IRVerificationError(
         f"{node.metadata_props.get(SPAN_KEY, '?')}: op {domain or 'ai.onnx'}::{op} is not supported by namu's runtime"
     )
+
+
+def _arith(node: ir.Node) -> Callable[..., Any]:
+    """``namu.Arith``'s operator.
+
+    Raises:
+        IRVerificationError: the ``op`` attribute names no arithmetic operator.
+    """
+    op = node.attributes["op"].as_string()
+    fn = _ARITH.get(op)
+    if fn is None:
+        raise IRVerificationError(
+            f"{node.metadata_props.get(SPAN_KEY, '?')}: namu.Arith op {op!r} is not one of {', '.join(_ARITH)}"
+        )
+    return fn
 
 
 def _single(n_outputs: int) -> Callable[[list[Any]], Any]:

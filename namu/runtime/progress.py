@@ -114,3 +114,7 @@ class ProgressObserver:
         with self._lock:
             self.tasks_done += 1
             self._progress.update(self._task_id, tasks=self.tasks_done, last=task)
+
+    def on_stopping(self, message: str) -> None:
+        """An interrupted run is waiting for calls it cannot stop: say so above the bar."""
+        self.console.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from namu.errors import CacheError, CheckpointError
+from namu.errors import CacheError, CheckpointError, OutputPathError
+from namu.runtime.atomic_write import resolve_output
 
 __all__ = ["PICKLE_PROTOCOL", "SqliteStore", "dumps", "loads"]
 
@@ -26,6 +27,8 @@ __all__ = ["PICKLE_PROTOCOL", "SqliteStore", "dumps", "loads"]
 PICKLE_PROTOCOL = 5
 #: how long a write waits for another connection's write lock, in seconds.
 BUSY_TIMEOUT_S = 30.0
+#: the files SQLite keeps next to a database (rollback journal, WAL, shared memory).
+_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 def dumps(value: Any) -> bytes | None:
@@ -54,10 +57,13 @@ class SqliteStore:
 
     Args:
         path: the database file; it and its parent directories are created if missing.
+            A symlink is followed to the file it leads to.
 
     Raises:
-        CacheError | CheckpointError: the file cannot be created or opened, is not a
-            SQLite database, or is a database of something else.
+        CacheError | CheckpointError: the path is not a regular file (a directory, a
+            device, a FIFO: refused before SQLite opens it, so nothing is created), the
+            file cannot be created or opened, is not a SQLite database, or is a
+            database of something else.
     """
 
     KIND: ClassVar[str] = "store"
@@ -70,16 +76,13 @@ class SqliteStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        real = self._regular_file()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            real.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self.error(f"cannot create the directory of {self.KIND} {self.path}: {exc.strerror or exc}") from None
-        if self.path.is_dir():
-            raise self.error(f"{self.KIND} {self.path} is a directory, not a file")
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(real, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self.error(f"cannot open {self.KIND} {self.path}: {exc}") from None
         try:
@@ -95,6 +98,23 @@ class SqliteStore:
     def error(self, message: str) -> CacheError | CheckpointError:
         """The exception for an unusable file, naming it."""
         return self.ERROR(message, path=str(self.path))
+
+    def _regular_file(self) -> Path:
+        """The database file SQLite will open (symlinks followed), checked before SQLite
+        sees it: it, and the journal files SQLite keeps beside it, must be regular files
+        or missing. A device or FIFO would fail with "disk I/O error" or block, and
+        SQLite would leave a ``-journal`` file next to it.
+
+        Raises:
+            CacheError | CheckpointError: one of them is a directory, device, FIFO, ...
+        """
+        try:
+            real = resolve_output(self.path, what=self.KIND)
+            for suffix in _SIDE_FILES:
+                resolve_output(f"{real}{suffix}", what=f"{self.KIND} journal")
+        except OutputPathError as exc:
+            raise self.error(str(exc)) from None
+        return real
 
     def _prepare_when_free(self, conn: sqlite3.Connection) -> None:
         """:meth:`_prepare`, retried while another connection holds a lock it needs.

@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from namu.errors import TaskError, TaskTimeoutError, UnhashableValue
+from namu.errors import TaskError, TaskTimeoutError, UncacheableResult, UnhashableValue, describe_exception
 from namu.ir.metadata import TaskOptions
 from namu.runtime.async_bridge import run_coroutine
-from namu.runtime.cache import MemoryCache, memory_cache, result_key
+from namu.runtime.cache import CachedResult, MemoryCache, memory_cache, result_key
 from namu.runtime.content import content_digest
 from namu.runtime.result import RunState, current_run, enter_run, exit_run
 
@@ -80,6 +80,11 @@ def retry_delay_s(
 
 class SkipItem(TaskError):
     """Internal: a task with ``on_error="skip"`` failed; the enclosing fan-out drops the item."""
+
+
+class SkipTimedOutItem(SkipItem, TaskTimeoutError):
+    """Internal: a task with ``on_error="skip"`` timed out. A fan-out drops the item; outside
+    a fan-out the run fails with :class:`~namu.errors.TaskTimeoutError`."""
 
 
 class TaskBinding:
@@ -179,33 +184,56 @@ class TaskBinding:
             fallback=fallback,
         )
 
+    @property
+    def awaited(self) -> bool:
+        """Calls are coroutines: an ``async def`` task, or a ``mode="process"`` task (its
+        coroutine awaits the call in a worker process, :mod:`namu.runtime.processes`)."""
+        return self.is_async or self.options.mode == "process"
+
     def __repr__(self) -> str:
         return f"<TaskBinding {self.key} ({self.name}){' journaled' if self.journaled else ''}>"
 
 
 def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float) -> Any:
-    # A Python thread cannot be killed: on timeout the call is abandoned (it finishes in
-    # the background and its result is dropped) and the run fails with TaskTimeoutError.
-    # The call runs in a copy of the caller's context: it still sees the run (journal,
-    # caches, the wire of a partitioned run).
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="namu-timeout")
+    """``fn(*args, **kwargs)`` in a daemon thread, waited for at most ``timeout_s`` seconds.
+
+    A Python thread cannot be killed: on timeout the call is abandoned (it goes on in the
+    background and its result is dropped) and ``TimeoutError`` is raised at once. The
+    thread is a daemon, so an abandoned call never keeps the process from exiting
+    (``mode="process"`` tasks get a hard timeout instead: their worker process is
+    killed). The call runs in a copy of the caller's context: it still sees the run
+    (journal, caches, the wire of a partitioned run).
+    """
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
     context = contextvars.copy_context()
+
+    def attempt() -> None:
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=attempt, name="namu-timeout", daemon=True).start()
     try:
-        return pool.submit(context.run, fn, *args, **kwargs).result(timeout=timeout_s)
+        return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
-        raise TimeoutError(f"timed out after {timeout_s} s") from None
-    finally:
-        pool.shutdown(wait=False)
+        if not future.done():
+            raise TimeoutError(f"timed out after {timeout_s} s") from None
+        return future.result()  # it finished as the wait ended (or raised TimeoutError itself)
 
 
 def _task_error(binding: TaskBinding, span: str, exc: Exception) -> TaskError:
     """The error a run raises when ``binding``'s task raised ``exc`` (chained as cause)."""
     opts = binding.options
-    if isinstance(exc, TimeoutError) and opts.timeout_s:
-        cls: type[TaskError] = TaskTimeoutError
+    timed_out = isinstance(exc, TimeoutError) and bool(opts.timeout_s)
+    cls: type[TaskError]
+    if opts.on_error == "skip":  # a timeout is an error like any other for the skip policy
+        cls = SkipTimedOutItem if timed_out else SkipItem
     else:
-        cls = SkipItem if opts.on_error == "skip" else TaskError
-    message = f"task {binding.name!r} failed at {span}: {type(exc).__name__}: {exc}"
+        cls = TaskTimeoutError if timed_out else TaskError
+    message = f"task {binding.name!r} failed at {span}: {describe_exception(exc)}"
     error = cls(message, task=binding.name, span=span)
     error.__cause__ = exc
     return error
@@ -218,8 +246,8 @@ def _fallback_error(binding: TaskBinding, span: str, exc: Exception, failed: Tas
     cause = failed.__cause__ if isinstance(failed.__cause__, Exception) else failed
     cls = SkipItem if binding.options.on_error == "skip" else TaskError
     message = (
-        f"task {binding.name!r} failed at {span}: {type(exc).__name__}: {exc}; "
-        f"its fallback {failed.task!r} failed too: {type(cause).__name__}: {cause}"
+        f"task {binding.name!r} failed at {span}: {describe_exception(exc)}; "
+        f"its fallback {failed.task!r} failed too: {describe_exception(cause)}"
     )
     error = cls(message, task=binding.name, span=span)
     error.__cause__ = cause
@@ -239,7 +267,7 @@ def task_node(
     """
     opts = binding.options
     plain = not (
-        binding.is_async
+        binding.awaited
         or opts.retries
         or opts.timeout_s
         or opts.cache
@@ -389,7 +417,7 @@ def _recovery_async(
     if binding.fallback is None:
         return None
     fallback = _without_fallback(binding.fallback)
-    if fallback.is_async:
+    if fallback.awaited:
         make = task_coroutine_fn(fallback, kwnames, span)
 
         async def call_fallback(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
@@ -437,19 +465,36 @@ class _Pending:
         self.memory = memory
         self.cache_key = cache_key
 
-    def store(self, result: Any) -> None:
-        """Record ``result`` in the task's caches and the run's journal.
+    def store(self, result: Any) -> CachedResult | None:
+        """Record ``result`` in the task's caches and the run's journal. The caches keep
+        copies: the caller may change ``result`` afterwards.
+
+        Returns:
+            What the memory cache keeps (calls waiting for this one get copies of it), or
+            None when the call is not cached.
 
         Raises:
+            TaskError: a cached task returned a result that cannot be cached (an
+                iterator, an object nothing can copy), with the reason as its cause.
             CheckpointError: the journal cannot be written.
         """
         state = self.state
+        entry = None
         if self.cache_key is not None and self.memory is not None:
-            self.memory.put(self.cache_key, result)
+            try:
+                entry = self.memory.put(self.cache_key, result)
+            except UncacheableResult as exc:
+                option = "pure=True" if self.binding.options.pure else "cache=True"
+                message = (
+                    f"task {self.binding.name!r} at {self.span} returned {exc.what}, which cannot be "
+                    f"cached ({option}): {exc.why}, or remove {option}"
+                )
+                raise TaskError(message, task=self.binding.name, span=self.span) from exc
             if state is not None and state.disk_cache is not None:
                 state.disk_cache.put(self.cache_key, result, self.binding.name)
         if self.journal_key is not None and state is not None and state.journal is not None:
             state.journal.record(self.journal_key, result, task=self.binding.name, span=self.span)
+        return entry
 
 
 def _look_up(
@@ -525,7 +570,7 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
         ``call(*inputs)``, raising :class:`TaskError` (or :class:`TaskTimeoutError`)
         with the task's exception chained when the task fails.
     """
-    if binding.is_async:
+    if binding.awaited:
         make_coroutine = task_coroutine_fn(binding, kwnames, span, observed=observed)
 
         def call_async(*args: Any) -> Any:
@@ -575,9 +620,11 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
             except BaseException:
                 _THREAD_FLIGHTS.land(flight, None)
                 raise
-            if pending is not None:
-                pending.store(result)
-            _THREAD_FLIGHTS.land(flight, (result,))
+            entry = None
+            try:
+                entry = pending.store(result) if pending is not None else None
+            finally:  # waiting calls get copies of the entry; without one they run themselves
+                _THREAD_FLIGHTS.land(flight, entry)
         if observed:
             _observe(state, name)
         return result
@@ -589,9 +636,10 @@ class _Flights:
     """Calls of cached tasks in flight, by key ("single flight", as Go's singleflight
     package or an HTTP cache's request collapsing): a call with equal arguments made
     while the first is still running waits for its result instead of running the task
-    again. The first call *lands* its flight with ``(result,)``, or with None when it
-    failed, and each waiting call then runs the task itself. Entries live only while
-    their call runs.
+    again. The first call *lands* its flight with the :class:`CachedResult` the cache
+    kept, and each waiting call gets its own copy of it (as from a cache hit); or with
+    None when it failed (or its result could not be stored), and each waiting call then
+    runs the task itself. Entries live only while their call runs.
     """
 
     def __init__(self) -> None:
@@ -608,8 +656,8 @@ class _Flights:
             future = self._calls[key] = new_future()
         return None, (key, future)
 
-    def land(self, flight: tuple[Any, Any] | None, landed: tuple[Any] | None) -> None:
-        """End a flight: waiting calls get ``(result,)``, or None to run themselves."""
+    def land(self, flight: tuple[Any, Any] | None, landed: CachedResult | None) -> None:
+        """End a flight: waiting calls get the kept result, or None to run themselves."""
         if flight is not None:
             key, future = flight
             with self._lock:
@@ -617,10 +665,10 @@ class _Flights:
             future.set_result(landed)
 
 
-def _landed(landed: tuple[Any] | None) -> tuple[bool, Any]:
-    """``(True, result)`` from a flight the first call landed with its result, else
-    ``(False, None)``: it failed, so this call runs the task itself."""
-    return (True, landed[0]) if landed is not None else (False, None)
+def _landed(landed: CachedResult | None) -> tuple[bool, Any]:
+    """``(True, a copy of the result)`` from a flight the first call landed with its
+    result, else ``(False, None)``: it failed, so this call runs the task itself."""
+    return (True, landed.copy()) if landed is not None else (False, None)
 
 
 #: synchronous calls (thread mode, concurrent runs), by result key.
@@ -645,7 +693,7 @@ def task_coroutine_fn(
     fails awaits the fallback (a synchronous fallback runs in a thread).
 
     Args:
-        binding: the resolved task (``binding.is_async``).
+        binding: the resolved task (``binding.awaited``).
         kwnames: names of the trailing inputs passed as keyword arguments.
         span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
         observed: report each finished call to the run's observer.
@@ -659,7 +707,13 @@ def task_coroutine_fn(
     opts = binding.options
     name = binding.name
     split = _splitter(kwnames)
-    invoke = _retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+    if binding.is_async:
+        invoke = _retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+    else:  # mode="process": the pool kills the worker at the deadline of each attempt
+        from namu.runtime.processes import in_worker_process
+
+        remote = in_worker_process(binding.fn, opts.timeout_s)
+        invoke = _retrying_async(remote, opts.retries, None, binding.backoff_base_s, binding.backoff_max_s)
     recover = _recovery_async(binding, kwnames, span)
     memory = _memory_for(binding)
 
@@ -686,9 +740,11 @@ def task_coroutine_fn(
             except BaseException:
                 _ASYNC_FLIGHTS.land(flight, None)
                 raise
-            if pending is not None:
-                pending.store(result)
-            _ASYNC_FLIGHTS.land(flight, (result,))
+            entry = None
+            try:
+                entry = pending.store(result) if pending is not None else None
+            finally:  # waiting calls get copies of the entry; without one they run themselves
+                _ASYNC_FLIGHTS.land(flight, entry)
         if observed:
             _observe(state, name)
         return result

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
@@ -266,11 +267,10 @@ def test_run_input_values_are_json_else_strings(tmp_path: Path, basic: Path, raw
     assert json.loads(proc.stdout)["value"] == expected
 
 
-def test_run_input_is_converted_by_the_annotation(tmp_path: Path, basic: Path) -> None:
-    # x: int; JSON "3" (a string) is converted to 3 by the workflow's validation
+def test_run_input_json_string_is_not_converted_to_an_int(tmp_path: Path, basic: Path) -> None:
+    # x: int; "3" quoted is a JSON string: the CLI converts text to the annotation, not strings
     proc = namu_cli("run", f"{basic.name}:calc", "-i", 'x="3"', "-i", "n=1", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["value"]["y"] == 5
+    assert_error(proc, 2, "parameter `x` expects int, got '3' (str)")
 
 
 def test_run_artifact_matches_source_run(tmp_path: Path, basic: Path) -> None:
@@ -608,11 +608,13 @@ def slow(n: int = 5) -> int:
 """
 
 
-def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
+def _interrupted_run(tmp_path: Path, name: str, source: str, pauses_s: Sequence[float]) -> tuple[int, str]:
+    """``namu run`` a script whose first task prints "started"; after it did, send one
+    SIGINT after each pause. Returns the exit code and stderr."""
     import signal
     import time
 
-    script = write(tmp_path, "namu_cli_slow.py", SLOW)
+    script = write(tmp_path, name, source)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
@@ -625,9 +627,41 @@ def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    for pause_s in pauses_s:
+        time.sleep(pause_s)
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "error: run cancelled: 1 calls finished, 5 in flight were cancelled"
+    return proc.returncode, err
+
+
+def test_ctrl_c_reports_what_finished(tmp_path: Path) -> None:
+    code, err = _interrupted_run(tmp_path, "namu_cli_slow.py", SLOW, [0.3])
+    assert code == 130, err
+    assert err == "error: run cancelled: 1 call finished, 5 cancelled\n"  # one line, no blank one before
+
+
+HANG = """
+import time
+import namu
+
+@namu.task(mode="thread")
+def hang(x: int) -> int:
+    print("started", flush=True)
+    time.sleep(600)
+    return x
+
+@namu.workflow
+def w(x: int = 1) -> int:
+    return hang(x)
+"""
+
+
+def test_second_ctrl_c_exits_at_once_and_says_what_was_abandoned(tmp_path: Path) -> None:
+    # The first SIGINT stops scheduling (the thread call cannot be stopped); the second
+    # abandons it: namu exits now, not after the 600 s sleep.
+    code, err = _interrupted_run(tmp_path, "namu_cli_hang.py", HANG, [0.3, 0.5])
+    assert code == 130, err
+    assert err.splitlines() == [
+        "stopping: waiting for 1 running task call to return (Ctrl+C again to abandon it)",
+        "error: run cancelled: 0 calls finished, 0 cancelled, 1 abandoned while still running in a worker thread",
+    ]

@@ -114,7 +114,7 @@ def test_format_graph_constants_loops_and_functions() -> None:
     assert "= Constant(2)" in text
     assert "Loop(_, %" in text  # a while loop has no trip count
     assert "    body(%iter_num: int, %cond_in: bool, " in text
-    assert "Cast[to=DOUBLE]" in text
+    assert "= namu.Arith[op=truediv](%n, %const)" in text
     inlined = format_graph(from_proto(namu.compile(mixed).to_proto()))
     assert "function " not in inlined
     assert " via test_progress_and_printer.py:" in inlined  # inlined nodes name the call site

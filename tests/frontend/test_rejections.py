@@ -452,14 +452,6 @@ def test_string_ordering_comparison():
     expect_rejection(wf, "str-less", "a < b", "operator <")
 
 
-def test_float_floor_division():
-    @namu.workflow
-    def wf(x: float, y: float) -> float:
-        return x // y  # <float-floordiv>
-
-    expect_rejection(wf, "float-floordiv", "x // y", "ints only")
-
-
 def test_bitwise_operator():
     @namu.workflow
     def wf(a: int, b: int) -> int:
@@ -729,6 +721,80 @@ def test_non_literal_default():
         return x
 
     expect_rejection(wf, "bad-default", "y: object", "must be a literal")
+
+
+def test_mutable_list_default():
+    """Python shares one default list between calls; a compiled run cannot."""
+    @namu.workflow
+    def wf(x: int, xs: list = [1]) -> int:  # <mutable-default>  # noqa: B006
+        return add(x, 1)
+
+    err = expect_rejection(wf, "mutable-default", "[1]", "the default of `xs` is a mutable list")
+    assert "use None" in err.reason and "or a tuple" in err.reason
+
+
+def test_mutable_dict_default_and_list_inside_a_tuple_default():
+    @namu.workflow
+    def wf(x: int, options: dict = {"k": 1}) -> int:  # <mutable-dict-default>  # noqa: B006
+        return x
+
+    expect_rejection(wf, "mutable-dict-default", '{"k"', "mutable dict")
+
+    @namu.workflow
+    def wf2(x: int, pair: tuple = (1, [2])) -> int:  # <mutable-in-tuple-default>
+        return x
+
+    expect_rejection(wf2, "mutable-in-tuple-default", "(1, [2])", "mutable tuple")
+
+
+@namu.workflow
+def _sub_with_mutable_default(x: int, seen: dict = {}) -> int:  # <sub-mutable-default>  # noqa: B006
+    return x
+
+
+def test_mutable_default_of_a_sub_workflow():
+    @namu.workflow
+    def wf(x: int) -> int:
+        return _sub_with_mutable_default(x)
+
+    expect_rejection(wf, "sub-mutable-default", "{}", "mutable dict")
+
+
+def test_local_name_shadowing_a_task_is_read_before_assignment():
+    """Assigned anywhere in the body, a name is local to all of it (UnboundLocalError)."""
+    @namu.workflow
+    def wf(n: int) -> int:
+        x = add(n, 1)  # <shadowed-task>
+        add = 3  # <shadowing-assignment>
+        return x + add
+
+    err = expect_rejection(wf, "shadowed-task", "add(n", "`add` is local in the workflow")
+    assert f"assigned at line {marker_line('shadowing-assignment')}" in err.reason
+    assert "UnboundLocalError" in err.reason
+    with pytest.raises(UnboundLocalError):
+        wf.fn(1)
+
+
+def test_local_name_shadowing_a_constant_or_a_module_is_read_before_assignment():
+    @namu.workflow
+    def wf(n: int) -> int:
+        y = add(n, MODULE_CONSTANT)  # <shadowed-constant>
+        if n > 0:
+            MODULE_CONSTANT = 3  # <constant-assigned-in-branch>
+        return y
+
+    err = expect_rejection(wf, "shadowed-constant", "MODULE_CONSTANT", "is local in the workflow")
+    assert f"assigned at line {marker_line('constant-assigned-in-branch')}" in err.reason
+
+    @namu.workflow
+    def wf2(xs: list[float]) -> int:
+        y = math.floor(xs)  # <shadowed-module>
+        for math in xs:  # <module-as-loop-variable>
+            y = add(y, 1)
+        return y
+
+    err = expect_rejection(wf2, "shadowed-module", "math.floor", "`math` is local in the workflow")
+    assert f"assigned at line {marker_line('module-as-loop-variable')}" in err.reason
 
 
 # ------------------------------------------------------------------ definition errors

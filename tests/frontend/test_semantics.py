@@ -544,7 +544,7 @@ def sub_scale(x: int, k: int = 3, label: str = "s") -> int:
 
 
 @namu.workflow
-def sub_pair(x: int, extra: list[int] = [1, 2]):  # noqa: B006 - a literal default
+def sub_pair(x: int, extra: tuple[int, ...] = (1, 2)):
     return add(x, extra[0]), {"n": x}
 
 
@@ -569,7 +569,7 @@ def test_sub_workflow_returning_a_tuple_and_a_dict():
     @namu.workflow
     def wf(x: int):
         first, info = sub_pair(x)
-        same_again = sub_pair(x, [5])
+        same_again = sub_pair(x, (5,))
         d = sub_dict(first)
         return first, info["n"], same_again, d, d["a"]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import onnx_ir as ir
 from hypothesis import given
 from hypothesis import strategies as st
 
-from namu.ir.types import ValueType, parse_type, from_annotation, python_type, set_type, type_of
+from namu.ir.types import ARITHMETIC_OPS, ValueType, arithmetic_type, from_annotation, parse_type, set_type, type_of
 
 scalars = st.sampled_from([ValueType.int(), ValueType.float(), ValueType.bool(), ValueType.str()])
 opaques = st.sampled_from(["object", "dict", "NoneType", "pathlib.Path"]).map(ValueType.opaque)
@@ -43,7 +44,32 @@ def test_annotations_map_to_onnx_types() -> None:
     assert from_annotation(Any) == ValueType.opaque("object")
 
 
-def test_python_types_for_validation() -> None:
-    assert python_type(from_annotation(list[int])) == list[int]
-    assert python_type(ValueType.opaque("dict")) is dict
-    assert python_type(ValueType.opaque("pathlib.Path")) is Any
+numbers = st.one_of(st.integers(-(10**30), 10**30), st.floats(-1e6, 1e6), st.booleans())
+
+
+@given(op=st.sampled_from(ARITHMETIC_OPS), a=numbers, b=st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.booleans()), known=st.booleans())
+def test_arithmetic_type_holds_python_results(op: str, a: Any, b: Any, known: bool) -> None:
+    """The type of ``operator.<op>`` says what Python computes: an ``int`` type means an int
+    (or a bool), ``float`` means a float or an int (PEP 484's numeric tower)."""
+    operands = (a,) if op in ("neg", "pos") else (a, b)
+    try:
+        result = getattr(operator, op)(*operands)
+    except ArithmeticError:
+        return
+    exponent = b if known and op == "pow" and type(b) is int else None
+    vtype = arithmetic_type(op, [ValueType(type(v).__name__) for v in operands], exponent)
+    allowed = {"int": (int,), "float": (float, int, complex)}[vtype.kind]  # type: ignore[union-attr]
+    assert isinstance(result, allowed), (op, operands, result, vtype)
+    if vtype.kind == "float" and isinstance(result, int):
+        assert op == "pow" and exponent is None  # only an unknown exponent leaves it open
+
+
+def test_int_pow_type_follows_a_constant_exponent() -> None:
+    i = ValueType.int()
+    assert arithmetic_type("pow", [i, i], 2) == i
+    assert arithmetic_type("pow", [i, i], -1) == ValueType.float()
+    assert arithmetic_type("pow", [i, i]) == ValueType.float()  # an int or a float
+    assert arithmetic_type("pow", [i, ValueType.bool()]) == i
+    assert arithmetic_type("truediv", [i, i]) == ValueType.float()
+    assert arithmetic_type("add", [ValueType.bool(), ValueType.bool()]) == i
+    assert arithmetic_type("add", [i, ValueType.str()]) is None

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from namu._kernel import Context, Plan
 from namu.errors import KernelError
-from namu.runtime.async_bridge import driver_factory
+from namu.runtime.async_bridge import driver_factory, event_loop
 
 NATIVE = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "getitem": operator.getitem,
@@ -137,8 +137,9 @@ def test_async_nodes_need_a_driver_and_respect_the_cap() -> None:
     assert main.concurrent
     with pytest.raises(KernelError, match="async mode, but run\\(\\) was given no driver"):
         main.run([[1]])
-    driver = driver_factory(contextvars.copy_context())
-    assert main.run([list(range(10))], driver=driver, max_concurrency=3) == [list(range(1, 11))]
+    with event_loop() as loop:
+        driver = driver_factory(contextvars.copy_context(), loop)
+        assert main.run([list(range(10))], driver=driver, max_concurrency=3) == [list(range(1, 11))]
     assert state["peak"] == 3
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import linecache
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -192,3 +195,165 @@ def test_workflow_parameters_named_like_run_options_are_inputs(tmp_path: Path) -
     assert art.run(workers=2).resumed_calls == 1  # the checkpoint served the recorded call
     with pytest.raises(TypeError, match="unknown run option\\(s\\) 'worker'; run options are: executor"):
         wf.with_options(worker=2)
+
+
+# ---------------------------------------------------------------------- damaged artifacts
+def _meta(proto: onnx.ModelProto, key: str) -> onnx.StringStringEntryProto:
+    return next(p for p in proto.metadata_props if p.key == key)
+
+
+def _edit_json(key: str, edit):  # noqa: ANN001, ANN202
+    """A damage: ``edit(value)`` applied to the JSON stored under ``key``."""
+
+    def damage(proto: onnx.ModelProto) -> None:
+        entry = _meta(proto, key)
+        value = json.loads(entry.value)
+        edit(value)
+        entry.value = json.dumps(value)
+
+    return damage
+
+
+def _set_json_text(key: str, text: str):  # noqa: ANN202
+    def damage(proto: onnx.ModelProto) -> None:
+        _meta(proto, key).value = text
+
+    return damage
+
+
+def _no_outputs(proto: onnx.ModelProto) -> None:
+    del proto.graph.output[:]
+
+
+def _ghost_input(proto: onnx.ModelProto) -> None:
+    proto.graph.node[-1].input[0] = "ghost"
+
+
+def _call_unknown_task(proto: onnx.ModelProto) -> None:
+    def rename(graph: onnx.GraphProto) -> None:  # every task call, fused bodies included
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.name == "task":
+                    attr.s = b"nosuchtask"
+                elif attr.type == onnx.AttributeProto.GRAPH:
+                    rename(attr.g)
+
+    rename(proto.graph)
+
+
+#: hand edits of a valid artifact (protobuf stays valid), and what the error says.
+DAMAGES = {
+    "signature is not JSON": (_set_json_text("namu.signature", '{"file": 3'), "namu.signature: Invalid JSON"),
+    "signature field of the wrong type": (_edit_json("namu.signature", lambda s: s.update(params="x")), "namu.signature: params"),
+    "task option of the wrong type": (
+        _edit_json("namu.tasks", lambda t: t["tasks"][0].update(options={"retries": "many"})),
+        "namu.tasks: tasks.0.options.retries",
+    ),
+    "graph without outputs": (_no_outputs, "the signature returns one value but the graph has 0 output(s)"),
+    "dict signature over one output": (
+        _edit_json("namu.signature", lambda s: s.update(returns="dict", return_keys=["a", "b"])),
+        "the signature returns a dict of 2 key(s) but the graph has 1 output(s)",
+    ),
+    "more parameters than graph inputs": (
+        _edit_json("namu.signature", lambda s: s["params"].append({"name": "y", "type": "int", "has_default": True, "default": 0})),
+        "the signature has 2 parameter(s) but the graph takes 1 input(s)",
+    ),
+    "parameter name that is not an identifier": (
+        _edit_json("namu.signature", lambda s: s["params"][0].update(name="x-y")),
+        "parameter name 'x-y' is not a Python identifier",
+    ),
+    "a task the graph calls is not in the table": (_call_unknown_task, "the graph calls task 'nosuchtask', which is not in the task table"),
+    "empty task table": (_edit_json("namu.tasks", lambda t: t.update(tasks=[])), "the graph calls task 'add', which is not in the task table"),
+    "fallback not in the table": (
+        _edit_json("namu.tasks", lambda t: t["tasks"][0].update(options={"fallback": "gone"})),
+        "task 'add' falls back to 'gone', which is not in the task table",
+    ),
+    "a node reads an undefined value": (_ghost_input, "has a damaged graph: Input 'ghost'"),
+    "compiled by a newer namu": (
+        _edit_json("namu.passport", lambda p: p.update(namu_version="999.0.0", field_of_the_future=1)),
+        f"compiled by namu 999.0.0, newer than this namu {namu.__version__}",
+    ),
+    "namu version that is not a version": (
+        _edit_json("namu.passport", lambda p: p.update(namu_version="banana")),
+        "namu_version 'banana' is not a version",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_artifacts_are_artifact_errors_at_load_time(tmp_path: Path, damage: str) -> None:
+    """A hand-edited artifact is refused by namu.load with one line naming the damage,
+    before any of its tasks is imported or anything runs."""
+    module = import_path(_write_module(tmp_path, "art_damaged"))
+    proto = namu.compile(module.compute).to_proto()
+    edit, expected = DAMAGES[damage]
+    edit(proto)
+    path = tmp_path / "damaged.onnx"
+    onnx.save(proto, path)
+    with pytest.raises(namu.ArtifactError) as info:
+        namu.load(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message, message
+    assert expected in message
+
+
+def test_an_older_namus_artifact_loads(tmp_path: Path) -> None:
+    module = import_path(_write_module(tmp_path, "art_older"))
+    proto = namu.compile(module.compute).to_proto()
+    _edit_json("namu.passport", lambda p: p.update(namu_version="0.0.1"))(proto)
+    onnx.save(proto, tmp_path / "older.onnx")
+    assert namu.load(tmp_path / "older.onnx")(x=1) == 43
+
+
+# ---------------------------------------------------------------------- a project that moved
+PROJECT_TASKS = '''
+import namu
+
+@namu.task
+def add(a: int, b: int) -> int:
+    return a + b
+'''
+
+PROJECT_WORKFLOW = '''
+import namu
+from moved_tasks import add
+
+@namu.workflow
+def calc(x: int = 1) -> int:
+    return add(x, 1)
+'''
+
+
+def _load_in_fresh_python(artifact: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``namu.load(artifact)(x=5)`` in a new interpreter whose path holds only namu."""
+    repo = Path(namu.__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(repo)
+    code = "import sys, namu\ntry:\n    print(namu.load(sys.argv[1])(x=5))\nexcept namu.NamuError as e:\n    print(type(e).__name__, e)"
+    return subprocess.run([sys.executable, "-c", code, str(artifact)], cwd=cwd, env=env, capture_output=True, text=True, timeout=90)
+
+
+def test_a_project_moved_with_its_artifact_finds_its_tasks_next_to_it(tmp_path: Path) -> None:
+    """compile in old/proj (tasks in src/, artifact in build/), move the project: its
+    tasks are found from where the artifact now is, without PYTHONPATH."""
+    old = tmp_path / "old" / "proj"
+    (old / "src").mkdir(parents=True)
+    (old / "src" / "moved_tasks.py").write_text(textwrap.dedent(PROJECT_TASKS))
+    (old / "src" / "moved_wf.py").write_text(textwrap.dedent(PROJECT_WORKFLOW))
+    script = "import sys, namu\nfrom moved_wf import calc\nnamu.compile(calc).save(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", script, str(old / "build" / "calc.onnx")], cwd=old / "src", check=True, timeout=90,
+                   env={**os.environ, "PYTHONPATH": str(Path(namu.__file__).resolve().parent.parent)})
+    new = tmp_path / "new" / "proj"
+    new.parent.mkdir()
+    (tmp_path / "old" / "proj").rename(new)
+    proc = _load_in_fresh_python(new / "build" / "calc.onnx", cwd=tmp_path)
+    assert proc.stdout.strip() == "6", proc.stdout + proc.stderr
+    # the digest check still holds for the copy found there
+    tasks = new / "src" / "moved_tasks.py"
+    tasks.write_text(tasks.read_text().replace("return a + b", "return a - b"))
+    proc = _load_in_fresh_python(new / "build" / "calc.onnx", cwd=tmp_path)
+    assert proc.stdout.startswith("StaleArtifactError task 'add' (moved_tasks) changed since"), proc.stdout + proc.stderr
+    tasks.unlink()
+    proc = _load_in_fresh_python(new / "build" / "calc.onnx", cwd=tmp_path)
+    assert proc.stdout.startswith("TaskResolutionError cannot find task 'add'"), proc.stdout + proc.stderr
+    assert "no moved_tasks.py next to" in proc.stdout

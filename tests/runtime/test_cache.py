@@ -7,10 +7,13 @@ import concurrent.futures
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import namu
 from namu.runtime.cache import (
@@ -293,3 +296,242 @@ def test_concurrent_equal_thread_mode_calls_run_once() -> None:
 
     assert many.run([1, 2, 1, 1], workers=4).value == [10, 20, 10, 10]
     assert sorted(calls) == [1, 2]
+
+
+# ---------------------------------------------------------------------- a hit is a fresh copy
+def make_alias() -> namu.Workflow:
+    """The QA report's workflow: a cached task builds a list, a plain task appends to it."""
+
+    @namu.task(cache=True)
+    def mk(n: int) -> list:
+        return [0] * n
+
+    @namu.task
+    def push(xs: list) -> int:
+        xs.append(1)
+        return len(xs)
+
+    @namu.workflow
+    def alias(n: int) -> int:
+        return push(mk(n))
+
+    return alias
+
+
+def test_a_callers_mutation_of_a_cached_result_does_not_leak_into_later_runs(executor: str) -> None:
+    alias = make_alias()
+    assert [alias.fn(n=3) for _ in range(3)] == [4, 4, 4]  # plain Python
+    assert [alias.run(n=3, executor=executor).value for _ in range(3)] == [4, 4, 4]
+
+
+def test_a_result_served_from_disk_is_a_copy_too(tmp_path: Path, executor: str) -> None:
+    assert make_alias().run(n=3, executor=executor, cache_dir=tmp_path).value == 4  # stored
+    alias = make_alias()  # a new function: its memory cache is empty, the disk has the result
+    assert [alias.run(n=3, executor=executor, cache_dir=tmp_path).value for _ in range(3)] == [4, 4, 4]
+
+
+def test_pure_task_results_are_copies(executor: str) -> None:
+    @namu.task(pure=True)
+    def table(n: int) -> dict:
+        return {"rows": [0] * n}
+
+    @namu.task
+    def grow(t: dict) -> int:
+        t["rows"].append(1)
+        return len(t["rows"])
+
+    @namu.workflow
+    def wf(n: int) -> int:
+        return grow(table(n))
+
+    assert [wf.run(2, executor=executor).value for _ in range(3)] == [3, 3, 3]
+
+
+def test_calls_waiting_on_an_equal_thread_mode_call_get_their_own_copies() -> None:
+    calls: list[int] = []
+
+    @namu.task(cache=True, mode="thread")
+    def slow_list(n: int) -> list:
+        calls.append(n)
+        time.sleep(0.2)
+        return [0] * n
+
+    @namu.task
+    def push(xs: list) -> int:
+        xs.append(1)
+        return len(xs)
+
+    @namu.workflow
+    def many(ns: list[int]) -> list[int]:
+        return [push(slow_list(n)) for n in ns]
+
+    assert many.run([2, 2, 2, 2], workers=4).value == [3, 3, 3, 3]
+    assert calls == [2]  # one call ran; the others waited for it (single flight)
+
+
+def test_calls_waiting_on_an_equal_async_call_get_their_own_copies() -> None:
+    calls: list[int] = []
+
+    @namu.task(cache=True)
+    async def fetch(n: int) -> list:
+        calls.append(n)
+        await asyncio.sleep(0.05)
+        return [0] * n
+
+    @namu.task
+    def push(xs: list) -> int:
+        xs.append(1)
+        return len(xs)
+
+    @namu.workflow
+    def many(ns: list[int]) -> list[int]:
+        return [push(fetch(n)) for n in ns]
+
+    assert many.run([2, 2, 2]).value == [3, 3, 3]
+    assert calls == [2]
+
+
+def test_a_cached_task_returning_a_generator_fails_at_its_first_call(executor: str) -> None:
+    @namu.task(cache=True)
+    def numbers(n: int):  # no annotation: only the value tells
+        return (i for i in range(n))
+
+    @namu.task
+    def total(xs: Any) -> int:
+        return sum(xs)
+
+    @namu.workflow
+    def wf(n: int) -> int:
+        return total(numbers(n))
+
+    with pytest.raises(namu.TaskError, match=r"task 'numbers' .*returned a generator.*cannot be cached.*return a list or a tuple") as info:
+        wf.run(3, executor=executor)
+    assert info.value.task == "numbers"
+    assert "test_cache.py:" in str(info.value)  # the workflow line of the call
+
+
+def test_a_cached_task_returning_an_iterator_fails_at_its_first_call() -> None:
+    @namu.task(pure=True)
+    def letters(s: str) -> Any:
+        return iter(list(s))  # an iterator can be pickled, but a copy is not a fresh call's
+
+    @namu.workflow
+    def wf(s: str) -> Any:
+        return letters(s)
+
+    with pytest.raises(namu.TaskError, match=r"task 'letters' .*returned an iterator \(list_iterator\).*pure=True"):
+        wf.run("ab")
+
+
+def test_a_result_that_cannot_be_copied_fails_at_its_first_call() -> None:
+    @namu.task(cache=True)
+    def guard(n: int) -> Any:
+        return {"n": n, "lock": threading.Lock()}
+
+    @namu.workflow
+    def wf(n: int) -> Any:
+        return guard(n)
+
+    with pytest.raises(namu.TaskError, match=r"task 'guard' .*returned a dict, which cannot be cached.*lock"):
+        wf.run(1)
+
+
+@pytest.mark.parametrize("options", [{"cache": True}, {"pure": True}])
+def test_a_cached_task_declared_to_return_an_iterator_is_refused_at_declaration(options: dict[str, Any]) -> None:
+    def numbers(n: int) -> Iterator[int]:
+        return iter(range(n))
+
+    def evens(n: int) -> Generator[int, None, None]:
+        yield from range(0, n, 2)
+
+    def counted(n: int):  # a generator function, whatever its annotation
+        yield n
+
+    async def stream(n: int) -> AsyncIterator[int]:
+        raise NotImplementedError
+
+    for fn in (numbers, evens, counted, stream):
+        with pytest.raises(namu.TaskDefinitionError, match=rf"task '{fn.__name__}' cannot be cached.*return a list or a tuple"):
+            namu.task(**options)(fn)
+    namu.task(numbers)  # without caching an iterator is fine
+    namu.task(cache=True)(lambda n: list(range(n)))  # and so is an unannotated function
+
+
+def test_memory_cache_hits_are_copies_and_immutable_results_are_shared() -> None:
+    cache = MemoryCache()
+    rows = [[1, 2], {"a": {3}}]
+    entry = cache.put(b"rows", rows)
+    rows[0].append(99)  # the caller's own result: the cache kept a snapshot
+    found, hit = cache.get(b"rows")
+    assert found and hit == [[1, 2], {"a": {3}}]
+    hit[1]["a"].add(4)
+    assert cache.get(b"rows") == (True, [[1, 2], {"a": {3}}])
+    assert entry.copy() == [[1, 2], {"a": {3}}]
+    frozen = ("text", 1, 2.5, None, b"x", frozenset({(1, 2)}), 3j, range(3))
+    cache.put(b"frozen", frozen)
+    assert cache.get(b"frozen")[1] is frozen  # immutable: no copy to make
+    half = ("text", [1])
+    cache.put(b"half", half)
+    assert cache.get(b"half")[1] is not half  # a tuple holding a list is mutable
+
+
+def test_memory_cache_copies_arrays_and_keeps_them_writable_or_read_only() -> None:
+    np = pytest.importorskip("numpy")
+    cache = MemoryCache()
+    array = np.arange(6.0).reshape(2, 3)
+    frozen = np.arange(3)
+    frozen.flags.writeable = False
+    cache.put(b"k", {"array": array, "t": array.T, "frozen": frozen})
+    hit = cache.get(b"k")[1]
+    hit["array"][0, 0] = 99.0
+    again = cache.get(b"k")[1]
+    assert again["array"][0, 0] == 0.0 and again["array"].flags.writeable
+    assert (again["t"] == array.T).all()
+    assert not again["frozen"].flags.writeable
+
+
+def test_memory_cache_copies_values_pickle_cannot_hold() -> None:
+    class Local:  # defined in a function: pickle cannot find it, a deep copy still works
+        def __init__(self) -> None:
+            self.items = [1]
+
+    cache = MemoryCache()
+    cache.put(b"k", Local())
+    first = cache.get(b"k")[1]
+    first.items.append(2)
+    assert type(first) is Local and cache.get(b"k")[1].items == [1]
+
+
+_plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    | st.frozensets(st.integers(), max_size=3).map(set),
+    max_leaves=20,
+)
+
+
+def _mutable_parts(value: Any) -> list[Any]:
+    """The mutable containers inside ``value`` (itself included)."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, dict, set)):
+            found.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+    return found
+
+
+@given(_plain_values)
+@settings(max_examples=200, deadline=None)
+def test_a_memory_cache_hit_equals_the_result_and_shares_no_mutable_part(value: Any) -> None:
+    cache = MemoryCache()
+    cache.put(b"k", value)
+    found, hit = cache.get(b"k")
+    assert found and hit == value and type(hit) is type(value)
+    stored = {id(part) for part in _mutable_parts(value)}
+    assert not any(id(part) in stored for part in _mutable_parts(hit))

@@ -321,7 +321,7 @@ CANCEL_SCRIPT = textwrap.dedent(
     except namu.RunCancelledError as exc:
         import os
         left = [n for n in (open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")) if n.startswith("namu-worker")]
-        print(f"cancelled finished={exc.finished} cancelled={exc.cancelled} workers_left={left}", flush=True)
+        print(f"cancelled finished={exc.finished} cancelled={exc.cancelled} abandoned={exc.abandoned} workers_left={left}", flush=True)
         sys.exit(130)
     """
 )
@@ -347,12 +347,79 @@ def test_ctrl_c_cancels_the_run_cleanly(tmp_path: Path) -> None:
     line = out.strip().splitlines()[-1]
     assert line.startswith("cancelled finished="), out + err
     assert "workers_left=[]" in line
+    assert "abandoned=0 " in line  # the running thread calls were waited for
     cancelled = int(line.split("cancelled=")[1].split()[0])
     assert cancelled >= 8  # the 30 s naps were in flight
+
+
+STUCK_THREAD_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time, namu
+
+    @namu.task(mode="thread")
+    def hang(seconds: float) -> float:
+        print("started", flush=True)
+        time.sleep(seconds)
+        return seconds
+
+    @namu.workflow
+    def wf(seconds: float) -> float:
+        return hang(seconds)
+
+    try:
+        wf.run(float(sys.argv[1]))
+    except namu.RunCancelledError as exc:
+        print(f"{exc} | finished={exc.finished} cancelled={exc.cancelled} abandoned={exc.abandoned}", flush=True)
+        os._exit(130)  # abandoned calls still run: leave without waiting for them
+    """
+)
+
+
+def _interrupt(script: Path, seconds: float, interrupts: int) -> tuple[str, str]:
+    """Run ``script`` with ``seconds``, send SIGINT ``interrupts`` times once its task
+    started (0.3 s apart), and return its stdout (without the "started" line) and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    for _ in range(interrupts):
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)  # a 60 s sleep would fail here if waited for
+    assert proc.returncode == 130, err
+    return out.strip(), err.strip()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_second_ctrl_c_abandons_a_running_thread_call(tmp_path: Path) -> None:
+    script = tmp_path / "stuck_thread.py"
+    script.write_text(STUCK_THREAD_SCRIPT)
+    out, err = _interrupt(script, 600.0, interrupts=2)
+    assert err == "stopping: waiting for 1 running task call to return (Ctrl+C again to abandon it)"
+    assert out == (
+        "run cancelled: 0 calls finished, 0 cancelled, 1 abandoned while still running in a worker thread"
+        " | finished=0 cancelled=0 abandoned=1"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_first_ctrl_c_waits_for_a_running_thread_call_and_says_so(tmp_path: Path) -> None:
+    script = tmp_path / "slow_thread.py"
+    script.write_text(STUCK_THREAD_SCRIPT)
+    out, err = _interrupt(script, 2.0, interrupts=1)
+    assert err == "stopping: waiting for 1 running task call to return (Ctrl+C again to abandon it)"
+    # It was not cancelled: it finished, and the message says so.
+    assert out == "run cancelled: 1 call finished, 0 cancelled | finished=1 cancelled=0 abandoned=0"
 
 
 def test_run_cancelled_error_is_a_keyboard_interrupt() -> None:
     exc = RunCancelledError(3, 2)
     assert isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Exception)
-    assert (exc.finished, exc.cancelled) == (3, 2)
-    assert "3 calls finished" in str(exc)
+    assert (exc.finished, exc.cancelled, exc.abandoned) == (3, 2, 0)
+    assert str(exc) == "run cancelled: 3 calls finished, 2 cancelled"
+    assert str(RunCancelledError(1, 0, 2)).endswith("1 call finished, 0 cancelled, 2 abandoned while still running in a worker thread")

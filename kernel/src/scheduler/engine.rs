@@ -33,9 +33,12 @@
 //!
 //! Errors travel up the frame tree: a failing node fails its frame, which fails the node
 //! that started it (a fan-out may instead drop the item, through its `on_item_error`
-//! hook). A `KeyboardInterrupt` (Ctrl+C) stops the whole run: async calls in flight are
-//! cancelled, workers finish their current call and are joined, and the run raises
-//! `namu.errors.RunCancelledError` saying how many calls finished.
+//! hook). A `KeyboardInterrupt` (Ctrl+C) stops the whole run: nothing more is scheduled,
+//! async calls in flight are cancelled, queued thread-mode calls are dropped, and calls
+//! already running in worker threads (which cannot be stopped) are waited for, unless a
+//! second Ctrl+C comes: then they are abandoned and the run ends at once. The run raises
+//! `namu.errors.RunCancelledError` saying how many calls finished, were cancelled and
+//! were abandoned.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -75,6 +78,9 @@ pub struct RunOptions<'py> {
     pub max_concurrency: usize,
     /// A `contextvars.Context` thread-mode calls run in (a copy per call).
     pub contextvars: Option<Bound<'py, PyAny>>,
+    /// `on_stop(running)`: called once when an interrupted run starts waiting for
+    /// `running` thread-mode calls that cannot be stopped.
+    pub on_stop: Option<Bound<'py, PyAny>>,
 }
 
 /// How a call handed out of the loop ended.
@@ -144,14 +150,12 @@ pub fn execute<'py>(
     }
     let (tx, rx) = crossbeam_channel::unbounded();
     let workers = options.workers;
-    std::thread::scope(|scope| {
-        let mut engine = Engine::new(py, options, Pool::new(scope, workers, tx.clone()), tx, rx);
-        engine.args = ArgBuffer::new(plan.graph.max_arity);
-        let result = engine.run(plan, inputs);
-        let result = engine.shutdown(result);
-        let values = result?;
-        Ok(PyList::new(py, values)?)
-    })
+    let mut engine = Engine::new(py, options, Pool::new(workers, tx.clone()), tx, rx);
+    engine.args = ArgBuffer::new(plan.graph.max_arity);
+    let result = engine.run(plan, inputs);
+    let result = engine.shutdown(result);
+    let values = result?;
+    Ok(PyList::new(py, values)?)
 }
 
 /// A child frame's place in the node that started it.
@@ -270,7 +274,7 @@ impl PartialEq for ReadyEntry {
 
 impl Eq for ReadyEntry {}
 
-struct Engine<'p, 'py, 's, 'e> {
+struct Engine<'p, 'py> {
     py: Python<'py>,
     options: RunOptions<'py>,
     frames: Vec<Frame<'p, 'py>>,
@@ -286,7 +290,7 @@ struct Engine<'p, 'py, 's, 'e> {
     deferred: VecDeque<(u32, u32, u32)>,
     to_spawn: Vec<(u64, Bound<'py, PyAny>)>,
     runner: Option<Bound<'py, PyAny>>,
-    pool: Pool<'s, 'e>,
+    pool: Pool,
     tx: Sender<Completion>,
     rx: Receiver<Completion>,
     args: ArgBuffer,
@@ -296,11 +300,11 @@ struct Engine<'p, 'py, 's, 'e> {
     none: Bound<'py, PyAny>,
 }
 
-impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
+impl<'p, 'py> Engine<'p, 'py> {
     fn new(
         py: Python<'py>,
         options: RunOptions<'py>,
-        pool: Pool<'s, 'e>,
+        pool: Pool,
         tx: Sender<Completion>,
         rx: Receiver<Completion>,
     ) -> Self {
@@ -387,7 +391,8 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         if err.is_instance_of::<PyKeyboardInterrupt>(self.py) {
             KernelError::Cancelled {
                 finished: self.finished,
-                cancelled: self.n_inflight as u64,
+                cancelled: 0,
+                abandoned: 0,
                 cause: err,
             }
         } else {
@@ -395,55 +400,103 @@ impl<'p, 'py, 's, 'e> Engine<'p, 'py, 's, 'e> {
         }
     }
 
-    /// Stops everything still running: cancels async calls, stops and joins the workers,
-    /// and waits (up to [`CANCEL_GRACE`]) for in-flight calls to report.
+    /// Stops everything still running once the run has its result (or its error).
+    ///
+    /// Async calls in flight are cancelled and waited for up to [`CANCEL_GRACE`];
+    /// awaitables never handed to the driver, deferred async calls and queued thread-mode
+    /// jobs are never started. Thread-mode calls already running cannot be stopped: they
+    /// are waited for (an interrupted run says so through the `on_stop` hook), unless
+    /// Ctrl+C comes during the wait, which abandons them (their worker threads end when
+    /// the calls return). A [`KernelError::Cancelled`] result gets the true counts.
     fn shutdown(
         &mut self,
         result: Result<Vec<Bound<'py, PyAny>>, KernelError>,
     ) -> Result<Vec<Bound<'py, PyAny>>, KernelError> {
         let mut result = result;
-        if let Err(KernelError::Cancelled { cancelled, .. }) = &mut result {
-            *cancelled = (self.n_inflight + self.deferred.len()) as u64;
-        }
-        // Awaitables made but not yet handed to the driver never started: close them (so
-        // Python does not warn that they were never awaited) and stop counting them.
+        // Deferred async calls and awaitables made but not handed to the driver never
+        // started: close the awaitables (so Python does not warn that they were never
+        // awaited) and stop counting them.
+        let mut cancelled = self.deferred.len() as u64;
+        self.deferred.clear();
         for (token, awaitable) in std::mem::take(&mut self.to_spawn) {
             self.forget(token);
+            cancelled += 1;
             let _ = awaitable.call_method0("close");
         }
-        if self.n_inflight > 0 {
+        if self.n_async > 0 {
             if let Some(runner) = &self.runner {
                 // Best effort: a driver that cannot cancel still lets its calls finish.
                 let _ = runner.call_method0("cancel");
             }
         }
         let pool = &mut self.pool;
-        let dropped = self.py.detach(|| pool.shutdown());
+        let dropped = self.py.detach(|| pool.stop());
         for job in dropped {
             self.forget(job.token);
+            cancelled += 1;
             drop(job);
         }
-        let deadline = Instant::now() + CANCEL_GRACE;
-        while self.n_inflight > 0 && Instant::now() < deadline {
+        let interrupted = matches!(result, Err(KernelError::Cancelled { .. }));
+        let mut announced = false;
+        let mut abandoned = 0u64;
+        let async_deadline = Instant::now() + CANCEL_GRACE;
+        while self.n_inflight > 0 {
+            let running_threads = self.n_inflight - self.n_async;
+            if running_threads == 0 && Instant::now() >= async_deadline {
+                break; // async calls that ignore their cancellation are left to the loop
+            }
+            if interrupted && running_threads > 0 && !announced {
+                announced = true;
+                self.announce_wait(running_threads);
+            }
             let rx = self.rx.clone();
             match self.py.detach(|| rx.recv_timeout(WAIT_SLICE)) {
                 Ok(completion) => {
-                    self.forget(completion.token);
-                    drop(completion);
+                    let Some(entry) = self.forget(completion.token) else { continue };
+                    match completion.outcome {
+                        Outcome::Dropped => cancelled += 1,
+                        Outcome::Ok(_) => self.finished += 1,
+                        // An async call that ended in its cancellation was cancelled.
+                        Outcome::Err(_) if entry.mode == Mode::Async => cancelled += 1,
+                        Outcome::Err(_) => self.finished += 1,
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.py.check_signals().is_err() {
-                        break; // a second Ctrl+C: stop waiting
+                    if let Err(err) = self.py.check_signals() {
+                        // Ctrl+C during the wait: stop waiting; running calls are abandoned.
+                        // The interrupt wins over the run's own result, as in plain Python.
+                        if !interrupted {
+                            result = Err(self.abort_error(err));
+                        }
+                        break;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+        }
+        let running_threads = (self.n_inflight - self.n_async) as u64;
+        abandoned += running_threads;
+        let still_async = self.n_async as u64;
+        let pool = &mut self.pool;
+        self.py.detach(|| pool.finish(running_threads == 0));
+        if let Err(KernelError::Cancelled { finished, cancelled: c, abandoned: a, .. }) = &mut result {
+            *finished = self.finished;
+            *c = cancelled + still_async;
+            *a = abandoned;
         }
         // Values held by frames are dropped here, attached to the interpreter.
         self.frames.clear();
         self.subs.clear();
         self.to_spawn.clear();
         result
+    }
+
+    /// Tells the user an interrupted run waits for `running` thread-mode calls: through
+    /// the `on_stop(running)` hook of the run options, if any.
+    fn announce_wait(&self, running: usize) {
+        if let Some(hook) = &self.options.on_stop {
+            let _ = hook.call1((running,));
+        }
     }
 
     /// Drops the record of the call handed out with `token`.

@@ -319,7 +319,10 @@ impl Plan {
     ///         number of CPUs); started only when a thread-mode node runs.
     ///     max_concurrency: most async calls in flight at once (default 256).
     ///     contextvars: a `contextvars.Context`; worker threads run each call in a copy.
-    #[pyo3(signature = (inputs, *, context = None, driver = None, workers = None, max_concurrency = 256, contextvars = None))]
+    ///     on_stop: `on_stop(running)` is called once when an interrupted run starts
+    ///         waiting for `running` thread-mode calls, which cannot be stopped (a second
+    ///         interrupt abandons them).
+    #[pyo3(signature = (inputs, *, context = None, driver = None, workers = None, max_concurrency = 256, contextvars = None, on_stop = None))]
     #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn run<'py>(
         &self,
@@ -330,6 +333,7 @@ impl Plan {
         workers: Option<usize>,
         max_concurrency: usize,
         contextvars: Option<Bound<'py, PyAny>>,
+        on_stop: Option<Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyList>, KernelError> {
         let options = RunOptions {
             context: context
@@ -341,6 +345,7 @@ impl Plan {
             }),
             max_concurrency: max_concurrency.max(1),
             contextvars,
+            on_stop,
         };
         execute(py, self, inputs, options)
     }

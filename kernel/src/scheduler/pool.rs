@@ -6,13 +6,17 @@
 //! with the Chase-Lev deques of `crossbeam-deque`). Workers attach to the interpreter only
 //! to call the job's callable, so calls that release the lock (numpy, I/O) overlap.
 //!
-//! Workers are scoped threads of one run: [`Pool::shutdown`] stops and joins them before
-//! the run returns, so a run never leaves a thread behind.
+//! Workers belong to one run. A run that ends normally has no call running, and
+//! [`Pool::finish`] joins its workers before the run returns. A Python call cannot be
+//! stopped from outside, so a run interrupted by a second Ctrl+C *abandons* the calls still
+//! running: `finish(false)` detaches their threads, which end as soon as the call
+//! returns (its result goes nowhere). Every worker is a plain (not scoped) thread for that
+//! reason, and a job holds only owned Python references.
 
 use std::iter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{Scope, ScopedJoinHandle};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -42,24 +46,18 @@ struct Shared {
     idle: (Mutex<()>, Condvar),
 }
 
-/// A pool of `n` scoped worker threads, started on first use.
-pub struct Pool<'scope, 'env> {
-    scope: &'scope Scope<'scope, 'env>,
+/// A pool of `n` worker threads, started on first use.
+pub struct Pool {
     size: usize,
     shared: Arc<Shared>,
     completions: Sender<Completion>,
-    handles: Vec<ScopedJoinHandle<'scope, ()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
-impl<'scope, 'env> Pool<'scope, 'env> {
+impl Pool {
     /// A pool of `size` workers (at least one) sending results to `completions`.
-    pub fn new(
-        scope: &'scope Scope<'scope, 'env>,
-        size: usize,
-        completions: Sender<Completion>,
-    ) -> Self {
+    pub fn new(size: usize, completions: Sender<Completion>) -> Self {
         Pool {
-            scope,
             size: size.max(1),
             shared: Arc::new(Shared {
                 injector: Injector::new(),
@@ -95,9 +93,7 @@ impl<'scope, 'env> Pool<'scope, 'env> {
             let completions = self.completions.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("namu-worker-{index}"))
-                .spawn_scoped(self.scope, move || {
-                    work(index, &local, &shared, &stealers, &completions)
-                });
+                .spawn(move || work(index, &local, &shared, &stealers, &completions));
             match handle {
                 Ok(handle) => self.handles.push(handle),
                 // The OS refused a thread: the workers already started carry the load
@@ -107,21 +103,16 @@ impl<'scope, 'env> Pool<'scope, 'env> {
         }
     }
 
-    /// Stops the workers after their current call, joins them, and returns the tokens of
-    /// jobs that never started. Call detached from the interpreter (workers need it to
-    /// finish their calls).
-    pub fn shutdown(&mut self) -> Vec<Job> {
+    /// Stops the workers from starting jobs and returns the queued jobs that never
+    /// started. A worker finishes the call it is making, reports the jobs left in its own
+    /// deque as [`Outcome::Dropped`], and exits. Call detached from the interpreter.
+    pub fn stop(&mut self) -> Vec<Job> {
         self.shared.stop.store(true, Ordering::SeqCst);
         {
             let _guard = self.shared.idle.0.lock();
             self.shared.idle.1.notify_all();
         }
         let mut dropped = Vec::new();
-        for handle in self.handles.drain(..) {
-            // A worker that panicked has nothing left to report; its in-flight job is
-            // lost, which the caller accounts for by token.
-            let _ = handle.join();
-        }
         loop {
             match self.shared.injector.steal() {
                 Steal::Success(job) => dropped.push(job),
@@ -130,6 +121,29 @@ impl<'scope, 'env> Pool<'scope, 'env> {
             }
         }
         dropped
+    }
+
+    /// Ends the pool after [`Pool::stop`]: joins the workers when `join` (every call has
+    /// reported, so each exits at once), else detaches them (calls still running are
+    /// abandoned; each thread ends when its call returns). Call detached from the
+    /// interpreter.
+    pub fn finish(&mut self, join: bool) {
+        for handle in self.handles.drain(..) {
+            if join {
+                // A worker that panicked has nothing left to report; its in-flight job is
+                // lost, which the caller accounts for by token.
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// A pool dropped without [`Pool::stop`] (an unwinding run) still lets its idle workers
+    /// exit instead of waiting for work forever.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.idle.1.notify_all();
     }
 }
 
