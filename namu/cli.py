@@ -576,8 +576,8 @@ def compile_command(
     if timings:
         _print_timings(art.pass_records)
     if dump_after:
-        click.echo(f"IR dumps -> {dump_path}")
-    click.echo(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
+        _out(f"IR dumps -> {dump_path}")
+    _out(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
     return EXIT_OK
 
 
@@ -585,20 +585,20 @@ def _print_passes(names: Sequence[str], level: int) -> None:
     from namu.passes import get
 
     width = max(len(n) for n in names)
-    click.echo(f"pipeline at -O{level} ({len(names)} passes):")
+    _out(f"pipeline at -O{level} ({len(names)} passes):")
     for i, name in enumerate(names, 1):
         info = get(name)
         tag = "required" if info.required else f"-O{info.level}"
-        click.echo(f"{i:3d}. {name:<{width}}  {tag:<8}  {info.summary}")
+        _out(f"{i:3d}. {name:<{width}}  {tag:<8}  {info.summary}")
 
 
 def _print_timings(records: Sequence[Any]) -> None:
     width = max((len(r.name) for r in records), default=4)
-    click.echo(f"{'pass':<{width}}  {'time ms':>9}  {'changes':>7}")
+    _out(f"{'pass':<{width}}  {'time ms':>9}  {'changes':>7}")
     for r in records:
-        click.echo(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.changes:7d}")
+        _out(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.changes:7d}")
     total = sum(r.seconds for r in records)
-    click.echo(f"{'total':<{width}}  {total * 1000:9.2f}  {sum(r.changes for r in records):7d}")
+    _out(f"{'total':<{width}}  {total * 1000:9.2f}  {sum(r.changes for r in records):7d}")
 
 
 def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
@@ -759,24 +759,46 @@ def run_command(
         }
         if checkpoint is not None:
             document["resumed_calls"] = result.resumed_calls
-        click.echo(_json_document(document), nl=False)  # bytes: written as they are
+        _out(_json_document(document), nl=False)  # bytes: written as they are
         return EXIT_OK
     from rich.console import Console
     from rich.pretty import Pretty
 
     console = Console()
-    with console.capture() as captured:
-        console.print(Pretty(result.value), soft_wrap=False)  # a repr that raises is shown as <repr-error ...>
+    try:
+        with console.capture() as captured:
+            console.print(Pretty(result.value), soft_wrap=False)  # a repr that raises is shown as <repr-error ...>
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # rich flushes stdout as the capture ends
+        _fail(f"cannot write to standard output: {exc.strerror or exc}", EXIT_RUN_FAILED)
     # Encoded here, not by stdout's text layer: a repr holding a lone surrogate is written
     # as a backslash escape (\ud800) instead of failing the command or writing bad bytes.
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    click.echo(captured.get().encode(encoding, "backslashreplace"), nl=False)
+    _out(captured.get().encode(encoding, "backslashreplace"), nl=False)
     if result.resumed_calls:
         calls = "call" if result.resumed_calls == 1 else "calls"
         click.echo(click.style(f"resumed {result.resumed_calls} task {calls} from {checkpoint}", dim=True), err=True)
     if result.skipped:
         click.echo(click.style(_skipped_summary(result.skipped), fg="yellow"), err=True)
     return EXIT_OK
+
+
+def _out(text: str | bytes = "", *, nl: bool = True) -> None:
+    """Write to stdout now (what every command prints goes through here), so a full disk
+    or a device error is reported as what it is.
+
+    Raises:
+        CliError: stdout cannot take it (exit 1: the command itself did its work).
+        BrokenPipeError: the reader left (handled by :func:`run`).
+    """
+    try:
+        click.echo(text, nl=nl)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _fail(f"cannot write to standard output: {exc.strerror or exc}", EXIT_RUN_FAILED)
 
 
 @cli.command("inspect", short_help="Show an artifact's passport, tasks and graph.")
@@ -804,10 +826,10 @@ def inspect_command(artifact: str, onnx_text: bool) -> int:
     if onnx_text:
         import onnx
 
-        click.echo(onnx.printer.to_text(proto))
+        _out(onnx.printer.to_text(proto))
         return EXIT_OK
     for line in _inspect_lines(artifact, proto):
-        click.echo(line)
+        _out(line)
     return EXIT_OK
 
 
@@ -965,7 +987,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if not args:
-            click.echo(cli.get_help(click.Context(cli, info_name="namu")))
+            _out(cli.get_help(click.Context(cli, info_name="namu")))
             return EXIT_OK
         # Not cli.main(): click would print a blank line on Ctrl+C before our error line.
         with cli.make_context("namu", args) as ctx:
@@ -1029,6 +1051,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.stdout.flush()
     except BrokenPipeError:  # `namu ... | head`: the reader left; that is not an error
         _silence_stdout()
+    except OSError as exc:  # a full disk, a device error: what was written is incomplete
+        _error(f"cannot write to standard output: {exc.strerror or exc}")
+        _silence_stdout()
+        code = code or EXIT_RUN_FAILED
     if _abandoned_calls:
         if sys.stderr is not None:
             sys.stderr.flush()

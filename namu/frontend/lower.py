@@ -44,7 +44,7 @@ from namu.frontend.workflow import Workflow
 from namu.ir.metadata import INLINE_KEY, SPAN_KEY, Parameter, Signature, TaskEntry
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN, opset_imports
 from namu.ir.scopes import subgraphs
-from namu.ir.types import ValueType, arithmetic_type, constant_int, from_annotation, set_type, type_of
+from namu.ir.types import ValueType, accepts, arithmetic_type, constant_int, from_annotation, set_type, type_of
 
 __all__ = ["CompileContext", "lower_workflow"]
 
@@ -656,7 +656,7 @@ class _Lowering:
         actual = type_of(value)
         if actual == declared:
             return value
-        if actual.kind != "opaque" and not (actual.kind == "list" and declared.kind == "list"):
+        if not accepts(declared, actual):  # PEP 484: `x: float = 3` is fine
             self.src.fail(stmt.annotation, f"the annotation says {declared} but the value is {actual}")
         return self._emit1(scope, "Identity", [value], declared, stmt, domain=NAMU_DOMAIN, names=[_base(value.name)])
 
@@ -1046,6 +1046,10 @@ class _Lowering:
         vtype = type_of(operand)
         if not vtype.is_numeric or isinstance(node.op, ast.Invert):
             self.src.fail(node, f"unary {_SYMBOLS.get(type(node.op), '?')} is not supported on {vtype} in a workflow")
+        literal = node.operand.value if isinstance(node.operand, ast.Constant) else None
+        if type(literal) in (int, float) and isinstance(node.op, ast.USub):
+            # `-1` is a literal, as Python's own compiler folds it: `2 ** -1` is typed float.
+            return self._const(scope, -literal, node)  # type: ignore[operator]
         # `+x` is an op too: it makes an int of a bool, and an int-typed value may hold one.
         return self._arith(scope, "pos" if isinstance(node.op, ast.UAdd) else "neg", [operand], node)
 

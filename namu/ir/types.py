@@ -20,6 +20,7 @@ onnx_ir has no opaque type, so an opaque value carries its type name in the valu
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import inspect
@@ -32,6 +33,10 @@ import onnx_ir as ir
 
 __all__ = [
     "ARITHMETIC_OPS",
+    "accepts",
+    "builtin_class",
+    "is_unknown",
+    "join",
     "TYPE_KEY",
     "ValueType",
     "arithmetic_type",
@@ -177,9 +182,14 @@ def arithmetic_type(op: str, operands: Sequence[ValueType], exponent: int | None
     type of a result that is an int for some operand values and a float for others.
 
     * ``truediv``: ``float``;
-    * ``pow`` of ints (or bools): ``int`` when the exponent is a bool or ``exponent`` (its
-      value, when it is a constant) is not negative, ``float`` otherwise (``2 ** -1`` is
-      ``0.5``); ``pow`` with a float operand is ``float`` (a negative base with a
+    * ``pow`` of ints (or bools): ``float`` when ``exponent`` (its value, when it is a
+      constant) is negative (``2 ** -1`` is ``0.5``), else ``int``. An exponent only
+      known at run time is typed ``int``, as for a non-negative one: that is the common
+      case (``2 ** i`` over a ``range``), it keeps such a value usable as a loop-carried
+      ``int``, and a negative exponent still computes Python's float at run time (the
+      static type is then only an approximation, as annotations are in Python;
+      typeshed itself types ``int ** int`` by the exponent's literal sign, ``Any`` when
+      unknown). ``pow`` with a float operand is ``float`` (a negative base with a
       fractional exponent gives a ``complex``, as in Python);
     * the others (``add``, ``sub``, ``mul``, ``floordiv``, ``mod``, ``neg``, ``pos``):
       ``float`` if an operand is a float, else ``int`` (bools compute as ints).
@@ -189,9 +199,65 @@ def arithmetic_type(op: str, operands: Sequence[ValueType], exponent: int | None
     has_float = any(t.kind == "float" for t in operands)
     if op == "truediv" or has_float:
         return ValueType.float()
-    if op == "pow" and operands[1].kind != "bool" and (exponent is None or exponent < 0):
+    if op == "pow" and operands[1].kind != "bool" and exponent is not None and exponent < 0:
         return ValueType.float()
     return ValueType.int()
+
+
+# ---------------------------------------------------------------------- type relations
+#: the kinds whose values are builtin scalars
+_SCALAR_KINDS = frozenset({"int", "float", "bool", "str"})
+#: PEP 484's numeric tower: an int is acceptable where a float or complex is expected.
+_NUMERIC_TOWER: dict[type, tuple[type, ...]] = {complex: (float, int), float: (int,)}
+
+
+def is_unknown(vtype: ValueType | None) -> bool:
+    """True for no type at all or plain ``object`` (Python's ``Any``)."""
+    return vtype is None or (vtype.kind == "opaque" and vtype.name == "object" and vtype.items is None)
+
+
+def builtin_class(vtype: ValueType) -> type | None:
+    """The builtin class of values of ``vtype``, or None for a class namu cannot see."""
+    if vtype.kind in ("int", "float", "bool", "str", "list"):
+        return getattr(builtins, vtype.kind)
+    if vtype.kind != "opaque":
+        return None
+    if vtype.name == "NoneType":
+        return type(None)
+    cls = getattr(builtins, vtype.name, None) if "." not in vtype.name else None
+    return cls if isinstance(cls, type) else None
+
+
+def accepts(expected: ValueType, actual: ValueType) -> bool:
+    """True when a value of type ``actual`` may be passed where ``expected`` is annotated
+    (PEP 484: subclasses, and the numeric tower: an int where a float is expected)."""
+    if expected is actual or (expected.kind == actual.kind and expected.kind in _SCALAR_KINDS):
+        return True
+    if is_unknown(expected) or is_unknown(actual) or expected == actual:
+        return True
+    if expected.kind == "list" and actual.kind == "list":
+        anything = ValueType.opaque()
+        return accepts(expected.elem or anything, actual.elem or anything)
+    if expected.items is not None and actual.items is not None:
+        return len(expected.items) == len(actual.items) and all(map(accepts, expected.items, actual.items))
+    want, have = builtin_class(expected), builtin_class(actual)
+    if want is None or have is None:
+        return True  # a user class or an ABC: it may be a (virtual) subclass
+    return issubclass(have, want) or issubclass(have, _NUMERIC_TOWER.get(want, ()))
+
+
+def join(a: ValueType, b: ValueType) -> ValueType:
+    """The type of a value that is an ``a`` or a ``b`` (the phi of two paths)."""
+    if a == b:
+        return a
+    if a.kind == "list" and b.kind == "list" and a.elem is not None and b.elem is not None:
+        return ValueType.list(join(a.elem, b.elem))
+    if a.items is not None and b.items is not None and len(a.items) == len(b.items):
+        return ValueType.opaque("tuple", items=tuple(map(join, a.items, b.items)))
+    cls = builtin_class(a)
+    if cls is not None and cls is builtin_class(b):
+        return ValueType.opaque(cls.__name__)  # e.g. list[int] | list: a list
+    return ValueType.opaque()
 
 
 def constant_int(value: ir.Value | None) -> int | None:

@@ -21,7 +21,6 @@ Type relations used here:
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Callable, Sequence
 
@@ -31,11 +30,23 @@ from namu.errors import TypeCheckError
 from namu.ir.metadata import Parameter, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, subgraphs
-from namu.ir.types import TYPE_KEY, ValueType, arithmetic_type, constant_int, parse_type, set_type, type_of
+from namu.ir.types import (
+    TYPE_KEY,
+    ValueType,
+    accepts,
+    arithmetic_type,
+    builtin_class,
+    constant_int,
+    is_unknown,
+    join,
+    parse_type,
+    set_type,
+    type_of,
+)
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.registry import register
 
-__all__ = ["InferTypesPass", "accepts", "check_task_call", "join"]
+__all__ = ["InferTypesPass", "check_task_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,57 +124,6 @@ class InferTypesPass(NamuPass):
 
 
 # ---------------------------------------------------------------------- type relations
-def _unknown(vtype: ValueType | None) -> bool:
-    return vtype is None or (vtype.kind == "opaque" and vtype.name == "object" and vtype.items is None)
-
-
-def _builtin_class(vtype: ValueType) -> type | None:
-    """The builtin class of values of ``vtype``, or None for a class namu cannot see."""
-    if vtype.kind in ("int", "float", "bool", "str", "list"):
-        return getattr(builtins, vtype.kind)
-    if vtype.kind != "opaque":
-        return None
-    if vtype.name == "NoneType":
-        return type(None)
-    cls = getattr(builtins, vtype.name, None) if "." not in vtype.name else None
-    return cls if isinstance(cls, type) else None
-
-
-_SCALAR_KINDS = frozenset({"int", "float", "bool", "str"})
-#: PEP 484's numeric tower: an int is acceptable where a float or complex is expected.
-_NUMERIC_TOWER = {complex: (float, int), float: (int,)}
-
-
-def accepts(expected: ValueType, actual: ValueType) -> bool:
-    """True when a value of type ``actual`` may be passed where ``expected`` is annotated."""
-    if expected is actual or (expected.kind == actual.kind and expected.kind in _SCALAR_KINDS):
-        return True
-    if _unknown(expected) or _unknown(actual) or expected == actual:
-        return True
-    if expected.kind == "list" and actual.kind == "list":
-        return accepts(expected.elem or _OBJECT, actual.elem or _OBJECT)
-    if expected.items is not None and actual.items is not None:
-        return len(expected.items) == len(actual.items) and all(map(accepts, expected.items, actual.items))
-    want, have = _builtin_class(expected), _builtin_class(actual)
-    if want is None or have is None:
-        return True  # a user class or an ABC: it may be a (virtual) subclass
-    return issubclass(have, want) or issubclass(have, _NUMERIC_TOWER.get(want, ()))
-
-
-def join(a: ValueType, b: ValueType) -> ValueType:
-    """The type of a value that is an ``a`` or a ``b`` (the phi of two paths)."""
-    if a == b:
-        return a
-    if a.kind == "list" and b.kind == "list" and a.elem is not None and b.elem is not None:
-        return ValueType.list(join(a.elem, b.elem))
-    if a.items is not None and b.items is not None and len(a.items) == len(b.items):
-        return ValueType.opaque("tuple", items=tuple(map(join, a.items, b.items)))
-    cls = _builtin_class(a)
-    if cls is not None and cls is _builtin_class(b):
-        return ValueType.opaque(cls.__name__)  # e.g. list[int] | list: a list
-    return _OBJECT
-
-
 def _join_all(types: Sequence[ValueType]) -> ValueType:
     result = types[0] if types else _OBJECT
     for t in types[1:]:
@@ -359,7 +319,7 @@ class _Inferer:
 
     # -- control flow ---------------------------------------------------------------
     def condition(self, node: ir.Node, vtype: ValueType) -> None:
-        if not _unknown(vtype) and vtype.kind != "bool":
+        if not is_unknown(vtype) and vtype.kind != "bool":
             fail(node, f"{node.op_type}: the condition is {vtype}, not bool", TypeCheckError)
 
     def if_(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
@@ -383,7 +343,7 @@ class _Inferer:
         if outs:
             self.condition(node, outs[0])
         for value, before, after in zip(body.inputs[2:], carried, outs[1:]):
-            if not _unknown(before) and not (accepts(before, after) and accepts(after, before)):
+            if not is_unknown(before) and not (accepts(before, after) and accepts(after, before)):
                 fail(node, f"loop-carried value {value.name!r} changes type inside the loop ({before} -> {after})", TypeCheckError)
         return carried
 

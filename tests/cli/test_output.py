@@ -136,6 +136,14 @@ def test_compile_and_inspect_with_stdout_closed_are_one_error_line(workdir: Path
     assert rc == "rc=2" and "standard output is closed" in one_error_line("\n".join(error).encode())
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("command", ["run namu_out_wf.py:calc", "run namu_out_wf.py:calc --json", "compile namu_out_wf.py:calc -o full.onnx"])
+def test_a_full_stdout_is_one_error_line(workdir: Path, command: str) -> None:
+    proc = shell(f"namu {command} > /dev/full", workdir)
+    assert proc.returncode == 1
+    assert one_error_line(proc.stderr) == "error: cannot write to standard output: No space left on device"
+
+
 def test_stdout_open_read_only_is_refused_too(workdir: Path) -> None:
     proc = shell("namu run namu_out_wf.py:calc 1</dev/null", workdir)
     assert proc.returncode == 2

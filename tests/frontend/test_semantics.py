@@ -842,6 +842,17 @@ def test_annotation_contradicting_a_known_type_is_rejected():
         wf.compile()
 
 
+def test_annotations_follow_the_numeric_tower():
+    @namu.workflow
+    def wf(x: int, flag: bool) -> float:
+        y: float = x  # PEP 484: an int is acceptable where a float is annotated
+        z: int = flag
+        return y + z
+
+    differential(wf, 3, True)
+    assert type(wf(3, True)) is int  # nothing is converted: plain Python gives 4
+
+
 @namu.task
 def _maybe(x: int) -> object:
     return None if x % 2 else x

@@ -20,7 +20,7 @@ from namu.ir.metadata import SPAN_KEY, TASKS_KEY
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.serde import to_proto
 from namu.ir.types import TYPE_KEY, ValueType, parse_type, type_of
-from namu.passes.infer_types import accepts, join
+from namu.ir.types import accepts, join
 from tests.cli.test_cli import assert_error, namu_cli
 from tests.conftest import run_both
 from tests.passes.conftest import lowered, parse, run_pass
