@@ -16,6 +16,8 @@ the graphs themselves, for passes that look at graph inputs and outputs too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
@@ -82,12 +84,13 @@ def _collect(graph: ir.Graph, nodes: list[ir.Node]) -> None:
                 _collect(inner, nodes)
 
 
-def callees_first(model: ir.Model) -> list[ir.Function]:
-    """The model's functions, each after every function it calls (a post-order of the
-    call graph, walked with an explicit stack; a cycle, which the frontend rejects, is
-    cut). An analysis that summarizes each function once, in this order, finds every
-    callee's summary ready, so a chain of calls of any depth needs no recursion."""
-    functions = model.functions
+def callees_first(model: ir.Model | Mapping[ir.OperatorIdentifier, ir.Function]) -> list[ir.Function]:
+    """The model's functions (or these functions, by identifier), each after every
+    function it calls (a post-order of the call graph, walked with an explicit stack; a
+    cycle, which the frontend rejects, is cut). An analysis that summarizes each function
+    once, in this order, finds every callee's summary ready, so a chain of calls of any
+    depth needs no recursion."""
+    functions = model.functions if isinstance(model, ir.Model) else model
     order: list[ir.Function] = []
     seen: set[ir.OperatorIdentifier] = set()
 

@@ -30,7 +30,7 @@ import onnx_ir as ir
 from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
-from namu.ir.scopes import captures, node_captures
+from namu.ir.scopes import callees_first, captures, node_captures
 from namu.runtime.async_bridge import driver_factory, event_loop
 from namu.runtime.ops import (
     ErrorHandler,
@@ -88,9 +88,16 @@ class Executor:
         self.task_mode = task_mode
         #: policies come from gates only (see :func:`namu.runtime.ops.task_call_site`)
         self.gated = passport is not None and GATES_PASS in passport.passes
+        self._function_runners: dict[str, SubgraphRunner] = {}
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         return self.prepare(graph, captures)
+
+    def function(self, name: str) -> SubgraphRunner:
+        runner = self._function_runners.get(name)
+        if runner is None:
+            runner = self._function_runners[name] = self.prepare(self.functions[name].graph)
+        return runner
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
         raise NotImplementedError
@@ -191,6 +198,7 @@ class KernelExecutor(Executor):
         self._function_plans: dict[str, Any] = {}
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
+        self._plan_functions()
         plan = self.plan(graph, [*graph.inputs, *captures], ())
         if not plan.concurrent:
             return plan.run
@@ -208,6 +216,15 @@ class KernelExecutor(Executor):
                 )
 
         return run
+
+    def _plan_functions(self) -> None:
+        """Plan the kept sub-workflows (``inline=False``), callees first: a call finds its
+        callee's plan ready, so a chain of calls of any depth plans without recursing."""
+        if self._function_plans:
+            return
+        kept = {f.identifier(): f for f in self.functions.values() if f.domain == WORKFLOW_DOMAIN}
+        for function in callees_first(kept):
+            self._function_plans[function.name] = self._body(function.graph)
 
     def _key(self, value: ir.Value) -> int:
         key = self._keys.get(id(value))

@@ -74,6 +74,9 @@ class OpEnv(Protocol):
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
         """Prepare ``graph`` to run with ``captures`` appended to its inputs."""
 
+    def function(self, name: str) -> SubgraphRunner:
+        """The runner of model function ``name``, prepared on first use and kept."""
+
 
 _NOT_CONSTANT = object()
 
@@ -317,7 +320,9 @@ def build_op(node: ir.Node, env: OpEnv) -> Callable[..., Any]:
             return recv_op(node)
         if op == "Fused":
             return _call_graph(node.attributes["body"].as_graph(), node, env)
-    if domain in (WORKFLOW_DOMAIN, PARTITION_DOMAIN) and op in env.functions:  # a partition: the launcher's call
+    if domain == WORKFLOW_DOMAIN and op in env.functions:  # a kept sub-workflow (inline=False)
+        return _call_function(op, node, env)
+    if domain == PARTITION_DOMAIN and op in env.functions:  # a partition: the launcher's call
         return _call_graph(env.functions[op].graph, node, env)
     if domain in ("", NAMU_DOMAIN):
         if op == "If":
@@ -492,6 +497,23 @@ def _call_graph(graph: ir.Graph, node: ir.Node, env: OpEnv) -> Callable[..., Any
     body = env.subgraph(graph, [])
     adapt = _single(len(node.outputs))
     return lambda *args: adapt(body(list(args)))
+
+
+def _call_function(name: str, node: ir.Node, env: OpEnv) -> Callable[..., Any]:
+    """Call model function ``name`` (a sub-workflow kept as a function). Its runner comes
+    from ``env.function`` when the call first runs, prepared once per executor: preparing
+    never recurses down a chain of calls (a chain of 300 functions prepares like one),
+    and a function called from many places is prepared once."""
+    adapt = _single(len(node.outputs))
+    runner: SubgraphRunner | None = None
+
+    def call(*args: Any) -> Any:
+        nonlocal runner
+        if runner is None:
+            runner = env.function(name)
+        return adapt(runner(list(args)))
+
+    return call
 
 
 def _if(node: ir.Node, env: OpEnv) -> Callable[..., Any]:

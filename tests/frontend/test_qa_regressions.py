@@ -236,6 +236,15 @@ def test_a_chain_of_300_sub_workflow_functions_compiles(make_module):
     art = namu.compile(m.w300)
     assert len(art.model.functions) == 300  # w0 ... w299; w300 is the main graph
     assert art.run(x=0, executor="kernel").value == 301
+    # The executors prepare each function once, callees first, when its call first runs
+    # (the reference) or before the run (the kernel): no recursion down the chain.
+    assert art.run(x=0, executor="reference").value == 301
+
+
+@pytest.mark.skipif("kernel" not in AVAILABLE_EXECUTORS, reason="namu._kernel is not built")
+def test_the_kernel_runs_a_chain_of_600_sub_workflow_functions(make_module):
+    m = make_module("qa_function_chain_600", chain_source(600, inline=False))
+    assert namu.compile(m.w600).run(x=0, executor="kernel").value == 601
 
 
 def nested_chain_source(depth: int) -> str:
