@@ -70,7 +70,7 @@ def test_chain_dask(benchmark, workloads, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="chain")
 def test_chain_ray(benchmark, workloads) -> None:
-    import ray
+    ray = peers.need("ray")
 
     with peers.ray_remote(workloads) as remote:
 
@@ -126,7 +126,7 @@ def test_fanout_dask(benchmark, workloads, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="fanout")
 def test_fanout_ray(benchmark, workloads) -> None:
-    import ray
+    ray = peers.need("ray")
 
     with peers.ray_remote(workloads) as remote:
 
@@ -184,7 +184,7 @@ def test_dag_dask(benchmark, workloads, dag_expected, scheduler: str) -> None:
 
 @pytest.mark.benchmark(group="dag")
 def test_dag_ray(benchmark, workloads, dag_expected) -> None:
-    import ray
+    ray = peers.need("ray")
 
     with peers.ray_remote(workloads) as remote:
 
@@ -250,7 +250,7 @@ def test_sleep_langgraph(benchmark, workloads) -> None:
 
 @pytest.mark.benchmark(group="sleep")
 def test_sleep_ray(benchmark, workloads) -> None:
-    import ray
+    ray = peers.need("ray")
 
     sleep_info(benchmark)
     with peers.ray_sleeper(workloads) as sleeper:

@@ -17,7 +17,6 @@ becomes ``3.0``, a JSON array for a ``tuple`` a tuple.
 
 from __future__ import annotations
 
-import builtins
 import inspect
 import reprlib
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 
 from namu.errors import InputError
 from namu.ir.metadata import Signature
-from namu.ir.types import ValueType, parse_type
+from namu.ir.types import ValueType, builtin_class, parse_type
 
 __all__ = ["InputBinder", "from_json"]
 
@@ -44,15 +43,6 @@ _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
 
 
-def _builtin_class(vtype: ValueType) -> type | None:
-    """The builtin class an opaque type names (``dict``, ``tuple``, ``NoneType``, ...), or
-    None when namu cannot check it (``object``, user classes, unknown names)."""
-    if vtype.name == "NoneType":
-        return type(None)
-    cls = getattr(builtins, vtype.name, None) if "." not in vtype.name else None
-    return cls if isinstance(cls, type) and cls is not object else None
-
-
 def _checker(vtype: ValueType) -> Check | None:
     """A function telling why a value does not fit ``vtype`` (None when it fits); None
     when every value fits."""
@@ -63,8 +53,8 @@ def _checker(vtype: ValueType) -> Check | None:
         return _sequence_checker(list, vtype.elem)
     if vtype.items is not None:
         return _tuple_checker(vtype.items)
-    cls = _builtin_class(vtype)
-    if cls is None:
+    cls = builtin_class(vtype) if vtype.kind == "opaque" else None
+    if cls is None or cls is object:  # object, user classes, unknown names: not checked
         return None
     return lambda value: None if isinstance(value, cls) else ""
 
