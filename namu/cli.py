@@ -16,6 +16,7 @@ See ``docs/cli.md``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -765,13 +766,8 @@ def run_command(
     from rich.pretty import Pretty
 
     console = Console()
-    try:
-        with console.capture() as captured:
-            console.print(Pretty(result.value), soft_wrap=False)  # a repr that raises is shown as <repr-error ...>
-    except BrokenPipeError:
-        raise
-    except OSError as exc:  # rich flushes stdout as the capture ends
-        _fail(f"cannot write to standard output: {exc.strerror or exc}", EXIT_RUN_FAILED)
+    with _writing_stdout(), console.capture() as captured:  # rich flushes stdout as the capture ends
+        console.print(Pretty(result.value), soft_wrap=False)  # a repr that raises is shown as <repr-error ...>
     # Encoded here, not by stdout's text layer: a repr holding a lone surrogate is written
     # as a backslash escape (\ud800) instead of failing the command or writing bad bytes.
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
@@ -784,21 +780,27 @@ def run_command(
     return EXIT_OK
 
 
-def _out(text: str | bytes = "", *, nl: bool = True) -> None:
-    """Write to stdout now (what every command prints goes through here), so a full disk
-    or a device error is reported as what it is.
+@contextlib.contextmanager
+def _writing_stdout() -> Iterator[None]:
+    """Report a failed write to stdout (a full disk, a device error) as what it is.
 
     Raises:
-        CliError: stdout cannot take it (exit 1: the command itself did its work).
+        CliError: stdout cannot take the output (exit 1: the command did its work).
         BrokenPipeError: the reader left (handled by :func:`run`).
     """
     try:
-        click.echo(text, nl=nl)
-        sys.stdout.flush()
+        yield
     except BrokenPipeError:
         raise
     except OSError as exc:
         _fail(f"cannot write to standard output: {exc.strerror or exc}", EXIT_RUN_FAILED)
+
+
+def _out(text: str | bytes = "", *, nl: bool = True) -> None:
+    """Write to stdout now (what every command prints goes through here)."""
+    with _writing_stdout():
+        click.echo(text, nl=nl)
+        sys.stdout.flush()
 
 
 @cli.command("inspect", short_help="Show an artifact's passport, tasks and graph.")
