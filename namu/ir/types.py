@@ -31,6 +31,8 @@ from typing import Any
 
 import onnx_ir as ir
 
+from namu.ir.constants import constant_int
+
 __all__ = [
     "ARITHMETIC_OPS",
     "accepts",
@@ -41,6 +43,9 @@ __all__ = [
     "ValueType",
     "arithmetic_type",
     "constant_int",
+    "item_type",
+    "join_all",
+    "scalar_type",
     "from_annotation",
     "parse_type",
     "set_type",
@@ -246,6 +251,29 @@ def accepts(expected: ValueType, actual: ValueType) -> bool:
     return issubclass(have, want) or issubclass(have, _NUMERIC_TOWER.get(want, ()))
 
 
+def join_all(types: Sequence[ValueType]) -> ValueType:
+    """The :func:`join` of every type of ``types`` (``object`` for none)."""
+    result = types[0] if types else ValueType.opaque()
+    for t in types[1:]:
+        result = join(result, t)
+    return result
+
+
+def item_type(seq: ValueType) -> ValueType:
+    """The type of the items Python's iteration over a value of type ``seq`` yields."""
+    if seq.kind == "list" and seq.elem is not None:
+        return seq.elem
+    if seq.kind == "str":
+        return ValueType.str()
+    return ValueType.opaque()
+
+
+def scalar_type(dtype: ir.DataType) -> ValueType | None:
+    """namu's scalar type of a 0-d tensor of ``dtype``, or None if namu has none."""
+    vtype = type_of(ir.Value(type=ir.TensorType(dtype)))
+    return vtype if vtype.is_scalar else None
+
+
 def join(a: ValueType, b: ValueType) -> ValueType:
     """The type of a value that is an ``a`` or a ``b`` (the phi of two paths)."""
     if a == b:
@@ -258,20 +286,6 @@ def join(a: ValueType, b: ValueType) -> ValueType:
     if cls is not None and cls is builtin_class(b):
         return ValueType.opaque(cls.__name__)  # e.g. list[int] | list: a list
     return ValueType.opaque()
-
-
-def constant_int(value: ir.Value | None) -> int | None:
-    """The value of ``value`` when a ``Constant`` op makes it a 0-d integer, else None."""
-    node = value.producer() if value is not None else None
-    if node is None or node.domain != "" or node.op_type != "Constant":
-        return None
-    if "value_int" in node.attributes:
-        return node.attributes["value_int"].as_int()
-    if "value" in node.attributes:
-        array = node.attributes["value"].as_tensor().numpy()
-        if array.shape == () and array.dtype.kind in "iu":  # signed or unsigned integers
-            return int(array)
-    return None
 
 
 def _from_onnx(onnx_type: ir.TypeProtocol) -> ValueType:

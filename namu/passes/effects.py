@@ -1,12 +1,16 @@
 """What each op may do besides computing its outputs: effects, errors, fresh mutable values.
 
+Each set below is read from the op registry (:mod:`namu.ops`: every op's ``pure``,
+``raises``, ``fresh`` and ``control``), so a new op is classified where it is defined.
+
 The passes that delete ops (``eliminate-dead-code``), evaluate them at compile time
 (``fold-constants``), merge them (``eliminate-common-subexpressions``) or move them
 (``simplify-control-flow``) must agree on which ops are safe to touch; they ask here.
 
 * A ``namu.Task`` call has an effect unless its task is ``pure`` (:func:`pure_tasks`).
 * :data:`PURE_BUILTINS`: builtin ops whose result depends only on their inputs and
-  attributes and that have no side effect (they may still raise).
+  attributes and that have no side effect (they may still raise; not ``namu.ToList``:
+  ``list()`` of an iterator consumes it).
 * :data:`CANNOT_RAISE`: builtin ops that cannot fail on the values namu's lowering gives
   them (scalars of matching types): dropping, moving or repeating them is unobservable.
 * :data:`FRESH_MUTABLE`: builtin ops returning a new mutable object (a list, a dict) on
@@ -24,6 +28,7 @@ import onnx_ir as ir
 
 from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ops.registry import OpClass
 
 __all__ = [
     "CANNOT_RAISE",
@@ -39,32 +44,11 @@ __all__ = [
 #: (domain, op_type) of an op.
 OpKey = tuple[str, str]
 
-CONTROL_FLOW: frozenset[OpKey] = frozenset(
-    {("", "If"), (NAMU_DOMAIN, "If"), ("", "Loop"), (NAMU_DOMAIN, "Loop"), (NAMU_DOMAIN, "Map")}
-)
 
-# Ops that cannot fail on the values namu's lowering gives them (scalars of matching
-# types): dropping them when unused changes nothing a program can observe.
-CANNOT_RAISE: frozenset[OpKey] = frozenset(
-    [("", op) for op in (
-        "Constant", "Identity", "Add", "Sub", "Mul", "Neg", "Not", "And", "Or", "Equal",
-        "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "StringConcat",
-        "SequenceConstruct", "SequenceEmpty", "SequenceLength",
-    )]
-    + [(NAMU_DOMAIN, op) for op in ("None", "Identity", "List", "Tuple", "Dict", "Compare", "IsNone")]
-)
-
-# Builtin ops the runtime evaluates as pure functions of their inputs (namu/runtime/ops.py).
-# Not namu.ToList: list() of an iterator consumes it.
-PURE_BUILTINS: frozenset[OpKey] = CANNOT_RAISE | frozenset(
-    [("", op) for op in ("Div", "Mod", "Pow", "Cast", "SequenceAt")]
-    + [(NAMU_DOMAIN, op) for op in ("Arith", "Unpack", "GetItem", "Len", "Truth", "Contains", "Format")]
-)
-
-FRESH_MUTABLE: frozenset[OpKey] = frozenset(
-    [("", "SequenceConstruct"), ("", "SequenceEmpty")]
-    + [(NAMU_DOMAIN, op) for op in ("List", "Dict", "ToList")]
-)
+CONTROL_FLOW = OpClass(lambda d: d.control)
+CANNOT_RAISE = OpClass(lambda d: d.pure and not d.raises)
+PURE_BUILTINS = OpClass(lambda d: d.pure)
+FRESH_MUTABLE = OpClass(lambda d: d.fresh)
 
 
 def op_key(node: ir.Node) -> OpKey:

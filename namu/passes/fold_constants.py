@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,15 +14,16 @@ from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import ValueType, set_type, type_of
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, OpKey, op_key, pure_tasks, task_of
+from namu.ir.constants import NOT_CONSTANT, constant_value
+from namu.ops.registry import CompileTimeEnv, lookup
+from namu.passes.effects import CONTROL_FLOW, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import Names, adopt
-from namu.runtime.ops import build_op, constant_of
 
 if TYPE_CHECKING:
     from namu.frontend.task import Task
 
-__all__ = ["MAX_ELEMENTS", "NOT_CONSTANT", "FoldConstantsPass", "constant_value"]
+__all__ = ["MAX_ELEMENTS", "FoldConstantsPass"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +33,6 @@ MAX_ELEMENTS = 10_000
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-# Builtin ops evaluated with the runtime's own meaning. namu.ToList is not a pure function
-# of an iterator, but a constant is never an iterator.
-_FOLDABLE: frozenset[OpKey] = PURE_BUILTINS | FRESH_MUTABLE
-# Ops that already say "this constant" as directly as the IR can: their value is recorded
-# for the ops reading it, but they are never replaced.
-_CONSTRUCTORS: frozenset[OpKey] = frozenset(
-    {("", "SequenceConstruct"), ("", "SequenceEmpty"), (NAMU_DOMAIN, "List"), (NAMU_DOMAIN, "Tuple"), (NAMU_DOMAIN, "Dict")}
-)
-# Ops whose value ``constant_of`` reads.
-_CONSTANTS: frozenset[OpKey] = frozenset({("", "Constant"), (NAMU_DOMAIN, "None")})
-#: what :func:`constant_value` returns for a value that is not a readable constant
-NOT_CONSTANT = object()
 #: a constant node's value not read yet
 _UNREAD = object()
 _SCALARS: dict[type, tuple[ValueType, Any]] = {
@@ -73,8 +62,9 @@ class FoldConstantsPass(NamuPass):
     - namu's builtin ops and the standard ops the runtime knows (``Add`` .. ``Pow``,
       ``Mod``, ``Cast``, comparisons, ``And``/``Or``/``Not``, ``StringConcat``,
       ``SequenceAt``/``SequenceLength``, ``namu.Arith``/``Compare``/``Truth``/``Len``/
-      ``GetItem``/``Unpack``/``ToList``), each evaluated by ``namu.runtime.ops.build_op``
-      (so ``2 ** -1`` folds to ``0.5``, Python's value);
+      ``GetItem``/``Unpack``/``ToList``): every op whose registry definition says
+      ``fold="evaluate"`` or ``"keep"``, each evaluated by its registered Python
+      implementation (so ``2 ** -1`` folds to ``0.5``, Python's value);
     - calls of ``pure=True`` tasks, by calling the live task function (from the
       compile's task objects) once, on copies of the constant arguments. A call whose
       task is not available (a loaded artifact) or is ``async def`` stays, and so does
@@ -141,19 +131,8 @@ class FoldConstantsPass(NamuPass):
         return self.result(model)
 
 
-class _NoEnv:
-    """The executor environment ``build_op`` receives: folded ops need none of it."""
-
-    tasks: dict[str, Any] = {}
-    functions: dict[str, ir.Function] = {}
-    observed = False
-    gated = False
-
-    def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> Any:  # pragma: no cover
-        raise NotImplementedError("folded ops have no subgraphs")
-
-
-_NO_ENV = _NoEnv()
+#: folded ops have no bodies and call no tasks (pure task calls are called directly)
+_EVALUATE = CompileTimeEnv()
 
 
 class _Folder:
@@ -175,7 +154,8 @@ class _Folder:
                 self.node(graph, node)
 
     def node(self, graph: ir.Graph, node: ir.Node) -> None:
-        if (node.domain, node.op_type) in _CONSTANTS:
+        definition = lookup(node.domain, node.op_type)
+        if definition is not None and definition.fold == "read":
             self.known[node.outputs[0]] = _UNREAD
             return
         fn = self.evaluator(node)
@@ -192,7 +172,7 @@ class _Folder:
         if len(results) != len(node.outputs) or any(_size(r) > MAX_ELEMENTS for r in results):
             return
         self.known.update(zip(node.outputs, results))
-        if op_key(node) in _CONSTRUCTORS:
+        if definition is not None and definition.fold == "keep":
             return
         plans = [_constant_type(r, type_of(out)) for r, out in zip(results, node.outputs)]
         if any(p is None for p in plans):
@@ -225,10 +205,11 @@ class _Folder:
         if key is not None:
             task = self.tasks.get(key)
             return None if task is None else _task_call(task, node)
-        if op_key(node) not in _FOLDABLE:
+        definition = lookup(node.domain, node.op_type)
+        if definition is None or definition.fold not in ("evaluate", "keep"):
             return None
         try:
-            return build_op(node, _NO_ENV)
+            return definition.build(node, _EVALUATE)[0]
         except Exception:  # noqa: BLE001 - an op the runtime rejects fails at run time too
             return None
 
@@ -258,22 +239,6 @@ class _Folder:
         return [*nodes, node]
 
 
-def constant_value(value: ir.Value | None) -> Any:
-    """The value of ``value`` when a constant node (``Constant``, ``namu.None``) produces
-    it, read as namu's runtime reads it (``constant_of``); else :data:`NOT_CONSTANT`.
-
-    Reading a tensor attribute is slow (onnx_ir checks a protocol): callers that ask
-    often about the same values remember the answers.
-    """
-    producer = value.producer() if value is not None else None
-    if producer is None or (producer.domain, producer.op_type) not in _CONSTANTS:
-        return NOT_CONSTANT
-    try:
-        return constant_of(producer)
-    except Exception:  # noqa: BLE001 - e.g. Constant<value_float>: the run fails on it too
-        return NOT_CONSTANT
-
-
 class _MutatedArgument(Exception):
     """A pure task changed an argument: an effect the fold cannot reproduce."""
 
@@ -297,7 +262,7 @@ def _task_call(task: Task, node: ir.Node) -> Callable[..., Any]:
 
 def _too_costly(node: ir.Node, args: list[Any]) -> bool:
     """True when evaluating the op would build a value far beyond :data:`MAX_ELEMENTS`."""
-    key = op_key(node)
+    key = (node.domain, node.op_type)
     is_pow = key == ("", "Pow") or (key == (NAMU_DOMAIN, "Arith") and node.attributes["op"].as_string() == "pow")
     if is_pow and len(args) == 2 and all(type(a) is int for a in args):
         base, exponent = args

@@ -13,12 +13,12 @@ from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import TYPE_KEY
 from namu.passes.base import Example, NamuPass
 from namu.passes.config import CompileConfig
+from namu.ops.registry import lookup
 from namu.passes.effects import CANNOT_RAISE, op_key
 from namu.passes.expand_defaults import task_defaults
 from namu.passes.infer_placement import PLACEMENT_KEY
 from namu.passes.registry import register
 from namu.passes.rewire import Names, adopt
-from namu.runtime.ops import native_op
 
 __all__ = ["FuseTasksPass"]
 
@@ -57,9 +57,9 @@ class FuseTasksPass(NamuPass):
       ``timeout_s``, ``cache``, ``placement``, ``priority``) and, where absent, from the
       task table's options and the ``CompileConfig`` defaults;
     * **native builtin ops** (the kernel evaluates them without a Python call:
-      arithmetic, comparisons, item access, ``len``, tuple and list construction, see
-      ``namu.runtime.ops.native_op``), but only *between* two task calls: a chain starts
-      and ends with a task call.
+      arithmetic, comparisons, item access, ``len``, tuple and list construction: ops
+      whose registry definition names a native op), but only *between* two task calls:
+      a chain starts and ends with a task call.
 
     A chain of at least two task calls becomes ``namu.Fused(inputs...)`` placed where
     its last node was: ``inputs`` are the values the chain reads from outside (in first
@@ -149,7 +149,8 @@ class _Fuser:
         if len(node.outputs) != 1:
             return 0
         if node.op_type != "Task" or node.domain != NAMU_DOMAIN:
-            return _BUILTIN if native_op(node) is not None else 0
+            definition = lookup(node.domain, node.op_type)
+            return _BUILTIN if definition is not None and definition.native_name(node) is not None else 0
         attrs = node.attributes.data  # the plain dict: a third of the cost of the mapping's get
         task = attrs.get("task")
         policy = self.policy(task.as_string()) if task is not None else None

@@ -22,27 +22,23 @@ Type relations used here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 
 import onnx_ir as ir
 
 from namu.errors import TypeCheckError
 from namu.ir.metadata import Parameter, TaskEntry, TaskTable
-from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN
 from namu.ir.scopes import callees_first, subgraphs
 from namu.ir.types import (
     TYPE_KEY,
     ValueType,
     accepts,
-    arithmetic_type,
-    builtin_class,
-    constant_int,
     is_unknown,
-    join,
     parse_type,
     set_type,
     type_of,
 )
+from namu.ops.registry import lookup
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.registry import register
 
@@ -123,29 +119,6 @@ class InferTypesPass(NamuPass):
         return self.result(model)
 
 
-# ---------------------------------------------------------------------- type relations
-def _join_all(types: Sequence[ValueType]) -> ValueType:
-    result = types[0] if types else _OBJECT
-    for t in types[1:]:
-        result = join(result, t)
-    return result
-
-
-def _elem(seq: ValueType) -> ValueType:
-    """The type of the items Python's iteration over a value of type ``seq`` yields."""
-    if seq.kind == "list" and seq.elem is not None:
-        return seq.elem
-    if seq.kind == "str":
-        return ValueType.str()
-    return _OBJECT
-
-
-def _scalar(dtype: ir.DataType) -> ValueType | None:
-    """namu's scalar type of a 0-d tensor of ``dtype``, or None if namu has none."""
-    vtype = type_of(ir.Value(type=ir.TensorType(dtype)))
-    return vtype if vtype.is_scalar else None
-
-
 # ---------------------------------------------------------------------- task signatures
 class _TaskSignature:
     """A task's parameters as parsed types, for binding the arguments of its calls."""
@@ -216,17 +189,6 @@ class _TaskSignature:
 
 
 # ---------------------------------------------------------------------- the sweep
-#: standard elementwise arithmetic: the result has the operands' (common) type.
-_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min", "Max"})
-#: ops whose result is a bool, in both domains.
-_PREDICATES = frozenset(
-    [(ONNX_DOMAIN, op) for op in ("Not", "And", "Or", "Xor", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual")]
-    + [(NAMU_DOMAIN, "Truth"), (NAMU_DOMAIN, "Compare"), (NAMU_DOMAIN, "Contains"), (NAMU_DOMAIN, "IsNone")]
-)
-
-Rule = Callable[["_Inferer", ir.Node, list[ValueType]], "list[ValueType] | None"]
-
-
 class _Inferer:
     """One forward sweep over a graph: derive each node's output types, check, write."""
 
@@ -283,25 +245,19 @@ class _Inferer:
         self.graph(function.graph)
 
     def node(self, node: ir.Node) -> None:
+        """Type ``node``'s outputs by its op's registered type rule (an op namu does not
+        know: its bodies only)."""
         in_types = [self.type(v) for v in node.inputs]
-        domain, op_type = node.domain, node.op_type
-        key = (domain, op_type)
-        if key in _PREDICATES:
-            out: list[ValueType] | None = [ValueType.bool()]
-        elif domain == ONNX_DOMAIN and op_type in _ARITHMETIC:
-            out = [_join_all(in_types)]
-        elif domain == WORKFLOW_DOMAIN:
-            out = self.call_function(node, in_types)
-        else:
-            rule = _RULES.get(key)
-            if rule is None:
-                for g in subgraphs(node):  # an op without a rule: its bodies
-                    self.graph(g)
-                return
-            out = rule(self, node, in_types)
+        domain = node.domain
+        definition = lookup(domain, node.op_type)
+        if definition is None:
+            for g in subgraphs(node):
+                self.graph(g)
+            return
+        out = definition.types(self, node, in_types)
         if out is None:
             return
-        trust = key == (NAMU_DOMAIN, "Identity")
+        trust = domain == NAMU_DOMAIN and node.op_type == "Identity"
         onnx_only = domain == ONNX_DOMAIN
         for value, vtype in zip(node.outputs, out):
             self.settle(node, value, vtype, onnx_only=onnx_only, trust=trust)
@@ -317,71 +273,19 @@ class _Inferer:
                 fail(node, f"sub-workflow {node.op_type!r} parameter {param.name!r} expects {expected}, got {actual}", TypeCheckError)
         return [self.type(v) for v in function.outputs]
 
-    # -- control flow ---------------------------------------------------------------
     def condition(self, node: ir.Node, vtype: ValueType) -> None:
         if not is_unknown(vtype) and vtype.kind != "bool":
             fail(node, f"{node.op_type}: the condition is {vtype}, not bool", TypeCheckError)
 
-    def if_(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        self.condition(node, args[0])
-        then_g, else_g = node.attributes["then_branch"].as_graph(), node.attributes["else_branch"].as_graph()
-        self.graph(then_g)
-        self.graph(else_g)
-        return [join(self.type(t), self.type(e)) for t, e in zip(then_g.outputs, else_g.outputs)]
+    def fail(self, node: ir.Node, reason: str) -> None:
+        fail(node, reason, TypeCheckError)
 
-    def loop(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        body = node.attributes["body"].as_graph()
-        if len(args) > 1 and node.inputs[1] is not None:
-            self.condition(node, args[1])
-        onnx_only = node.domain == ONNX_DOMAIN
-        starts = [ValueType.int(), ValueType.bool(), *args[2:]]
-        for value, start in zip(body.inputs, starts):
-            self.settle(node, value, start, onnx_only=onnx_only)
-        carried = [self.type(v) for v in body.inputs[2:]]
-        self.graph(body)
-        outs = [self.type(v) for v in body.outputs]
-        if outs:
-            self.condition(node, outs[0])
-        for value, before, after in zip(body.inputs[2:], carried, outs[1:]):
-            if not is_unknown(before) and not (accepts(before, after) and accepts(after, before)):
-                fail(node, f"loop-carried value {value.name!r} changes type inside the loop ({before} -> {after})", TypeCheckError)
-        return carried
-
-    def map(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        body = node.attributes["body"].as_graph()
-        if body.inputs:
-            self.settle(node, body.inputs[0], _elem(args[0]), onnx_only=False)
-        self.graph(body)
-        if not node.outputs or not body.outputs:
-            return []
-        result = self.type(body.outputs[0])
-        flatten = "flatten" in node.attributes and node.attributes["flatten"].as_int()
-        if flatten:
-            return [result if result.kind == "list" else ValueType.opaque("list")]
-        return [ValueType.list(result)]
-
-    # -- namu ops -------------------------------------------------------------------
-    def task(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    def call_task(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
         signature = self.tasks.get(node.attributes.data["task"].value)
         if signature is None:
             return [_OBJECT] * len(node.outputs)
         signature.check(node, args)
         return [signature.returns]
-
-    def unpack(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        source, n = args[0], len(node.outputs)
-        if source.items is not None:
-            if len(source.items) != n:
-                fail(node, f"cannot unpack {source} into {n} values", TypeCheckError)
-            return list(source.items)
-        return [_elem(source)] * n
-
-    def get_item(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        container = args[0]
-        index = constant_int(node.inputs[1]) if len(node.inputs) > 1 else None
-        if container.items is not None and index is not None and -len(container.items) <= index < len(container.items):
-            return [container.items[index]]
-        return [_elem(container)] if container.kind in ("list", "str") else [_OBJECT]
 
 
 def _declared(value: ir.Value) -> bool:
@@ -411,65 +315,3 @@ def check_task_call(node: ir.Node, entry: TaskEntry) -> ValueType:
     signature = _TaskSignature.of(entry)
     signature.check(node, [_declared_type(v) for v in node.inputs])
     return signature.returns
-
-
-def _constant(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
-    if "value" in node.attributes:
-        tensor = node.attributes["value"].as_tensor()
-        scalar = _scalar(tensor.dtype) if tensor.shape.rank() == 0 else None
-        return None if scalar is None else [scalar]
-    simple = {"value_int": ValueType.int(), "value_string": ValueType.str()}
-    return next(([t] for name, t in simple.items() if name in node.attributes), None)
-
-
-def _cast(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
-    scalar = _scalar(ir.DataType(node.attributes["to"].as_int()))
-    return None if scalar is None else [scalar]
-
-
-def _arith(_: _Inferer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-    """``namu.Arith``: Python's result type (``namu.ir.types.arithmetic_type``); an
-    operand of unknown type gives ``object``."""
-    op = node.attributes["op"].as_string()
-    exponent = constant_int(node.inputs[1]) if op == "pow" and len(node.inputs) == 2 else None
-    return [arithmetic_type(op, args, exponent) or _OBJECT]
-
-
-def _sequence_empty(_: _Inferer, node: ir.Node, __: list[ValueType]) -> list[ValueType] | None:
-    dtype = ir.DataType(node.attributes["dtype"].as_int()) if "dtype" in node.attributes else ir.DataType.FLOAT
-    scalar = _scalar(dtype)
-    return None if scalar is None else [ValueType.list(scalar)]
-
-
-# One rule per op: (domain, op) -> the output types from the input types (None: unknown).
-_RULES: dict[tuple[str, str], Rule] = {
-    (ONNX_DOMAIN, "Constant"): _constant,
-    (ONNX_DOMAIN, "Identity"): lambda _, __, a: [a[0]],
-    (ONNX_DOMAIN, "Cast"): _cast,
-    (ONNX_DOMAIN, "Pow"): lambda _, __, a: [a[0]],  # ONNX: the base's type
-    (ONNX_DOMAIN, "StringConcat"): lambda *_: [ValueType.str()],
-    (ONNX_DOMAIN, "SequenceConstruct"): lambda _, __, a: [ValueType.list(_join_all(a))],
-    (ONNX_DOMAIN, "SequenceEmpty"): _sequence_empty,
-    (ONNX_DOMAIN, "SequenceAt"): lambda _, __, a: [_elem(a[0])],
-    (ONNX_DOMAIN, "SequenceLength"): lambda *_: [ValueType.int()],
-    (ONNX_DOMAIN, "SequenceInsert"): lambda _, __, a: [a[0]],
-    (ONNX_DOMAIN, "SequenceErase"): lambda _, __, a: [a[0]],
-    (ONNX_DOMAIN, "If"): _Inferer.if_,
-    (ONNX_DOMAIN, "Loop"): _Inferer.loop,
-    (NAMU_DOMAIN, "If"): _Inferer.if_,
-    (NAMU_DOMAIN, "Loop"): _Inferer.loop,
-    (NAMU_DOMAIN, "Map"): _Inferer.map,
-    (NAMU_DOMAIN, "Task"): _Inferer.task,
-    (NAMU_DOMAIN, "Arith"): _arith,
-    (NAMU_DOMAIN, "Identity"): lambda _, __, a: [a[0]],  # x: T = v -- the annotation wins
-    (NAMU_DOMAIN, "None"): lambda *_: [ValueType.opaque("NoneType")],
-    (NAMU_DOMAIN, "List"): lambda *_: [ValueType.opaque("list")],
-    (NAMU_DOMAIN, "Tuple"): lambda _, __, a: [ValueType.opaque("tuple", items=tuple(a))],
-    (NAMU_DOMAIN, "Dict"): lambda *_: [ValueType.opaque("dict")],
-    (NAMU_DOMAIN, "Unpack"): _Inferer.unpack,
-    (NAMU_DOMAIN, "GetItem"): _Inferer.get_item,
-    (NAMU_DOMAIN, "Len"): lambda *_: [ValueType.int()],
-    (NAMU_DOMAIN, "Format"): lambda *_: [ValueType.str()],
-    (NAMU_DOMAIN, "GetAttr"): lambda *_: [ValueType.opaque()],
-    (NAMU_DOMAIN, "ToList"): lambda _, __, a: [ValueType.list(_elem(a[0]))],
-}

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from namu.ir.constants import NOT_CONSTANT, constant_value
 from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import node_captures, subgraphs, top_graphs
@@ -18,7 +19,6 @@ from namu.ir.types import set_type, type_of
 from namu.passes.base import Example, NamuPass
 from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, FRESH_MUTABLE, OpKey, op_key, pure_tasks, task_of
 from namu.passes.eliminate_dead_code import remove_dead
-from namu.passes.fold_constants import NOT_CONSTANT, constant_value
 from namu.passes.registry import register
 from namu.passes.rewire import adopt, detach, forward, replace_node
 

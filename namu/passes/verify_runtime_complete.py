@@ -19,7 +19,9 @@ from namu.ir.metadata import (
     TaskEntry,
     TaskTable,
 )
+from namu.ir.constants import constant_of
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_OPSET
+from namu.ops.registry import CompileTimeEnv, definition
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.insert_resilience_gates import TaskPolicies
@@ -48,11 +50,10 @@ class VerifyRuntimeCompletePass(NamuPass):
       fallback, and (given ``wire_timeout_s``) no ``namu.Recv``, outside a
       ``namu.Gate``; every gate's body is exactly one op reading the body's inputs in
       order and writing its outputs, and names a fallback of the task table;
-    - every op is dispatchable: the runtime builds each node's callable with
-      ``namu/runtime/ops.py`` (the reference executor's ``build_node``, which both
-      executors share), so the check cannot drift from what the runtime knows:
-      standard ops it implements, namu ops it can build, calls of known functions and
-      partitions.
+    - every op is dispatchable: each node's callable is built from its op registry
+      definition (:mod:`namu.ops`), as both executors build it, so the check cannot
+      drift from what the runtime knows: standard ops it implements, namu ops it can
+      build, calls of known functions and partitions.
 
     Then stamps the compile passport (``namu.passport``: namu version, workflow name and
     source digest, the passes of this compile and their options). The compiler stores
@@ -210,27 +211,20 @@ def _never(*_args: Any) -> Any:  # pragma: no cover - the probe builds callables
 
 
 def _dispatcher(model: ir.Model, tasks: dict[str, TaskEntry]) -> Callable[[ir.Node], None]:
-    """``dispatch(node)``: build the node's callable as the runtime would, so the runtime's
-    own error names what it cannot run. Task calls of the task table and constants with a
-    ``value`` tensor always run (the probe skips building them, the bulk of most graphs).
+    """``dispatch(node)``: build the node's callable from its op registry definition as
+    the runtime would, so the runtime's own error names what it cannot run. Task calls
+    of the task table and constants with a ``value`` tensor always run (the probe skips
+    building them, the bulk of most graphs).
 
     Raises:
         IRVerificationError: an op the runtime cannot build (from ``dispatch``).
     """
     # Imported here, not at module level: the runtime imports namu.passes lazily too, so
     # neither package's import depends on the other's.
-    from namu.runtime.executors import ReferenceExecutor
-    from namu.runtime.ops import build_node, constant_of
     from namu.runtime.tasks import TaskBinding
 
-    class Probe(ReferenceExecutor):
-        """An executor whose bodies are never prepared: the walk below visits them."""
-
-        def subgraph(self, graph: ir.Graph, captures: Any) -> Any:
-            return _never
-
     bindings = {key: TaskBinding(key, key, _never, t.options, t.is_async, t.digest) for key, t in tasks.items()}
-    probe = Probe(bindings, {f.name: f for f in model.functions.values()})
+    probe = CompileTimeEnv(bindings, {f.name: f for f in model.functions.values()})
 
     def dispatch(node: ir.Node) -> None:
         if node.domain == NAMU_DOMAIN and node.op_type in ("Task", "None"):
@@ -240,6 +234,6 @@ def _dispatcher(model: ir.Model, tasks: dict[str, TaskEntry]) -> Callable[[ir.No
                 raise _reject(node, "the runtime reads constants from a `value` tensor attribute")
             constant_of(node)
             return
-        build_node(node, probe)
+        definition(node).build(node, probe)
 
     return dispatch

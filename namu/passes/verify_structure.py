@@ -8,7 +8,8 @@ import onnx_ir as ir
 
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
-from namu.ir.opsets import NAMU_DOMAIN, NAMU_OPS
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ops.registry import lookup
 from namu.ir.scopes import subgraphs
 from namu.ir.types import TYPE_KEY
 from namu.passes.base import Example, NamuPass
@@ -115,7 +116,7 @@ class _Checker:
             if value is not None and id(value) not in defined:
                 self.fail(node, f"{op_type}: input {value.name!r} is used before it is defined (or the graph has a cycle)")
         if domain == NAMU_DOMAIN:
-            if op_type not in NAMU_OPS:
+            if lookup(NAMU_DOMAIN, op_type) is None:
                 self.fail(node, f"unknown namu op {op_type!r}")
             if op_type == "Task" and "task" not in node.attributes:
                 self.fail(node, "namu.Task without a `task` attribute")

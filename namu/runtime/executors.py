@@ -1,7 +1,8 @@
 """The two executors of a graph: the native kernel and the pure-Python reference.
 
 Both prepare a graph once into a runner ``run(inputs + captured) -> outputs`` and build
-node callables with :func:`namu.runtime.ops.build_op`, so they share every op's meaning.
+node callables from the op registry (:func:`namu.runtime.ops.build_node`), so they share
+every op's meaning.
 They differ only in scheduling:
 
 * :class:`KernelExecutor` compiles the graph, with every body nested in it, into
@@ -27,25 +28,16 @@ from typing import Any
 
 import onnx_ir as ir
 
+from namu.ir.constants import constant_of, is_constant
 from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, captures, node_captures
+from namu.ops.control import map_flatten, record_skip
+from namu.ops.registry import ErrorHandler, SubgraphRunner
+from namu.ops.spans import span_note
 from namu.runtime.async_bridge import driver_factory, event_loop
-from namu.runtime.ops import (
-    ErrorHandler,
-    GatePolicy,
-    SubgraphRunner,
-    build_node,
-    constant_of,
-    gate_body,
-    is_constant,
-    map_flatten,
-    native_op,
-    record_skip,
-    span_note,
-    task_call_site,
-)
+from namu.runtime.ops import GatePolicy, build_node, gate_body, native_op, task_call_site
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
 from namu.runtime.wire import recv_coroutine_fn

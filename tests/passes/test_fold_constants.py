@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import namu
 from namu.compiler import lower
 from namu.ir import serde
+from namu.ir.constants import constant_of, is_constant
 from namu.ir.types import type_of
 from namu.passes import pipeline
-from namu.runtime.modules import import_path
-from namu.runtime.ops import constant_of, is_constant
+from namu.runtime.user_code import import_path
 from tests.passes.conftest import canonical, lowered, parse, run_model, run_pass
 
 EXECUTORS = ("kernel", "reference")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import namu
 from namu.ir.lifetimes import last_uses
 from namu.ir.metadata import FREE_KEY
-from namu.runtime.ops import constant_of
+from namu.ir.constants import constant_of
 from tests.passes.conftest import parse, run_pass
 
 

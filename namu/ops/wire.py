@@ -1,0 +1,24 @@
+"""Wire ops: ``namu.Send`` and ``namu.Recv``, the only way partitions exchange values
+(``synthesize-wire-ops`` inserts them; :mod:`namu.runtime.wire` carries the values)."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ops.calls import unknown_types
+from namu.ops.registry import Built, OpEnv, op
+
+
+@op(NAMU_DOMAIN, "Send", "send input 0 on wire `channel` to placement `to` (no outputs)", types=unknown_types)
+def _send(node: ir.Node, _env: OpEnv) -> Built:
+    from namu.runtime.wire import send_op
+
+    return send_op(node), None
+
+
+@op(NAMU_DOMAIN, "Recv", "receive the value sent on wire `channel` from placement `from`", types=unknown_types)
+def _recv(node: ir.Node, _env: OpEnv) -> Built:
+    from namu.runtime.wire import recv_op
+
+    return recv_op(node), None
