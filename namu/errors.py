@@ -9,6 +9,7 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
     NamuError
     ├── WorkflowSyntaxError      a workflow uses a construct namu cannot lower (file:line:col)
     ├── TaskDefinitionError      invalid @namu.task / @namu.workflow options
+    ├── SourceError              a workflow source file is missing, of no known kind, or lacks the workflow named
     ├── InputError               a workflow input does not match its annotation
     ├── IRVerificationError      malformed IR (a pass or the loader found it)
     ├── CompileError             a pass rejected the workflow at a source line (file:line:col)
@@ -42,6 +43,7 @@ __all__ = [
     "OutputPathError",
     "PassError",
     "RunCancelledError",
+    "SourceError",
     "StaleArtifactError",
     "TaskDefinitionError",
     "TaskError",
@@ -79,7 +81,14 @@ def describe_exception(exc: BaseException) -> str:
 
 
 class NamuError(Exception):
-    """Base class of every error namu raises on purpose."""
+    """Base class of every error namu raises on purpose.
+
+    Attributes:
+        pass_name: the compiler pass that raised it (the pass manager sets it and adds
+            the note ``in compiler pass 'NAME'``; the message is unchanged), or None.
+    """
+
+    pass_name: str | None = None
 
 
 class WorkflowSyntaxError(NamuError):
@@ -129,6 +138,12 @@ def _rebuild_syntax_error(
 
 class TaskDefinitionError(NamuError, TypeError):
     """Invalid options given to ``@namu.task`` or ``@namu.workflow``."""
+
+
+class SourceError(NamuError):
+    """A workflow source cannot be opened: the file is missing, no frontend reads its
+    suffix, importing it failed, or it does not hold the workflow named (the cause, if
+    any, is chained)."""
 
 
 class InputError(NamuError, TypeError):

@@ -1,8 +1,10 @@
 """namu's compiler passes, built on ``onnx_ir.passes``.
 
 Each pass lives in its own module as a ``VerbObjectPass`` class registered under a
-kebab-case name (:func:`namu.passes.registry.register`). Importing this package imports
-every pass module, so a new pass is added by writing one module.
+kebab-case name, with the passes it runs after (:func:`namu.passes.registry.register`);
+the pipeline is ordered from those declarations and runs the clean-up group to a
+fixpoint (:mod:`namu.passes.pipeline`). Importing this package imports every pass
+module, so a new pass is added by writing one module.
 """
 
 from __future__ import annotations

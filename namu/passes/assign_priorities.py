@@ -6,9 +6,10 @@ import logging
 
 import onnx_ir as ir
 
+from namu.ir.attrs import attributes_of
 from namu.ir.metadata import PRIORITY_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import callees_first, node_captures, subgraphs
+from namu.ir.scopes import callees_first, node_captures, subgraphs, walk
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 @register(
     "assign-priorities",
     "every node carries `namu.priority`: the length of the longest task path from it to the end (HEFT's upward rank)",
-    order=170,
+    after=("insert-resilience-gates", "plan-lifetimes"),
     level=2,
 )
 class AssignPrioritiesPass(NamuPass):
@@ -78,6 +79,11 @@ class AssignPrioritiesPass(NamuPass):
         self.changed(ranker.changed)
         return self.result(model)
 
+    def ensures(self, model: ir.Model) -> None:
+        for node in walk(model):
+            if not node.metadata_props.get(PRIORITY_KEY, "").lstrip("-").isdigit():
+                self.broken(f"{node.op_type} has no integer {PRIORITY_KEY}", node)
+
 
 class _Ranker:
     """Upward ranks, computed once per graph (post-order), then stamped with offsets."""
@@ -94,7 +100,7 @@ class _Ranker:
 
     def cost(self, node: ir.Node) -> int:
         if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
-            attrs = node.attributes.data  # the plain dict: a third of the cost of the mapping's get
+            attrs = attributes_of(node)
             attr = attrs.get("priority")
             bias = attr.value if attr is not None else self.biases.get(attrs["task"].value, 0)
             return 1 + bias

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import onnx_ir as ir
 
-from namu.errors import CompileError
+from namu.errors import CompileError, PassError
 from namu.ir.metadata import SPAN_KEY
 from namu.passes.config import CompileConfig
 
@@ -81,6 +81,7 @@ class NamuPass(ir.passes.InPlacePass):
     Subclasses implement ``call(model)`` and call :meth:`changed` once per rewrite, so
     ``namu compile --timings`` can show how much each pass did. ``EXAMPLE`` is the
     pass's before/after :class:`Example` (``docs/passes.md`` is generated from it).
+    A pass whose "Guarantees:" can be checked cheaply checks them in :meth:`ensures`.
     """
 
     EXAMPLE: Example | None = None
@@ -92,8 +93,42 @@ class NamuPass(ir.passes.InPlacePass):
         self.changes = 0
 
     def __call__(self, model: ir.Model) -> ir.passes.PassResult:
+        """Run the pass. With ``CompileConfig.check_guarantees``, through onnx_ir's
+        ``PassBase`` protocol: ``requires(model)``, ``call(model)``, ``ensures(model)``
+        and the in-place check; otherwise ``call(model)`` alone.
+
+        Raises:
+            onnx_ir.passes.PostconditionError: (checking) ``ensures`` failed; its cause
+                is the :class:`~namu.errors.PassError` naming the broken guarantee.
+        """
         self.changes = 0
-        return super().__call__(model)
+        if self.context.config.check_guarantees:
+            return super().__call__(model)
+        return self.call(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        """Check the pass's guarantees on ``model``, the result of :meth:`call`
+        (onnx_ir's post-condition hook). The default checks nothing.
+
+        Raises:
+            PassError: a guarantee does not hold (see :meth:`broken`).
+        """
+
+    def broken(self, guarantee: str, node: ir.Node | None = None) -> NoReturn:
+        """Raise the error saying the pass broke ``guarantee``, at ``node`` (its source
+        span, else the name of its first output).
+
+        Raises:
+            PassError: always; its message and ``pass_name`` name the pass.
+        """
+        name = getattr(type(self), "pass_name", type(self).__name__)
+        where = ""
+        if node is not None:
+            span = node.metadata_props.get(SPAN_KEY, "")
+            where = f" (at {span})" if span else f" (the node of {node.outputs[0].name!r})" if node.outputs else ""
+        error = PassError(f"pass {name!r} broke its guarantee: {guarantee}{where}")
+        error.pass_name = name
+        raise error
 
     def changed(self, n: int = 1) -> None:
         """Record ``n`` rewrites."""

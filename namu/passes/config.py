@@ -33,6 +33,11 @@ class CompileConfig(pydantic.BaseModel):
             (seconds), or None to wait forever.
         slots: role-slot bindings, ``{"slot": impl}`` for every partition or
             ``{"placement/slot": impl}`` for one; an impl is a ``@namu.task``.
+        check_guarantees: after every run of a pass, check its stated guarantees
+            (``NamuPass.ensures``) and raise ``PassError`` naming the pass and the
+            broken guarantee. A debugging aid for pass authors (the tests compile the
+            sample workflows with it); it changes no artifact and is not recorded in
+            the passport.
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -46,10 +51,12 @@ class CompileConfig(pydantic.BaseModel):
     placement: str = pydantic.Field(default=DEFAULT_PLACEMENT, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     wire_timeout_s: float | None = pydantic.Field(default=None, gt=0)
     slots: dict[str, Any] = pydantic.Field(default_factory=dict)
+    check_guarantees: bool = False
 
     def summary(self) -> dict[str, Any]:
-        """The options as JSON-able data for the passport (slot bindings by name)."""
-        data = self.model_dump(exclude={"slots"})
+        """The options as JSON-able data for the passport (slot bindings by name;
+        ``check_guarantees``, which changes no artifact, left out)."""
+        data = self.model_dump(exclude={"slots", "check_guarantees"})
         data["disabled_passes"] = list(self.disabled_passes)
         data["slots"] = {k: getattr(v, "name", repr(v)) for k, v in sorted(self.slots.items())}
         return data

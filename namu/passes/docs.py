@@ -40,41 +40,61 @@ namu compile wf.py --disable-pass fuse-tasks
 ```
 
 From Python, `namu.compile(wf, opt_level=1, disable=[...])`, or
-`namu.compile(wf, passes=[...])` with any list of registered passes, your own included:
+`namu.compile(wf, passes=[...])` with any list of registered passes, your own included.
+A pass says which passes it runs after (and, if need be, before); the pipeline is the
+topological order of those constraints, and a pass without them runs by name only:
 
 ```python
 import namu
-from namu.passes import NamuPass, pipeline, register
+from namu.passes import NamuPass, register
 
-@register("count-tasks", "logs how many task calls the graph makes")
+@register("count-tasks", "logs how many task calls the graph makes", after=("fuse-tasks",))
 class CountTasksPass(NamuPass):
     def call(self, model):
         ...
         return self.result(model)
 
-passes = pipeline()
-passes.insert(passes.index("fuse-tasks"), "count-tasks")
-art = namu.compile(my_workflow, passes=passes)
+art = namu.compile(my_workflow)  # count-tasks runs after fuse-tasks
 ```
+
+**Order.** Ties between passes the constraints leave free go to the pass that has been
+ready the longest, then by name: a pass runs as early as its constraints allow.
 
 **Levels.** `-O0` runs the required passes only: verification, inlining, partitioning
 and lowering (marked *required* below; they cannot be disabled). `-O1` adds constant
 folding, CSE and dead-code elimination. `-O2` (the default) runs everything.
 
+**Clean-up group.** The passes of the `cleanup` group (constant folding, CSE, dead-code
+elimination, control-flow simplification) repeat, in order, until none of them changes
+the model (as onnxscript's optimizer does), so each cleans up after the others; a pass
+is not rerun right after its own change, and dead-code elimination's sweep, which only
+removes unread nodes, reruns no other pass. `--timings` shows each pass's total over
+its runs.
+
 **Errors.** A pass that rejects the workflow raises a `namu.NamuError` (`CompileError`
-and its subclasses point at the source line, `file:line:col`); any other failure
-becomes `namu.PassError`, naming the pass, with the cause chained.
+and its subclasses point at the source line, `file:line:col`), whose `pass_name` and a
+note name the pass; any other failure becomes `namu.PassError`, naming the pass, with
+the cause chained.
+
+**Guarantees.** `CompileConfig(check_guarantees=True)` checks, after every run of a
+pass, the guarantees it states (its `ensures(model)`), and raises `namu.PassError`
+naming the pass and the broken guarantee.
 
 The canonical pipeline, in order:
 """
 
 
 def _levels(info: PassInfo) -> str:
-    if info.order is None:
+    if not info.in_pipeline:
         return "not in the pipeline; run it by name"
-    if info.level == 0:
-        return "required: runs at every level"
-    return f"runs at -O{info.level} and above"
+    text = "required: runs at every level" if info.level == 0 else f"runs at -O{info.level} and above"
+    if info.after:
+        text += "; after " + ", ".join(f"`{name}`" for name in info.after)
+    if info.before:
+        text += "; before " + ", ".join(f"`{name}`" for name in info.before)
+    if info.group:
+        text += f"; in the `{info.group}` group"
+    return text
 
 
 def _docstring(cls: type) -> str:
@@ -124,8 +144,8 @@ def _section(info: PassInfo) -> str:
 
 def render() -> str:
     """The whole of ``docs/passes.md``: pipeline passes in order, then the others."""
-    pipeline = [p for p in registered() if p.order is not None]
-    others = [p for p in registered() if p.order is None]
+    pipeline = [p for p in registered() if p.in_pipeline]
+    others = [p for p in registered() if not p.in_pipeline]
     text = _HEADER + "\n" + "\n".join(f"{i}. `{p.name}` — {p.summary}" for i, p in enumerate(pipeline, 1))
     text += "\n\n" + "\n\n".join(_section(p) for p in pipeline)
     if others:

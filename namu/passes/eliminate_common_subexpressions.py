@@ -8,6 +8,7 @@ from collections.abc import Hashable
 
 import onnx_ir as ir
 
+from namu.ir.attrs import attributes_of
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass
 from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, pure_tasks, task_of
@@ -24,7 +25,8 @@ _MERGEABLE = PURE_BUILTINS - FRESH_MUTABLE
 @register(
     "eliminate-common-subexpressions",
     "no pure op or pure task call repeats an equal computation of the same scope or an enclosing one",
-    order=70,
+    after=("fold-constants",),
+    group="cleanup",
     level=1,
 )
 class EliminateCommonSubexpressionsPass(NamuPass):
@@ -151,7 +153,7 @@ class _Numbering:
     def attributes_key(self, node: ir.Node) -> Hashable | None:
         """A hashable value equal for nodes with equal attributes (None: not comparable)."""
         keys = []
-        for name, attr in node.attributes.data.items():
+        for name, attr in attributes_of(node).items():
             known = self._attribute_keys.get(id(attr))
             if known is None:
                 known = self._attribute_keys[id(attr)] = (attr, _attribute_key(attr))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import onnx_ir as ir
 
-from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import node_captures, subgraphs, walk
+from namu.ir.scopes import walk
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, pure_tasks
+from namu.passes.effects import pure_tasks
 from namu.passes.registry import register
-from namu.passes.rewire import detach
+from namu.passes.rewire import is_dead, remove_dead
 
-__all__ = ["EliminateDeadCodePass", "remove_dead"]
+__all__ = ["EliminateDeadCodePass"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +20,10 @@ logger = logging.getLogger(__name__)
 @register(
     "eliminate-dead-code",
     "every remaining op is used or has an effect (impure task calls are effects and stay)",
-    order=80,
+    after=("fold-constants", "eliminate-common-subexpressions"),
+    group="cleanup",
     level=1,
+    only_removes_unread=True,
 )
 class EliminateDeadCodePass(NamuPass):
     """Delete the nodes none of whose outputs is used, unless they have an effect.
@@ -35,8 +35,8 @@ class EliminateDeadCodePass(NamuPass):
     are cleaned before their op is judged, and a removed op lets go of every value it
     read, its bodies' reads of enclosing scopes included, so whole dead regions -- an
     unused ``If`` and the values only its branches read -- go in one run: one sweep
-    over the model, readers before producers (``remove_dead``, which
-    ``simplify-control-flow`` also uses to sweep what its rewrites leave unread).
+    over the model, readers before producers (``namu.passes.rewire.remove_dead``). In
+    the ``cleanup`` group it also sweeps what the other passes' rewrites leave unread.
 
     Guarantees:
         Every remaining node has an output that is read (by a node or as a graph
@@ -74,54 +74,8 @@ class EliminateDeadCodePass(NamuPass):
         self.changed(removed)
         return self.result(model)
 
-
-def remove_dead(nodes: Iterable[ir.Node], pure_tasks: frozenset[str]) -> int:
-    """Remove each of ``nodes`` that is dead, then whatever that makes dead, transitively.
-
-    A node is dead when none of its outputs is read (by a node, or as a graph output)
-    and removing it is unobservable: it has no effect and cannot raise (see
-    :class:`EliminateDeadCodePass`). A removed node lets go of the values it reads --
-    its bodies' reads of enclosing scopes included -- and the producers of those values
-    are judged next, so a dead chain goes in one call. Passes that drop a node call this
-    with the producers of the values the node read, to sweep what they made dead.
-
-    Args:
-        nodes: the candidates, readers before producers (e.g. a graph's nodes reversed,
-            or ``reversed(walk(model))``: bodies then come before their op); nodes no
-            longer in a graph are skipped.
-        pure_tasks: keys of the tasks declared ``pure=True`` (their calls have no effect).
-
-    Returns:
-        How many nodes were removed.
-    """
-    removed = 0
-    for candidate in nodes:
-        stack = [candidate]
-        while stack:
-            node = stack.pop()
-            graph = node.graph
-            if graph is None or not _dead(node, pure_tasks):
-                continue
-            read = [*node.inputs, *node_captures(node)]
-            detach(node)
-            graph.remove(node, safe=True)
-            removed += 1
-            stack.extend(p for v in read if v is not None and (p := v.producer()) is not None)
-    return removed
-
-
-def _dead(node: ir.Node, pure_tasks: frozenset[str]) -> bool:
-    for out in node.outputs:
-        if out.is_graph_output() or out.uses():
-            return False
-    return not _has_effect(node, pure_tasks)
-
-
-def _has_effect(node: ir.Node, pure_tasks: frozenset[str]) -> bool:
-    """True unless removing ``node`` is unobservable: it neither has a side effect nor
-    can raise (Python would raise even if the result is unused)."""
-    if node.domain == NAMU_DOMAIN and node.op_type == "Task":
-        return node.attributes["task"].as_string() not in pure_tasks
-    if (node.domain, node.op_type) in CONTROL_FLOW:
-        return any(_has_effect(inner, pure_tasks) for body in subgraphs(node) for inner in body)
-    return (node.domain, node.op_type) not in CANNOT_RAISE
+    def ensures(self, model: ir.Model) -> None:
+        pure = pure_tasks(model)
+        for node in walk(model):
+            if is_dead(node, pure):
+                self.broken(f"{node.op_type} is unused and has no effect, but remains", node)

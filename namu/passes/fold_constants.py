@@ -46,7 +46,8 @@ _SCALARS: dict[type, tuple[ValueType, Any]] = {
 @register(
     "fold-constants",
     "every op and pure task call whose inputs are all constants is replaced by its value",
-    order=60,
+    after=("infer-types",),
+    group="cleanup",
     level=1,
 )
 class FoldConstantsPass(NamuPass):
@@ -90,8 +91,9 @@ class FoldConstantsPass(NamuPass):
         If/Loop/Map stay (``simplify-control-flow`` removes constant branches).
 
     Notes:
-        A ``pure`` task is taken at its word: folding runs it once at compile time (also
-            in a branch that never runs), with no timeout or retries.
+        A ``pure`` task is taken at its word: folding runs it at compile time (also in a
+            branch that never runs, and again in each round of the clean-up group when
+            its result is not a constant the IR can hold), with no timeout or retries.
     """
 
     EXAMPLE = Example(

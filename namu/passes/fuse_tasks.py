@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from namu.ir.metadata import SPAN_KEY, TaskEntry, TaskTable
+from namu.ir.metadata import PLACEMENT_KEY, SPAN_KEY, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import TYPE_KEY
@@ -16,7 +16,6 @@ from namu.passes.config import CompileConfig
 from namu.ops.registry import lookup
 from namu.passes.effects import CANNOT_RAISE, op_key
 from namu.passes.expand_defaults import task_defaults
-from namu.passes.infer_placement import PLACEMENT_KEY
 from namu.passes.registry import register
 from namu.passes.rewire import Names, adopt
 
@@ -37,7 +36,7 @@ _OPAQUE_BODIES = frozenset({(NAMU_DOMAIN, "Fused"), (NAMU_DOMAIN, "Gate")})
 @register(
     "fuse-tasks",
     "linear chains of cheap local task calls run as one namu.Fused dispatch unit",
-    order=100,
+    after=("expand-defaults", "eliminate-dead-code"),
     level=2,
 )
 class FuseTasksPass(NamuPass):

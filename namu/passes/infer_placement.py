@@ -14,18 +14,16 @@ from collections.abc import Iterable, Mapping
 import onnx_ir as ir
 
 from namu.errors import CompileError
-from namu.ir.metadata import TaskTable
+from namu.ir.attrs import attributes_of
+from namu.ir.metadata import PLACEMENT_KEY, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, node_captures, subgraphs, walk
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.registry import register
 
-__all__ = ["PLACEMENT_KEY", "InferPlacementPass", "ensure_placed", "op_index", "placement_of"]
+__all__ = ["InferPlacementPass", "ensure_placed", "op_index", "placement_of"]
 
 logger = logging.getLogger(__name__)
-
-#: node metadata: the placement the node runs in.
-PLACEMENT_KEY = "namu.placement"
 
 # What the user wrote, for the mixed-placement error.
 _CONSTRUCT = {"If": "branch", "Loop": "loop", "Map": "fan-out", "Fused": "fused task group", "Gate": "guarded op"}
@@ -34,7 +32,7 @@ _CONSTRUCT = {"If": "branch", "Loop": "loop", "Map": "fan-out", "Fused": "fused 
 @register(
     "infer-placement",
     "every op has a placement (`namu.placement`): tasks where annotated, other ops with the data they use",
-    order=110,
+    after=("expand-defaults", "fuse-tasks"),
     level=0,
 )
 class InferPlacementPass(NamuPass):
@@ -101,6 +99,16 @@ class InferPlacementPass(NamuPass):
         self.changed(placer.place_model(model))
         logger.debug("placed %d nodes (%d changed)", placer.placed, self.changes)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        for node in walk(model):
+            place = node.metadata_props.get(PLACEMENT_KEY)
+            if place is None:
+                self.broken(f"{node.op_type} has no placement", node)
+            for body in subgraphs(node):
+                for inner in body:
+                    if inner.metadata_props.get(PLACEMENT_KEY) != place:
+                        self.broken(f"{inner.op_type} is not placed with its {node.op_type} ({place!r})", inner)
 
 
 def placement_of(node: ir.Node, default: str) -> str:
@@ -179,7 +187,7 @@ class Placer:
     # ------------------------------------------------------------------ anchors
     def task_placement(self, node: ir.Node) -> str:
         """Where a ``namu.Task`` node runs: its attribute, else its task's option, else the default."""
-        attrs = node.attributes.data  # the plain dict: faster than the mapping's get
+        attrs = attributes_of(node)
         place = attrs.get("placement")
         if place is not None and place.value:
             return place.value

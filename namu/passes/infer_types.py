@@ -28,7 +28,7 @@ import onnx_ir as ir
 from namu.errors import TypeCheckError
 from namu.ir.metadata import Parameter, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN
-from namu.ir.scopes import callees_first, subgraphs
+from namu.ir.scopes import callees_first, subgraphs, walk
 from namu.ir.types import (
     TYPE_KEY,
     ValueType,
@@ -47,12 +47,15 @@ __all__ = ["InferTypesPass", "check_task_call"]
 logger = logging.getLogger(__name__)
 
 _OBJECT = ValueType.opaque()
+#: namu ops whose outputs keep the types the IR gives them (ops the passes after this one
+#: add, and ``namu.Slot``, whose result type comes with the task it is bound to)
+_UNTYPED_OUTPUTS = frozenset({"Gate", "Fused", "Send", "Recv", "Slot"})
 
 
 @register(
     "infer-types",
     "every value is typed; task and sub-workflow call arguments match their annotations",
-    order=50,
+    after=("inline-functions",),
     level=0,
 )
 class InferTypesPass(NamuPass):
@@ -117,6 +120,14 @@ class InferTypesPass(NamuPass):
         logger.debug("typed %d values", inferer.typed)
         self.changed(inferer.typed)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        for node in walk(model):
+            if node.domain == NAMU_DOMAIN and node.op_type in _UNTYPED_OUTPUTS or node.domain == ONNX_DOMAIN:
+                continue
+            for value in node.outputs:
+                if not _declared(value):
+                    self.broken(f"the output {value.name!r} of {node.op_type} is not typed", node)
 
 
 # ---------------------------------------------------------------------- task signatures

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 @register(
     "inline-functions",
     "sub-workflow calls are inlined into their callers, except calls of functions marked inline=False",
-    order=30,
+    after=("resolve-symbols",),
     level=0,
 )
 class InlineFunctionsPass(NamuPass):
@@ -70,6 +70,14 @@ class InlineFunctionsPass(NamuPass):
         logger.debug("inlined %d sub-workflow calls; %d functions kept", calls, len(model.functions))
         self.changed(calls)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        for function in model.functions.values():
+            if _inlinable(function):
+                self.broken(f"sub-workflow {function.name!r} is still a function")
+        for node in walk(model):
+            if node.domain == WORKFLOW_DOMAIN and node.op_identifier() not in model.functions:
+                self.broken(f"a call of sub-workflow {node.op_type!r} is left, but its function is gone", node)
 
 
 def _inlinable(function: ir.Function) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from namu.ir.metadata import TaskOptions, TaskTable
+from namu.ir.attrs import attributes_of
+from namu.ir.metadata import CAPABILITY_GATED, TaskOptions, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import graphs, subgraphs, top_graphs
 from namu.ir.types import set_type, type_of, value_like
@@ -30,8 +31,9 @@ logger = logging.getLogger(__name__)
     "insert-resilience-gates",
     "every task call with retries, a timeout or a fallback (and every Recv, given wire_timeout_s) "
     "runs inside a namu.Gate carrying that policy",
-    order=150,
+    after=("resolve-slots", "synthesize-wire-ops"),
     level=0,
+    provides=(CAPABILITY_GATED,),
 )
 class InsertResilienceGatesPass(NamuPass):
     """Wrap each effectful op that has a resilience policy in a ``namu.Gate``.
@@ -95,6 +97,20 @@ class InsertResilienceGatesPass(NamuPass):
         self.changed(gater.inserted)
         return self.result(model)
 
+    def ensures(self, model: ir.Model) -> None:
+        policies = TaskPolicies({t.key: t.options for t in TaskTable.of(model).tasks}, self.context.config)
+        wire_timeout_s = self.context.config.wire_timeout_s
+        pending = top_graphs(model)
+        while pending:
+            for node in pending.pop():
+                if _is(node, "Gate"):
+                    continue  # its op is guarded
+                if _is(node, "Task") and policies(node).needs_gate:
+                    self.broken("a task call with retries, a timeout or a fallback runs outside a namu.Gate", node)
+                if _is(node, "Recv") and wire_timeout_s is not None:
+                    self.broken("a namu.Recv runs outside a namu.Gate although wire_timeout_s is set", node)
+                pending += subgraphs(node)
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskPolicy:
@@ -135,7 +151,7 @@ class TaskPolicies:
         return key in self._options
 
     def __call__(self, node: ir.Node) -> TaskPolicy:
-        attrs = node.attributes.data  # the plain dict: faster than the mapping's get
+        attrs = attributes_of(node)
         retries, timeout_s = attrs.get("retries"), attrs.get("timeout_s")
         seen = (
             attrs["task"].value,

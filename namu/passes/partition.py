@@ -8,13 +8,14 @@ import logging
 import onnx_ir as ir
 
 from namu.errors import IRVerificationError
+from namu.ir.metadata import PLACEMENT_KEY
 from namu.ir.opsets import PARTITION_DOMAIN
 from namu.ir.scopes import node_captures
 from namu.ir.types import set_type, type_of, value_like
 from namu.passes.base import Example, NamuPass
-from namu.passes.infer_placement import PLACEMENT_KEY, ensure_placed, placement_of
+from namu.passes.infer_placement import ensure_placed, placement_of
 from namu.passes.registry import register
-from namu.passes.synthesize_wire_ops import SynthesizeWireOpsPass
+from namu.passes.synthesize_wire_ops import SynthesizeWireOpsPass, wire_problem
 
 __all__ = ["PARTITIONS_KEY", "PartitionPass"]
 
@@ -28,7 +29,7 @@ PARTITIONS_KEY = "namu.partitions"
 @register(
     "partition",
     "one namu.partition function per placement; the main graph launches the default one",
-    order=130,
+    after=("synthesize-wire-ops",),
     level=0,
 )
 class PartitionPass(NamuPass):
@@ -102,7 +103,9 @@ class PartitionPass(NamuPass):
             groups.setdefault(placement_of(node, default), []).append(node)
         if len(groups) == 1:
             return self.result(model)
-        _check_wired(graph, nodes, default)
+        problem = wire_problem(graph, default)
+        if problem:
+            raise IRVerificationError(f"{problem}: run synthesize-wire-ops before partition")
         order = [default, *sorted(p for p in groups if p != default)]
 
         inputs, outputs = list(graph.inputs), list(graph.outputs)
@@ -135,23 +138,20 @@ class PartitionPass(NamuPass):
         logger.debug("partitioned %d ops into %s", len(nodes), order)
         return self.result(model)
 
-
-def _check_wired(graph: ir.Graph, nodes: list[ir.Node], default: str) -> None:
-    """Every op reads values of its own placement only, and outputs are the default's."""
-    produced: dict[int, str] = {id(v): default for v in graph.inputs}
-    for node in nodes:
-        place = placement_of(node, default)
-        for value in (*node.inputs, *node_captures(node)):
-            if value is not None and produced.get(id(value), place) != place:
-                raise IRVerificationError(
-                    f"{node.op_type} at placement {place!r} reads {value.name!r}, produced at "
-                    f"{produced[id(value)]!r}, without a namu.Recv: run synthesize-wire-ops before partition"
-                )
-        for value in node.outputs:
-            produced[id(value)] = place
-    for value in graph.outputs:
-        if produced.get(id(value), default) != default:
-            raise IRVerificationError(
-                f"graph output {value.name!r} is produced at {produced[id(value)]!r}, not at the default "
-                f"placement {default!r}: run synthesize-wire-ops before partition"
-            )
+    def ensures(self, model: ir.Model) -> None:
+        order = json.loads(model.metadata_props.get(PARTITIONS_KEY, "[]"))
+        if len(order) < 2:
+            return
+        launcher = list(model.graph)
+        if len(launcher) != 1 or (launcher[0].domain, launcher[0].op_type) != (PARTITION_DOMAIN, order[0]):
+            self.broken(f"the main graph is not one call of the default partition {order[0]!r}")
+        for place in order:
+            function = model.functions.get((PARTITION_DOMAIN, place, ""))
+            if function is None:
+                self.broken(f"partition {place!r} has no function")
+            body = function.graph
+            for node in body:
+                for value in (*node.inputs, *node_captures(node)):
+                    producer = value.producer() if value is not None else None
+                    if producer is not None and producer.graph is not body:
+                        self.broken(f"partition {place!r} reads {value.name!r} from another partition", node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 @register(
     "plan-lifetimes",
     "every node lists in `namu.free` the values whose last use it is; graph outputs are never freed",
-    order=160,
+    after=("insert-resilience-gates",),
     level=0,
 )
 class PlanLifetimesPass(NamuPass):
@@ -66,6 +67,21 @@ class PlanLifetimesPass(NamuPass):
         logger.debug("stamped the lifetimes of %d nodes", stamped)
         self.changed(stamped)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        pending = top_graphs(model)
+        while pending:
+            graph = pending.pop()
+            outputs = {value.name for value in graph.outputs}
+            freed: set[str] = set()
+            for node in graph:
+                for name in json.loads(node.metadata_props.get(FREE_KEY, "[]")):
+                    if name in freed or name in outputs:
+                        what = "a graph output" if name in outputs else "freed twice"
+                        self.broken(f"{name!r} is {what} in graph {graph.name!r}", node)
+                    freed.add(name)
+                if not (node.op_type == "Gate" and node.domain == NAMU_DOMAIN):
+                    pending += subgraphs(node)
 
 
 def _stamp(graph: ir.Graph) -> int:

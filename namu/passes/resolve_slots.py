@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import onnx_ir as ir
 
 from namu.errors import IRVerificationError, TypeCheckError, UnboundSlotError
-from namu.frontend.lower import CompileContext
 from namu.frontend.task import Task
 from namu.ir.metadata import TASKS_KEY, TaskTable, dump
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
 from namu.ir.scopes import walk
+from namu.ir.task_keys import TaskKeys
 from namu.ir.types import type_of
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.expand_defaults import task_defaults
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 @register(
     "resolve-slots",
     "no namu.Slot remains: each slot call is a call of the task bound to it in its partition",
-    order=140,
+    after=("partition", "expand-defaults", "resolve-symbols", "infer-types"),
     level=0,
 )
 class ResolveSlotsPass(NamuPass):
@@ -92,6 +92,16 @@ class ResolveSlotsPass(NamuPass):
         logger.debug("bound %d slot calls", len(calls))
         return self.result(model)
 
+    def ensures(self, model: ir.Model) -> None:
+        table = TaskTable.of(model).by_key()
+        for node in walk(model):
+            if node.domain != NAMU_DOMAIN:
+                continue
+            if node.op_type == "Slot":
+                self.broken(f"slot {node.attributes['slot'].as_string()!r} is left", node)
+            if node.op_type == "Task" and node.attributes["task"].as_string() not in table:
+                self.broken(f"task {node.attributes['task'].as_string()!r} is not in the task table", node)
+
 
 def _slot_calls(model: ir.Model, default: str) -> Iterator[tuple[ir.Node, str]]:
     """Every ``namu.Slot`` node of the model, with the partition it runs in."""
@@ -112,9 +122,9 @@ class _Binder:
         self.config = context.config
         self.table = TaskTable.of(model)
         self.table_keys = {entry.key for entry in self.table.tasks}
-        # The frontend's task-table builder, given the compile's tasks in their order,
-        # assigns their keys again and so picks new keys exactly as lowering would.
-        self.builder = CompileContext()
+        # The task keys, given the compile's tasks in their order, are assigned again,
+        # so new keys are picked exactly as lowering would pick them.
+        self.builder = TaskKeys()
         for task in context.tasks.values():
             self.builder.task_key(task)
         self.known = set(self.builder.tasks)

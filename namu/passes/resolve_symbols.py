@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import onnx_ir as ir
 
+from namu.ir.attrs import attributes_of
 from namu.ir.metadata import DIGEST_KEY, SYMBOL_KEY, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import walk
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 @register(
     "resolve-symbols",
     "every task call names a task of the task table and every sub-workflow call a function of the model",
-    order=20,
+    after=("verify-structure",),
     level=0,
 )
 class ResolveSymbolsPass(NamuPass):
@@ -68,6 +69,17 @@ class ResolveSymbolsPass(NamuPass):
         self.changed(binder.stamped)
         return self.result(model)
 
+    def ensures(self, model: ir.Model) -> None:
+        table = TaskTable.of(model).by_key()
+        for node in walk(model):
+            metadata = node.metadata_props
+            if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
+                key = node.attributes["task"].as_string()
+                if key not in table or SYMBOL_KEY not in metadata or DIGEST_KEY not in metadata:
+                    self.broken(f"the call of task {key!r} is not bound to a task of the task table", node)
+            elif node.domain == WORKFLOW_DOMAIN and SYMBOL_KEY not in metadata:
+                self.broken(f"the call of sub-workflow {node.op_type!r} is not bound", node)
+
 
 def task_symbol(entry: TaskEntry) -> dict[str, str]:
     """The node metadata this pass stamps on a call of the task ``entry``: ``namu.symbol``
@@ -89,7 +101,7 @@ class _Binder:
 
     def bind(self, node: ir.Node) -> None:
         if node.op_type == "Task" and node.domain == NAMU_DOMAIN:
-            key = node.attributes.data["task"].value
+            key = attributes_of(node)["task"].value
             entry = self.table.get(key)
             if entry is None:
                 fail(node, f"task {key!r} is not in the task table")

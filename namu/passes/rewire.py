@@ -9,21 +9,25 @@ computation, a loop's initial values, an inlined branch's results) share three r
 * a node that is dropped lets go of the values it reads, including through its
   subgraphs, so ``Value.uses()`` stays exact for the passes that follow.
 
+:func:`remove_dead` is the sweeper of ``eliminate-dead-code``: it removes nodes whose
+results nobody reads and whose removal nothing can observe.
+
 Costs are proportional to the values and nodes touched, never to the graph's size
 (:class:`Names` walks the model once, when first asked for a name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import graphs, subgraphs
+from namu.ir.scopes import graphs, node_captures, subgraphs
 from namu.ir.types import set_type, type_of
+from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW
 
-__all__ = ["Names", "adopt", "detach", "forward", "replace_node"]
+__all__ = ["Names", "adopt", "detach", "forward", "is_dead", "remove_dead", "replace_node"]
 
 
 def adopt(old: ir.Value, new: ir.Value) -> None:
@@ -98,6 +102,61 @@ def detach(node: ir.Node) -> None:
             for i, value in enumerate(inner.inputs):
                 if value is not None:
                     inner.replace_input_with(i, None)
+
+
+def remove_dead(nodes: Iterable[ir.Node], pure_tasks: frozenset[str]) -> int:
+    """Remove each of ``nodes`` that is dead, then whatever that makes dead, transitively.
+
+    A node is dead when none of its outputs is read (by a node, or as a graph output)
+    and removing it is unobservable (:func:`is_dead`). A removed node lets go of the
+    values it reads -- its bodies' reads of enclosing scopes included -- and the
+    producers of those values are judged next, so a dead chain goes in one call.
+
+    Args:
+        nodes: the candidates, readers before producers (e.g. a graph's nodes reversed,
+            or ``reversed(walk(model))``: bodies then come before their op); nodes no
+            longer in a graph are skipped.
+        pure_tasks: keys of the tasks declared ``pure=True`` (their calls have no effect).
+
+    Returns:
+        How many nodes were removed.
+    """
+    removed = 0
+    for candidate in nodes:
+        stack = [candidate]
+        while stack:
+            node = stack.pop()
+            graph = node.graph
+            if graph is None or not is_dead(node, pure_tasks):
+                continue
+            read = [*node.inputs, *node_captures(node)]
+            detach(node)
+            graph.remove(node, safe=True)
+            removed += 1
+            stack.extend(p for v in read if v is not None and (p := v.producer()) is not None)
+    return removed
+
+
+def is_dead(node: ir.Node, pure_tasks: frozenset[str]) -> bool:
+    """No output of ``node`` is read (by a node, or as a graph output), and removing it is
+    unobservable: it is a call of a task in ``pure_tasks``, a control-flow op whose
+    bodies hold only such nodes, or a builtin op that cannot raise
+    (``namu.passes.effects.CANNOT_RAISE``): a workflow must fail where the plain Python
+    function fails."""
+    for out in node.outputs:
+        if out.is_graph_output() or out.uses():
+            return False
+    return not _has_effect(node, pure_tasks)
+
+
+def _has_effect(node: ir.Node, pure_tasks: frozenset[str]) -> bool:
+    """True unless removing ``node`` is unobservable: it neither has a side effect nor
+    can raise (Python would raise even if the result is unused)."""
+    if node.domain == NAMU_DOMAIN and node.op_type == "Task":
+        return node.attributes["task"].as_string() not in pure_tasks
+    if (node.domain, node.op_type) in CONTROL_FLOW:
+        return any(_has_effect(inner, pure_tasks) for body in subgraphs(node) for inner in body)
+    return (node.domain, node.op_type) not in CANNOT_RAISE
 
 
 class Names:

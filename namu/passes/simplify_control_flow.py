@@ -14,11 +14,10 @@ import onnx_ir as ir
 from namu.ir.constants import NOT_CONSTANT, constant_value
 from namu.ir.metadata import TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import node_captures, subgraphs, top_graphs
+from namu.ir.scopes import subgraphs, top_graphs, walk
 from namu.ir.types import set_type, type_of
 from namu.passes.base import Example, NamuPass
 from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, FRESH_MUTABLE, OpKey, op_key, pure_tasks, task_of
-from namu.passes.eliminate_dead_code import remove_dead
 from namu.passes.registry import register
 from namu.passes.rewire import adopt, detach, forward, replace_node
 
@@ -38,7 +37,8 @@ _HOISTABLE_BUILTINS = CANNOT_RAISE - FRESH_MUTABLE
 @register(
     "simplify-control-flow",
     "no If has a constant condition, no loop or fan-out provably runs zero times, loop invariants are hoisted",
-    order=90,
+    after=("fold-constants", "eliminate-dead-code"),
+    group="cleanup",
     level=2,
 )
 class SimplifyControlFlowPass(NamuPass):
@@ -71,8 +71,8 @@ class SimplifyControlFlowPass(NamuPass):
 
     What a rewrite leaves unread -- the constant condition of a removed If, the trip count
     of a removed Loop, the empty list a removed Map ran over, and what only they read --
-    is removed with ``eliminate-dead-code``'s sweeper (``remove_dead``), which runs
-    before this pass in the pipeline and so cannot see it.
+    is left for ``eliminate-dead-code``, which the ``cleanup`` group runs again after
+    this pass changed the model.
 
     Guarantees:
         No If has a constant condition.
@@ -82,7 +82,6 @@ class SimplifyControlFlowPass(NamuPass):
         No hoistable node of a loop body depends only on values defined outside it.
         Behaviour is unchanged: a hoisted op either cannot raise or would have run in
             the first iteration anyway, and pure calls have no effects.
-        No op the rewrites left unread remains, unless it has an effect or can raise.
     """
 
     EXAMPLE = Example(
@@ -103,27 +102,32 @@ class SimplifyControlFlowPass(NamuPass):
         }""",
         after="""
         g (int64 x) => (int64 y, int64 z) {
+          debug = Constant <value = bool {0}> ()
           y = Neg(x)
+          zero = Constant <value = int64 {0}> ()
           z = Identity(x)
         }""",
         impure_tasks=("log",),
         note="The else branch is inlined (its result takes the name `y`); the loop runs zero times, so `z` is "
-        "its initial value. The constants `debug` and `zero`, read by the removed ops only, go too.",
+        "its initial value. The constants `debug` and `zero`, now unread, are left for eliminate-dead-code.",
     )
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        skip = frozenset(t.key for t in TaskTable.of(model).tasks if t.options.on_error == "skip")
-        pure = pure_tasks(model)
-        simplifier = _Simplifier(pure - skip)
+        simplifier = _Simplifier.of(model)
         for graph in top_graphs(model):
             simplifier.graph(graph)
-        # what the rewrites left unread: a removed If's condition, a Map's empty list ...
-        removed = remove_dead([p for v in simplifier.released if (p := v.producer()) is not None], pure)
         for rule, count in simplifier.counts.items():
             logger.debug("%s: %d", rule, count)
-        logger.debug("removed %d nodes left dead", removed)
-        self.changed(sum(simplifier.counts.values()) + removed)
+        self.changed(sum(simplifier.counts.values()))
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        simplifier = _Simplifier.of(model)
+        for node in walk(model):
+            key = op_key(node)
+            for rule in _RULES:
+                if key in rule.ops and rule.match(simplifier, node) is not None:
+                    self.broken(f"the rewrite {rule.identity!r} still applies", node)
 
 
 class _Simplifier:
@@ -132,9 +136,13 @@ class _Simplifier:
         self.hoistable_tasks = hoistable_tasks
         #: rewrites done, per rule identity
         self.counts: collections.Counter[str] = collections.Counter()
-        #: values read by the nodes the rewrites removed (their producers may be dead now)
-        self.released: list[ir.Value] = []
         self._constants: dict[ir.Value, Any] = {}
+
+    @classmethod
+    def of(cls, model: ir.Model) -> _Simplifier:
+        """A simplifier for ``model``: its pure tasks not ``on_error="skip"`` may be hoisted."""
+        skip = frozenset(t.key for t in TaskTable.of(model).tasks if t.options.on_error == "skip")
+        return cls(pure_tasks(model) - skip)
 
     def graph(self, graph: ir.Graph) -> None:
         for node in list(graph):
@@ -151,10 +159,8 @@ class _Simplifier:
             match = rule.match(self, node)
             if match is None:
                 continue
-            read = [v for v in (*node.inputs, *node_captures(node)) if v is not None]
             self.counts[rule.identity] += rule.replace(self, graph, node, match)
             if node.graph is not graph:
-                self.released += read
                 return  # replaced
 
     def constant(self, value: ir.Value | None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx_ir as ir
 from onnx_ir.passes.common import TopologicalSortPass
 
+from namu.ir.scopes import graphs
 from namu.passes.base import NamuPass
 from namu.passes.registry import register
 
@@ -22,3 +23,13 @@ class SortTopologicallyPass(NamuPass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         result = TopologicalSortPass()(model)
         return ir.passes.PassResult(result.model, modified=result.modified)
+
+    def ensures(self, model: ir.Model) -> None:
+        for graph in graphs(model):
+            seen: set[int] = set()
+            for node in graph:
+                for value in node.inputs:
+                    producer = value.producer() if value is not None else None
+                    if producer is not None and producer.graph is graph and id(producer) not in seen:
+                        self.broken(f"{node.op_type} reads {value.name!r} before the node that makes it", node)
+                seen.add(id(node))

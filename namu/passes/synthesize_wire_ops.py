@@ -7,15 +7,16 @@ from collections import defaultdict
 
 import onnx_ir as ir
 
-from namu.ir.metadata import SPAN_KEY
+from namu.ir.metadata import PLACEMENT_KEY, SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.scopes import node_captures
 from namu.ir.types import set_type, type_of
 from namu.passes.base import Example, NamuPass
-from namu.passes.infer_placement import PLACEMENT_KEY, ensure_placed, op_index, placement_of
+from namu.passes.infer_placement import ensure_placed, op_index, placement_of
 from namu.passes.registry import register
 from namu.passes.rewire import Names
 
-__all__ = ["SynthesizeWireOpsPass"]
+__all__ = ["SynthesizeWireOpsPass", "wire_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 @register(
     "synthesize-wire-ops",
     "values cross placements only through paired namu.Send / namu.Recv ops",
-    order=120,
+    after=("infer-placement",),
     level=0,
 )
 class SynthesizeWireOpsPass(NamuPass):
@@ -84,6 +85,40 @@ class SynthesizeWireOpsPass(NamuPass):
         self.changed(wiring.pairs)
         logger.debug("added %d Send/Recv pairs", wiring.pairs)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        problem = wire_problem(model.graph, self.context.config.placement)
+        if problem:
+            self.broken(problem)
+        sent: set[str] = set()
+        for node in model.graph:
+            if node.domain == NAMU_DOMAIN and node.op_type in ("Send", "Recv"):
+                channel = node.attributes["channel"].as_string()
+                if node.op_type == "Send":
+                    sent.add(channel)
+                elif channel not in sent:
+                    self.broken(f"the Recv of channel {channel!r} comes before its Send", node)
+
+
+def wire_problem(graph: ir.Graph, default: str) -> str:
+    """What makes ``graph`` (a main graph) read a value across placements without a
+    ``namu.Recv``, or produce an output elsewhere than at ``default``; "" when nothing
+    does. A body's reads count as its op's; graph inputs are produced at ``default``."""
+    produced: dict[int, str] = {id(v): default for v in graph.inputs}
+    for node in graph:
+        place = placement_of(node, default)
+        for value in (*node.inputs, *node_captures(node)):
+            if value is not None and produced.get(id(value), place) != place:
+                return (
+                    f"{node.op_type} at placement {place!r} reads {value.name!r}, produced at "
+                    f"{produced[id(value)]!r}, without a namu.Recv"
+                )
+        for value in node.outputs:
+            produced[id(value)] = place
+    for value in graph.outputs:
+        if produced.get(id(value), default) != default:
+            return f"graph output {value.name!r} is produced at {produced[id(value)]!r}, not at the default placement {default!r}"
+    return ""
 
 
 class _Wiring:

@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 @register(
     "verify-runtime-complete",
     "every op is dispatchable, every slot bound, every Send paired, every policy in a gate; the passport is stamped",
-    order=180,
+    after=("plan-lifetimes", "assign-priorities"),
     level=0,
+    provides=(metadata.CAPABILITY_VERIFIED,),
 )
 class VerifyRuntimeCompletePass(NamuPass):
     """Check that the runtime can execute the model as it is, then stamp the passport.
@@ -86,10 +87,11 @@ class VerifyRuntimeCompletePass(NamuPass):
     def stamp_passport(self, model: ir.Model) -> int:
         """Write the passport; 1 if it changed."""
         props = model.metadata_props
-        workflow, digest = model.graph.name or "", ""
+        workflow, digest, capabilities = model.graph.name or "", "", None
         if PASSPORT_KEY in props:
             provisional = metadata.Passport.model_validate_json(props[PASSPORT_KEY])
             workflow, digest = provisional.workflow, provisional.workflow_digest
+            capabilities = provisional.capabilities  # stamped by the pass manager: kept
         elif SIGNATURE_KEY in props:
             workflow = metadata.Signature.model_validate_json(props[SIGNATURE_KEY]).name
         passport = metadata.Passport(
@@ -100,6 +102,8 @@ class VerifyRuntimeCompletePass(NamuPass):
             onnx_opset=ONNX_OPSET,
             options=self.context.config.summary(),
         )
+        if capabilities is not None:
+            passport = passport.model_copy(update={"capabilities": capabilities})
         text = metadata.dump(passport)
         changed = props.get(PASSPORT_KEY) != text
         props[PASSPORT_KEY] = text

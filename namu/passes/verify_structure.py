@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 @register(
     "verify-structure",
     "declared opsets, unique SSA names, every input defined before use, typed graph inputs, known namu ops",
-    order=10,
+    after=(),
     level=0,
 )
 class VerifyStructurePass(NamuPass):

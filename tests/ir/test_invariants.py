@@ -13,7 +13,7 @@ import namu
 from namu.ir import metadata
 from namu.ir.serde import from_proto
 from namu.ir.types import TYPE_KEY, ValueType, type_of
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 from tests.frontend import wf_samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,15 @@ def test_metadata_is_json_with_the_documented_keys() -> None:
     props = art.to_proto().metadata_props
     keys = {p.key: json.loads(p.value) for p in props}
     assert set(keys) == {metadata.TASKS_KEY, metadata.SIGNATURE_KEY, metadata.PASSPORT_KEY}
-    assert set(keys[metadata.PASSPORT_KEY]) == {"namu_version", "workflow", "workflow_digest", "passes", "onnx_opset", "options"}
+    assert set(keys[metadata.PASSPORT_KEY]) == {
+        "namu_version",
+        "workflow",
+        "workflow_digest",
+        "passes",
+        "onnx_opset",
+        "options",
+        "capabilities",
+    }
 
 
 def test_literals_are_stored_typed_not_as_repr() -> None:

@@ -110,13 +110,13 @@ def lowered(workflow: Workflow, upto: str | None = None, **config: Any) -> tuple
     """``workflow`` lowered by the frontend, then run through the ``-O2`` pipeline up to
     (not including) the pass ``upto`` (all passes when None)."""
     get(upto) if upto is not None else None  # fail early on a typo
-    model, ctx, _ = lower(workflow)
+    ir_in = lower(workflow)
     names = pipeline(CompileConfig(**config).opt_level)
     if upto is not None:
         names = names[: names.index(upto)] if upto in names else names
-    context = PassContext(config=CompileConfig(**config), tasks=ctx.tasks, pipeline=tuple(names))
-    model, _ = run_passes(model, names, context=context)
-    return model, dict(ctx.tasks)
+    context = PassContext(config=CompileConfig(**config), tasks=ir_in.tasks, pipeline=tuple(names))
+    model, _ = run_passes(ir_in.model, names, context=context)
+    return model, dict(ir_in.tasks)
 
 
 def run_model(model: ir.Model, tasks: Mapping[str, Task], *args: Any, executor: str = "kernel", **kwargs: Any) -> Any:

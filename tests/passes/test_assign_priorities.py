@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from typing import Any
 
 import onnx_ir as ir
 import pytest
@@ -13,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namu
-import namu._kernel
 from namu.ir.metadata import PRIORITY_KEY
 from namu.passes.assign_priorities import AssignPrioritiesPass
 from namu.runtime.executors import KernelExecutor
@@ -177,19 +175,6 @@ def test_inline_runs_keep_program_order() -> None:
     assert order == ["first", "step0", "step1", "step2"]
 
 
-class _RecordingPlan:
-    """Stands in for ``namu._kernel.Plan``: records whether priorities were passed."""
-
-    def __init__(self, real: Any, calls: list[bool]) -> None:
-        self.real = real
-        self.calls = calls
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        plan = self.real(*args, **kwargs)
-        self.calls.append("priorities" in kwargs)
-        return plan
-
-
 @pytest.mark.parametrize(
     ("text", "uses_priorities"),
     [
@@ -207,9 +192,7 @@ class _RecordingPlan:
         ),
     ],
 )
-def test_plans_get_priorities_only_where_work_overlaps(
-    text: str, uses_priorities: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plans_get_priorities_only_where_work_overlaps(text: str, uses_priorities: bool) -> None:
     async def aio(x: int) -> int:
         return x
 
@@ -224,7 +207,5 @@ def test_plans_get_priorities_only_where_work_overlaps(
         "aio": TaskBinding("aio", "aio", aio, namu.ir.metadata.TaskOptions(), True),
         "sync": TaskBinding("sync", "sync", sync, namu.ir.metadata.TaskOptions(), False),
     }
-    calls: list[bool] = []
-    monkeypatch.setattr(namu._kernel, "Plan", _RecordingPlan(namu._kernel.Plan, calls))
-    KernelExecutor(table).prepare(model.graph)
-    assert calls[-1] is uses_priorities
+    plan = KernelExecutor(table).plan(model.graph, list(model.graph.inputs), ())
+    assert plan.prioritized is uses_priorities

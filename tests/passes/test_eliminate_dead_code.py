@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import namu
-from namu.passes.eliminate_dead_code import EliminateDeadCodePass, remove_dead
+from namu.passes.eliminate_dead_code import EliminateDeadCodePass
+from namu.passes.rewire import remove_dead
 from tests.passes.conftest import canonical, listing, lowered, parse, run_model, run_pass
 
 

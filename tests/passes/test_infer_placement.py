@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import namu
 from namu.errors import CompileError
-from namu.passes.infer_placement import PLACEMENT_KEY
+from namu.ir.metadata import PLACEMENT_KEY
 from tests.passes.conftest import lowered, parse, run_pass
 
 

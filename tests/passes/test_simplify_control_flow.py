@@ -6,6 +6,7 @@ import onnx_ir as ir
 import pytest
 
 import namu
+from namu.passes import run_passes
 from tests.passes.conftest import canonical, listing, lowered, parse, run_model, run_pass
 from tests.passes.test_fold_constants import assert_same_behaviour, assert_valid
 
@@ -84,10 +85,12 @@ def test_constant_if_inlines_the_selected_branch(domain: str, cond: int) -> None
         """
     )
     assert modified
+    # the condition, now unread, is left for eliminate-dead-code (the cleanup group runs it next)
+    c = f"c = Constant <value = bool {{{cond}}}> ()"
     if cond:
-        expect(model, 'g (int64 x) => (int64 y) { t1 = Neg(x)  y = namu.Task <task = "effect"> (t1)  z = Neg(y) }')
+        expect(model, f'g (int64 x) => (int64 y) {{ {c}  t1 = Neg(x)  y = namu.Task <task = "effect"> (t1)  z = Neg(y) }}')
     else:
-        expect(model, "g (int64 x) => (int64 y) { y = Add(x, x)  z = Neg(y) }")
+        expect(model, f"g (int64 x) => (int64 y) {{ {c}  y = Add(x, x)  z = Neg(y) }}")
     assert_valid(model)
 
 
@@ -111,6 +114,7 @@ def test_inlined_branches_keep_names_when_results_are_outer_values() -> None:
         model,
         """
         g (int64 x) => (int64 y, int64 w, int64 v) {
+          c = Constant <value = bool {1}> ()
           y = Neg(x)
           w = Identity(y)
           v = Identity(x)
@@ -135,9 +139,8 @@ def test_a_result_returned_twice_is_forwarded() -> None:
     else_branch = model.graph.node(1).attributes["else_branch"].as_graph()
     else_branch.outputs[1] = else_branch.outputs[0]
     run_pass("simplify-control-flow", model)
-    # the first If output is an Identity (a graph output keeps its name), the second reads b;
-    # the condition, read by the If only, goes with it
-    assert listing(model.graph) == ["b = Neg(x)", "b2 = Neg(x)", "y = Identity(b)", "z = Add(b,b)"]
+    # the first If output is an Identity (a graph output keeps its name), the second reads b
+    assert listing(model.graph) == ["c = Constant()", "b = Neg(x)", "b2 = Neg(x)", "y = Identity(b)", "z = Add(b,b)"]
     assert_valid(model)
 
 
@@ -167,6 +170,8 @@ def test_nested_constant_ifs_and_ifs_without_outputs() -> None:
         model,
         """
         g (int64 x) => (int64 y) {
+          t = Constant <value = bool {1}> ()
+          f = Constant <value = bool {0}> ()
           e1 = namu.Task <task = "effect"> (x)
           y = Add(x, x)
         }
@@ -191,8 +196,8 @@ def test_discarded_branches_let_go_of_outer_values() -> None:
     assert not z.uses()
 
 
-def test_what_only_the_removed_ops_read_goes_with_them() -> None:
-    model, _ = simplify(
+def test_the_cleanup_group_sweeps_what_the_rewrites_leave_unread() -> None:
+    model = parse(
         """
         g (int64 x) => (int64 y, int64 w) {
           c = Constant <value = bool {1}> ()
@@ -213,10 +218,15 @@ def test_what_only_the_removed_ops_read_goes_with_them() -> None:
             }
           >
         }
-        """
+        """,
+        pure_tasks=("pure",),
+        impure_tasks=("effect",),
     )
-    # the discarded branch's outer values and the loop's unread carried value go; the
-    # task call has an effect and stays
+    _, records = run_passes(model, ["simplify-control-flow", "eliminate-dead-code"])
+    # simplify, then the sweep; removing unread nodes gives simplify nothing new to do
+    assert [(r.name, r.runs) for r in records] == [("simplify-control-flow", 1), ("eliminate-dead-code", 1)]
+    # the discarded branch's outer values and the loop's unread carried value go with the
+    # constants; the task call has an effect and stays
     expect(
         model,
         """
@@ -270,12 +280,14 @@ def test_zero_trip_loops_vanish(trip_count: str, cond: str) -> None:
     assert modified
     expect(
         model,
-        """
-        g (int64 x) => (int64 y, int64 w) {
+        f"""
+        g (int64 x) => (int64 y, int64 w) {{
+          m = Constant <value = {trip_count}> ()
+          c = Constant <value = {cond}> ()
           k = Neg(x)
           y = Identity(x)
           w = Neg(k)
-        }
+        }}
         """,
     )
     assert not [u for u in model.graph.inputs[0].uses() if u.node.op_type == "Task"]
@@ -297,7 +309,7 @@ def test_while_loops_with_a_false_condition_vanish_and_others_stay() -> None:
         """
     )
     assert modified
-    assert listing(model.graph) == ["t = Constant()", "y = Identity(x)", "z = Loop(n,t,x)"]
+    assert listing(model.graph) == ["f = Constant()", "t = Constant()", "y = Identity(x)", "z = Loop(n,t,x)"]
 
 
 def test_zero_trip_loops_give_empty_scan_outputs() -> None:
@@ -316,8 +328,8 @@ def test_zero_trip_loops_give_empty_scan_outputs() -> None:
         }
         """
     )
-    assert listing(model.graph) == ["s = Constant()", "y = Identity(x)"]
-    empty = model.graph.node(0).attributes["value"].as_tensor()
+    assert listing(model.graph) == ["m = Constant()", "c = Constant()", "s = Constant()", "y = Identity(x)"]
+    empty = model.graph.node(2).attributes["value"].as_tensor()
     assert empty.shape == ir.Shape([0]) and empty.dtype == ir.DataType.INT64
 
 
@@ -338,15 +350,18 @@ def test_maps_over_empty_sequences_become_empty_lists() -> None:
         }
         """
     )
-    # the empty sequences, read by the fan-outs only, go with them
+    # the empty sequences, now unread, are left for eliminate-dead-code
     assert listing(model.graph) == [
+        "e = SequenceEmpty()",
+        "n = namu::List()",
         "a = SequenceEmpty()",
         "b = SequenceEmpty()",
+        "d = namu::Dict()",
         "c = namu::List()",
         "one = SequenceConstruct(x)",
         "kept = namu::Map(one)",
     ]
-    assert [model.graph.node(i).attributes["dtype"].as_int() for i in (0, 1)] == [7, 7]
+    assert [model.graph.node(i).attributes["dtype"].as_int() for i in (2, 3)] == [7, 7]
 
 
 # ------------------------------------------------------------------ loop-invariant code motion

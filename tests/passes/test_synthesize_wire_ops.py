@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 import namu
-from namu.ir.metadata import SPAN_KEY
+from namu.ir.metadata import PLACEMENT_KEY, SPAN_KEY
 from namu.ir.types import type_of
-from namu.passes.infer_placement import PLACEMENT_KEY
 from tests.passes.conftest import canonical, lowered, parse, run_model, run_pass
 
 EXECUTORS = ("kernel", "reference")
