@@ -1,7 +1,7 @@
 """fuse-tasks on scenario 1: the 10,000-task chain with and without the pass, one run.
 
 With the pass the whole chain is one ``namu.Fused`` node, which the kernel runs as one
-``("seq", steps)`` op (the calls straight-line, no ready-queue traffic); without it
+``Seq`` op (the calls straight-line, no ready-queue traffic); without it
 (``namu.compile(wf, disable=["fuse-tasks"])``) every call is its own node. Group
 ``fusion``; the plain loop is the floor. Off by default, like every benchmark::
 

@@ -57,6 +57,13 @@ pub enum Site {
     ErrorHandlers,
     /// The entry `outer[i]`.
     OuterSlot(usize),
+    /// The constructor argument `field` of the op descriptor `class` (e.g. `Map.keys`).
+    Field {
+        /// The descriptor's class name.
+        class: &'static str,
+        /// The argument's name.
+        field: &'static str,
+    },
 }
 
 impl fmt::Display for Site {
@@ -77,6 +84,7 @@ impl fmt::Display for Site {
             Site::ErrorHandlers => f.write_str("error_handlers"),
             Site::OuterSlot(i) => write!(f, "outer[{i}]"),
             Site::Priority(i) => write!(f, "priorities[{i}]"),
+            Site::Field { class, field } => write!(f, "{class}.{field}"),
         }
     }
 }
@@ -164,8 +172,8 @@ pub enum KernelError {
         /// The slot read.
         slot: u32,
     },
-    /// A node's callable is not callable.
-    NotCallable {
+    /// A node's op is neither callable nor an op descriptor.
+    NotAnOp {
         /// Node index.
         node: usize,
         /// Python type name of the object given.
@@ -265,9 +273,11 @@ impl fmt::Display for KernelError {
                 "{site} reads slot {slot}, which nothing writes \
                  (it is not a run input, a constant, or a node output)"
             ),
-            KernelError::NotCallable { node, type_name } => {
-                write!(f, "node {node}: '{type_name}' object is not callable")
-            }
+            KernelError::NotAnOp { node, type_name } => write!(
+                f,
+                "node {node}: '{type_name}' object is not callable, nor an op descriptor \
+                 (Call, Native, Map, If, Loop, Function, Seq)"
+            ),
             KernelError::Cycle { nodes } => {
                 f.write_str("the node graph has a cycle: ")?;
                 for node in nodes.iter().take(CYCLE_NODES_SHOWN) {
@@ -329,20 +339,22 @@ impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
         match err {
             KernelError::Python(err) => err,
-            KernelError::Cancelled { finished, cancelled, abandoned, cause } => Python::attach(|py| {
-                let cancel_err = py
-                    .import("namu.errors")
-                    .and_then(|m| m.getattr("RunCancelledError"))
-                    .and_then(|cls| cls.call1((finished, cancelled, abandoned)));
-                match cancel_err {
-                    Ok(exc) => {
-                        let err = PyErr::from_value(exc);
-                        err.set_cause(py, Some(cause));
-                        err
+            KernelError::Cancelled { finished, cancelled, abandoned, cause } => {
+                Python::attach(|py| {
+                    let cancel_err = py
+                        .import("namu.errors")
+                        .and_then(|m| m.getattr("RunCancelledError"))
+                        .and_then(|cls| cls.call1((finished, cancelled, abandoned)));
+                    match cancel_err {
+                        Ok(exc) => {
+                            let err = PyErr::from_value(exc);
+                            err.set_cause(py, Some(cause));
+                            err
+                        }
+                        Err(_) => cause,
                     }
-                    Err(_) => cause,
-                }
-            }),
+                })
+            }
             other => Python::attach(|py| {
                 let message = other.to_string();
                 match namu_kernel_error(py) {

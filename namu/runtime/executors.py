@@ -30,24 +30,23 @@ import onnx_ir as ir
 
 from namu.ir.constants import constant_of, is_constant
 from namu.ir.lifetimes import last_uses
-from namu.ir.metadata import FREE_KEY, PRIORITY_KEY, Passport
+from namu.ir.metadata import CAPABILITY_GATED, FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
-from namu.ir.scopes import callees_first, captures, node_captures
+from namu.ir.scopes import callees_first, captures, node_captures, subgraphs
 from namu.ops.control import map_flatten, record_skip
 from namu.ops.registry import ErrorHandler, SubgraphRunner
 from namu.ops.spans import span_note
 from namu.runtime.async_bridge import driver_factory, event_loop
+from namu.runtime.executor_registry import register_executor
 from namu.runtime.ops import GatePolicy, build_node, gate_body, native_op, task_call_site
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
 from namu.runtime.wire import recv_coroutine_fn
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "EXECUTORS", "Executor", "KernelExecutor", "ReferenceExecutor"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "Executor", "KernelExecutor", "ReferenceExecutor"]
 
 #: most async task calls one run keeps in flight (NeuraCraft's default cap).
 DEFAULT_MAX_CONCURRENCY = 256
-#: the pass after which retries, timeouts and fallbacks run only where a ``namu.Gate`` says.
-GATES_PASS = "insert-resilience-gates"
 
 
 class Executor:
@@ -79,7 +78,7 @@ class Executor:
         #: how sync tasks run on the kernel (the reference runs everything in order)
         self.task_mode = task_mode
         #: policies come from gates only (see :func:`namu.runtime.ops.task_call_site`)
-        self.gated = passport is not None and GATES_PASS in passport.passes
+        self.gated = passport is not None and passport.provides(CAPABILITY_GATED)
         self._function_runners: dict[str, SubgraphRunner] = {}
 
     def subgraph(self, graph: ir.Graph, captures: Sequence[ir.Value]) -> SubgraphRunner:
@@ -95,6 +94,7 @@ class Executor:
         raise NotImplementedError
 
 
+@register_executor("reference")
 class ReferenceExecutor(Executor):
     """Evaluate nodes one by one in their stored order; values live in a dict, and each
     leaves it right after its last use (:func:`free_lists`)."""
@@ -168,6 +168,7 @@ def free_lists(graph: ir.Graph, params: Sequence[ir.Value]) -> list[Sequence[ir.
     return lists
 
 
+@register_executor("kernel")
 class KernelExecutor(Executor):
     """Compile a graph and every body nested in it into native ``Plan`` objects.
 
@@ -188,6 +189,7 @@ class KernelExecutor(Executor):
         super().__init__(*args, **kwargs)
         self._keys: dict[int, int] = {}
         self._function_plans: dict[str, Any] = {}
+        self._receiving: dict[int, bool] = {}
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
         self._plan_functions()
@@ -229,12 +231,13 @@ class KernelExecutor(Executor):
         values it reads from the enclosing context.
 
         The plan's ready queue uses the nodes' ``namu.priority`` (assign-priorities'
-        critical-path ranks) only when the plan can overlap work (``plan.concurrent``:
-        thread- or async-mode calls, here or in a body) and holds no ``namu.Recv``
-        (here or in a body). An inline plan runs one node at a time, so no order finishes
-        sooner, and priority 0 everywhere keeps source order (the kernel breaks ties by
-        program order): side effects happen in program order. A blocking
-        receive must keep source order too, or it could wait for a send that a
+        critical-path ranks, ``plan.prioritized``) only when the plan can overlap work
+        and holds no ``namu.Recv`` (here or in a body). The kernel checks the first
+        (``plan.concurrent``: thread- or async-mode calls, here or in a body): an inline
+        plan runs one node at a time, so no order finishes sooner, and it keeps source
+        order (the kernel breaks ties by program order), so side effects happen in
+        program order. This method withholds the ranks of a graph with a receive: a
+        blocking receive must keep source order too, or it could wait for a send that a
         reordering put after it.
         """
         from namu._kernel import Plan
@@ -267,22 +270,43 @@ class KernelExecutor(Executor):
             handlers.append(handler)
             priorities.append(int(node.metadata_props.get(PRIORITY_KEY, "0")))
         output_slots = [slot(v) for v in graph.outputs]
-        spec = (len(slots), nodes, input_slots, output_slots, constants)
-        plan = Plan(*spec, error_handlers=handlers, outer=outer_slots)
-        if any(priorities) and plan.concurrent and not _receives(graph):
-            plan = Plan(*spec, priorities=priorities, error_handlers=handlers, outer=outer_slots)
-        return plan
+        ranked = any(priorities) and not self._receives(graph)
+        return Plan(
+            len(slots),
+            nodes,
+            input_slots,
+            output_slots,
+            constants,
+            priorities=priorities if ranked else None,
+            error_handlers=handlers,
+            outer=outer_slots,
+        )
 
     def _body(self, graph: ir.Graph) -> Any:
         return self.plan(graph, list(graph.inputs), captures(graph))
 
+    def _receives(self, graph: ir.Graph) -> bool:
+        """Whether a ``namu.Recv`` is anywhere in ``graph`` (bodies and gates included).
+        Memoised per graph: bodies are planned before the graph holding them, so planning
+        a nest of bodies reads each node once."""
+        found = self._receiving.get(id(graph))
+        if found is None:
+            found = self._receiving[id(graph)] = any(
+                (node.op_type == "Recv" and node.domain == NAMU_DOMAIN) or any(map(self._receives, subgraphs(node)))
+                for node in graph
+            )
+        return found
+
     def _op(self, node: ir.Node, caps: list[ir.Value]) -> tuple[Any, ErrorHandler | None]:
-        """The kernel's op for ``node`` and its error handler."""
+        """The kernel's op for ``node`` (a callable or a ``namu._kernel`` op descriptor) and
+        its error handler."""
+        from namu._kernel import Call, Function, If, Loop, Native
+
         keys = [self._key(v) for v in caps]
         domain, op_type = node.domain, node.op_type
         native = native_op(node)
         if native is not None:
-            return ("native", native), span_note(node)
+            return Native(native), span_note(node)
         if domain == NAMU_DOMAIN and op_type == "Task":
             return self._task(node)
         if domain == NAMU_DOMAIN and op_type == "Gate":
@@ -290,77 +314,87 @@ class KernelExecutor(Executor):
         if domain == NAMU_DOMAIN and op_type == "Map":
             return self._map(node, keys), None
         if domain == NAMU_DOMAIN and op_type == "Recv":  # awaited: the run loop never blocks on a wire
-            return ("call", recv_coroutine_fn(node), "async"), None
+            return Call(recv_coroutine_fn(node), "async"), None
         if domain == NAMU_DOMAIN and op_type == "Fused":
             return self._fused(node.attributes["body"].as_graph()), None
         if domain in ("", NAMU_DOMAIN) and op_type == "If":
             then_plan = self._body(node.attributes["then_branch"].as_graph())
             else_plan = self._body(node.attributes["else_branch"].as_graph())
-            return ("if", then_plan, else_plan, keys), None
+            return If(then_plan, else_plan, keys), None
         if domain in ("", NAMU_DOMAIN) and op_type == "Loop":
             body = node.attributes["body"].as_graph()
-            return ("loop", self._body(body), len(node.inputs) - 2, keys), None
+            return Loop(self._body(body), len(node.inputs) - 2, keys), None
         if domain == WORKFLOW_DOMAIN and op_type in self.functions:
             plan = self._function_plans.get(op_type)
             if plan is None:
                 plan = self._function_plans[op_type] = self._body(self.functions[op_type].graph)
-            return ("function", plan), None
+            return Function(plan), None
         return build_node(node, self)
 
     def _task(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
+        from namu._kernel import Call
+
         binding, kwnames, span = task_call_site(node, self)
         if binding.awaited:
-            return ("call", task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
+            return Call(task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
         fn, handler = task_node(binding, kwnames, span, observed=self.observed)
         mode = binding.options.mode or self.task_mode
         if mode == "inline":
             return fn, handler
-        return ("call", fn, "thread"), handler
+        return Call(fn, "thread"), handler
 
-    def _fused(self, body: ir.Graph) -> tuple[Any, ...]:
-        """A ``namu.Fused`` node: one ``("seq", steps)`` op calling its body's ops one after
-        another, each step with its own error handler (so an error names its task). A
-        body with a step that is not an inline call or a native op (``task_mode="thread"``
-        runs tasks on the pool) runs as a function plan instead, each op as if unfused."""
+    def _fused(self, body: ir.Graph) -> Any:
+        """A ``namu.Fused`` node: one ``Seq`` op calling its body's ops one after another,
+        each step with its own error handler (so an error names its task). A body with a
+        step that is not an inline call or a native op (``task_mode="thread"`` runs tasks
+        on the pool) runs as a ``Function`` plan instead, each op as if unfused."""
+        from namu._kernel import Function, Native, Seq, SeqStep
+
         values = {id(v): i for i, v in enumerate(body.inputs)}
-        steps: list[tuple[Any, list[int], ErrorHandler | None]] = []
+        steps: list[SeqStep] = []
         for inner in body:
             op, handler = self._op(inner, [])
-            inline = callable(op) or op[0] == "native"
+            inline = callable(op) or isinstance(op, Native)
             if not inline or len(inner.outputs) != 1 or any(v is None or id(v) not in values for v in inner.inputs):
-                return ("function", self._body(body))
-            steps.append((op, [values[id(v)] for v in inner.inputs], handler))
+                return Function(self._body(body))
+            steps.append(SeqStep(op, [values[id(v)] for v in inner.inputs], handler))
             values[id(inner.outputs[0])] = len(values)
         if not steps or [values.get(id(v)) for v in body.outputs] != [len(values) - 1]:
-            return ("function", self._body(body))
-        return ("seq", steps)
+            return Function(self._body(body))
+        return Seq(steps)
 
     def _gate(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
         """A ``namu.Gate``: the task it guards, called in its mode with the gate's policy;
         any other op (a ``namu.Recv``) as that op would run, under the gate's policy."""
+        from namu._kernel import Call
+
         inner = gate_body(node)
         if inner.domain == NAMU_DOMAIN and inner.op_type == "Task":
             return self._task(node)
         policy = GatePolicy(node)
         op, handler = self._op(inner, [])
-        if isinstance(op, tuple) and op[0] == "call":
-            return ("call", policy.guard(op[1], is_async=op[2] == "async"), op[2]), handler or span_note(inner)
-        if not callable(op) or isinstance(op, tuple):  # native or control flow: its Python meaning
+        if isinstance(op, Call):
+            return Call(policy.guard(op.fn, is_async=op.mode == "async"), op.mode), handler or span_note(inner)
+        if not callable(op):  # native or control flow: its Python meaning
             op, handler = build_node(inner, self)
         return policy.guard(op), handler or span_note(inner)
 
-    def _map(self, node: ir.Node, keys: list[int]) -> tuple[Any, ...]:
+    def _map(self, node: ir.Node, keys: list[int]) -> Any:
+        from namu._kernel import Map
+
         body = self._body(node.attributes["body"].as_graph())
-        flatten = map_flatten(node)
         on_start = on_item_done = None
         if self.observed:
             on_start, on_item_done = _fanout_started, _item_done
-        return ("map", body, keys, flatten, _item_error, on_start, on_item_done)
+        return Map(
+            body,
+            keys,
+            flatten=map_flatten(node),
+            on_item_error=_item_error,
+            on_start=on_start,
+            on_item_done=on_item_done,
+        )
 
-
-def _receives(graph: ir.Graph) -> bool:
-    """Whether a ``namu.Recv`` is anywhere in ``graph`` (bodies and gates included)."""
-    return any(node.op_type == "Recv" and node.domain == NAMU_DOMAIN for node in ir.traversal.RecursiveGraphIterator(graph))
 
 
 def _announce_stop(running: int) -> None:
@@ -395,6 +429,3 @@ def _item_done() -> None:
     state = current_run()
     if state is not None and state.observer is not None:
         state.observer.on_item_done()
-
-
-EXECUTORS: dict[str, type[Executor]] = {"kernel": KernelExecutor, "reference": ReferenceExecutor}

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from namu._kernel import Plan
+from namu._kernel import Call, Plan
 from namu.errors import KernelError
 
 
@@ -312,7 +312,7 @@ def test_order_runs_producers_first_when_index_order_is_not_topological() -> Non
     assert order == [1, 0]
 
 
-def test_priorities_order_ready_nodes() -> None:
+def test_priorities_order_ready_nodes_of_a_concurrent_plan() -> None:
     order: list[int] = []
 
     def record(i: int) -> Any:
@@ -322,22 +322,32 @@ def test_priorities_order_ready_nodes() -> None:
 
         return node
 
-    # Nodes 0-3 are independent; node 4 has the highest priority but needs node 0.
-    plan = Plan(
-        3,
-        [
-            (record(0), [0], [1]),
-            (record(1), [0], []),
-            (record(2), [0], []),
-            (record(3), [0], []),
-            (record(4), [1], [2]),
-        ],
-        [0],
-        [2],
-        priorities=[0, 5, 1, 5, 9],
-    )
-    assert plan.run([None]) == [4]
+    def make(last_mode: str) -> Plan:
+        # Nodes 0-3 are independent; node 4 has the highest priority but needs node 0.
+        return Plan(
+            3,
+            [
+                (record(0), [0], [1]),
+                (record(1), [0], []),
+                (record(2), [0], []),
+                (record(3), [0], []),
+                (Call(record(4), last_mode), [1], [2]),
+            ],
+            [0],
+            [2],
+            priorities=[0, 5, 1, 5, 9],
+        )
+
+    concurrent = make("thread")
+    assert concurrent.concurrent and concurrent.prioritized
+    assert concurrent.run([None], workers=1) == [4]
     assert order == [1, 3, 2, 0, 4]
+    # All inline: one node runs at a time, so priorities are ignored (program order).
+    order.clear()
+    inline = make("inline")
+    assert not inline.concurrent and not inline.prioritized
+    assert inline.run([None]) == [4]
+    assert order == [0, 1, 2, 3, 4]
 
 
 # --- validation --------------------------------------------------------------------------
@@ -814,14 +824,15 @@ def node_value(node: int, args: tuple[Any, ...]) -> int:
     return acc
 
 
-def reference_run(spec: dict[str, Any], inputs: list[int]) -> tuple[list[int], list[int]]:
-    """A straightforward Python model of the kernel's semantics: (outputs, execution order)."""
+def reference_run(spec: dict[str, Any], inputs: list[int], concurrent: bool) -> tuple[list[int], list[int]]:
+    """A straightforward Python model of the kernel's semantics: (outputs, execution order).
+    Priorities order only a ``concurrent`` plan's ready nodes."""
     nodes = spec["nodes"]
     values: dict[int, Any] = dict(zip(spec["input_slots"], inputs, strict=True))
     values.update(spec["constants"])
     writer = {s: i for i, (_, outs) in enumerate(nodes) for s in outs}
     waiting = [len({s for s in ins if s in writer}) for ins, _ in nodes]
-    priorities = spec["priorities"] or [0] * len(nodes)
+    priorities = (concurrent and spec["priorities"]) or [0] * len(nodes)
     ready = [(-priorities[i], i) for i in range(len(nodes)) if waiting[i] == 0]
     heapq.heapify(ready)
     order = []
@@ -853,20 +864,23 @@ def make_callable(node: int, n_outputs: int, order: list[int]) -> Any:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=random_plans(), data=st.data())
-def test_random_plans_match_the_reference_model(spec: dict[str, Any], data: st.DataObject) -> None:
+@given(spec=random_plans(), concurrent=st.booleans(), data=st.data())
+def test_random_plans_match_the_reference_model(spec: dict[str, Any], concurrent: bool, data: st.DataObject) -> None:
     order: list[int] = []
+    nodes = [(make_callable(i, len(outs), order), ins, outs) for i, (ins, outs) in enumerate(spec["nodes"])]
+    priorities = spec["priorities"]
+    if concurrent:  # one more node, on the pool and unconnected: the plan may overlap work
+        nodes.append((Call(lambda: None, "thread"), [], []))
+        priorities = None if priorities is None else [*priorities, 0]
     plan = Plan(
         spec["n_slots"],
-        [
-            (make_callable(i, len(outs), order), ins, outs)
-            for i, (ins, outs) in enumerate(spec["nodes"])
-        ],
+        nodes,
         spec["input_slots"],
         spec["output_slots"],
         constants=spec["constants"],
-        priorities=spec["priorities"],
+        priorities=priorities,
     )
+    assert plan.concurrent is concurrent
     inputs = data.draw(
         st.lists(
             st.integers(0, 100),
@@ -874,12 +888,12 @@ def test_random_plans_match_the_reference_model(spec: dict[str, Any], data: st.D
             max_size=len(spec["input_slots"]),
         )
     )
-    expected_outputs, expected_order = reference_run(spec, inputs)
+    expected_outputs, expected_order = reference_run(spec, inputs, concurrent)
     for _ in range(2):  # a second run reuses the constants
         order.clear()
-        assert plan.run(inputs) == expected_outputs
+        assert plan.run(inputs, workers=1) == expected_outputs
         assert order == expected_order
-    if spec["priorities"] is None and all(
+    if not (concurrent and spec["priorities"]) and all(
         s == -1 or s not in {o for _, outs in spec["nodes"][i:] for o in outs}
         for i, (ins, _) in enumerate(spec["nodes"])
         for s in ins

@@ -10,7 +10,7 @@ use pyo3::types::{PyBool, PyList, PyTuple};
 use crate::error::KernelError;
 
 /// A builtin op the kernel evaluates natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NativeOp {
     /// `a + b` (also ONNX `StringConcat`).
     Add,
@@ -43,7 +43,7 @@ pub enum NativeOp {
 }
 
 /// The six rich comparisons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CompareOp {
     /// `==`
     Eq,
@@ -59,31 +59,40 @@ pub enum CompareOp {
     Ge,
 }
 
+/// Every native op by name (the names `namu/runtime/ops.py` uses): the one table
+/// [`NativeOp::from_name`], [`NativeOp::name`] and `namu._kernel.NATIVE_OPS` read.
+pub const NATIVE_OPS: [(&str, NativeOp); 19] = [
+    ("add", NativeOp::Add),
+    ("sub", NativeOp::Sub),
+    ("mul", NativeOp::Mul),
+    ("neg", NativeOp::Neg),
+    ("not", NativeOp::Not),
+    ("truth", NativeOp::Truth),
+    ("identity", NativeOp::Identity),
+    ("len", NativeOp::Len),
+    ("getitem", NativeOp::GetItem),
+    ("and", NativeOp::And),
+    ("or", NativeOp::Or),
+    ("eq", NativeOp::Compare(CompareOp::Eq)),
+    ("ne", NativeOp::Compare(CompareOp::Ne)),
+    ("lt", NativeOp::Compare(CompareOp::Lt)),
+    ("le", NativeOp::Compare(CompareOp::Le)),
+    ("gt", NativeOp::Compare(CompareOp::Gt)),
+    ("ge", NativeOp::Compare(CompareOp::Ge)),
+    ("list", NativeOp::List),
+    ("tuple", NativeOp::Tuple),
+];
+
 impl NativeOp {
-    /// The op named `name` (the names `namu/runtime/ops.py` uses), if it is native.
+    /// The op named `name` in [`NATIVE_OPS`], if it is native.
     pub fn from_name(name: &str) -> Option<NativeOp> {
-        Some(match name {
-            "add" => NativeOp::Add,
-            "sub" => NativeOp::Sub,
-            "mul" => NativeOp::Mul,
-            "neg" => NativeOp::Neg,
-            "not" => NativeOp::Not,
-            "truth" => NativeOp::Truth,
-            "identity" => NativeOp::Identity,
-            "len" => NativeOp::Len,
-            "getitem" => NativeOp::GetItem,
-            "and" => NativeOp::And,
-            "or" => NativeOp::Or,
-            "eq" => NativeOp::Compare(CompareOp::Eq),
-            "ne" => NativeOp::Compare(CompareOp::Ne),
-            "lt" => NativeOp::Compare(CompareOp::Lt),
-            "le" => NativeOp::Compare(CompareOp::Le),
-            "gt" => NativeOp::Compare(CompareOp::Gt),
-            "ge" => NativeOp::Compare(CompareOp::Ge),
-            "list" => NativeOp::List,
-            "tuple" => NativeOp::Tuple,
-            _ => return None,
-        })
+        NATIVE_OPS.iter().find(|&&(n, _)| n == name).map(|&(_, op)| op)
+    }
+
+    /// The op's name in [`NATIVE_OPS`].
+    pub fn name(self) -> &'static str {
+        // Plans get their native ops from `from_name`, so every op met here is listed.
+        NATIVE_OPS.iter().find(|&&(_, op)| op == self).map_or("?", |&(name, _)| name)
     }
 
     /// How many arguments the op takes (`None`: any number).
@@ -146,5 +155,19 @@ impl NativeOp {
             NativeOp::Tuple => PyTuple::new(py, args.iter().copied())?.into_any(),
         };
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ops_map_one_to_one() {
+        for &(name, op) in &NATIVE_OPS {
+            assert_eq!(NativeOp::from_name(name), Some(op), "{name}");
+            assert_eq!(op.name(), name);
+        }
+        assert_eq!(NativeOp::from_name("pow"), None);
     }
 }

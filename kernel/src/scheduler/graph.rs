@@ -5,7 +5,6 @@
 //! precomputes what the run loop needs (CSR adjacency, dependency counts, use counts).
 
 use crate::error::{KernelError, Site, Writer};
-use crate::scheduler::ready::Scheduler;
 
 /// Marker in a node's argument list for an absent optional input (`-1` in Python).
 pub const ABSENT: u32 = u32::MAX;
@@ -312,34 +311,45 @@ impl Graph {
         self.missing.len()
     }
 
-    /// The order in which a run executes the nodes (the same scheduler as `run()`).
-    #[cfg(test)]
-    pub fn schedule(&self) -> Vec<usize> {
-        let mut scheduler = Scheduler::new(self);
-        let mut order = Vec::with_capacity(self.n_nodes());
-        while let Some(node) = scheduler.pop() {
-            scheduler.complete(node);
-            order.push(node);
-        }
-        order
+    /// The nodes waiting for no node's output: ready as soon as their frame starts.
+    pub fn sources(&self) -> impl Iterator<Item = u32> + '_ {
+        // Lossless: `Graph::build` caps the node count at `MAX_NODES`.
+        self.missing.iter().enumerate().filter(|&(_, &m)| m == 0).map(|(node, _)| node as u32)
     }
 
-    /// Kahn's algorithm: schedules every node with the run loop's own [`Scheduler`]. If some
-    /// node is never ready, walks back from it through unscheduled producers until a node
-    /// repeats, and reports that loop.
+    /// Dependency counting: `node` wrote its outputs, so each consumer of each of them waits
+    /// for one input fewer (`missing`, per node, starts as the graph's own counts). Calls
+    /// `ready(consumer)` for each consumer that now waits for none. The run loop and the
+    /// cycle check both count this way.
+    #[inline]
+    pub fn wake_consumers(&self, node: u32, missing: &mut [u32], mut ready: impl FnMut(u32)) {
+        for &slot in self.outputs.row(node as usize) {
+            for &consumer in self.consumers.row(slot as usize) {
+                let waiting = &mut missing[consumer as usize];
+                *waiting -= 1;
+                if *waiting == 0 {
+                    ready(consumer);
+                }
+            }
+        }
+    }
+
+    /// Kahn's algorithm, counting dependencies as the run loop does
+    /// ([`Graph::wake_consumers`]). If some node is never ready, walks back from it through
+    /// unscheduled producers until a node repeats, and reports that loop.
     fn check_acyclic(&self, writer: &[Option<Writer>]) -> Result<(), KernelError> {
-        let mut scheduler = Scheduler::new(self);
+        let mut missing = self.missing.clone();
+        let mut ready: Vec<u32> = self.sources().collect();
         let mut scheduled = 0usize;
-        while let Some(node) = scheduler.pop() {
-            scheduler.complete(node);
+        while let Some(node) = ready.pop() {
             scheduled += 1;
+            self.wake_consumers(node, &mut missing, |consumer| ready.push(consumer));
         }
         if scheduled == self.n_nodes() {
             return Ok(());
         }
         // Unscheduled nodes are exactly those still missing an input; each has an
         // unscheduled producer, so walking producers must eventually revisit a node.
-        let missing = scheduler.missing();
         let unscheduled = |n: usize| missing.get(n).is_some_and(|&m| m > 0);
         let start = (0..self.n_nodes())
             .find(|&n| unscheduled(n))
@@ -420,7 +430,6 @@ mod tests {
         assert_eq!(g.consumers.row(0), &[] as &[u32], "run inputs gate nothing");
         assert_eq!(g.keep, vec![true, true, true, true, true]);
         assert_eq!(g.max_arity, 3);
-        assert_eq!(g.schedule(), vec![0, 1, 2, 3]);
     }
 
     #[test]
@@ -429,41 +438,6 @@ mod tests {
         assert_eq!(g.args.row(0), &[ABSENT, 0, ABSENT]);
         assert_eq!(g.reads.row(0), &[0]);
         assert_eq!(g.missing, vec![0]);
-    }
-
-    #[test]
-    fn schedule_is_index_order_when_topological() {
-        let nodes = (0..10).map(|i| node(&[i], &[i + 1])).collect();
-        let g = Graph::build(&spec(11, nodes, &[0], &[10])).unwrap();
-        assert_eq!(g.schedule(), (0..10).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn schedule_follows_priorities_then_lowest_index() {
-        // Four independent nodes, and node 4 depends on node 0.
-        let mut s = spec(
-            6,
-            vec![
-                node(&[0], &[1]),
-                node(&[0], &[]),
-                node(&[0], &[]),
-                node(&[0], &[]),
-                node(&[1], &[5]),
-            ],
-            &[0],
-            &[],
-        );
-        s.priorities = Some(vec![0, 5, 1, 5, 9]);
-        let g = Graph::build(&s).unwrap();
-        // Node 4 has the top priority but must wait for node 0.
-        assert_eq!(g.schedule(), vec![1, 3, 2, 0, 4]);
-    }
-
-    #[test]
-    fn schedule_puts_producers_first_when_index_order_is_not_topological() {
-        let g =
-            Graph::build(&spec(3, vec![node(&[1], &[2]), node(&[0], &[1])], &[0], &[2])).unwrap();
-        assert_eq!(g.schedule(), vec![1, 0]);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! `namu._kernel.Plan`: the Python-facing executable graph.
 
-use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyList;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::context::Context;
@@ -10,58 +9,26 @@ use crate::dispatch::native::NativeOp;
 use crate::dispatch::type_name;
 use crate::error::{KernelError, Site};
 use crate::scheduler::engine::{RunOptions, execute};
+use crate::scheduler::extract::{fields, int, ints, items};
 use crate::scheduler::graph::{Graph, GraphSpec, NodeSlots};
+use crate::scheduler::ops::{Call, Function, If, Loop, Map, Mode, Native, Seq, SeqStep, StepOp};
 
-/// How a call node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Called directly by the run loop, on the thread running the plan.
-    Inline,
-    /// Handed to the run's worker pool (work-stealing deques); for calls that release the
-    /// interpreter lock (numpy, I/O).
-    Thread,
-    /// The callable returns an awaitable, which the run's driver awaits on an event loop;
-    /// at most `max_concurrency` are in flight at once.
-    Async,
-}
-
-/// What a node does.
+/// What a node does: its op descriptor (see [`crate::scheduler::ops`]), as the run loop
+/// reads it.
 pub enum Op {
-    /// Call a Python callable with the node's inputs.
-    Call {
-        /// The callable.
-        callable: Py<PyAny>,
-        /// How it runs.
-        mode: Mode,
-    },
+    /// Call a Python callable with the node's inputs (a bare callable is an inline call).
+    Call(Call),
     /// A builtin op evaluated without a Python-level call.
     Native(NativeOp),
-    /// Fan-out: run `body` once per item of input 0, each in its own forked context.
-    Map(MapOp),
-    /// Run `then_branch` or `else_branch` depending on the truth of input 0.
-    If {
-        /// Run when the condition is true.
-        then_branch: Py<Plan>,
-        /// Run when it is false.
-        else_branch: Py<Plan>,
-        /// Context key of each captured input (inputs 1..).
-        keys: Vec<i64>,
-    },
+    /// Fan-out: run the body once per item of input 0, each in its own forked context.
+    Map(Py<Map>),
+    /// Run one branch depending on the truth of input 0.
+    If(Py<If>),
     /// ONNX `Loop`: inputs are (trip count or None, condition or None, carried..., captured...).
-    Loop {
-        /// Inputs (iteration, condition, carried...); outputs (condition, carried...).
-        body: Py<Plan>,
-        /// Number of loop-carried values.
-        n_carried: usize,
-        /// Context key of each captured input.
-        keys: Vec<i64>,
-    },
+    Loop(Py<Loop>),
     /// Call a function body: the node's inputs are the body's inputs, its outputs the
     /// body's outputs.
-    Function {
-        /// The function body.
-        body: Py<Plan>,
-    },
+    Function(Py<Function>),
     /// Run a straight-line sequence of calls and builtin ops as one node, without the
     /// ready queue between them; the last step's result is the node's.
     Seq(SeqOp),
@@ -79,23 +46,11 @@ pub struct SeqOp {
     pub steps: Vec<Step>,
 }
 
-/// What one step of a [`SeqOp`] runs.
-pub enum StepOp {
-    /// A Python callable, called through vectorcall.
-    Call(Py<PyAny>),
-    /// A builtin op evaluated without a Python-level call.
-    Native(NativeOp),
-}
-
-/// One step of a [`SeqOp`].
+/// One step of a [`SeqOp`]: its descriptor, checked against the node, and the values it
+/// releases.
 pub struct Step {
-    /// What it runs.
-    pub op: StepOp,
-    /// Its positional arguments, as value indices (node inputs, then earlier results).
-    pub args: Vec<u32>,
-    /// When the step raises an `Exception`, the handler is called with it and the node fails
-    /// with the exception it returns (without one, the node's own handler applies).
-    pub handler: Option<Py<PyAny>>,
+    /// What the step runs, on which values, with which error handler.
+    pub op: Py<SeqStep>,
     /// Values whose last reader is this step (its own result too, if nothing reads it and
     /// it is not the last step): released right after it ran.
     pub frees: Vec<u32>,
@@ -105,11 +60,11 @@ pub struct Step {
 /// each step is the last reader of. A step result no later step reads is released by the
 /// step itself, except the last step's (the node's result). Node inputs nobody reads are
 /// not listed: the frame holds them anyway.
-pub fn last_uses(n_inputs: usize, args: &[Vec<u32>]) -> Vec<Vec<u32>> {
+pub fn last_uses<A: AsRef<[u32]>>(n_inputs: usize, args: &[A]) -> Vec<Vec<u32>> {
     let n_values = n_inputs + args.len();
     let mut last: Vec<Option<usize>> = vec![None; n_values];
     for (k, step_args) in args.iter().enumerate() {
-        for &value in step_args {
+        for &value in step_args.as_ref() {
             if let Some(reader) = last.get_mut(value as usize) {
                 *reader = Some(k);
             }
@@ -127,60 +82,30 @@ pub fn last_uses(n_inputs: usize, args: &[Vec<u32>]) -> Vec<Vec<u32>> {
     frees
 }
 
-/// The parameters of a fan-out node.
-pub struct MapOp {
-    /// Inputs (item); outputs (result, ...). Runs once per item.
-    pub body: Py<Plan>,
-    /// Context key of each captured input (inputs 1..).
-    pub keys: Vec<i64>,
-    /// The node's result is the concatenation of the items' results (else their list).
-    pub flatten: bool,
-    /// `on_item_error(exc, index)`: returns None to drop the item, or the exception to
-    /// raise. Without it, an item's error fails the node.
-    pub on_item_error: Option<Py<PyAny>>,
-    /// `on_start(n_items)`, called when the fan-out starts.
-    pub on_start: Option<Py<PyAny>>,
-    /// `on_item_done()`, called when an item finishes (or is dropped).
-    pub on_item_done: Option<Py<PyAny>>,
-}
-
 impl Op {
     /// The plans this op runs as children.
     fn bodies(&self) -> Vec<&Py<Plan>> {
         match self {
-            Op::Call { .. } | Op::Native(_) | Op::Seq(_) => vec![],
-            Op::Map(map) => vec![&map.body],
-            Op::If { then_branch, else_branch, .. } => vec![then_branch, else_branch],
-            Op::Loop { body, .. } | Op::Function { body } => vec![body],
+            Op::Call(_) | Op::Native(_) | Op::Seq(_) => vec![],
+            Op::Map(map) => vec![&map.get().body],
+            Op::If(branch) => vec![&branch.get().then_branch, &branch.get().else_branch],
+            Op::Loop(op) => vec![&op.get().body],
+            Op::Function(op) => vec![&op.get().body],
         }
     }
 
     /// The Python objects the op holds, for the cycle collector.
     fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
-            Op::Call { callable, .. } => visit.call(callable)?,
+            Op::Call(call) => visit.call(&call.callable)?,
             Op::Native(_) => {}
-            Op::Map(map) => {
-                visit.call(&map.body)?;
-                for hook in
-                    [&map.on_item_error, &map.on_start, &map.on_item_done].into_iter().flatten()
-                {
-                    visit.call(hook)?;
-                }
-            }
-            Op::If { then_branch, else_branch, .. } => {
-                visit.call(then_branch)?;
-                visit.call(else_branch)?;
-            }
-            Op::Loop { body, .. } | Op::Function { body } => visit.call(body)?,
+            Op::Map(op) => visit.call(op)?,
+            Op::If(op) => visit.call(op)?,
+            Op::Loop(op) => visit.call(op)?,
+            Op::Function(op) => visit.call(op)?,
             Op::Seq(seq) => {
                 for step in &seq.steps {
-                    if let StepOp::Call(callable) = &step.op {
-                        visit.call(callable)?;
-                    }
-                    if let Some(handler) = &step.handler {
-                        visit.call(handler)?;
-                    }
+                    visit.call(&step.op)?;
                 }
             }
         }
@@ -192,9 +117,10 @@ impl Op {
 ///
 /// Slots are registers holding one Python object each. A slot is written by exactly one run
 /// input, constant, outer value (read from the enclosing context when the plan is a body)
-/// or node output. Nodes run once their inputs are available, highest priority first, ties
-/// to the lowest node index. The plan is immutable: runs share nothing but the plan, so
-/// they may nest and may run on several threads at once.
+/// or node output. Nodes run once their inputs are available, highest priority first (in a
+/// concurrent plan; an inline one ignores priorities), ties in program order. The plan is
+/// immutable: runs share nothing but the plan, so they may nest and may run on
+/// several threads at once.
 #[pyclass(frozen, module = "namu._kernel", name = "Plan")]
 pub struct Plan {
     pub(crate) graph: Graph,
@@ -293,10 +219,15 @@ impl Plan {
             }
         }
         let concurrent = ops.iter().any(|op| match op {
-            Op::Call { mode, .. } => *mode != Mode::Inline,
+            Op::Call(call) => call.mode != Mode::Inline,
             other => other.bodies().iter().any(|body| body.get().concurrent),
         });
-        let graph = py.detach(|| Graph::build(&spec))?;
+        let mut graph = py.detach(|| Graph::build(&spec))?;
+        if !concurrent {
+            // One node runs at a time, so no order finishes sooner: keep program order,
+            // and with it the order of side effects.
+            graph.priorities.fill(0);
+        }
         Ok(Plan {
             graph,
             ops,
@@ -369,6 +300,14 @@ impl Plan {
         self.concurrent
     }
 
+    /// Whether the ready queue orders this plan's nodes by the `priorities` given: some
+    /// priority is non-zero and the plan is [`Plan::concurrent`] (an inline plan runs one
+    /// node at a time, in program order).
+    #[getter]
+    fn prioritized(&self) -> bool {
+        self.graph.priorities.iter().any(|&p| p != 0)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<namu._kernel.Plan: {} nodes, {} slots>",
@@ -395,193 +334,64 @@ impl Plan {
     }
 }
 
-/// Parses a node's op: a callable (an inline call), or a tuple `(kind, ...)`:
-/// `("call", callable, "inline" | "thread" | "async")`, `("native", name)`,
-/// `("map", body, keys, flatten, on_item_error, on_start, on_item_done)`,
-/// `("if", then_branch, else_branch, keys)`, `("loop", body, n_carried, keys)`,
-/// `("function", body)` or `("seq", steps)` (see [`parse_seq`]). `n_inputs` is the node's
-/// input count.
+/// A node's op: a callable (an inline call) or an op descriptor (see
+/// [`crate::scheduler::ops`]). A `Seq` is checked against the node's `n_inputs` inputs.
 fn parse_op(node: usize, op: &Bound<'_, PyAny>, n_inputs: usize) -> Result<Op, KernelError> {
-    let site = Site::Node(node);
-    if op.is_callable() && op.cast::<PyTuple>().is_err() {
-        return Ok(Op::Call { callable: op.clone().unbind(), mode: Mode::Inline });
-    }
-    let Ok(tuple) = op.cast::<PyTuple>() else {
-        return Err(KernelError::NotCallable { node, type_name: type_name(op) });
-    };
-    let parts: Vec<Bound<'_, PyAny>> = tuple.iter().collect();
-    let kind: String = match parts.first().map(|k| k.extract::<String>()) {
-        Some(Ok(kind)) => kind,
-        _ => return Err(expected(site, "an op tuple starting with its kind (a str)", op)),
-    };
-    let arity = |n: usize| -> Result<(), KernelError> {
-        if parts.len() == n {
-            Ok(())
-        } else {
-            Err(KernelError::Malformed {
-                site,
-                detail: format!("a {kind:?} op has {} fields, got {}", n, parts.len()),
-            })
-        }
-    };
-    let plan = |obj: &Bound<'_, PyAny>| -> Result<Py<Plan>, KernelError> {
-        obj.cast::<Plan>().map(|p| p.clone().unbind()).map_err(|_| expected(site, "a Plan", obj))
-    };
-    let hook = |obj: &Bound<'_, PyAny>| -> Result<Option<Py<PyAny>>, KernelError> {
-        if obj.is_none() {
-            Ok(None)
-        } else if obj.is_callable() {
-            Ok(Some(obj.clone().unbind()))
-        } else {
-            Err(expected(site, "a callable or None", obj))
-        }
-    };
-    let keys = |obj: &Bound<'_, PyAny>| ints(obj, site, |_| site);
-    Ok(match kind.as_str() {
-        "call" => {
-            arity(3)?;
-            if !parts[1].is_callable() {
-                return Err(KernelError::NotCallable { node, type_name: type_name(&parts[1]) });
-            }
-            let mode = match parts[2].extract::<String>().as_deref() {
-                Ok("inline") => Mode::Inline,
-                Ok("thread") => Mode::Thread,
-                Ok("async") => Mode::Async,
-                _ => {
-                    return Err(expected(site, "a mode: 'inline', 'thread' or 'async'", &parts[2]));
-                }
-            };
-            Op::Call { callable: parts[1].clone().unbind(), mode }
-        }
-        "native" => {
-            arity(2)?;
-            Op::Native(native_op(site, &parts[1])?)
-        }
-        "map" => {
-            arity(7)?;
-            Op::Map(MapOp {
-                body: plan(&parts[1])?,
-                keys: keys(&parts[2])?,
-                flatten: parts[3].is_truthy()?,
-                on_item_error: hook(&parts[4])?,
-                on_start: hook(&parts[5])?,
-                on_item_done: hook(&parts[6])?,
-            })
-        }
-        "if" => {
-            arity(4)?;
-            Op::If {
-                then_branch: plan(&parts[1])?,
-                else_branch: plan(&parts[2])?,
-                keys: keys(&parts[3])?,
-            }
-        }
-        "loop" => {
-            arity(4)?;
-            let n_carried = usize::try_from(int(&parts[2], site)?)
-                .map_err(|_| expected(site, "a non-negative carried count", &parts[2]))?;
-            Op::Loop { body: plan(&parts[1])?, n_carried, keys: keys(&parts[3])? }
-        }
-        "function" => {
-            arity(2)?;
-            Op::Function { body: plan(&parts[1])? }
-        }
-        "seq" => {
-            arity(2)?;
-            Op::Seq(parse_seq(node, &parts[1], n_inputs)?)
-        }
-        other => {
-            return Err(KernelError::Malformed {
-                site,
-                detail: format!("unknown op kind {other:?}"),
-            });
-        }
+    let py = op.py();
+    Ok(if op.is_callable() {
+        Op::Call(Call { callable: op.clone().unbind(), mode: Mode::Inline })
+    } else if let Ok(call) = op.cast::<Call>() {
+        Op::Call(call.get().clone_ref(py))
+    } else if let Ok(native) = op.cast::<Native>() {
+        Op::Native(native.get().op)
+    } else if let Ok(map) = op.cast::<Map>() {
+        Op::Map(map.clone().unbind())
+    } else if let Ok(branch) = op.cast::<If>() {
+        Op::If(branch.clone().unbind())
+    } else if let Ok(body) = op.cast::<Loop>() {
+        Op::Loop(body.clone().unbind())
+    } else if let Ok(function) = op.cast::<Function>() {
+        Op::Function(function.clone().unbind())
+    } else if let Ok(seq) = op.cast::<Seq>() {
+        Op::Seq(seq_op(py, node, seq.get(), n_inputs)?)
+    } else {
+        return Err(KernelError::NotAnOp { node, type_name: type_name(op) });
     })
 }
 
-/// The native op named `name` (a `str` such as `"add"`).
-fn native_op(site: Site, name: &Bound<'_, PyAny>) -> Result<NativeOp, KernelError> {
-    let text: String = name.extract().map_err(|_| expected(site, "an op name", name))?;
-    NativeOp::from_name(&text).ok_or_else(|| KernelError::Malformed {
-        site,
-        detail: format!("unknown native op {text:?}"),
-    })
-}
-
-/// Parses the steps of a `("seq", steps)` op: a non-empty list of `(op, args, handler)`
-/// tuples, where `op` is a callable or `("native", name)`, `args` lists value indices
-/// (`0 .. n_inputs` the node's inputs, `n_inputs + j` the result of step `j`; step `k` may
-/// read only values defined before it) and `handler` is a callable or `None`.
-fn parse_seq(node: usize, obj: &Bound<'_, PyAny>, n_inputs: usize) -> Result<SeqOp, KernelError> {
-    let site = Site::Node(node);
-    let malformed = |detail: String| KernelError::Malformed { site, detail };
-    let entries = items(obj, site)?;
-    if entries.is_empty() {
-        return Err(malformed("a seq op needs at least one step".into()));
-    }
-    let mut ops = Vec::with_capacity(entries.len());
-    let mut args = Vec::with_capacity(entries.len());
-    let mut handlers = Vec::with_capacity(entries.len());
-    for (k, entry) in entries.iter().enumerate() {
-        let [op, refs, handler] =
-            fields::<3>(entry, site, "a seq step: an (op, args, error_handler) tuple")?;
+/// The steps of `seq` checked against node `node` with `n_inputs` inputs: step `k` may read
+/// only values defined before it (`0 .. n_inputs + k`), and a native step gets as many
+/// arguments as its op takes.
+fn seq_op(py: Python<'_>, node: usize, seq: &Seq, n_inputs: usize) -> Result<SeqOp, KernelError> {
+    let malformed = |detail: String| KernelError::Malformed { site: Site::Node(node), detail };
+    for (k, step) in seq.steps.iter().enumerate() {
+        let step = step.get();
         let defined = n_inputs + k;
-        let mut step_args = Vec::new();
-        for (j, value) in ints(&refs, site, |_| site)?.into_iter().enumerate() {
-            match u32::try_from(value) {
-                Ok(index) if (index as usize) < defined => step_args.push(index),
-                _ => {
-                    return Err(malformed(format!(
-                        "seq step {k} argument {j} reads value {value}, but only values 0..{defined} \
-                         are defined before it ({n_inputs} node inputs, then {k} earlier steps)"
-                    )));
-                }
+        if let Some((j, value)) =
+            step.args.iter().enumerate().find(|&(_, &v)| v as usize >= defined)
+        {
+            return Err(malformed(format!(
+                "seq step {k} argument {j} reads value {value}, but only values 0..{defined} \
+                 are defined before it ({n_inputs} node inputs, then {k} earlier steps)"
+            )));
+        }
+        if let StepOp::Native(native) = step.op {
+            if let Some(arity) = native.arity().filter(|&a| a != step.args.len()) {
+                return Err(malformed(format!(
+                    "seq step {k}: native op {:?} takes {arity} inputs, got {}",
+                    native.name(),
+                    step.args.len()
+                )));
             }
         }
-        let op = if let Ok(tuple) = op.cast::<PyTuple>() {
-            let native = match (tuple.len(), tuple.get_item(0).and_then(|k| k.extract::<String>()))
-            {
-                (2, Ok(kind)) if kind == "native" => native_op(site, &tuple.get_item(1)?)?,
-                _ => {
-                    return Err(expected(
-                        site,
-                        "a seq step op: a callable or ('native', name)",
-                        &op,
-                    ));
-                }
-            };
-            match native.arity() {
-                Some(a) if a != step_args.len() => {
-                    return Err(malformed(format!(
-                        "seq step {k}: native op {native:?} takes {a} inputs, got {}",
-                        step_args.len()
-                    )));
-                }
-                _ => StepOp::Native(native),
-            }
-        } else if op.is_callable() {
-            StepOp::Call(op.unbind())
-        } else {
-            return Err(KernelError::NotCallable { node, type_name: type_name(&op) });
-        };
-        let handler = if handler.is_none() {
-            None
-        } else if handler.is_callable() {
-            Some(handler.unbind())
-        } else {
-            return Err(expected(site, "a seq step error handler: a callable or None", &handler));
-        };
-        ops.push(op);
-        args.push(step_args);
-        handlers.push(handler);
     }
+    let args: Vec<&[u32]> = seq.steps.iter().map(|step| step.get().args.as_slice()).collect();
     let frees = last_uses(n_inputs, &args);
-    let steps = ops
-        .into_iter()
-        .zip(args)
-        .zip(handlers)
+    let steps = seq
+        .steps
+        .iter()
         .zip(frees)
-        .map(|(((op, args), handler), frees)| Step { op, args, handler, frees })
+        .map(|(step, frees)| Step { op: step.clone_ref(py), frees })
         .collect();
     Ok(SeqOp { steps })
 }
@@ -594,15 +404,18 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
         (g.input_slots.len(), g.output_slots.len())
     };
     match op {
-        Op::Call { .. } | Op::Seq(_) => Ok(()),
+        Op::Call(_) | Op::Seq(_) => Ok(()),
         Op::Native(native) => match native.arity() {
             Some(a) if a != n_in => {
-                fail(format!("native op {native:?} takes {a} inputs, got {n_in}"))
+                fail(format!("native op {:?} takes {a} inputs, got {n_in}", native.name()))
             }
-            _ if n_out != 1 => fail(format!("native op {native:?} has one output, got {n_out}")),
+            _ if n_out != 1 => {
+                fail(format!("native op {:?} has one output, got {n_out}", native.name()))
+            }
             _ => Ok(()),
         },
         Op::Map(map) => {
+            let map = map.get();
             let (b_in, b_out) = sig(&map.body);
             if n_in != 1 + map.keys.len() {
                 fail(format!(
@@ -619,7 +432,8 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
                 Ok(())
             }
         }
-        Op::If { then_branch, else_branch, keys } => {
+        Op::If(branch) => {
+            let If { then_branch, else_branch, keys } = branch.get();
             let (t_in, t_out) = sig(then_branch);
             let (e_in, e_out) = sig(else_branch);
             if n_in != 1 + keys.len() {
@@ -635,7 +449,8 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
                 Ok(())
             }
         }
-        Op::Loop { body, n_carried, keys } => {
+        Op::Loop(op) => {
+            let Loop { body, n_carried, keys } = op.get();
             let (b_in, b_out) = sig(body);
             if n_in != 2 + n_carried + keys.len() {
                 fail(format!(
@@ -650,8 +465,8 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
                 Ok(())
             }
         }
-        Op::Function { body } => {
-            let (b_in, b_out) = sig(body);
+        Op::Function(op) => {
+            let (b_in, b_out) = sig(&op.get().body);
             if b_in != n_in || b_out != n_out {
                 fail(format!(
                     "a function node's inputs and outputs match its body's ({b_in} in, {b_out} out); got {n_in} in, {n_out} out"
@@ -661,76 +476,6 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
             }
         }
     }
-}
-
-/// The items of the sequence `obj` (any iterable; a `str` is rejected as it is almost
-/// certainly a mistake).
-fn items<'py>(obj: &Bound<'py, PyAny>, site: Site) -> Result<Vec<Bound<'py, PyAny>>, KernelError> {
-    if let Ok(list) = obj.cast::<PyList>() {
-        return Ok(list.iter().collect());
-    }
-    if let Ok(tuple) = obj.cast::<PyTuple>() {
-        return Ok(tuple.iter().collect());
-    }
-    if obj.is_instance_of::<pyo3::types::PyString>() {
-        return Err(expected(site, "a list", obj));
-    }
-    match obj.try_iter() {
-        Ok(iter) => Ok(iter.collect::<PyResult<Vec<_>>>()?),
-        Err(_) => Err(expected(site, "a list", obj)),
-    }
-}
-
-/// The `N` fields of the tuple or list `obj`, which must have exactly `N` items.
-fn fields<'py, const N: usize>(
-    obj: &Bound<'py, PyAny>,
-    site: Site,
-    what: &str,
-) -> Result<[Bound<'py, PyAny>; N], KernelError> {
-    let values: Vec<Bound<'py, PyAny>> = if let Ok(tuple) = obj.cast::<PyTuple>() {
-        tuple.iter().collect()
-    } else if let Ok(list) = obj.cast::<PyList>() {
-        list.iter().collect()
-    } else {
-        return Err(expected(site, what, obj));
-    };
-    let got = values.len();
-    <[Bound<'py, PyAny>; N]>::try_from(values).map_err(|_| KernelError::Malformed {
-        site,
-        detail: format!("expected {what}, got a {} of length {got}", type_name(obj)),
-    })
-}
-
-/// The items of `obj` as integers; `entry(i)` names item `i` in messages.
-fn ints(
-    obj: &Bound<'_, PyAny>,
-    site: Site,
-    entry: impl Fn(usize) -> Site,
-) -> Result<Vec<i64>, KernelError> {
-    items(obj, site)?.iter().enumerate().map(|(i, item)| int(item, entry(i))).collect()
-}
-
-/// `obj` as an `i64` (anything with `__index__`). Too large an integer is a
-/// [`KernelError::Malformed`] naming the value, never an overflow panic.
-fn int(obj: &Bound<'_, PyAny>, site: Site) -> Result<i64, KernelError> {
-    match obj.extract::<i64>() {
-        Ok(value) => Ok(value),
-        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
-            Err(KernelError::Malformed {
-                site,
-                detail: format!(
-                    "{} is out of range",
-                    obj.str().map(|s| s.to_string()).unwrap_or_default()
-                ),
-            })
-        }
-        Err(_) => Err(expected(site, "an int", obj)),
-    }
-}
-
-/// A [`KernelError::Malformed`] saying `site` should be `what` but is `obj`'s type.
-fn expected(site: Site, what: &str, obj: &Bound<'_, PyAny>) -> KernelError {
-    KernelError::Malformed { site, detail: format!("expected {what}, got '{}'", type_name(obj)) }
 }
 
 #[cfg(test)]
