@@ -80,14 +80,14 @@ class Workflow:
 
         Args:
             *args, **kwargs: the workflow's inputs, as for a plain call, and the run
-                options of :meth:`Artifact.run <namu.Artifact.run>` (``executor``:
-                ``"kernel"``, the default, or ``"reference"``; ``observer``,
-                ``cache_dir``, ``checkpoint``, ``task_mode``, ``max_concurrency``,
-                ``workers``). A keyword naming one of the workflow's parameters is an
-                input; set a run option it shadows with :meth:`with_options`.
+                options of :meth:`Artifact.run <namu.Artifact.run>` (the fields of
+                :class:`~namu.runtime.options.RunOptions`: ``executor``, ``cache_dir``,
+                ``checkpoint``, ...). A keyword naming one of the workflow's parameters
+                is an input; set a run option it shadows with :meth:`with_options`.
 
         Raises:
             WorkflowSyntaxError: the body cannot be compiled.
+            ValueError: a run option's value is invalid (an unknown executor, ...).
             InputError: an input does not match its annotation.
             TaskError: a task raised; the task's exception is chained.
             CacheError: the ``cache_dir`` cannot be opened.
@@ -97,7 +97,12 @@ class Workflow:
 
     def with_options(self, **options: Any) -> Artifact:
         """The compiled artifact with run options preset (:meth:`Artifact.with_options
-        <namu.Artifact.with_options>`)."""
+        <namu.Artifact.with_options>`).
+
+        Raises:
+            TypeError: a name is not a run option.
+            ValueError: a value is invalid.
+        """
         return self.compile().with_options(**options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

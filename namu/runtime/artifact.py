@@ -19,39 +19,17 @@ from namu.ir.serde import to_proto
 from namu.runtime.atomic_write import write_atomic
 from namu.runtime.cache import open_disk_cache
 from namu.runtime.checkpoint import Journal
-from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY, EXECUTORS
+from namu.runtime.executor_registry import executor_class
 from namu.runtime.inputs import InputBinder
+from namu.runtime.options import RunOptions, with_run_option_keywords
 from namu.runtime.partitions import prepare_model
-from namu.runtime.result import RunObserver, RunResult, RunState, enter_run, exit_run
+from namu.runtime.result import RunResult, RunState, enter_run, exit_run
 from namu.runtime.tasks import SkipItem, TaskBinding
 
 if TYPE_CHECKING:
     from namu.frontend.task import Task
 
-__all__ = ["RUN_OPTIONS", "Artifact"]
-
-
-class _Default:
-    """The default of a run option the caller did not pass (see :meth:`Artifact.run`)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-_DEFAULT: Any = _Default()
-
-#: the run options of :meth:`Artifact.run` and their defaults.
-RUN_OPTIONS: dict[str, Any] = {
-    "executor": "kernel",
-    "observer": None,
-    "cache_dir": None,
-    "checkpoint": None,
-    "task_mode": "inline",
-    "max_concurrency": DEFAULT_MAX_CONCURRENCY,
-    "workers": None,
-}
+__all__ = ["Artifact"]
 
 
 class Artifact:
@@ -75,16 +53,17 @@ class Artifact:
 
     def __init__(self, model: ir.Model, tasks: dict[str, Task | TaskBinding]) -> None:
         self.model = model
-        self.signature, self.passport, self.task_table = metadata.read_metadata(model)
+        self.signature, self.passport, self.task_table = metadata.ArtifactMetadata.of(model)
         self.bindings: dict[str, TaskBinding] = {}
         for key, task in tasks.items():
             if isinstance(task, TaskBinding):
                 self.bindings[key] = task
             else:  # the digest of the code that will run (cache and checkpoint keys)
-                self.bindings[key] = TaskBinding(key, task.name, task.fn, task.options, task.is_async, task.digest)
+                self.bindings[key] = TaskBinding.of(key, task)
         #: run options a workflow parameter of the same name shadows (see :meth:`run`)
-        self._shadowed = frozenset(RUN_OPTIONS) & {p.name for p in self.signature.params}
-        self._preset: dict[str, Any] = {}
+        self._shadowed = frozenset(RunOptions.model_fields) & {p.name for p in self.signature.params}
+        #: the run options: the defaults, and what :meth:`with_options` set
+        self._options = RunOptions()
         #: per-pass time and change count of the compile that built this artifact
         #: (empty for a loaded artifact)
         self.pass_records: list[Any] = []
@@ -135,10 +114,7 @@ class Artifact:
             with self._lock:
                 runner = self._runners.get(key)
                 if runner is None:
-                    try:
-                        cls = EXECUTORS[executor]
-                    except KeyError:
-                        raise ValueError(f"unknown executor {executor!r}; choose one of {sorted(EXECUTORS)}") from None
+                    cls = executor_class(executor)
                     bindings = self.bindings
                     if journaled:
                         bindings = {k: b.for_checkpoint() for k, b in self.bindings.items()}
@@ -151,103 +127,60 @@ class Artifact:
         return {f.name: f for f in self.model.functions.values() if f.domain == WORKFLOW_DOMAIN}
 
     def with_options(self, **options: Any) -> Artifact:
-        """This artifact with run options preset (:data:`RUN_OPTIONS`): its ``run()`` and
-        calls use them unless given again. The way to set a run option that a workflow
-        parameter of the same name shadows (``art.with_options(workers=8)(workers=3)``
-        runs with 8 pool threads and the input ``workers=3``).
+        """This artifact with run options preset (:class:`~namu.runtime.options.RunOptions`):
+        its ``run()`` and calls use them unless given again. The way to set a run option
+        that a workflow parameter of the same name shadows
+        (``art.with_options(workers=8)(workers=3)`` runs with 8 pool threads and the input
+        ``workers=3``).
 
         Raises:
             TypeError: a name is not a run option.
+            ValueError: a value is invalid (an unknown executor, ``max_concurrency=0``, ...).
         """
-        unknown = sorted(set(options) - set(RUN_OPTIONS))
-        if unknown:
-            raise TypeError(f"unknown run option(s) {', '.join(map(repr, unknown))}; run options are: {', '.join(RUN_OPTIONS)}")
         view = copy.copy(self)
-        view._preset = {**self._preset, **options}
+        view._options = RunOptions.of({**dict(self._options), **options})
         return view
 
-    def run(
-        self,
-        *args: Any,
-        executor: str = _DEFAULT,
-        observer: RunObserver | None = _DEFAULT,
-        cache_dir: str | os.PathLike[str] | None = _DEFAULT,
-        checkpoint: str | os.PathLike[str] | None = _DEFAULT,
-        task_mode: str = _DEFAULT,
-        max_concurrency: int = _DEFAULT,
-        workers: int | None = _DEFAULT,
-        **kwargs: Any,
-    ) -> RunResult:
+    @with_run_option_keywords
+    def run(self, *args: Any, **kwargs: Any) -> RunResult:
         """Run the workflow.
 
         A keyword naming a parameter of the workflow is always an input, as in a plain
         call, even when a run option has the same name (set such an option with
         :meth:`with_options`). Options not given take the :meth:`with_options` preset,
-        else their defaults (:data:`RUN_OPTIONS`).
+        else their defaults.
 
         Args:
-            *args, **kwargs: the workflow's inputs.
-            executor: ``"kernel"`` (native, default) or ``"reference"`` (pure Python).
-            observer: receives progress events (see :class:`~namu.runtime.result.RunObserver`).
-            cache_dir: directory of the on-disk result cache for ``cache=True`` and
-                ``pure=True`` tasks (default: ``$NAMU_CACHE_DIR``; unset: memory only).
-                See :mod:`namu.runtime.cache`.
-            checkpoint: a checkpoint file: every completed task call is recorded there,
-                and a run with the same inputs and file resumes, serving recorded calls
-                instead of running them. See :mod:`namu.runtime.checkpoint`.
-            task_mode: how synchronous tasks without their own ``mode`` option run on
-                the kernel: ``"inline"`` (called by the scheduler itself) or
-                ``"thread"`` (on a pool of ``workers`` threads with work stealing).
-            max_concurrency: most ``async def`` task calls in flight at once (>= 1).
-            workers: threads of the worker pool (default: the number of CPUs).
+            *args, **kwargs: the workflow's inputs, and the run options: the fields of
+                :class:`~namu.runtime.options.RunOptions` (``executor``, ``observer``,
+                ``cache_dir``, ``checkpoint``, ``task_mode``, ``max_concurrency``,
+                ``workers``), described there.
 
         Returns:
             A :class:`RunResult` with the value and the run's metadata.
 
         Raises:
+            ValueError: a run option's value is invalid (an unknown executor, ...).
             InputError: an input does not match the signature.
             TaskError: a task raised; its exception is chained as ``__cause__``.
             CacheError: the cache directory cannot be opened.
             CheckpointError: the checkpoint file cannot be opened, read or written, or
                 the inputs cannot be content-addressed.
         """
-        given = {
-            "executor": executor,
-            "observer": observer,
-            "cache_dir": cache_dir,
-            "checkpoint": checkpoint,
-            "task_mode": task_mode,
-            "max_concurrency": max_concurrency,
-            "workers": workers,
-        }
-        options = {**RUN_OPTIONS, **self._preset}
-        for name, value in given.items():
-            if value is _DEFAULT:
-                continue
-            if name in self._shadowed:  # the workflow's own parameter: an input
-                kwargs[name] = value
-            else:
-                options[name] = value
-        executor, observer, cache_dir, checkpoint = (options[k] for k in ("executor", "observer", "cache_dir", "checkpoint"))
-        task_mode, max_concurrency, workers = options["task_mode"], options["max_concurrency"], options["workers"]
-        if task_mode not in ("inline", "thread"):
-            raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        given = {name: kwargs.pop(name) for name in RunOptions.model_fields if name in kwargs and name not in self._shadowed}
+        options = RunOptions.of({**dict(self._options), **given}) if given else self._options
         inputs = self._binder.bind(args, kwargs)
-        disk_cache = open_disk_cache(cache_dir)
+        disk_cache = open_disk_cache(options.cache_dir)
         journal = None
         try:
-            if checkpoint is not None:
-                journal = Journal.for_run(checkpoint, self.passport.workflow_digest, inputs)
-            runner = self._runner(executor, observer is not None, journal is not None, task_mode)
-            state = RunState(observer=observer, journal=journal, disk_cache=disk_cache)
+            if options.checkpoint is not None:
+                journal = Journal.for_run(options.checkpoint, self.passport.workflow_digest, inputs)
+            runner = self._runner(options.executor, options.observer is not None, journal is not None, options.task_mode)
+            state = RunState(observer=options.observer, journal=journal, disk_cache=disk_cache)
             token = enter_run(state)
             start = time.perf_counter()
             try:
-                outputs = runner(inputs, max_concurrency=max_concurrency, workers=workers)
+                outputs = runner(inputs, max_concurrency=options.max_concurrency, workers=options.workers)
             except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
                 cls = TaskTimeoutError if isinstance(exc, TaskTimeoutError) else TaskError
                 raise cls(str(exc), task=exc.task, span=exc.span) from exc.__cause__
@@ -260,7 +193,7 @@ class Artifact:
             if disk_cache is not None:
                 disk_cache.close()
         resumed = journal.served if journal is not None else 0
-        return RunResult(self._shape(outputs), list(state.skipped), elapsed, executor, resumed)
+        return RunResult(self._shape(outputs), list(state.skipped), elapsed, options.executor, resumed)
 
     def _shape(self, outputs: list[Any]) -> Any:
         kind = self.signature.returns

@@ -384,6 +384,34 @@ def test_inspect_imports_no_task_code(tmp_path: Path, basic: Path) -> None:
     assert "namu.Task[task=add]" in proc.stdout
 
 
+def test_inspect_tables_off_a_terminal_are_plain_and_unwrapped(tmp_path: Path, basic: Path) -> None:
+    assert namu_cli("compile", f"{basic.name}:calc", "-o", "calc.onnx", cwd=tmp_path).returncode == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="40")  # rich would wrap at 40 columns
+    env.pop("FORCE_COLOR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "namu.cli", "inspect", "calc.onnx"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "\x1b" not in proc.stdout and all(line == line.rstrip() for line in lines)
+    (passes,) = [line for line in lines if line.startswith("  passes    ")]
+    assert passes.startswith("  passes    verify-structure -> ") and "verify-runtime-complete" in passes  # one line
+    # the signature's table: each input with its type and default, each output with its type
+    assert [line.split() for line in lines if line.split()[:1] in (["input"], ["output"])] == [
+        ["input", "x", "int", "1"],
+        ["input", "n", "int", "4"],
+        ["output", "y", "int"],
+        ["output", "inv", "list[float]"],
+        ["output", "size", "str"],
+    ]
+
+
 def test_inspect_onnx_text(tmp_path: Path, basic: Path) -> None:
     assert namu_cli("compile", f"{basic.name}:calc", "-o", "calc.onnx", cwd=tmp_path).returncode == 0
     proc = namu_cli("inspect", "calc.onnx", "--onnx-text", cwd=tmp_path)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namu
-from namu.cli import _json_document, _jsonable
+from namu.cli.output import json_document, jsonable
 
 REPO = Path(namu.__file__).resolve().parent.parent
 #: 10 ** 5000 written out: longer than Python prints an int (sys.get_int_max_str_digits())
@@ -211,6 +211,6 @@ _any_text = st.text(st.characters(exclude_categories=())).filter(lambda s: not r
     )
 )
 @settings(max_examples=300, deadline=None)
-def test_any_text_round_trips_through_the_json_document(value: Any) -> None:
-    data = _json_document({"value": _jsonable(value)})
+def test_any_text_round_trips_through_thejson_document(value: Any) -> None:
+    data = json_document({"value": jsonable(value)})
     assert json.loads(data.decode("utf-8")) == {"value": value}  # strict UTF-8, and the same text back

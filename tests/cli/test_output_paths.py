@@ -17,7 +17,7 @@ import pytest
 
 import namu
 from namu.cli import run
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 from tests.cli.test_cli import REPO, assert_error, namu_cli, write
 
 CALC = '''

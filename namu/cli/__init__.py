@@ -1,0 +1,155 @@
+"""The ``namu`` command line: compile, run and inspect workflows.
+
+::
+
+    namu compile examples/collatz.py -o collatz.onnx
+    namu run examples/collatz.py --input limit=5000
+    namu run collatz.onnx --json
+    namu inspect collatz.onnx
+
+Exit codes: 0 success; 1 the workflow ran and failed (a task raised, or the runtime
+failed); 2 the command could not start: bad usage, a missing or unreadable file, an
+unknown workflow, a workflow namu cannot compile, bad inputs, a stale artifact;
+130 interrupted. Every error is exactly one line on stderr starting with ``error:``.
+See ``docs/cli.md``.
+
+One module per concern: :mod:`~namu.cli.targets` (which workflow or artifact),
+:mod:`~namu.cli.inputs` (``-i``/``--inputs``), :mod:`~namu.cli.output` (stdout, JSON,
+the standard streams), :mod:`~namu.cli.errors` (exit codes, the ``error:`` line), and
+one per command: :mod:`~namu.cli.compile`, :mod:`~namu.cli.execute` (``namu run``),
+:mod:`~namu.cli.inspect`. Heavy modules (the compiler's passes, rich) are imported by
+the command that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+import namu
+from namu.cli.compile import compile_command
+from namu.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    TRACEBACK_ENV,
+    CliError,
+    first_line,
+    joined,
+)
+from namu.cli.execute import run_command
+from namu.cli.inspect import inspect_command
+from namu.cli.output import error, guard_stderr, out, silence_stdout, stdout_problem
+from namu.errors import RunCancelledError
+
+__all__ = ["cli", "main", "run"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(namu.__version__, "-V", "--version", prog_name="namu", message="%(prog)s %(version)s")
+def cli() -> None:
+    """namu: compile Python workflows to ONNX IR, run them, inspect artifacts.
+
+    \b
+    Examples:
+      namu compile examples/collatz.py -o collatz.onnx
+      namu run examples/collatz.py --input limit=5000
+      namu run collatz.onnx --json
+      namu inspect collatz.onnx
+
+    Exit codes: 0 success, 1 the run failed (a task raised), 2 bad usage or
+    input (the error is one line on stderr), 130 interrupted.
+    """
+
+
+cli.add_command(compile_command)
+cli.add_command(run_command)
+cli.add_command(inspect_command)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    Every command writes its result to stdout: with stdout closed (``>&-``) or not open
+    for writing, nothing runs and the exit code is 2.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    problem = stdout_problem()
+    if problem is not None:
+        error(f"standard output is {problem}: namu writes its results there; redirect it to a file or to /dev/null instead")
+        return EXIT_USAGE
+    try:
+        if not args:
+            out(cli.get_help(click.Context(cli, info_name="namu")))
+            return EXIT_OK
+        # Not cli.main(): click would print a blank line on Ctrl+C before our error line.
+        with cli.make_context("namu", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except BrokenPipeError:  # `namu ... | head`: the reader left; say nothing more
+        silence_stdout()
+        return EXIT_RUN_FAILED
+    except CliError as exc:
+        error(exc.message)
+        return exc.code
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl+C into Abort; a run stopped by it says how far it got.
+        cause = exc.__cause__ or exc.__context__
+        error(str(cause) if isinstance(cause, RunCancelledError) else "aborted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        error(joined(exc.format_message()))
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        # A run stopped by Ctrl+C says how far it got; anything else was just interrupted.
+        error(str(exc) if isinstance(exc, RunCancelledError) else "interrupted")
+        if isinstance(exc, RunCancelledError) and exc.abandoned:
+            global _abandoned_calls
+            _abandoned_calls = True
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_RUN_FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, traceback on request
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        error(
+            f"internal error: {type(exc).__name__}: {first_line(exc)} "
+            f"(set {TRACEBACK_ENV}=1 to see the traceback)"
+        )
+        return EXIT_RUN_FAILED
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+#: set when a second Ctrl+C abandoned task calls still running in worker threads
+_abandoned_calls = False
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``namu`` console script: run the CLI and exit with its code.
+
+    After a second Ctrl+C abandoned task calls that are still running, the process
+    leaves at once (``os._exit``) instead of finalizing the interpreter under them.
+    """
+    guard_stderr()
+    code = run(argv)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:  # `namu ... | head`: the reader left; that is not an error
+        silence_stdout()
+    except OSError as exc:  # a full disk, a device error: what was written is incomplete
+        error(f"cannot write to standard output: {exc.strerror or exc}")
+        silence_stdout()
+        code = code or EXIT_RUN_FAILED
+    if _abandoned_calls:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,175 @@
+"""``namu compile``: compile a workflow into an ONNX artifact; list the pass pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from namu.cli.errors import EXIT_OK, fail, joined
+from namu.cli.output import out
+from namu.cli.targets import compile_workflow, load_workflow, slot_bindings
+from namu.errors import OutputPathError
+
+__all__ = ["compile_command"]
+
+
+@click.command("compile", short_help="Compile a workflow into an ONNX artifact.")
+@click.argument("target", metavar="FILE.py[:WORKFLOW]", required=False)
+@click.option(
+    "-o",
+    "--output",
+    metavar="OUT.onnx",
+    type=click.Path(dir_okay=False),
+    help="Where to write the artifact. Default: WORKFLOW.onnx in the current directory.",
+)
+@click.option(
+    "-O",
+    "--opt-level",
+    type=click.Choice(["0", "1", "2"]),
+    default="2",
+    show_default=True,
+    help="0: verification, inlining, partitioning and lowering only; 1: also constant "
+    "folding, CSE and dead-code elimination; 2: every pass.",
+)
+@click.option("--disable-pass", "disabled", metavar="PASS", multiple=True, help="Leave an optional pass out (repeatable).")
+@click.option(
+    "--dump-after",
+    metavar="PASS",
+    multiple=True,
+    help="Write the IR after PASS (repeatable; `all` for every pass) as ONNX text into "
+    "--dump-dir, one file NN-PASS.onnxtxt per pass.",
+)
+@click.option(
+    "--dump-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where --dump-after writes. Default: WORKFLOW.ir/ in the current directory.",
+)
+@click.option("--timings", is_flag=True, help="Print each pass's time and change count.")
+@click.option("--print-passes", is_flag=True, help="List the pipeline of the -O level with summaries, and exit.")
+@click.option(
+    "--slot",
+    "slots",
+    metavar="NAME=TASK",
+    multiple=True,
+    help="Bind a role slot to a @namu.task of the workflow's file, or FILE.py:TASK "
+    "(repeatable; `PLACEMENT/NAME=...` binds it in one partition only).",
+)
+def compile_command(
+    target: str | None,
+    output: str | None,
+    opt_level: str,
+    disabled: tuple[str, ...],
+    dump_after: tuple[str, ...],
+    dump_dir: str | None,
+    timings: bool,
+    print_passes: bool,
+    slots: tuple[str, ...],
+) -> int:
+    """Compile a workflow into an ONNX artifact.
+
+    FILE.py is imported (as `python FILE.py` would, with its directory on sys.path)
+    and WORKFLOW is the name of a @namu.workflow defined in it. WORKFLOW may be left
+    out when the file defines one workflow, or one that no other workflow calls.
+    The artifact is written atomically: a failed compile leaves no file behind.
+
+    The optimizer runs the pipeline of passes listed by --print-passes (see
+    docs/passes.md); -O, --disable-pass, --dump-after and --timings control and
+    inspect it.
+
+    \b
+    Examples:
+      namu compile examples/collatz.py                  # writes ./collatz.onnx
+      namu compile pipeline.py:train -o build/train.onnx
+      namu compile --print-passes -O1
+      namu compile wf.py --timings --dump-after fold-constants
+      namu compile agent.py --slot llm=ask_claude
+    """
+    from namu.ir.printer import count_nodes
+    from namu.passes import get, pipeline
+    from namu.runtime.atomic_write import resolve_output
+
+    level = int(opt_level)
+    for name in (*disabled, *(d for d in dump_after if d != "all")):
+        try:
+            get(name)
+        except KeyError as exc:
+            fail(joined(exc.args[0]))
+    try:
+        names = pipeline(level, disabled)
+    except ValueError as exc:
+        fail(str(exc))
+    if print_passes:
+        _print_passes(names, level)
+        return EXIT_OK
+    if target is None:
+        fail("missing FILE.py[:WORKFLOW] (or use --print-passes)")
+    for name in dump_after:
+        if name != "all" and name not in names:
+            fail(f"--dump-after {name}: the pass does not run at -O{level} with these options")
+    wf = load_workflow(target)
+    out_path = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
+    try:
+        resolve_output(out_path)  # a device, FIFO or directory is refused before any work
+    except OutputPathError as exc:
+        fail(str(exc))
+    dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{wf.name}.ir"
+    after = _ir_dumper(dump_path, set(dump_after)) if dump_after else None
+    art = compile_workflow(wf, opt_level=level, disable=disabled, slots=slot_bindings(slots, wf), after_pass=after)
+    try:
+        written = art.save(out_path)
+    except OutputPathError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out_path}: {exc.strerror or exc}")
+    if timings:
+        _print_timings(art.pass_records)
+    if dump_after:
+        out(f"IR dumps -> {dump_path}")
+    out(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
+    return EXIT_OK
+
+
+def _print_passes(names: Sequence[str], level: int) -> None:
+    from namu.passes import get
+
+    width = max(len(n) for n in names)
+    out(f"pipeline at -O{level} ({len(names)} passes):")
+    for i, name in enumerate(names, 1):
+        info = get(name)
+        tag = "required" if info.required else f"-O{info.level}"
+        out(f"{i:3d}. {name:<{width}}  {tag:<8}  {info.summary}")
+
+
+def _print_timings(records: Sequence[Any]) -> None:
+    width = max((len(r.name) for r in records), default=4)
+    out(f"{'pass':<{width}}  {'time ms':>9}  {'changes':>7}")
+    for r in records:
+        out(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.changes:7d}")
+    total = sum(r.seconds for r in records)
+    out(f"{'total':<{width}}  {total * 1000:9.2f}  {sum(r.changes for r in records):7d}")
+
+
+def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
+    """An ``after_pass`` hook writing the IR after the wanted passes as ONNX text."""
+    import onnx.printer
+
+    from namu.ir.serde import to_proto
+    from namu.runtime.atomic_write import write_atomic
+
+    def dump(name: str, index: int, model: Any) -> None:
+        if "all" not in wanted and name not in wanted:
+            return
+        path = directory / f"{index + 1:02d}-{name}.onnxtxt"
+        try:
+            write_atomic(path, (onnx.printer.to_text(to_proto(model)) + "\n").encode())
+        except OutputPathError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"cannot write IR dump into {directory}: {exc.strerror or exc}")
+
+    return dump

@@ -1,0 +1,182 @@
+"""``namu run``: run a workflow or a saved artifact and print its result."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import click
+from pydantic.fields import FieldInfo
+
+import namu
+from namu.cli.errors import EXIT_OK, EXIT_RUN_FAILED, fail, first_line
+from namu.cli.inputs import parse_inputs
+from namu.cli.output import json_document, jsonable, out, out_text, render
+from namu.cli.targets import target_artifact
+from namu.errors import CacheError, CheckpointError, InputError, NamuError, TaskError
+from namu.runtime.options import Flag, RunOptions
+
+__all__ = ["run_command", "run_option_flags"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NameIn(click.ParamType):
+    """One of the names ``names()`` gives when the command line is parsed, not when the
+    command is defined (a registry may grow in between); as ``click.Choice`` otherwise."""
+
+    name = "choice"
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self.names = names
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        names = self.names()
+        if value not in names:
+            self.fail(f"{value!r} is not one of {', '.join(map(repr, names))}.", param, ctx)
+        return value
+
+
+def _flag_type(field: FieldInfo, flag: Flag) -> click.ParamType:
+    """The click type of a run option: its choices, a path, or an int range."""
+    if flag.choices is not None:
+        return _NameIn(flag.choices)
+    if flag.path is not None:
+        return click.Path(file_okay=flag.path == "file", dir_okay=flag.path == "dir")
+    if get_origin(field.annotation) is Literal:
+        return click.Choice(get_args(field.annotation))
+    if int in (field.annotation, *get_args(field.annotation)):
+        return click.IntRange(min=next((m.ge for m in field.metadata if hasattr(m, "ge")), None))
+    return click.STRING
+
+
+def run_option_flags(command: F) -> F:
+    """Add one ``--NAME`` option per run option with a :class:`~namu.runtime.options.Flag`
+    (in field order; the help is the field's description, the default its default)."""
+    for name, field in reversed(RunOptions.model_fields.items()):
+        flag = next((m for m in field.metadata if isinstance(m, Flag)), None)
+        if flag is not None:
+            command = click.option(
+                f"--{name.replace('_', '-')}",
+                name,
+                type=_flag_type(field, flag),
+                metavar=flag.metavar,
+                default=field.default,
+                show_default=field.default is not None,
+                help=field.description,
+            )(command)
+    return command
+
+
+@click.command("run", short_help="Run a workflow or an artifact and print its result.")
+@click.argument("target", metavar="(FILE.py[:WORKFLOW] | ART.onnx)")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A workflow input (repeatable). VALUE is JSON when it is valid JSON "
+    '(3, 2.5, true, [1,2], "text"), else a string (for a str input: the text itself); '
+    "NAME=@FILE reads the JSON in FILE (@- reads stdin), for values too long for a "
+    "command line. It is then converted to the input's annotation (3 is 3.0 for a "
+    "float, [1,2] a tuple for a tuple) or refused.",
+)
+@click.option(
+    "--inputs",
+    "inputs_file",
+    metavar="FILE|-",
+    default=None,
+    help='A JSON object of inputs, {"NAME": value, ...}, from FILE or stdin (-); '
+    "-i options override its keys.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint).")
+@run_option_flags
+def run_command(target: str, inputs: tuple[str, ...], inputs_file: str | None, as_json: bool, **options: Any) -> int:
+    """Run a workflow (compiling it first) or a saved artifact, and print its result.
+
+    A progress bar is drawn on stderr while the workflow runs (only on a terminal).
+    The result goes to stdout, pretty-printed, or as JSON with --json. Items dropped
+    by on_error="skip" tasks are summarized on stderr (listed in full with --json).
+
+    \b
+    Examples:
+      namu run examples/collatz.py --input limit=2000
+      namu run examples/stdlib_stats.py:stdlib_stats -i top=5 --json
+      namu run wf.py -i ratio=0.5 -i flag=true -i 'xs=[1,2]' -i 'name=Ada Lovelace'
+      namu run wf.py -i docs=@docs.json              # the JSON in docs.json
+      namu run wf.py --inputs params.json -i n=10    # n overrides the file's n
+      produce_json | namu run wf.py --inputs -
+      namu run collatz.onnx --executor reference
+      namu run pipeline.py --checkpoint run.ckpt     # run again to resume after a crash
+      namu run pipeline.py --cache-dir ~/.cache/namu
+      namu run fetch.py --max-concurrency 64 --task-mode thread --workers 8
+
+    Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
+    joined) and says how many calls finished; the exit code is 130.
+    """
+    from namu.runtime.progress import ProgressObserver
+
+    art = target_artifact(target)
+    kwargs = parse_inputs(inputs, inputs_file, art.signature)
+    _check_executor(options["executor"])
+    try:
+        with ProgressObserver(art.name) as progress:
+            result = art.with_options(observer=progress, **options).run(**kwargs)
+    except InputError as exc:
+        fail(first_line(exc))
+    except (CacheError, CheckpointError) as exc:
+        fail(first_line(exc))
+    except TaskError as exc:
+        fail(first_line(exc, mark_more=True), EXIT_RUN_FAILED)
+    except NamuError as exc:
+        fail(f"{type(exc).__name__}: {first_line(exc, mark_more=True)}", EXIT_RUN_FAILED)
+    except Exception as exc:  # noqa: BLE001 - an op of the workflow body failed, as Python would
+        # e.g. ZeroDivisionError from `x // 0`; the runtime notes the op and its span.
+        notes = "; ".join(first_line(n) for n in getattr(exc, "__notes__", ()) if str(n).strip())
+        fail(f"{type(exc).__name__}: {first_line(exc, mark_more=True)}" + (f" ({notes})" if notes else ""), EXIT_RUN_FAILED)
+    if as_json:
+        document = {
+            "value": jsonable(result.value),
+            "skipped": [jsonable(item) for item in result.skipped],
+            "elapsed_s": result.elapsed_s,
+        }
+        if options["checkpoint"] is not None:
+            document["resumed_calls"] = result.resumed_calls
+        out(json_document(document), nl=False)  # bytes: written as they are
+        return EXIT_OK
+    from rich.pretty import Pretty
+
+    out_text(render(Pretty(result.value)))
+    if result.resumed_calls:
+        calls = "call" if result.resumed_calls == 1 else "calls"
+        click.echo(click.style(f"resumed {result.resumed_calls} task {calls} from {options['checkpoint']}", dim=True), err=True)
+    if result.skipped:
+        click.echo(click.style(_skipped_summary(result.skipped), fg="yellow"), err=True)
+    return EXIT_OK
+
+
+def _check_executor(executor: str) -> None:
+    if executor == "kernel" and importlib.util.find_spec("namu._kernel") is None:
+        fail(
+            "the native kernel (namu._kernel) is not built; build it with "
+            "`maturin develop --release`, or run with --executor reference"
+        )
+
+
+def _skipped_summary(skipped: Sequence[namu.SkippedItem]) -> str:
+    """One line: how many items were skipped, by task and exception type, and the first error."""
+    counts: dict[tuple[str, str], int] = {}
+    for item in skipped:
+        kind = item.error.split(":", 1)[0]
+        counts[(item.task, kind)] = counts.get((item.task, kind), 0) + 1
+    groups = ", ".join(f"{n} x {task} ({kind})" for (task, kind), n in counts.items())
+    first = skipped[0]
+    error = " ".join(first.error.split())  # a task's message may span lines
+    error = error if len(error) <= 120 else error[:117] + "..."
+    noun = "item" if len(skipped) == 1 else "items"
+    return f"skipped {len(skipped)} {noun}: {groups}; first: {first.task}[{first.index}]: {error} (--json lists all)"
