@@ -69,7 +69,7 @@ class FuseTasksPass(NamuPass):
     graph: the main graph, ``If``/``Loop``/``namu.Map`` bodies and remaining functions
     (not inside Fused or Gate bodies). One sweep per graph: linear in the number of nodes.
 
-    The kernel runs a Fused node as one ``("seq", steps)`` op: the steps are called one
+    The kernel runs a Fused node as one ``Seq`` op: the steps are called one
     after another through vectorcall, with no ready-queue traffic in between, and an
     error in a step goes through that task's own handler, so it still names the task and
     its workflow line. The reference interpreter runs the body in order.
