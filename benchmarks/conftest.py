@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 
 #: tasks per scenario (the kernel issue's scenarios use 10,000).
 N = 10_000

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 
 
 def _maxrss_mb() -> float:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import pytest
 
 from benchmarks.conftest import CAP, N, random_dag
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 
 
 def need(module: str) -> ModuleType:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import namu  # noqa: E402
 from benchmarks.compile_gen import namu_source  # noqa: E402
 from benchmarks.conftest import TASKS, N  # noqa: E402
-from namu.runtime.modules import import_path  # noqa: E402
+from namu.runtime.user_code import import_path  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 import namu
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STDLIB = sysconfig.get_paths()["stdlib"]

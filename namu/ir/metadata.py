@@ -10,12 +10,14 @@ key                     content
 ``namu.passport``       :class:`Passport`: namu version, passes run, source digest
 =====================  ===============================================================
 
-:func:`read_metadata` parses the three; :func:`verify_artifact` also checks, before a
-loaded artifact runs, that this namu is not older than the one that compiled it and that
-the metadata agrees with the graph (a hand-edited file is an ``ArtifactError``).
+:meth:`ArtifactMetadata.of` parses the three (each model's ``stored_in`` parses one, once
+per stored text); :func:`verify_artifact` also checks, before a loaded artifact runs,
+that this namu is not older than the one that compiled it and that the metadata agrees
+with the graph (a hand-edited file is an ``ArtifactError``).
 
 Per-node and per-value keys: ``namu.span`` (``"file:line:col"`` of the source
-construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.types`).
+construct) on every node, ``namu.type`` on opaque values (see :mod:`namu.ir.types`),
+and the keys below that passes stamp (``namu.placement``, ``namu.free``, ...).
 """
 
 from __future__ import annotations
@@ -23,24 +25,29 @@ from __future__ import annotations
 import json
 import keyword
 import re
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import pydantic
 
 from namu.errors import ArtifactError
 
 if TYPE_CHECKING:
+    from typing import Self
+
     import onnx_ir as ir
 
 __all__ = [
+    "CALL_SPAN_KEY",
+    "CAPABILITY_GATED",
+    "CAPABILITY_VERIFIED",
+    "DIGEST_KEY",
+    "FREE_KEY",
+    "INLINE_KEY",
     "PASSPORT_KEY",
+    "PLACEMENT_KEY",
+    "PRIORITY_KEY",
     "SIGNATURE_KEY",
     "SPAN_KEY",
-    "CALL_SPAN_KEY",
-    "FREE_KEY",
-    "PRIORITY_KEY",
-    "DIGEST_KEY",
-    "INLINE_KEY",
     "SYMBOL_KEY",
     "TASKS_KEY",
     "ArtifactMetadata",
@@ -50,7 +57,6 @@ __all__ = [
     "TaskEntry",
     "TaskOptions",
     "TaskTable",
-    "read_metadata",
     "verify_artifact",
 ]
 
@@ -71,10 +77,57 @@ SYMBOL_KEY = "namu.symbol"
 DIGEST_KEY = "namu.digest"
 #: on a sub-workflow FunctionProto: ``"false"`` keeps its calls (``@namu.workflow(inline=False)``).
 INLINE_KEY = "namu.inline"
+#: after infer-placement: the placement the node runs in (``"local"``, ``"gpu"``, ...).
+PLACEMENT_KEY = "namu.placement"
+
+#: passport capability: a task call's retries, timeout and fallback apply only where a
+#: ``namu.Gate`` guards it (provided by insert-resilience-gates); without it, every call
+#: applies its task's options.
+CAPABILITY_GATED = "gated"
+#: passport capability: the runtime can run the model as it is -- every op dispatchable,
+#: every slot bound, every Send paired, every policy in a gate -- and the passport is
+#: complete (provided by verify-runtime-complete).
+CAPABILITY_VERIFIED = "verified"
+# Passports older than ``Passport.capabilities``: the pass whose run gave each capability.
+_PROVIDED_BY = {CAPABILITY_GATED: "insert-resilience-gates", CAPABILITY_VERIFIED: "verify-runtime-complete"}
 
 
 class _Strict(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class _Stored(_Strict):
+    """A metadata model stored as JSON in a model's ``metadata_props`` under ``KEY``."""
+
+    KEY: ClassVar[str]
+
+    @classmethod
+    def stored_in(cls, model: ir.Model) -> Self | None:
+        """The model stored in ``model``'s metadata, parsed; None when it has none.
+
+        Parsed once per stored text: the result is kept in ``model.meta`` with the text
+        it was parsed from, and returned again while the text is unchanged (the models
+        are frozen, so callers share it).
+
+        Raises:
+            ArtifactError: the text is not valid JSON of this model; the message is one
+                line naming the key and the first problem.
+        """
+        text = model.metadata_props.get(cls.KEY)
+        if text is None:
+            return None
+        memo = f"{cls.KEY}.parsed"
+        kept = model.meta.get(memo)
+        if kept is not None and kept[0] == text:
+            return kept[1]
+        try:
+            parsed = cls.model_validate_json(text)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ArtifactError(f"damaged namu metadata: {cls.KEY}{': ' + where if where else ''}: {first['msg']}") from None
+        model.meta[memo] = (text, parsed)
+        return parsed
 
 
 class TaskOptions(_Strict):
@@ -153,16 +206,23 @@ class TaskEntry(_Strict):
     returns: str = "object"
 
 
-class TaskTable(_Strict):
+class TaskTable(_Stored):
     """The tasks a model calls (``namu.tasks``), in the order lowering met them."""
+
+    KEY = TASKS_KEY
 
     tasks: list[TaskEntry]
 
     @classmethod
     def of(cls, model: ir.Model) -> TaskTable:
-        """The task table stored in ``model``'s metadata; empty when it has none."""
-        text = model.metadata_props.get(TASKS_KEY)
-        return cls.model_validate_json(text) if text is not None else cls(tasks=[])
+        """The task table stored in ``model``'s metadata (see :meth:`stored_in`); empty
+        when it has none.
+
+        Raises:
+            ArtifactError: the stored table is damaged.
+        """
+        table = cls.stored_in(model)
+        return table if table is not None else cls(tasks=[])
 
     def by_key(self) -> dict[str, TaskEntry]:
         """Each entry under its key."""
@@ -190,13 +250,15 @@ class Parameter(_Strict):
         return value
 
 
-class Signature(_Strict):
-    """The workflow's parameters and the shape of its return value.
+class Signature(_Stored):
+    """The workflow's parameters and the shape of its return value (``namu.signature``).
 
     Attributes:
         returns: ``"value"`` (one output), ``"tuple"`` (outputs form a tuple) or
             ``"dict"`` (outputs are the values of ``return_keys``, in order).
     """
+
+    KEY = SIGNATURE_KEY
 
     name: str
     file: str
@@ -205,13 +267,20 @@ class Signature(_Strict):
     return_keys: list[str] = []
 
 
-class Passport(_Strict):
-    """The compile passport: who built this artifact, from what, with which passes.
+class Passport(_Stored):
+    """The compile passport (``namu.passport``): who built this artifact, from what, with
+    which passes.
 
     Attributes:
         options: the compile's options (``CompileConfig.summary()``: opt level,
             disabled passes, task defaults, slot bindings by name).
+        capabilities: what the passes that ran guarantee the runtime
+            (:data:`CAPABILITY_GATED`, :data:`CAPABILITY_VERIFIED`), stamped by the
+            pass manager from each pass's ``provides``; None in artifacts older than
+            the field. Ask :meth:`provides`, which reads those from their passes.
     """
+
+    KEY = PASSPORT_KEY
 
     namu_version: str
     workflow: str
@@ -219,6 +288,17 @@ class Passport(_Strict):
     passes: list[str]
     onnx_opset: int
     options: dict[str, Any] = {}
+    capabilities: list[str] | None = None
+
+    def provides(self, capability: str) -> bool:
+        """Whether the artifact has ``capability`` (a ``CAPABILITY_*`` constant).
+
+        An artifact older than ``capabilities`` has it when the pass that provides it
+        is among its ``passes``, so it runs as it did when it was compiled.
+        """
+        if self.capabilities is not None:
+            return capability in self.capabilities
+        return _PROVIDED_BY.get(capability) in self.passes
 
 
 def dump(model: pydantic.BaseModel) -> str:
@@ -232,33 +312,31 @@ def dump(model: pydantic.BaseModel) -> str:
 
 
 class ArtifactMetadata(NamedTuple):
-    """The three metadata models of an artifact, parsed (see :func:`read_metadata`)."""
+    """The three metadata models of an artifact, parsed (see :meth:`of`)."""
 
     signature: Signature
     passport: Passport
     task_table: TaskTable
 
+    #: the metadata keys every artifact has.
+    KEYS = (SIGNATURE_KEY, PASSPORT_KEY, TASKS_KEY)
 
-def read_metadata(model: ir.Model) -> ArtifactMetadata:
-    """Parse the signature, passport and task table stored in ``model``.
+    @classmethod
+    def of(cls, model: ir.Model) -> ArtifactMetadata:
+        """The signature, passport and task table stored in ``model``, each parsed once
+        per stored text (:meth:`Passport.stored_in` and the others).
 
-    Raises:
-        ArtifactError: a key is missing or does not hold valid JSON of its model; the
-            message is one line naming the key and the first problem.
-    """
-    props = model.metadata_props
-    parsed = []
-    for key, cls in ((SIGNATURE_KEY, Signature), (PASSPORT_KEY, Passport), (TASKS_KEY, TaskTable)):
-        text = props.get(key)
-        if text is None:
-            raise ArtifactError(f"damaged namu metadata: {key} is missing")
-        try:
-            parsed.append(cls.model_validate_json(text))
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ArtifactError(f"damaged namu metadata: {key}{': ' + where if where else ''}: {first['msg']}") from None
-    return ArtifactMetadata(*parsed)
+        Raises:
+            ArtifactError: a key is missing or does not hold valid JSON of its model; the
+                message is one line naming the key and the first problem.
+        """
+        parsed = []
+        for stored in (Signature, Passport, TaskTable):
+            found = stored.stored_in(model)
+            if found is None:
+                raise ArtifactError(f"damaged namu metadata: {stored.KEY} is missing")
+            parsed.append(found)
+        return cls(*parsed)
 
 
 def verify_artifact(model: ir.Model) -> ArtifactMetadata:
@@ -276,7 +354,7 @@ def verify_artifact(model: ir.Model) -> ArtifactMetadata:
             newer than this namu Y ...`` or ``damaged namu metadata: ...``.
     """
     _check_version(model.metadata_props.get(PASSPORT_KEY))
-    meta = read_metadata(model)
+    meta = ArtifactMetadata.of(model)
     problem = _signature_problem(meta.signature, model) or _task_problem(meta.task_table, model)
     if problem:
         raise ArtifactError(f"damaged namu metadata: {problem}")
@@ -300,7 +378,7 @@ def _check_version(passport_json: str | None) -> None:
     try:
         version = json.loads(passport_json or "")["namu_version"]
     except (ValueError, TypeError, KeyError):
-        return  # read_metadata reports the damage
+        return  # ArtifactMetadata.of reports the damage
     if not isinstance(version, str) or _release(version) is None:
         raise ArtifactError(f"damaged namu metadata: {PASSPORT_KEY}: namu_version {version!r} is not a version")
     if _release(version) > (_release(__version__) or ()):

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import onnx_ir as ir
 
+from namu.ir.attrs import attributes_of
 from namu.ir.opsets import NAMU_DOMAIN
 
 __all__ = ["callees_first", "captures", "graphs", "node_captures", "subgraphs", "top_graphs", "walk"]
@@ -31,7 +32,7 @@ _GRAPHS = ir.AttributeType.GRAPHS
 def subgraphs(node: ir.Node) -> list[ir.Graph]:
     """The graphs ``node`` holds as attributes (If branches; Loop, Map, Gate and Fused
     bodies), in attribute order; none for a task call, whose attributes are not read."""
-    attributes = node.attributes.data  # the plain dict under the UserDict: fast to iterate
+    attributes = attributes_of(node)
     if not attributes or (node.op_type == "Task" and node.domain == NAMU_DOMAIN):
         return []
     found: list[ir.Graph] = []
@@ -69,7 +70,7 @@ def graphs(root: ir.Model | ir.Graph) -> list[ir.Graph]:
     i = 0
     while i < len(found):
         for node in found[i]:
-            if node.attributes.data:
+            if attributes_of(node):
                 found += subgraphs(node)
         i += 1
     return found
@@ -79,7 +80,7 @@ def _collect(graph: ir.Graph, nodes: list[ir.Node]) -> None:
     append = nodes.append
     for node in graph:
         append(node)
-        if node.attributes.data:
+        if attributes_of(node):
             for inner in subgraphs(node):
                 _collect(inner, nodes)
 

@@ -19,8 +19,8 @@ from namu.frontend.task import Task
 from namu.ir import metadata
 from namu.ir.serde import from_proto
 from namu.runtime.artifact import Artifact
-from namu.runtime.modules import import_path, lookup_qualname
 from namu.runtime.tasks import TaskBinding
+from namu.runtime.user_code import import_path, lookup_qualname
 
 __all__ = ["decode_model", "load", "read_model"]
 
@@ -46,7 +46,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{p} is not a valid ONNX file ({type(exc).__name__})") from None
     props = {prop.key for prop in proto.metadata_props}
-    missing = {metadata.PASSPORT_KEY, metadata.TASKS_KEY, metadata.SIGNATURE_KEY} - props
+    missing = set(metadata.ArtifactMetadata.KEYS) - props
     if missing:
         raise ArtifactError(f"{p} is an ONNX model but not a namu artifact (no compile passport)")
     return proto
@@ -146,7 +146,7 @@ def load(path: str | os.PathLike[str], *, strict: bool = True) -> Artifact:
         # The digest of the code that runs: the recorded one (equal under strict=True), or
         # the current one when a stale task runs anyway, so caches never mix the two.
         digest = entry.digest if strict else task.digest
-        bindings[entry.key] = TaskBinding(entry.key, task.name, task.fn, entry.options, entry.is_async, digest)
+        bindings[entry.key] = TaskBinding.of(entry.key, task, options=entry.options, digest=digest)
     return Artifact(model, bindings)
 
 

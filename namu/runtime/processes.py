@@ -88,7 +88,7 @@ def _reference(fn: Callable[..., Any]) -> tuple[str, str, str]:
 
 def _resolve(module_name: str, qualname: str, file: str) -> Callable[..., Any]:
     """In a worker: the function a :func:`_reference` names (the plain function of a task)."""
-    from namu.runtime.modules import import_path, lookup_qualname
+    from namu.runtime.user_code import import_path, lookup_qualname
 
     module = sys.modules.get(module_name)
     if module is None:

@@ -15,7 +15,7 @@ import pytest
 
 import namu
 from namu.frontend.source import source_digest
-from namu.runtime.modules import import_path
+from namu.runtime.user_code import import_path
 
 MODULE = '''
 import namu

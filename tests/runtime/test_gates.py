@@ -15,8 +15,8 @@ import namu
 from namu.ir import metadata
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.passes import CompileConfig
-from namu.runtime import tasks as runtime_tasks
 from namu.runtime.artifact import Artifact
+from namu.runtime.tasks import retries as task_retries
 from tests.conftest import run_both
 from tests.passes.conftest import parse, run_model
 
@@ -113,7 +113,7 @@ def test_a_gates_backoff_is_what_runs(executor: str, monkeypatch: pytest.MonkeyP
         delays.append((attempt, base_s, max_s))
         return 0.0
 
-    monkeypatch.setattr(runtime_tasks, "retry_delay_s", record)
+    monkeypatch.setattr(task_retries, "retry_delay_s", record)
     flaky = Flaky(failures=2)
 
     @namu.task(retries=2)
@@ -224,7 +224,7 @@ def test_a_nodes_cache_attribute_is_what_runs(executor: str) -> None:
 
 def test_gates_around_other_ops_retry_and_keep_the_ops_error(executor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     retried: list[int] = []
-    monkeypatch.setattr(runtime_tasks, "retry_delay_s", lambda attempt, rng=None, **_: retried.append(attempt) or 0.0)
+    monkeypatch.setattr(task_retries, "retry_delay_s", lambda attempt, rng=None, **_: retried.append(attempt) or 0.0)
     model = parse(
         """
         g (int64 a, int64 b) => (int64 q, int64 s) {

@@ -40,8 +40,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import namu
-from namu.runtime import tasks as runtime_tasks
-from namu.runtime.modules import import_path
+from namu.runtime.tasks import retries as task_retries
+from namu.runtime.user_code import import_path
 
 PRELUDE = '''
 import asyncio
@@ -311,7 +311,7 @@ def _compiled(module: ModuleType, art: namu.Artifact, *args: Any, **options: Any
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry at once: the backoff's delays are irrelevant to the results compared here
     (the flaky tasks fail the same number of times however their calls interleave)."""
-    monkeypatch.setattr(runtime_tasks, "retry_delay_s", lambda *args, **kwargs: 0.0)
+    monkeypatch.setattr(task_retries, "retry_delay_s", lambda *args, **kwargs: 0.0)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import random
@@ -223,6 +224,37 @@ def test_failing_twice_with_two_retries_succeeds_and_one_retry_chains_the_last_e
     assert failures == [1, 1]
     assert isinstance(info.value.__cause__, ConnectionError)
     assert str(info.value.__cause__) == "failure 2"
+
+
+# ---------------------------------------------------------------------- bindings
+def test_a_binding_is_built_from_its_task_and_derived_without_changing_it() -> None:
+    @namu.task(retries=1)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @namu.task
+    def backup(x: int) -> int:
+        return x
+
+    binding = TaskBinding.of("k", double)
+    assert (binding.key, binding.name, binding.fn, binding.options) == ("k", "double", double.fn, double.options)
+    assert binding.digest == double.digest and not binding.is_async and not binding.journaled
+    loaded = TaskBinding.of("k", double, options=TaskOptions(retries=3), digest="sha256:old")
+    assert (loaded.options.retries, loaded.digest) == (3, "sha256:old")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        binding.key = "other"  # type: ignore[misc]
+
+    fallback = TaskBinding.of("b", backup)
+    gated = binding.with_policy(retries=0, timeout_s=2.0, cache=True, backoff_base_s=0.5, fallback=fallback)
+    assert (gated.options.retries, gated.options.timeout_s, gated.options.cache, gated.options.fallback) == (0, 2.0, True, "b")
+    assert (gated.backoff_base_s, gated.fallback, gated.fn, gated.digest) == (0.5, fallback, double.fn, binding.digest)
+    assert binding.options.retries == 1 and binding.fallback is None  # the task's own binding is unchanged
+
+    journaled = gated.for_checkpoint()
+    assert journaled.journaled and journaled.fallback is not None and journaled.fallback.journaled
+    assert not gated.journaled
+    assert journaled.as_fallback().fallback is None and fallback.as_fallback() is fallback
+    assert repr(journaled) == "<TaskBinding k (double) journaled>"
 
 
 # ---------------------------------------------------------------------- the fast path

@@ -1,0 +1,130 @@
+"""Per-call bookkeeping of wrapped task calls: the run's checkpoint journal, the task's
+result caches (memory, then disk) and the run's observer.
+
+A call is looked up (:func:`look_up`) before it runs; on a miss, :meth:`Pending.store`
+records its result once it completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from namu.errors import TaskError, UncacheableResult, UnhashableValue
+from namu.runtime.cache import CachedResult, MemoryCache, memory_cache, result_key
+from namu.runtime.content import content_digest
+from namu.runtime.result import RunState
+from namu.runtime.tasks.bindings import TaskBinding
+
+__all__ = ["Pending", "look_up", "memory_for", "observe"]
+
+
+def memory_for(binding: TaskBinding) -> MemoryCache | None:
+    """The in-memory cache of a ``cache=True``/``pure=True`` task, else None."""
+    opts = binding.options
+    return memory_cache(binding.fn) if (opts.cache or opts.pure) else None
+
+
+@dataclass(slots=True, eq=False)  # not frozen: one is built per call, and frozen fields cost ~3x to set
+class Pending:
+    """Where the result of a call that missed must be stored once it completes.
+
+    Attributes:
+        binding: the task called.
+        span: ``"file:line:col"`` of the call.
+        state: the call's run, or None outside a run.
+        journal_key: the call's key in the run's journal, or None when unjournaled.
+        memory: the task's memory cache, or None when uncached.
+        cache_key: the call's key in the task's caches, or None when uncached.
+    """
+
+    binding: TaskBinding
+    span: str
+    state: RunState | None
+    journal_key: bytes | None
+    memory: MemoryCache | None
+    cache_key: bytes | None
+
+    def store(self, result: Any) -> CachedResult | None:
+        """Record ``result`` in the task's caches and the run's journal. The caches keep
+        copies: the caller may change ``result`` afterwards.
+
+        Returns:
+            What the memory cache keeps (calls waiting for this one get copies of it), or
+            None when the call is not cached.
+
+        Raises:
+            TaskError: a cached task returned a result that cannot be cached (an
+                iterator, an object nothing can copy), with the reason as its cause.
+            CheckpointError: the journal cannot be written.
+        """
+        state = self.state
+        entry = None
+        if self.cache_key is not None and self.memory is not None:
+            try:
+                entry = self.memory.put(self.cache_key, result)
+            except UncacheableResult as exc:
+                option = "pure=True" if self.binding.options.pure else "cache=True"
+                message = (
+                    f"task {self.binding.name!r} at {self.span} returned {exc.what}, which cannot be "
+                    f"cached ({option}): {exc.why}, or remove {option}"
+                )
+                raise TaskError(message, task=self.binding.name, span=self.span) from exc
+            if state is not None and state.disk_cache is not None:
+                state.disk_cache.put(self.cache_key, result, self.binding.name)
+        if self.journal_key is not None and state is not None and state.journal is not None:
+            state.journal.record(self.journal_key, result, task=self.binding.name, span=self.span)
+        return entry
+
+
+def look_up(
+    binding: TaskBinding,
+    span: str,
+    state: RunState | None,
+    memory: MemoryCache | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[bool, Any, Pending | None]:
+    """Find a call's result in the run's journal or the task's caches.
+
+    Returns:
+        ``(True, result, None)`` on a hit; ``(False, None, pending)`` on a miss, where
+        ``pending.store(result)`` records the result once the call completed, or
+        ``(False, None, None)`` when nothing applies (arguments that cannot be
+        content-addressed run uncached and unjournaled).
+
+    Raises:
+        CheckpointError: the journal cannot be read or written.
+    """
+    journal = state.journal if (binding.journaled and state is not None) else None
+    if journal is None and memory is None:
+        return False, None, None
+    try:
+        args_digest = content_digest((args, kwargs))
+    except UnhashableValue:
+        return False, None, None
+    journal_key = None
+    if journal is not None:
+        journal_key = journal.call_key(binding.key, binding.digest, span, args_digest)
+        found, value = journal.lookup(journal_key)
+        if found:
+            return True, value, None
+    cache_key = None
+    if memory is not None:
+        cache_key = result_key(binding.digest, binding.key, args_digest)
+        found, value = memory.get(cache_key)
+        if not found and state is not None and state.disk_cache is not None:
+            found, value = state.disk_cache.get(cache_key)
+            if found:
+                memory.put(cache_key, value)
+        if found:
+            if journal is not None and journal_key is not None:
+                journal.record(journal_key, value, task=binding.name, span=span)
+            return True, value, None
+    return False, None, Pending(binding, span, state, journal_key, memory, cache_key)
+
+
+def observe(state: RunState | None, name: str) -> None:
+    """Report a finished call of the task ``name`` to the run's observer, if it has one."""
+    if state is not None and state.observer is not None:
+        state.observer.on_task_done(name)

@@ -1,0 +1,178 @@
+"""Retries and timeouts: the attempts of one call, synchronous or async.
+
+Shared by task calls (:mod:`~namu.runtime.tasks.sync_calls`,
+:mod:`~namu.runtime.tasks.async_calls`) and by :func:`guarded`, which puts ops other
+than tasks under a ``namu.Gate``'s policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = [
+    "RETRY_BASE_DELAY_S",
+    "RETRY_MAX_DELAY_S",
+    "guarded",
+    "retry_delay_s",
+    "retrying",
+    "retrying_async",
+]
+
+#: upper bound of the first retry's delay, in seconds; it doubles with each retry ...
+RETRY_BASE_DELAY_S = 0.01
+#: ... up to this cap, in seconds.
+RETRY_MAX_DELAY_S = 1.0
+
+_rng = random.Random()
+
+
+def retry_delay_s(
+    attempt: int,
+    rng: random.Random = _rng,
+    *,
+    base_s: float = RETRY_BASE_DELAY_S,
+    max_s: float = RETRY_MAX_DELAY_S,
+) -> float:
+    """How long to wait before retry number ``attempt`` (0 for the first retry), in seconds.
+
+    Exponential backoff with "full jitter" (Marc Brooker, "Exponential Backoff And
+    Jitter", AWS Architecture Blog, 2015): a uniform draw in
+    ``[0, min(max_s, base_s * 2**attempt)]``, so callers that failed together do not
+    retry in lockstep.
+
+    Args:
+        attempt: the number of retries already made (>= 0).
+        rng: the random source (a seeded ``random.Random`` makes delays reproducible).
+        base_s: upper bound of the first retry's delay (a gate's ``backoff_base_s``).
+        max_s: cap of every delay (a gate's ``backoff_max_s``).
+
+    Returns:
+        The delay in seconds.
+    """
+    ceiling_s = min(max_s, base_s * 2.0 ** min(attempt, 64))
+    return rng.uniform(0.0, ceiling_s)
+
+
+def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float) -> Any:
+    """``fn(*args, **kwargs)`` in a daemon thread, waited for at most ``timeout_s`` seconds.
+
+    A Python thread cannot be killed: on timeout the call is abandoned (it goes on in the
+    background and its result is dropped) and ``TimeoutError`` is raised at once. The
+    thread is a daemon, so an abandoned call never keeps the process from exiting
+    (``mode="process"`` tasks get a hard timeout instead: their worker process is
+    killed). The call runs in a copy of the caller's context: it still sees the run
+    (journal, caches, the wire of a partitioned run).
+    """
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    context = contextvars.copy_context()
+
+    def attempt() -> None:
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=attempt, name="namu-timeout", daemon=True).start()
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        if not future.done():
+            raise TimeoutError(f"timed out after {timeout_s} s") from None
+        return future.result()  # it finished as the wait ended (or raised TimeoutError itself)
+
+
+def retrying(
+    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """``invoke(args, kwargs)``: call ``fn`` up to ``1 + retries`` times, each attempt under
+    ``timeout_s``, waiting :func:`retry_delay_s` between attempts; the last error propagates."""
+
+    def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                if timeout_s is not None:
+                    return _timed_call(fn, args, kwargs, timeout_s)
+                return fn(*args, **kwargs)
+            except Exception:
+                if attempt >= retries:
+                    raise
+                time.sleep(retry_delay_s(attempt, base_s=base_s, max_s=max_s))
+                attempt += 1
+
+    return invoke
+
+
+def retrying_async(
+    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """As :func:`retrying` for a function returning awaitables: each attempt runs under
+    ``asyncio.timeout`` (so it is really cancelled) and the waits are ``asyncio.sleep``."""
+
+    async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        done = 0
+        while True:
+            try:
+                awaitable = fn(*args, **kwargs)
+                if timeout_s is None:
+                    return await awaitable
+                deadline = asyncio.timeout(timeout_s)
+                try:
+                    async with deadline:
+                        return await awaitable
+                except TimeoutError:
+                    if deadline.expired():  # ours, not one the call raised itself
+                        raise TimeoutError(f"timed out after {timeout_s} s") from None
+                    raise
+            except Exception:
+                if done >= retries:
+                    raise
+                await asyncio.sleep(retry_delay_s(done, base_s=base_s, max_s=max_s))
+                done += 1
+
+    return invoke
+
+
+def guarded(
+    fn: Callable[..., Any],
+    *,
+    retries: int = 0,
+    timeout_s: float | None = None,
+    backoff_base_s: float = RETRY_BASE_DELAY_S,
+    backoff_max_s: float = RETRY_MAX_DELAY_S,
+    is_async: bool = False,
+) -> Callable[..., Any]:
+    """An op's callable under a ``namu.Gate``'s policy (gates around ops other than tasks,
+    such as a ``namu.Recv`` under ``CompileConfig.wire_timeout_s``).
+
+    Args:
+        fn: ``fn(*inputs)``; with ``is_async``, a function returning an awaitable.
+        retries, timeout_s, backoff_base_s, backoff_max_s: the gate's policy; a timed-out
+            synchronous attempt is abandoned in its thread, an async one cancelled.
+        is_async: ``fn`` returns awaitables; so does the result. Each attempt's awaitable
+            is made in the context ``call`` was called in, as without the gate (the op
+            may read it: the run's wire, for a receive).
+
+    Returns:
+        ``call(*inputs)``, raising the op's last error (``TimeoutError`` on a timeout).
+    """
+    if is_async:
+
+        def call_async(*inputs: Any) -> Coroutine[Any, Any, Any]:
+            context = contextvars.copy_context()
+            invoke_async = retrying_async(functools.partial(context.run, fn), retries, timeout_s, backoff_base_s, backoff_max_s)
+            return invoke_async(inputs, {})
+
+        return call_async
+    invoke = retrying(fn, retries, timeout_s, backoff_base_s, backoff_max_s)
+    return lambda *inputs: invoke(inputs, {})

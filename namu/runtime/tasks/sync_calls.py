@@ -1,0 +1,150 @@
+"""The callable of a ``namu.Task`` node, for synchronous calls (:func:`task_node`,
+:func:`task_callable`); an awaited task's calls run its coroutine
+(:mod:`~namu.runtime.tasks.async_calls`) on the background event loop."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from namu.errors import TaskError
+from namu.runtime.async_bridge import run_coroutine
+from namu.runtime.result import current_run
+from namu.runtime.tasks.async_calls import task_coroutine_fn
+from namu.runtime.tasks.bindings import TaskBinding, input_splitter
+from namu.runtime.tasks.bookkeeping import look_up, memory_for, observe
+from namu.runtime.tasks.failures import fallback_error, task_error
+from namu.runtime.tasks.flights import THREAD_FLIGHTS, landed
+from namu.runtime.tasks.retries import retrying
+
+__all__ = ["task_callable", "task_node"]
+
+
+def task_node(
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
+) -> tuple[Callable[..., Any], Callable[[Exception], BaseException] | None]:
+    """The node callable of a ``namu.Task`` node and its error handler.
+
+    A plain synchronous task without options, in an unobserved and uncheckpointed run,
+    is the user's own function: the executor calls it directly and, only if it raises,
+    calls the handler to turn the exception into :class:`TaskError` (with the exception
+    as ``__cause__``). Every other task gets a Python wrapper (:func:`task_callable`)
+    and no handler.
+    """
+    opts = binding.options
+    plain = not (
+        binding.awaited
+        or opts.retries
+        or opts.timeout_s
+        or opts.cache
+        or opts.pure
+        or kwnames
+        or observed
+        or binding.journaled
+        or binding.fallback is not None
+    )
+    if not plain:
+        return task_callable(binding, kwnames, span, observed=observed), None
+    return binding.fn, lambda exc: task_error(binding, span, exc)
+
+
+def _recovery(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Callable[[tuple[Any, ...], Exception], Any] | None:
+    """``recover(inputs, exc)`` for a synchronous call that failed with ``exc``: the
+    fallback's result, or the call's :class:`TaskError`; None without a fallback."""
+    if binding.fallback is None:
+        return None
+    call_fallback = task_callable(binding.fallback.as_fallback(), kwnames, span)
+
+    def recover(inputs: tuple[Any, ...], exc: Exception) -> Any:
+        try:
+            return call_fallback(*inputs)
+        except TaskError as failed:
+            raise fallback_error(binding, span, exc, failed) from failed.__cause__
+
+    return recover
+
+
+def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
+    """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
+
+    Applies keyword arguments, async, timeout, retries, the fallback, the result cache
+    and the run's checkpoint journal (:func:`task_node` calls plain tasks directly
+    instead). A fallback's result is neither cached nor journaled as this task's. An async
+    task's coroutine (:func:`~namu.runtime.tasks.async_calls.task_coroutine_fn`) runs on
+    the background event loop of :mod:`namu.runtime.async_bridge`.
+
+    Args:
+        binding: the resolved task.
+        kwnames: names of the trailing inputs passed as keyword arguments.
+        span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
+        observed: report each finished call to the run's observer (progress bars);
+            unobserved callables do no per-call bookkeeping.
+
+    Returns:
+        ``call(*inputs)``, raising :class:`TaskError` (or :class:`TaskTimeoutError`)
+        with the task's exception chained when the task fails.
+    """
+    if binding.awaited:
+        make_coroutine = task_coroutine_fn(binding, kwnames, span, observed=observed)
+
+        def call_async(*args: Any) -> Any:
+            return run_coroutine(make_coroutine(*args))
+
+        return call_async
+
+    opts = binding.options
+    name = binding.name
+    split = input_splitter(kwnames)
+    invoke = retrying(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+    recover = _recovery(binding, kwnames, span)
+    memory = memory_for(binding)
+    # A local name: CPython compiles a method call on an imported name as an attribute
+    # load and a bound-method call, slower than a method call on a local.
+    flights = THREAD_FLIGHTS
+
+    if memory is None and not binding.journaled and not observed:
+        # No cache, journal or progress reporting: no per-call bookkeeping at all.
+        def call_fast(*inputs: Any) -> Any:
+            args, kwargs = split(inputs)
+            try:
+                return invoke(args, kwargs)
+            except Exception as exc:
+                if recover is None:
+                    raise task_error(binding, span, exc) from exc
+                return recover(inputs, exc)
+
+        return call_fast
+
+    def call(*inputs: Any) -> Any:
+        state = current_run()
+        args, kwargs = split(inputs)
+        found, result, pending = look_up(binding, span, state, memory, args, kwargs)
+        flight = None
+        if not found and pending is not None and pending.cache_key is not None:
+            first, flight = flights.lead_or_join(pending.cache_key, concurrent.futures.Future)
+            if first is not None:
+                found, result = landed(first.result())  # the first call always lands
+        if not found:
+            try:
+                result = invoke(args, kwargs)
+            except Exception as exc:
+                flights.land(flight, None)
+                if observed:
+                    observe(state, name)
+                if recover is None:
+                    raise task_error(binding, span, exc) from exc
+                return recover(inputs, exc)  # never cached or journaled as this task's result
+            except BaseException:
+                flights.land(flight, None)
+                raise
+            entry = None
+            try:
+                entry = pending.store(result) if pending is not None else None
+            finally:  # waiting calls get copies of the entry; without one they run themselves
+                flights.land(flight, entry)
+        if observed:
+            observe(state, name)
+        return result
+
+    return call
