@@ -1,4 +1,4 @@
-"""The compiler driver: workflow -> lowered IR -> passes -> :class:`~namu.runtime.artifact.Artifact`."""
+"""The compiler driver: source -> its frontend's IR -> passes -> :class:`~namu.runtime.artifact.Artifact`."""
 
 from __future__ import annotations
 
@@ -7,63 +7,19 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import onnx_ir as ir
-
-from namu._version import __version__
-from namu.errors import TaskDefinitionError
-from namu.frontend.lower import CompileContext, lower_workflow
 from namu.frontend.reads import NameReads
+from namu.frontend.registry import lower
 from namu.frontend.workflow import Workflow
 from namu.ir import metadata
-from namu.ir.opsets import ONNX_OPSET, opset_imports
 from namu.passes import CompileConfig, PassContext, pipeline, run_passes
 from namu.passes.pipeline import AfterPass
 from namu.runtime.artifact import Artifact
 
-__all__ = ["IR_VERSION", "compile", "compile_tracking_reads", "lower"]
-
-#: ONNX IR version of the artifacts namu writes (opset 21 needs IR version 10).
-IR_VERSION = 10
-
-
-def lower(workflow: Workflow) -> tuple[ir.Model, CompileContext, str]:
-    """Lower a workflow to an IR model before any pass runs.
-
-    Returns:
-        The model (task table, signature and a provisional passport -- the workflow's
-        name and digest, no passes yet -- in its metadata), the compile context
-        (live tasks, sub-workflow functions) and the workflow's source digest.
-
-    Raises:
-        TaskDefinitionError: ``workflow`` is not a ``@namu.workflow``.
-        WorkflowSyntaxError: the body uses a construct namu cannot lower.
-    """
-    if not isinstance(workflow, Workflow):
-        raise TaskDefinitionError(f"namu.compile needs a @namu.workflow, got {workflow!r}")
-    ctx = CompileContext()
-    graph, signature, workflow_digest = lower_workflow(workflow, ctx)
-    model = ir.Model(
-        graph,
-        ir_version=IR_VERSION,
-        producer_name="namu",
-        producer_version=__version__,
-        functions=list(ctx.functions.values()),
-    )
-    for function in model.functions.values():
-        function.opset_imports.update(opset_imports())
-    model.metadata_props[metadata.TASKS_KEY] = metadata.dump(metadata.TaskTable(tasks=ctx.task_table()))
-    model.metadata_props[metadata.SIGNATURE_KEY] = metadata.dump(signature)
-    # Provisional: verify-runtime-complete completes it with the passes and their options.
-    model.metadata_props[metadata.PASSPORT_KEY] = metadata.dump(
-        metadata.Passport(
-            namu_version=__version__, workflow=workflow.name, workflow_digest=workflow_digest, passes=[], onnx_opset=ONNX_OPSET
-        )
-    )
-    return model, ctx, workflow_digest
+__all__ = ["compile", "compile_tracking_reads", "lower"]
 
 
 def compile(  # noqa: A001
-    workflow: Workflow,
+    source: Any,
     *,
     passes: Sequence[str] | None = None,
     opt_level: int | None = None,
@@ -75,7 +31,9 @@ def compile(  # noqa: A001
     """Compile a workflow into an :class:`Artifact`.
 
     Args:
-        workflow: a function decorated with ``@namu.workflow``.
+        source: a function decorated with ``@namu.workflow``, another object a registered
+            frontend lowers (:mod:`namu.frontend.registry`), or the path of a source
+            file (``str`` or ``os.PathLike``; ``"FILE.py:NAME"`` picks a workflow).
         passes: names of registered passes to run, in order, instead of the pipeline of
             ``opt_level`` (start from ``namu.passes.pipeline()`` to insert your own).
         opt_level: 0, 1 or 2 (default: ``config.opt_level``, 2).
@@ -89,7 +47,9 @@ def compile(  # noqa: A001
         ``artifact.pass_records`` holds each pass's time and change count.
 
     Raises:
-        TaskDefinitionError: ``workflow`` is not a ``@namu.workflow``.
+        TaskDefinitionError: no frontend lowers ``source`` (the message lists what does).
+        SourceError: ``source`` is a path that no frontend reads, or a file that cannot
+            be imported or does not hold the workflow named.
         WorkflowSyntaxError: the body uses a construct namu cannot lower.
         CompileError: a pass rejected the workflow at a source line (a type mismatch,
             an unbound slot, ...).
@@ -108,7 +68,7 @@ def compile(  # noqa: A001
     if updates:
         config = CompileConfig.model_validate({**config.model_dump(), **updates})
     names = list(passes) if passes is not None else pipeline(config.opt_level, config.disabled_passes)
-    return _compile(workflow, config, names, after_pass)[0]
+    return _compile(source, config, names, after_pass)[0]
 
 
 def compile_tracking_reads(workflow: Workflow) -> tuple[Artifact, NameReads]:
@@ -128,25 +88,20 @@ def compile_tracking_reads(workflow: Workflow) -> tuple[Artifact, NameReads]:
 
 
 def _compile(
-    workflow: Workflow, config: CompileConfig, names: list[str], after_pass: AfterPass | None
+    source: Any, config: CompileConfig, names: list[str], after_pass: AfterPass | None
 ) -> tuple[Artifact, NameReads]:
     with _cyclic_gc_paused():
-        model, ctx, workflow_digest = lower(workflow)
-        context = PassContext(config=config, tasks=ctx.tasks, pipeline=tuple(names))
-        model, records = run_passes(model, names, context=context, after_pass=after_pass)
-    if "verify-runtime-complete" not in names:  # a custom pass list: stamp the passport here
-        passport = metadata.Passport(
-            namu_version=__version__,
-            workflow=workflow.name,
-            workflow_digest=workflow_digest,
-            passes=[r.name for r in records],
-            onnx_opset=ONNX_OPSET,
-            options=config.summary(),
-        )
+        lowered = lower(source)
+        context = PassContext(config=config, tasks=lowered.tasks, pipeline=tuple(names))
+        model, records = run_passes(lowered.model, names, context=context, after_pass=after_pass)
+    passport = metadata.Passport.stored_in(model)  # the frontend's provisional one, at least
+    if passport is not None and not passport.provides(metadata.CAPABILITY_VERIFIED):
+        # no pass completed the passport (a custom pass list): complete it here
+        passport = passport.model_copy(update={"passes": [r.name for r in records], "options": config.summary()})
         model.metadata_props[metadata.PASSPORT_KEY] = metadata.dump(passport)
-    artifact = Artifact(model, tasks=dict(ctx.tasks))
+    artifact = Artifact(model, tasks=dict(lowered.tasks))
     artifact.pass_records = records
-    return artifact, ctx.reads
+    return artifact, lowered.reads
 
 
 @contextlib.contextmanager

@@ -1,0 +1,242 @@
+"""Lower the calls of a workflow body: tasks, role slots, ``len`` and sub-workflows.
+
+A task call is a ``namu.Task`` node and a slot call a ``namu.Slot`` node (bound to a task
+by ``resolve-slots``). A sub-workflow is lowered once into a FunctionProto of the
+``namu.workflow`` domain and called by name; the sub-workflows a body calls are found by
+a static scan and lowered before it, callees first, without recursion.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Iterator
+from types import CodeType
+from typing import TYPE_CHECKING, Any
+
+import onnx_ir as ir
+
+from namu.frontend.builder import Scope
+from namu.frontend.liveness import target_names
+from namu.frontend.reads import MISSING
+from namu.frontend.rejections import REJECTED_FORMS
+from namu.frontend.slot import Slot
+from namu.frontend.statements import Returned
+from namu.frontend.task import Task
+from namu.frontend.workflow import Workflow
+from namu.ir.metadata import INLINE_KEY, Signature
+from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
+from namu.ir.types import ValueType, type_of
+
+if TYPE_CHECKING:
+    from namu.frontend.context import CompileContext
+    from namu.frontend.source import FunctionSource
+
+__all__ = ["CallLowering", "code_names", "lower_callees"]
+
+
+class CallLowering:
+    """Call lowering of the Python frontend (mixed into ``namu.frontend.lower._Lowering``,
+    with the statement, expression and name mixins and :class:`~namu.frontend.builder.IRBuilder`)."""
+
+    def _callee(self, func: ast.expr, scope: Scope) -> Any:
+        found = self._global_path(func)
+        if found is not None and found[0].id not in scope.env:
+            base, path = found
+            if base.id in self.local_names:
+                self._fail_unbound_local(base, base.id)
+            obj = self._resolve(base.id)
+            if obj is MISSING:
+                self.src.fail(base, f"name `{base.id}` is not defined")
+            if not path:
+                return obj
+            obj = self._follow(obj, path)
+            if obj is MISSING:
+                self.src.fail(func, f"`{ast.unparse(func)}` does not exist")
+            if isinstance(obj, (Task, Workflow, Slot)):
+                return obj
+        elif isinstance(func, ast.Name):
+            self.src.fail(func, f"`{func.id}` is a workflow value, not a task; only tasks and workflows can be called")
+        self.src.fail(func, f"cannot call `{ast.unparse(func)}` in a workflow: only @namu.task and @namu.workflow functions can be called")
+
+    def _call(self, node: ast.Call, scope: Scope) -> ir.Value:
+        callee = self._callee(node.func, scope)
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                self.src.fail(arg, REJECTED_FORMS["f(*args)"])
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.src.fail(kw.value, REJECTED_FORMS["f(**kwargs)"])
+        if callee is len and not isinstance(callee, (Task, Workflow)):
+            if len(node.args) != 1 or node.keywords:
+                self.src.fail(node, "len() takes exactly one argument")
+            value = self._expr(node.args[0], scope)
+            if type_of(value).kind == "list" and type_of(value).is_onnx:
+                return self.emit1(scope, "SequenceLength", [value], ValueType.int(), node, names=["length"])
+            return self.emit1(scope, "Len", [value], ValueType.int(), node, domain=NAMU_DOMAIN, names=["length"])
+        if isinstance(callee, Task):
+            return self._task_call(node, callee, scope)
+        if isinstance(callee, Slot):
+            return self._slot_call(node, callee, scope)
+        if isinstance(callee, Workflow):
+            return self._workflow_call(node, callee, scope)
+        name = ast.unparse(node.func)
+        self.src.fail(node, f"cannot call `{name}` in a workflow: it is not a @namu.task or @namu.workflow (wrap it in a task)")
+
+    def _bind_check(self, node: ast.Call, sig: inspect.Signature, name: str) -> None:
+        placeholders = [object()] * len(node.args)
+        try:
+            sig.bind(*placeholders, **{kw.arg: object() for kw in node.keywords if kw.arg})
+        except TypeError as exc:
+            self.src.fail(node, f"{name}(): {exc}")
+
+    def _task_call(self, node: ast.Call, task: Task, scope: Scope) -> ir.Value:
+        self._bind_check(node, task.signature, task.name)
+        args, kwnames = self._call_inputs(node, scope)
+        return self.call_task(scope, task, args, node, kwnames)
+
+    def _slot_call(self, node: ast.Call, slot: Slot, scope: Scope) -> ir.Value:
+        """``llm(prompt)``: ``namu.Slot <slot="llm">``, bound to a task by ``resolve-slots``."""
+        args, kwnames = self._call_inputs(node, scope)
+        return self.call_slot(scope, slot, args, node, kwnames)
+
+    def _call_inputs(self, node: ast.Call, scope: Scope) -> tuple[list[ir.Value], list[str]]:
+        """A call's inputs (positional, then keyword values) and its keywords."""
+        args = [self._expr(a, scope) for a in node.args]
+        kwnames = [kw.arg for kw in node.keywords]
+        args += [self._expr(kw.value, scope) for kw in node.keywords]
+        return args, kwnames  # type: ignore[return-value]
+
+    def _workflow_call(self, node: ast.Call, wf: Workflow, scope: Scope) -> ir.Value:
+        self._bind_check(node, wf.signature, wf.name)
+        fname, sig = self._function(wf, node)
+        bound = wf.signature.bind_partial(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
+        inputs: list[ir.Value] = []
+        for param in sig.params:
+            if param.name in bound.arguments:
+                inputs.append(self._expr(bound.arguments[param.name], scope))
+            else:
+                inputs.append(self.constant(scope, param.default, node, param.name))
+        function = self.ctx.functions[fname]
+        if wf.inline and scope.depth + self.ctx.function_nesting[fname] > self.nesting:
+            inlined = f" (counting the sub-workflow bodies the call of `{wf.name}` inlines)"
+            self.nest(scope.depth + self.ctx.function_nesting[fname], node, inlined)
+        out_types = [type_of(v) for v in function.outputs]
+        hints = sig.return_keys if sig.returns == "dict" else [fname] * len(out_types)
+        outs = self.emit(scope, fname, inputs, out_types, node, domain=WORKFLOW_DOMAIN, names=hints)
+        ret = Returned(sig.returns, outs, keys=list(sig.return_keys), node=node)
+        return self._pack(scope, ret)
+
+    def _function(self, wf: Workflow, at: ast.AST) -> tuple[str, Signature]:
+        """The FunctionProto of the ``namu.workflow`` domain of a sub-workflow, lowered once.
+
+        Sub-workflows are lowered before their callers (:func:`lower_callees`), so this
+        lowers only a callee that the static scan could not see.
+        """
+        ctx = self.ctx
+        _check_not_recursive(wf, ctx, self.src, at)
+        existing = ctx.function_of.get(id(wf))
+        if existing is not None:
+            return existing, ctx.function_signatures[existing]
+        lowering = type(self)(wf, ctx)
+        ctx.in_progress.append(wf)
+        try:
+            lower_callees(lowering)
+            return _add_function(lowering)
+        finally:
+            ctx.in_progress.pop()
+
+    def workflow_calls(self) -> Iterator[tuple[ast.Call, Workflow]]:
+        """The calls of sub-workflows in the body, in source order, found by resolving each
+        callee's name statically (a name the body or a comprehension binds is skipped;
+        lowering resolves those calls itself)."""
+        if not any(_may_lead_to_workflow(self._lookup(name, None)) for name in code_names(self.wf.fn.__code__)):
+            return  # no name of the body can be a workflow: skip the walk over the tree
+        bound = set(self.local_names)
+        calls: list[ast.Call] = []
+        for stmt in self.src.tree.body:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call):
+                    calls.append(node)
+                elif isinstance(node, ast.comprehension):
+                    bound |= target_names(node.target)
+        calls.sort(key=lambda c: (c.lineno, c.col_offset))
+        for call in calls:
+            found = self._global_path(call.func)
+            if found is None or found[0].id in bound:
+                continue
+            base = self._resolve(found[0].id)
+            callee = MISSING if base is MISSING else self._follow(base, found[1])
+            if isinstance(callee, Workflow):
+                yield call, callee
+
+
+def code_names(code: CodeType) -> Iterator[str]:
+    """The global and free names ``code`` and its nested code objects (comprehensions)
+    mention -- a superset of the names the body resolves (attribute names are in it too)."""
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        yield from current.co_names
+        yield from current.co_freevars
+        pending.extend(c for c in current.co_consts if isinstance(c, CodeType))
+
+
+def _may_lead_to_workflow(value: Any) -> bool:
+    """``value`` is a workflow, or an object whose attributes may hold one (a module, a
+    class, a namespace) -- not a task, a slot, a literal or a builtin."""
+    if isinstance(value, Workflow):
+        return True
+    return value is not MISSING and hasattr(value, "__dict__") and not isinstance(value, (Task, Slot))
+
+
+def _check_not_recursive(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: ast.AST) -> None:
+    if wf in ctx.in_progress:
+        chain = " -> ".join(w.name for w in [*ctx.in_progress, wf])
+        src.fail(at, f"recursive workflow call ({chain}) is not supported")
+
+
+def lower_callees(caller: CallLowering) -> None:
+    """Lower the sub-workflows ``caller`` calls, and theirs, each before its callers.
+
+    A depth-first walk of the call graph with an explicit stack, so that a chain of
+    sub-workflows of any depth lowers without recursion (the caller's lowering then finds
+    each callee's function and signature ready). ``ctx.in_progress`` is the path of the
+    walk: a call of a workflow on it is recursion, rejected where the cycle closes.
+    """
+    ctx = caller.ctx
+    depth = len(ctx.in_progress)
+    pending = [(caller, caller.workflow_calls())]
+    try:
+        while pending:
+            lowering, calls = pending[-1]
+            for at, callee in calls:
+                _check_not_recursive(callee, ctx, lowering.src, at)
+                if id(callee) not in ctx.function_of:
+                    inner = type(caller)(callee, ctx)
+                    ctx.in_progress.append(callee)
+                    pending.append((inner, inner.workflow_calls()))
+                    break
+            else:
+                pending.pop()
+                if pending:  # a callee: all of its own callees are lowered
+                    _add_function(lowering)
+                    ctx.in_progress.pop()
+    finally:
+        del ctx.in_progress[depth:]
+
+
+def _add_function(lowering: CallLowering) -> tuple[str, Signature]:
+    """Lower a sub-workflow's body into a function of the model; its name and signature."""
+    ctx, wf = lowering.ctx, lowering.wf
+    graph, sig = lowering.lower_graph()
+    name = ctx.fresh(wf.name)
+    graph.name = name
+    function = ir.Function(WORKFLOW_DOMAIN, name, graph=graph, attributes=[])
+    if not wf.inline:
+        function.metadata_props[INLINE_KEY] = "false"  # inline-functions keeps its calls
+    ctx.functions[name] = function
+    ctx.function_signatures[name] = sig
+    ctx.function_nesting[name] = lowering.nesting
+    ctx.function_of[id(wf)] = name
+    return name, sig

@@ -1,0 +1,385 @@
+"""Lower the expressions of a workflow body: literals, names, operators, comparisons,
+attribute and item reads, f-strings, conditional expressions and list comprehensions.
+
+Operators on scalars become standard ONNX ops (``Add``, ``Less``, ``And``, ...) where
+they mean exactly Python's operator on the operand types, else ``namu.Arith`` (``/``,
+``//``, ``**``, mixed int/float/bool arithmetic) and ``namu.Compare``; ``and``/``or``
+and chained comparisons short-circuit through ``If`` when the right side could raise or
+has an effect; a list comprehension is a ``namu.Map`` fan-out, nested generators
+flattened.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+import onnx_ir as ir
+
+from namu.frontend.builder import Scope
+from namu.frontend.names import is_literal
+from namu.frontend.reads import MISSING
+from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
+from namu.frontend.task import Task
+from namu.frontend.workflow import Workflow
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.types import ValueType, arithmetic_type, constant_int, type_of
+
+__all__ = ["ExpressionLowering"]
+
+#: Python's binary arithmetic operators -> their names in ``operator`` (``namu.Arith``'s op).
+_OPERATORS = {
+    ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
+    ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow",
+}
+#: (operator, kind of every operand) -> the standard op meaning exactly Python's operator.
+_STANDARD_ARITH = {
+    ("add", "int"): "Add", ("add", "float"): "Add", ("sub", "int"): "Sub", ("sub", "float"): "Sub",
+    ("mul", "int"): "Mul", ("mul", "float"): "Mul", ("neg", "int"): "Neg", ("neg", "float"): "Neg",
+    ("mod", "int"): "Mod",
+}
+_COMPARE_NAMES = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
+_COMPARE = {ast.Lt: "Less", ast.LtE: "LessOrEqual", ast.Gt: "Greater", ast.GtE: "GreaterOrEqual"}
+#: How each operator is written, for messages.
+_SYMBOLS: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Pow: "**", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
+    ast.BitXor: "^", ast.BitAnd: "&", ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=",
+    ast.Gt: ">", ast.GtE: ">=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
+    ast.Not: "not", ast.Invert: "~", ast.UAdd: "+", ast.USub: "-",
+}
+
+
+class ExpressionLowering:
+    """Expression lowering of the Python frontend (mixed into ``namu.frontend.lower._Lowering``,
+    with the statement, call and name mixins and :class:`~namu.frontend.builder.IRBuilder`)."""
+
+    def _expr(self, node: ast.expr, scope: Scope) -> ir.Value:
+        message = REJECTED_EXPRESSIONS.get(type(node))
+        if message is not None:
+            self.src.fail(node, message)
+        if isinstance(node, ast.Constant):
+            return self.constant(scope, node.value, node)
+        if isinstance(node, ast.Name):
+            return self._name(node, scope)
+        if isinstance(node, ast.List):
+            return self.container(scope, "List", [self._expr(e, scope) for e in node.elts], node)
+        if isinstance(node, ast.Tuple):
+            return self.container(scope, "Tuple", [self._expr(e, scope) for e in node.elts], node)
+        if isinstance(node, ast.Dict):
+            keys = []
+            for k in node.keys:
+                if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                    self.src.fail(k or node, "dict literals in a workflow need string-literal keys")
+                keys.append(k.value)
+            values = [self._expr(v, scope) for v in node.values]
+            return self.dictionary(scope, keys, values, node)
+        if isinstance(node, ast.JoinedStr):
+            return self._fstring(node, scope)
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node, scope)
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, scope)
+        if isinstance(node, ast.UnaryOp):
+            return self._unaryop(node, scope)
+        if isinstance(node, ast.BoolOp):
+            return self._boolop(node, scope)
+        if isinstance(node, ast.Compare):
+            return self._compare(node, scope)
+        if isinstance(node, ast.IfExp):
+            return self._ifexp(node, scope)
+        if isinstance(node, ast.Call):
+            return self._call(node, scope)
+        if isinstance(node, ast.ListComp):
+            return self._listcomp(node, node.generators, scope)
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node, scope)
+        self.src.fail(node, f"{type(node).__name__} expressions are not supported in a workflow")
+
+    def _name(self, node: ast.Name, scope: Scope) -> ir.Value:
+        if node.id in scope.env:
+            return scope.env[node.id]
+        if node.id in self.local_names:
+            self._fail_unbound_local(node, node.id)
+        obj = self._resolve(node.id)
+        if obj is MISSING:
+            self.src.fail(node, f"name `{node.id}` is not defined")
+        if isinstance(obj, (Task, Workflow)):
+            self.src.fail(node, f"`{node.id}` is a namu task or workflow; it can only be called, not used as a value")
+        if not is_literal(obj):
+            self.src.fail(node, f"`{node.id}` is a {type(obj).__name__}; a workflow can only use tasks, workflows and literal constants from its module")
+        self.ctx.reads.constant(obj)  # folded into the IR: a change in place makes the compile stale
+        return self.constant(scope, obj, node, node.id)
+
+    def _check_numeric(self, lt: ValueType, rt: ValueType, node: ast.AST, what: str) -> None:
+        if not (lt.is_numeric and rt.is_numeric):
+            hint = "annotate the value first (`n: int = ...`) or compute it inside a task" if "opaque" in (lt.kind, rt.kind) else "compute it inside a task"
+            self.src.fail(node, f"operator {what} needs int, float or bool operands here, got {lt} and {rt}; {hint}")
+
+    def _numeric_pair(self, left: ir.Value, right: ir.Value, scope: Scope, node: ast.AST, what: str) -> tuple[ir.Value, ir.Value, ValueType]:
+        lt, rt = type_of(left), type_of(right)
+        self._check_numeric(lt, rt, node, what)
+        result = ValueType.float() if "float" in (lt.kind, rt.kind) else ValueType.int()
+        return self.cast(scope, left, result, node), self.cast(scope, right, result, node), result
+
+    def _binop(self, node: ast.BinOp, scope: Scope) -> ir.Value:
+        left = self._expr(node.left, scope)
+        right = self._expr(node.right, scope)
+        op = type(node.op)
+        symbol = _SYMBOLS.get(op, op.__name__)
+        lt, rt = type_of(left), type_of(right)
+        if op is ast.Add and lt.kind == "str" and rt.kind == "str":
+            return self.emit1(scope, "StringConcat", [left, right], ValueType.str(), node, names=["concat"])
+        name = _OPERATORS.get(op)
+        if name is None:
+            self.src.fail(node, f"operator {symbol} is not supported in a workflow")
+        self._check_numeric(lt, rt, node, symbol)
+        return self._arith(scope, name, [left, right], node)
+
+    def _arith(self, scope: Scope, name: str, operands: list[ir.Value], node: ast.AST) -> ir.Value:
+        """Python's ``operator.<name>`` on numbers, with Python's result (no ``Cast``: an
+        int never goes through a double). The standard op where it means exactly that
+        (``Add``/``Sub``/``Mul``/``Neg`` on two ints or two floats, ``Mod`` on ints), else
+        ``namu.Arith``; the type is ``arithmetic_type``'s, as infer-types derives it."""
+        types = [type_of(v) for v in operands]
+        exponent = constant_int(operands[1]) if name == "pow" else None
+        rtype = arithmetic_type(name, types, exponent)
+        assert rtype is not None  # the callers checked the operands are numbers
+        kind = types[0].kind if all(t.kind == types[0].kind for t in types) else None
+        standard = _STANDARD_ARITH.get((name, kind))
+        if standard == "Mod":
+            return self.emit1(scope, "Mod", operands, rtype, node, attrs=[ir.AttrInt64("fmod", 0)])
+        if standard is not None:
+            return self.emit1(scope, standard, operands, rtype, node)
+        return self.emit1(scope, "Arith", operands, rtype, node, domain=NAMU_DOMAIN, attrs=[ir.AttrString("op", name)], names=[name])
+
+    def _unaryop(self, node: ast.UnaryOp, scope: Scope) -> ir.Value:
+        operand = self._expr(node.operand, scope)
+        if isinstance(node.op, ast.Not):
+            return self.emit1(scope, "Not", [self.truth(scope, operand, node)], ValueType.bool(), node)
+        vtype = type_of(operand)
+        if not vtype.is_numeric or isinstance(node.op, ast.Invert):
+            self.src.fail(node, f"unary {_SYMBOLS.get(type(node.op), '?')} is not supported on {vtype} in a workflow")
+        literal = node.operand.value if isinstance(node.operand, ast.Constant) else None
+        if type(literal) in (int, float) and isinstance(node.op, ast.USub):
+            # `-1` is a literal, as Python's own compiler folds it: `2 ** -1` is typed float.
+            return self.constant(scope, -literal, node)  # type: ignore[operator]
+        # `+x` is an op too: it makes an int of a bool, and an int-typed value may hold one.
+        return self._arith(scope, "pos" if isinstance(node.op, ast.UAdd) else "neg", [operand], node)
+
+    def _boolop(self, node: ast.BoolOp, scope: Scope) -> ir.Value:
+        op = "And" if isinstance(node.op, ast.And) else "Or"
+        acc = self._expr(node.values[0], scope)
+        for operand in node.values[1:]:
+            if type_of(acc).kind != "bool":
+                self.src.fail(node, f"`{op.lower()}` is supported on bool operands only (it returns an operand in Python); got {type_of(acc)}")
+            if not _is_safe(operand):
+                # Short-circuit: a right side that calls tasks or may raise runs only when
+                # Python would evaluate it.
+                then_scope, else_scope = scope.child(), scope.child()
+                rhs_scope = then_scope if op == "And" else else_scope
+                rhs = self._expr(operand, rhs_scope)
+                if type_of(rhs).kind != "bool":
+                    self.src.fail(operand, f"`{op.lower()}` is supported on bool operands only; got {type_of(rhs)}")
+                other = else_scope if op == "And" else then_scope
+                keep = self.identity(other, acc, operand)
+                then_val, else_val = (rhs, keep) if op == "And" else (keep, rhs)
+                acc = self._branches(node, acc, then_scope, [then_val], else_scope, [else_val], [op.lower()], scope=scope)[0]
+            else:
+                rhs = self._expr(operand, scope)
+                if type_of(rhs).kind != "bool":
+                    self.src.fail(operand, f"`{op.lower()}` is supported on bool operands only; got {type_of(rhs)}")
+                acc = self.emit1(scope, op, [acc, rhs], ValueType.bool(), node)
+        return acc
+
+    def _compare(self, node: ast.Compare, scope: Scope) -> ir.Value:
+        left = self._expr(node.left, scope)
+        return self._chain(node, left, list(zip(node.ops, node.comparators)), scope)
+
+    def _chain(self, node: ast.Compare, left: ir.Value, pairs: list[tuple[ast.cmpop, ast.expr]], scope: Scope) -> ir.Value:
+        """``a < b < c`` is ``a < b and b < c`` with ``b`` evaluated once and ``c`` only if needed."""
+        (op, comp), rest = pairs[0], pairs[1:]
+        right = self._expr(comp, scope)
+        test = self._compare_one(op, left, right, scope, node)
+        if not rest:
+            return test
+        if all(_is_safe(c) for _, c in rest):
+            tail = self._chain(node, right, rest, scope)
+            return self.emit1(scope, "And", [test, tail], ValueType.bool(), node)
+        then_scope, else_scope = scope.child(), scope.child()
+        tail = self._chain(node, right, rest, then_scope)
+        false = self.identity(else_scope, test, node)
+        return self._branches(node, test, then_scope, [tail], else_scope, [false], ["chain"], scope)[0]
+
+    def _compare_one(self, op: ast.cmpop, left: ir.Value, right: ir.Value, scope: Scope, node: ast.AST) -> ir.Value:
+        symbol = _SYMBOLS.get(type(op), type(op).__name__)
+        lt, rt = type_of(left), type_of(right)
+        if {lt.kind, rt.kind} == {"int", "float"} and type(op) in _COMPARE_NAMES:
+            # Python compares int with float exactly; a Cast to double would round ints
+            # above 2**53, so mixed comparisons use namu.Compare.
+            attrs = [ir.AttrString("op", _COMPARE_NAMES[type(op)])]
+            return self.emit1(scope, "Compare", [left, right], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["cmp"])
+        if isinstance(op, (ast.In, ast.NotIn)):
+            found = self.emit1(scope, "Contains", [right, left], ValueType.bool(), node, domain=NAMU_DOMAIN, names=["contains"])
+            return found if isinstance(op, ast.In) else self.emit1(scope, "Not", [found], ValueType.bool(), node, names=["not_in"])
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            value = self._none_operand(left, right, node, symbol)
+            is_none = self.emit1(scope, "IsNone", [value], ValueType.bool(), node, domain=NAMU_DOMAIN, names=["is_none"])
+            return is_none if isinstance(op, ast.Is) else self.emit1(scope, "Not", [is_none], ValueType.bool(), node, names=["is_not_none"])
+        if isinstance(op, (ast.Eq, ast.NotEq)):
+            if lt.kind == "str" and rt.kind == "str":
+                eq = self.emit1(scope, "Equal", [left, right], ValueType.bool(), node, names=["eq"])
+            else:
+                a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
+                eq = self.emit1(scope, "Equal", [a, b], ValueType.bool(), node, names=["eq"])
+            if isinstance(op, ast.Eq):
+                return eq
+            return self.emit1(scope, "Not", [eq], ValueType.bool(), node, names=["ne"])
+        if type(op) in _COMPARE:
+            a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
+            return self.emit1(scope, _COMPARE[type(op)], [a, b], ValueType.bool(), node)
+        self.src.fail(node, f"comparison `{symbol}` is not supported in a workflow; compare inside a task")
+
+    def _attribute(self, node: ast.Attribute, scope: Scope) -> ir.Value:
+        """``x.name`` on a workflow value: ``namu.GetAttr``, read when the run gets there
+        (an opaque value; annotate it to use it in arithmetic: ``n: int = rec.count``)."""
+        base = node.value
+        if isinstance(base, ast.Name) and base.id not in scope.env:
+            if base.id in self.local_names:
+                self._fail_unbound_local(base, base.id)
+            self.src.fail(node, f"attribute reads are supported on workflow values only; `{base.id}` is not one (read `{ast.unparse(node)}` inside a task)")
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            self.src.fail(node, f"special attribute `{node.attr}` cannot be read in a workflow; do it inside a task")
+        value = self._expr(base, scope)
+        attrs = [ir.AttrString("name", node.attr)]
+        return self.emit1(scope, "GetAttr", [value], ValueType.opaque(), node, domain=NAMU_DOMAIN, attrs=attrs, names=[node.attr])
+
+    def _none_operand(self, left: ir.Value, right: ir.Value, node: ast.AST, symbol: str) -> ir.Value:
+        """The operand of ``x is None`` / ``None is x``: identity is supported only against
+        None (identity of ints, strings or containers depends on CPython's object caching,
+        which compiled code cannot reproduce)."""
+        for value, other in ((left, right), (right, left)):
+            producer = other.producer()
+            if producer is not None and producer.domain == NAMU_DOMAIN and producer.op_type == "None":
+                return value
+        self.src.fail(node, f"`{symbol}` is supported in a workflow only against None (`x {symbol} None`); use == to compare values")
+
+    def _fstring(self, node: ast.JoinedStr, scope: Scope) -> ir.Value:
+        """``f"..."``: ``namu.Format`` of the equivalent ``str.format`` template (``f"{x!r:>5}"``
+        is ``"{!r:>5}".format(x)``), the replacement fields' values as inputs."""
+        template: list[str] = []
+        values: list[ir.Value] = []
+        for part in node.values:
+            if isinstance(part, ast.Constant):
+                template.append(str(part.value).replace("{", "{{").replace("}", "}}"))
+                continue
+            assert isinstance(part, ast.FormattedValue)
+            field = "{"
+            if part.conversion != -1:
+                field += "!" + chr(part.conversion)
+            if part.format_spec is not None:
+                spec = part.format_spec
+                if not all(isinstance(v, ast.Constant) for v in getattr(spec, "values", [])):
+                    self.src.fail(node, REJECTED_FORMS['f"{x:{width}}"'])
+                field += ":" + "".join(str(v.value) for v in spec.values)  # type: ignore[attr-defined]
+            template.append(field + "}")
+            values.append(self._expr(part.value, scope))
+        attrs = [ir.AttrString("template", "".join(template))]
+        return self.emit1(scope, "Format", values, ValueType.str(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["fstring"])
+
+    def _ifexp(self, node: ast.IfExp, scope: Scope) -> ir.Value:
+        cond = self.truth(scope, self._expr(node.test, scope), node.test)
+        then_scope, else_scope = scope.child(), scope.child()
+        then_val = self._expr(node.body, then_scope)
+        else_val = self._expr(node.orelse, else_scope)
+        return self._branches(node, cond, then_scope, [then_val], else_scope, [else_val], ["choice"], scope=scope)[0]
+
+    def _subscript(self, node: ast.Subscript, scope: Scope) -> ir.Value:
+        if isinstance(node.slice, ast.Slice):
+            self.src.fail(node.slice, REJECTED_EXPRESSIONS[ast.Slice])
+        container = self._expr(node.value, scope)
+        key = self._expr(node.slice, scope)
+        ctype, ktype = type_of(container), type_of(key)
+        if ctype.kind == "list" and ctype.is_onnx and ktype.kind == "int":
+            return self.emit1(scope, "SequenceAt", [container, key], ctype.elem, node, names=["item"])  # type: ignore[arg-type]
+        index = _constant_int(node.slice)
+        if ctype.items is not None and index is not None and -len(ctype.items) <= index < len(ctype.items):
+            out = ctype.items[index]
+        elif ctype.kind == "list" and ctype.elem is not None:
+            out = ctype.elem
+        elif ctype.kind == "str":
+            out = ValueType.str()
+        else:
+            out = ValueType.opaque()
+        return self.emit1(scope, "GetItem", [container, key], out, node, domain=NAMU_DOMAIN, names=["item"])
+
+    def _listcomp(self, node: ast.ListComp, generators: list[ast.comprehension], scope: Scope) -> ir.Value:
+        gen = generators[0]
+        if gen.is_async:
+            self.src.fail(gen, REJECTED_FORMS["[... async for ...]"])
+        self._check_target(gen.target)
+        seq = self._expr(gen.iter, scope)
+        rest = generators[1:]
+
+        def element(body_scope: Scope) -> ir.Value:
+            if rest:
+                return self._listcomp(node, rest, body_scope)
+            return self._expr(node.elt, body_scope)
+
+        def body(body_scope: Scope) -> ir.Value:
+            if not gen.ifs:
+                return element(body_scope)
+            # `for x in xs if c1 if c2`: each item yields a list of 0 or 1 elements (of 0
+            # or more, for nested generators), and the Map flattens them. The element is
+            # computed only for items that pass every filter, and a filter only after the
+            # ones before it passed, as in Python.
+            return self._filtered(gen.ifs, element, body_scope, wrap=not rest)
+
+        result = self._map(node, scope, seq, gen.target, body, flatten=bool(rest) or bool(gen.ifs))
+        assert result is not None
+        return result
+
+    def _filtered(self, ifs: list[ast.expr], element: Callable[[Scope], ir.Value], scope: Scope, *, wrap: bool) -> ir.Value:
+        """``element`` (as a one-item list when ``wrap``) if every filter of ``ifs`` holds,
+        else an empty list of the same type: an ``If`` per filter."""
+        test = ifs[0]
+        cond = self.truth(scope, self._expr(test, scope), test)
+        then_scope, else_scope = scope.child(), scope.child()
+        if len(ifs) > 1:
+            kept = self._filtered(ifs[1:], element, then_scope, wrap=wrap)
+        else:
+            kept = element(then_scope)
+            if wrap:
+                kept = self.container(then_scope, "List", [kept], test)
+        empty = self._empty_list(else_scope, type_of(kept), test)
+        return self._branches(test, cond, then_scope, [kept], else_scope, [empty], ["kept"], scope)[0]
+
+    def _empty_list(self, scope: Scope, like: ValueType, at: ast.AST) -> ir.Value:
+        """``[]`` typed like ``like`` where ONNX can hold it (``SequenceEmpty``), else opaque."""
+        if like.kind == "list" and like.elem is not None and like.is_onnx:
+            dtype = like.elem.onnx_type.dtype  # type: ignore[union-attr]
+            return self.emit1(scope, "SequenceEmpty", [], like, at, attrs=[ir.AttrInt64("dtype", int(dtype))], names=["empty"])
+        return self.container(scope, "List", [], at)
+
+
+def _constant_int(node: ast.expr) -> int | None:
+    """The value of an int literal, including a negated one (``-1``), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _constant_int(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+_SAFE_NODES = (
+    ast.Name, ast.Constant, ast.Load, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.Not,
+    ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE,
+)
+
+
+def _is_safe(node: ast.AST) -> bool:
+    """True when evaluating ``node`` can neither raise nor have an effect (no calls,
+    subscripts, divisions, ...), so it may be evaluated eagerly instead of short-circuited."""
+    return all(isinstance(n, (*_SAFE_NODES, ast.UnaryOp, ast.BinOp)) for n in ast.walk(node))

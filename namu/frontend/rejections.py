@@ -1,0 +1,74 @@
+"""The Python a workflow body cannot use, and what the user is told instead.
+
+Data, not code: the lowering looks each construct up here and raises
+:class:`~namu.errors.WorkflowSyntaxError` with the message at the construct's line, and
+the same tables can list what a workflow cannot say. A construct is rejected when the IR
+cannot express it with its Python meaning; the message names the way out where there is
+one. (Rejections that depend on types or names found while lowering, such as an
+operator on a string, are raised where they are found.)
+"""
+
+from __future__ import annotations
+
+import ast
+
+__all__ = ["REJECTED_EXPRESSIONS", "REJECTED_FORMS", "REJECTED_STATEMENTS"]
+
+#: Statements with no lowering, by their ``ast`` class.
+REJECTED_STATEMENTS: dict[type[ast.stmt], str] = {
+    ast.Try: "try/except is not supported in a workflow; handle errors inside a task "
+    "(or use @namu.task(retries=..., on_error='skip'))",
+    ast.With: "`with` is not supported in a workflow; open resources inside a task",
+    ast.AsyncWith: "`async with` is not supported in a workflow",
+    ast.AsyncFor: "`async for` is not supported in a workflow",
+    ast.Raise: "`raise` is not supported in a workflow; raise inside a task",
+    ast.Assert: "`assert` is not supported in a workflow; check inside a task",
+    ast.Delete: "`del` is not supported in a workflow",
+    ast.Global: "`global` is not supported in a workflow",
+    ast.Nonlocal: "`nonlocal` is not supported in a workflow",
+    ast.Import: "imports are not supported in a workflow; import at module level",
+    ast.ImportFrom: "imports are not supported in a workflow; import at module level",
+    ast.FunctionDef: "nested function definitions are not supported in a workflow; "
+    "define a @namu.task at module level",
+    ast.AsyncFunctionDef: "nested function definitions are not supported in a workflow",
+    ast.ClassDef: "class definitions are not supported in a workflow",
+    ast.Break: "`break` is not supported in a workflow loop; put the exit test in the "
+    "`while` condition",
+    ast.Continue: "`continue` is not supported in a workflow loop; use `if` in the body",
+    ast.Match: "`match` is not supported in a workflow; use if/elif",
+}
+
+#: Expressions with no lowering, by their ``ast`` class.
+REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
+    ast.Lambda: "lambda is not supported in a workflow; define a @namu.task",
+    ast.Await: "`await` is not supported in a workflow: call async tasks directly, namu awaits them",
+    ast.Yield: "`yield` is not supported in a workflow",
+    ast.YieldFrom: "`yield from` is not supported in a workflow",
+    ast.NamedExpr: "assignment expressions (:=) are not supported in a workflow",
+    ast.Set: "set literals are not supported in a workflow",
+    ast.SetComp: "set comprehensions are not supported in a workflow",
+    ast.DictComp: "dict comprehensions are not supported in a workflow",
+    ast.GeneratorExp: "generator expressions are not supported in a workflow; "
+    "use a list comprehension",
+    ast.Starred: "starred expressions are not supported in a workflow",
+    ast.Slice: "slices are not supported in a workflow; slice inside a task",
+}
+
+#: Forms of supported constructs that have no lowering, by how they are written.
+REJECTED_FORMS: dict[str, str] = {
+    "def wf(*args)": "*args parameters are not supported in a workflow",
+    "def wf(**kwargs)": "**kwargs parameters are not supported in a workflow",
+    "def wf(a, /, *, b)": "positional-only and keyword-only parameters are not supported",
+    "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
+    "x[i] = ...": "subscript assignment is not supported in a workflow; values are immutable",
+    "*xs, y = ...": "starred assignment is not supported in a workflow",
+    "while ...: ... else: ...": "`while ... else` is not supported in a workflow",
+    "for ...: ... else: ...": "`for ... else` is not supported in a workflow",
+    "while ...: return ...": "`return` inside a `while` loop is not supported; return after the loop",
+    "for ...: return ...": "`return` inside a `for` loop is not supported; return after the loop",
+    "f(*args)": "*args in calls are not supported in a workflow",
+    "f(**kwargs)": "**kwargs in calls are not supported in a workflow",
+    "[... async for ...]": "async comprehensions are not supported in a workflow",
+    'f"{x:{width}}"': "nested replacement fields in an f-string's format spec are not supported "
+    "in a workflow; format inside a task",
+}

@@ -1,0 +1,466 @@
+"""Lower the statements of a workflow body: assignments, ``return``, ``if``, ``while``, ``for``.
+
+Straight-line code is SSA renaming in the scope's environment; ``if`` becomes an ``If``
+whose outputs are the phi values of the variables assigned in its branches and live
+after it; a loop becomes a ``Loop`` whose loop-carried values are the live variables its
+body assigns, or -- a ``for`` whose iterations share nothing -- a ``namu.Map`` fan-out.
+Liveness (:mod:`namu.frontend.liveness`) decides which variables flow out.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import onnx_ir as ir
+
+from namu.frontend.builder import Scope, base_name
+from namu.frontend.liveness import assigned_names, live_before, target_names
+from namu.frontend.names import Namespace
+from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
+from namu.ir.opsets import NAMU_DOMAIN
+from namu.ir.types import ValueType, accepts, from_annotation, type_of
+
+if TYPE_CHECKING:
+    from namu.frontend.source import FunctionSource
+
+__all__ = ["Returned", "StatementLowering"]
+
+
+@dataclasses.dataclass
+class Returned:
+    """What a block returns: one value, a tuple of values, or a dict of values."""
+
+    kind: str  # "value" | "tuple" | "dict"
+    values: list[ir.Value]
+    keys: list[str] = dataclasses.field(default_factory=list)
+    node: ast.AST | None = None
+
+    def same_shape(self, other: Returned) -> bool:
+        return (self.kind, len(self.values), self.keys) == (other.kind, len(other.values), other.keys)
+
+
+class StatementLowering:
+    """Statement lowering of the Python frontend (mixed into ``namu.frontend.lower._Lowering``,
+    with the expression, call and name mixins and :class:`~namu.frontend.builder.IRBuilder`)."""
+
+    def _function_body(self, fdef: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> Returned:
+        """Lower a function's body (its docstring left out); a body that can fall off its
+        end returns None there, as in Python."""
+        body = list(fdef.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            body = body[1:]  # docstring
+        if not _terminates(body):
+            end = ast.Return(value=None)
+            ast.copy_location(end, fdef.body[-1])
+            end.lineno = getattr(fdef.body[-1], "end_lineno", end.lineno)
+            body.append(end)
+        result = self._block(body, scope, set())
+        assert result is not None  # the body ends in a return
+        return result
+
+    def _block(self, stmts: list[ast.stmt], scope: Scope, live_out: set[str]) -> Returned | None:
+        """Lower a statement list; return what it returns (``None`` if it falls through)."""
+        stmts = list(stmts)
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, ast.If) and i + 1 < len(stmts) and _contains_return(stmt) and not _terminates([stmt]):
+                # `if c: return a` followed by more code: the rest runs on every path of
+                # the `if` that falls through, so it moves to the end of those paths.
+                stmts = stmts[:i] + [_append_rest(stmt, stmts[i + 1 :])]
+                break
+        # Backward liveness once for the whole block: live[i] holds after statement i.
+        live = [set(live_out)] * len(stmts)
+        after = set(live_out)
+        for i in range(len(stmts) - 1, -1, -1):
+            live[i] = after
+            after = live_before([stmts[i]], after)
+        for i, stmt in enumerate(stmts):
+            result = self._stmt(stmt, scope, live[i])
+            if result is not None:
+                if i + 1 < len(stmts):
+                    self.src.fail(stmts[i + 1], "unreachable code after `return`")
+                return result
+        return None
+
+    def _stmt(self, stmt: ast.stmt, scope: Scope, live_after: set[str]) -> Returned | None:
+        message = REJECTED_STATEMENTS.get(type(stmt))
+        if message is not None:
+            self.src.fail(stmt, message)
+        if isinstance(stmt, ast.Return):
+            return self._return(stmt, scope)
+        if isinstance(stmt, ast.Assign):
+            value = stmt.value
+            for target in stmt.targets:
+                self._check_target(target)
+            if len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
+                self._assign_parallel(stmt.targets[0], value, scope)
+                return None
+            result = self._expr(value, scope)
+            for target in stmt.targets:
+                self._bind(target, result, scope, stmt)
+            return None
+        if isinstance(stmt, ast.AnnAssign):
+            self._check_target(stmt.target)
+            if stmt.value is not None:
+                self._bind(stmt.target, self._annotated(stmt, scope), scope, stmt)
+            return None
+        if isinstance(stmt, ast.AugAssign):
+            self._check_target(stmt.target)
+            assert isinstance(stmt.target, ast.Name)
+            load = ast.Name(id=stmt.target.id, ctx=ast.Load())
+            ast.copy_location(load, stmt.target)
+            binop = ast.BinOp(left=load, op=stmt.op, right=stmt.value)
+            ast.copy_location(binop, stmt)
+            self._bind(stmt.target, self._expr(binop, scope), scope, stmt)
+            return None
+        if isinstance(stmt, ast.Expr):
+            if isinstance(stmt.value, ast.Constant):
+                return None  # a bare literal (docstring-like) has no effect
+            self._expr(stmt.value, scope)
+            return None
+        if isinstance(stmt, ast.Pass):
+            return None
+        if isinstance(stmt, ast.If):
+            return self._if(stmt, scope, live_after)
+        if isinstance(stmt, ast.While):
+            self._while(stmt, scope, live_after)
+            return None
+        if isinstance(stmt, ast.For):
+            self._for(stmt, scope, live_after)
+            return None
+        self.src.fail(stmt, f"{type(stmt).__name__} statements are not supported in a workflow")
+
+    def _annotated(self, stmt: ast.AnnAssign, scope: Scope) -> ir.Value:
+        """``x: T = value``: the annotation gives an untyped value (a dict item, the result
+        of an unannotated task, ``[]``) its type. Annotations never change what Python
+        computes, and namu's ops compute exactly what Python does, so trusting them is safe."""
+        assert stmt.value is not None
+        try:
+            code = compile(ast.Expression(stmt.annotation), self.src.filename, "eval")
+            annotation = eval(code, self._globals, Namespace(self))  # noqa: S307
+        except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
+            self.src.fail(stmt.annotation, f"cannot evaluate the annotation: {type(exc).__name__}: {exc}")
+        declared = from_annotation(annotation)
+        if isinstance(stmt.value, ast.List) and not stmt.value.elts and declared.kind == "list" and declared.is_onnx:
+            dtype = declared.elem.onnx_type.dtype if declared.elem and declared.elem.kind != "list" else None  # type: ignore[union-attr]
+            if dtype is not None:
+                return self.emit1(scope, "SequenceEmpty", [], declared, stmt.value, attrs=[ir.AttrInt64("dtype", dtype.value)], names=["empty"])
+        value = self._expr(stmt.value, scope)
+        actual = type_of(value)
+        if actual == declared:
+            return value
+        if not accepts(declared, actual):  # PEP 484: `x: float = 3` is fine
+            self.src.fail(stmt.annotation, f"the annotation says {declared} but the value is {actual}")
+        return self.emit1(scope, "Identity", [value], declared, stmt, domain=NAMU_DOMAIN, names=[base_name(value.name)])
+
+    def _check_target(self, target: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self._check_target(elt)
+            return
+        if isinstance(target, ast.Attribute):
+            self.src.fail(target, REJECTED_FORMS["x.name = ..."])
+        if isinstance(target, ast.Subscript):
+            self.src.fail(target, REJECTED_FORMS["x[i] = ..."])
+        if isinstance(target, ast.Starred):
+            self.src.fail(target, REJECTED_FORMS["*xs, y = ..."])
+        self.src.fail(target, "unsupported assignment target")
+
+    def _assign_parallel(self, target: ast.Tuple | ast.List, value: ast.Tuple | ast.List, scope: Scope) -> None:
+        if len(target.elts) != len(value.elts) or any(isinstance(e, ast.Starred) for e in value.elts):
+            self.src.fail(value, f"cannot unpack {len(value.elts)} values into {len(target.elts)} names")
+        results = [self._expr(v, scope) for v in value.elts]  # evaluate all right sides first
+        for t, r in zip(target.elts, results):
+            self._bind(t, r, scope, value)
+
+    def _bind(self, target: ast.expr, value: ir.Value, scope: Scope, at: ast.AST) -> None:
+        if isinstance(target, ast.Name):
+            scope.env[target.id] = value
+            return
+        assert isinstance(target, (ast.Tuple, ast.List))
+        n = len(target.elts)
+        vtype = type_of(value)
+        if vtype.items is not None:
+            if len(vtype.items) != n:
+                self.src.fail(at, f"cannot unpack a {vtype} into {n} names")
+            item_types = list(vtype.items)
+        elif vtype.kind == "list" and vtype.elem is not None:
+            item_types = [vtype.elem] * n
+        else:
+            item_types = [ValueType.opaque()] * n
+        names = [t.id if isinstance(t, ast.Name) else "item" for t in target.elts]
+        parts = self.emit(scope, "Unpack", [value], item_types, at, domain=NAMU_DOMAIN, names=names)
+        for t, part in zip(target.elts, parts):
+            self._bind(t, part, scope, at)
+
+    def _return(self, stmt: ast.Return, scope: Scope) -> Returned:
+        value = stmt.value
+        if isinstance(value, ast.Tuple):
+            return Returned("tuple", [self._expr(v, scope) for v in value.elts], node=stmt)
+        if isinstance(value, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys) and value.keys:
+            keys = [k.value for k in value.keys]  # type: ignore[union-attr]
+            if len(set(keys)) != len(keys):
+                self.src.fail(value, "duplicate keys in the returned dict")
+            return Returned("dict", [self._expr(v, scope) for v in value.values], keys=keys, node=stmt)
+        if value is None:
+            return Returned("value", [self.constant(scope, None, stmt, "none")], node=stmt)
+        return Returned("value", [self._expr(value, scope)], node=stmt)
+
+    def _pack(self, scope: Scope, ret: Returned) -> ir.Value:
+        """Turn a tuple/dict return into one value (when branches return different shapes)."""
+        at = ret.node or self.src.tree
+        if ret.kind == "value":
+            return ret.values[0]
+        if ret.kind == "tuple":
+            return self.container(scope, "Tuple", ret.values, at)
+        return self.dictionary(scope, ret.keys, ret.values, at)
+
+    # ------------------------------------------------------------------ if / else
+    def _if(self, stmt: ast.If, scope: Scope, live_after: set[str]) -> Returned | None:
+        cond = self.truth(scope, self._expr(stmt.test, scope), stmt.test)
+        then_scope, else_scope = scope.child(), scope.child()
+        then_ret = self._block(stmt.body, then_scope, live_after)
+        else_ret = self._block(stmt.orelse, else_scope, live_after)
+        if then_ret is not None and else_ret is not None:
+            if not then_ret.same_shape(else_ret):
+                then_ret = Returned("value", [self._pack(then_scope, then_ret)])
+                else_ret = Returned("value", [self._pack(else_scope, else_ret)])
+            outs = self._branches(stmt, cond, then_scope, then_ret.values, else_scope, else_ret.values, ["result"] * len(then_ret.values), scope)
+            return Returned(then_ret.kind, outs, keys=then_ret.keys, node=stmt)
+        assert then_ret is None and else_ret is None  # _block folded early returns
+        assigned = assigned_names(stmt.body) | assigned_names(stmt.orelse)
+        phis = sorted(assigned & live_after)
+        for name in phis:
+            for branch, branch_scope in (("if", then_scope), ("else", else_scope)):
+                if name not in branch_scope.env:
+                    self.src.fail(stmt, f"`{name}` is assigned only in some branches of this `if` but used after it; assign it in every branch or before the `if`")
+        if not phis:
+            if not then_scope.nodes and not else_scope.nodes:
+                return None
+        then_vals = [then_scope.env[n] for n in phis]
+        else_vals = [else_scope.env[n] for n in phis]
+        outs = self._branches(stmt, cond, then_scope, then_vals, else_scope, else_vals, phis, scope)
+        for name, value in zip(phis, outs):
+            scope.env[name] = value
+        return None
+
+    def _branches(
+        self,
+        at: ast.AST,
+        cond: ir.Value,
+        then_scope: Scope,
+        then_vals: list[ir.Value],
+        else_scope: Scope,
+        else_vals: list[ir.Value],
+        names: list[str],
+        scope: Scope,
+    ) -> list[ir.Value]:
+        """Emit an ``If`` in ``scope`` whose outputs are the phi values of the two branches."""
+        then_outs = [self.ensure_local(then_scope, v, at) for v in then_vals]
+        else_outs = [self.ensure_local(else_scope, v, at) for v in else_vals]
+        self.dedupe_outputs(then_scope, then_outs, self.src.tree)
+        self.dedupe_outputs(else_scope, else_outs, self.src.tree)
+        out_types = [
+            type_of(t) if type_of(t) == type_of(e) else ValueType.opaque()
+            for t, e in zip(then_outs, else_outs)
+        ]
+        # Standard If needs at least one output and tensor/sequence types on every output.
+        domain = "" if out_types and all(t.is_onnx for t in out_types) else NAMU_DOMAIN
+        then_g = self.subgraph(then_scope, [], then_outs, "then_branch")
+        else_g = self.subgraph(else_scope, [], else_outs, "else_branch")
+        return self.emit(
+            scope,
+            "If",
+            [cond],
+            out_types,
+            at,
+            domain=domain,
+            attrs=[ir.AttrGraph("then_branch", then_g), ir.AttrGraph("else_branch", else_g)],
+            names=names,
+        )
+
+    # ------------------------------------------------------------------ loops
+    def _while(self, stmt: ast.While, scope: Scope, live_after: set[str]) -> None:
+        if stmt.orelse:
+            self.src.fail(stmt.orelse[0], REJECTED_FORMS["while ...: ... else: ..."])
+        _reject_returns(self.src, stmt.body, REJECTED_FORMS["while ...: return ..."])
+        header_live = live_before([stmt], live_after)
+        carried = sorted(assigned_names(stmt.body) & (header_live | live_after))
+        self._check_carried(stmt, carried, scope, "while")
+        cond0 = self.truth(scope, self._expr(stmt.test, scope), stmt.test)
+
+        def body(body_scope: Scope) -> ir.Value:
+            self._block(stmt.body, body_scope, header_live)
+            return self.truth(body_scope, self._expr(stmt.test, body_scope), stmt.test)
+
+        self._loop(stmt, scope, None, cond0, carried, body)
+
+    def _for(self, stmt: ast.For, scope: Scope, live_after: set[str]) -> None:
+        if stmt.orelse:
+            self.src.fail(stmt.orelse[0], REJECTED_FORMS["for ...: ... else: ..."])
+        _reject_returns(self.src, stmt.body, REJECTED_FORMS["for ...: return ..."])
+        self._check_target(stmt.target)
+        targets = target_names(stmt.target)
+        leaked = targets & live_after
+        if leaked:
+            self.src.fail(stmt.target, f"the loop variable `{sorted(leaked)[0]}` is used after the loop; namu loop variables are local to the loop")
+        header_live = live_before([stmt], live_after)
+        body_entry = live_before(stmt.body, header_live)
+        carried = sorted((assigned_names(stmt.body) - targets) & ((body_entry - targets) | live_after))
+        seq = self._expr(stmt.iter, scope)
+        if not carried:
+            # No variable flows between iterations: each item is an independent path.
+            def fan_out_body(body_scope: Scope) -> None:
+                self._block(stmt.body, body_scope, set())
+
+            self._map(stmt, scope, seq, stmt.target, fan_out_body, flatten=False)
+            return
+        self._check_carried(stmt, carried, scope, "for")
+        seq_type = type_of(seq)
+        if not (seq_type.is_onnx and seq_type.kind == "list"):
+            # Iterate like Python (dicts yield keys, strings characters): materialize first.
+            items_type = ValueType.list(self._elem_type(seq, stmt.iter))
+            seq = self.emit1(scope, "ToList", [seq], items_type, stmt.iter, domain=NAMU_DOMAIN, names=["items"])
+            seq_type = items_type
+        if seq_type.is_onnx:
+            count = self.emit1(scope, "SequenceLength", [seq], ValueType.int(), stmt.iter, names=["count"])
+        else:
+            count = self.emit1(scope, "Len", [seq], ValueType.int(), stmt.iter, domain=NAMU_DOMAIN, names=["count"])
+        true = self.constant(scope, True, stmt, "true")
+
+        def body(body_scope: Scope, iter_num: ir.Value, cond_in: ir.Value) -> ir.Value:
+            elem = self._item(body_scope, seq, iter_num, stmt.target)
+            self._bind(stmt.target, elem, body_scope, stmt.target)
+            self._block(stmt.body, body_scope, header_live)
+            return self.identity(body_scope, cond_in, stmt)
+
+        self._loop(stmt, scope, count, true, carried, body, with_iter=True)
+
+    def _item(self, scope: Scope, seq: ir.Value, index: ir.Value, at: ast.AST) -> ir.Value:
+        seq_type = type_of(seq)
+        if seq_type.kind == "list" and seq_type.is_onnx:
+            return self.emit1(scope, "SequenceAt", [seq, index], seq_type.elem, at, names=["item"])  # type: ignore[arg-type]
+        elem = seq_type.elem if seq_type.kind == "list" and seq_type.elem else ValueType.opaque()
+        return self.emit1(scope, "GetItem", [seq, index], elem, at, domain=NAMU_DOMAIN, names=["item"])
+
+    def _elem_type(self, seq: ir.Value, at: ast.AST) -> ValueType:
+        """The type of the items Python's iteration over ``seq`` yields."""
+        seq_type = type_of(seq)
+        if seq_type.kind in ("int", "float", "bool"):
+            self.src.fail(at, f"cannot iterate over a value of type {seq_type}")
+        if seq_type.kind == "list" and seq_type.elem is not None:
+            return seq_type.elem
+        if seq_type.kind == "str":
+            return ValueType.str()
+        return ValueType.opaque()
+
+    def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str) -> None:
+        for name in carried:
+            if name not in scope.env:
+                self.src.fail(stmt, f"`{name}` is first assigned inside the `{kind}` loop but read before assignment in the loop or after it; assign it before the loop")
+
+    def _loop(
+        self,
+        stmt: ast.stmt,
+        scope: Scope,
+        trip_count: ir.Value | None,
+        cond0: ir.Value,
+        carried: list[str],
+        lower_body: Callable[..., ir.Value],
+        with_iter: bool = False,
+    ) -> None:
+        """Emit a ``Loop``: body inputs (iter_num, cond_in, carried...), outputs (cond_out, carried...)."""
+        init = [scope.env[n] for n in carried]
+        types = [type_of(v) for v in init]
+        body_scope = scope.child()
+        iter_num = self.graph_input(body_scope, "iter_num", ValueType.int())
+        cond_in = self.graph_input(body_scope, "cond_in", ValueType.bool())
+        body_inputs = [iter_num, cond_in]
+        for name, vtype in zip(carried, types):
+            body_scope.env[name] = self.graph_input(body_scope, name, vtype)
+            body_inputs.append(body_scope.env[name])
+        cond_out = lower_body(body_scope, iter_num, cond_in) if with_iter else lower_body(body_scope)
+        outs = [self.ensure_local(body_scope, cond_out, stmt)]
+        for name, vtype in zip(carried, types):
+            value = body_scope.env[name]
+            if type_of(value) != vtype:
+                self.src.fail(stmt, f"`{name}` changes type inside the loop ({vtype} -> {type_of(value)}); a loop-carried variable must keep its type (e.g. start from 0.0 instead of 0)")
+            outs.append(self.ensure_local(body_scope, value, stmt))
+        self.dedupe_outputs(body_scope, outs, self.src.tree)
+        graph = self.subgraph(body_scope, body_inputs, outs, "loop_body")
+        domain = "" if types and all(t.is_onnx for t in types) else NAMU_DOMAIN
+        results = self.emit(scope, "Loop", [trip_count, cond0, *init], types, stmt, domain=domain, attrs=[ir.AttrGraph("body", graph)], names=carried)
+        for name, value in zip(carried, results):
+            scope.env[name] = value
+
+    def _map(
+        self,
+        at: ast.AST,
+        scope: Scope,
+        seq: ir.Value,
+        target: ast.expr,
+        lower_body: Callable[[Scope], ir.Value | None],
+        *,
+        flatten: bool,
+    ) -> ir.Value | None:
+        """Emit a ``namu.Map`` fan-out over ``seq`` whose body binds ``target`` per item."""
+        elem_type = self._elem_type(seq, at)
+        body_scope = scope.child()
+        item = self.graph_input(body_scope, target.id if isinstance(target, ast.Name) else "item", elem_type)
+        self._bind(target, item, body_scope, target)
+        result = lower_body(body_scope)
+        outs = [] if result is None else [self.ensure_local(body_scope, result, at)]
+        graph = self.subgraph(body_scope, [item], outs, "map_body")
+        attrs: list[ir.Attr] = [ir.AttrGraph("body", graph), ir.AttrInt64("flatten", int(flatten))]
+        if result is None:
+            self.emit(scope, "Map", [seq], [], at, domain=NAMU_DOMAIN, attrs=attrs)
+            return None
+        rtype = type_of(result)
+        if flatten:
+            out_type = rtype if rtype.kind == "list" else ValueType.opaque("list")
+        else:
+            out_type = ValueType.list(rtype)
+        return self.emit1(scope, "Map", [seq], out_type, at, domain=NAMU_DOMAIN, attrs=attrs, names=["gathered"])
+
+
+def _terminates(stmts: Sequence[ast.stmt]) -> bool:
+    """True when every path through ``stmts`` ends in ``return``."""
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return True
+    if isinstance(last, ast.If):
+        return _terminates(last.body) and _terminates(last.orelse)
+    return False
+
+
+def _contains_return(stmt: ast.stmt) -> bool:
+    return any(isinstance(n, ast.Return) for n in ast.walk(stmt))
+
+
+def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
+    """A copy of ``stmt`` with ``rest`` appended to every path that falls through it."""
+
+    def extend(block: list[ast.stmt]) -> list[ast.stmt]:
+        if _terminates(block):
+            return list(block)
+        last = block[-1] if block else None
+        if isinstance(last, ast.If) and _contains_return(last):
+            return [*block[:-1], _append_rest(last, rest)]
+        return [*block, *rest]
+
+    folded = ast.If(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))
+    return ast.copy_location(folded, stmt)
+
+
+def _reject_returns(src: FunctionSource, stmts: Sequence[ast.stmt], message: str) -> None:
+    """Reject every ``return`` in a loop body ``stmts`` with ``message``."""
+    for stmt in stmts:
+        for sub in ast.walk(stmt):
+            if isinstance(sub, ast.Return):
+                src.fail(sub, message)
