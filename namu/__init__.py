@@ -38,6 +38,7 @@ from namu.errors import (
     OutputPathError,
     PassError,
     RunCancelledError,
+    SourceError,
     StaleArtifactError,
     TaskDefinitionError,
     TaskError,
@@ -53,6 +54,8 @@ from namu.frontend.task import Task, task
 from namu.frontend.workflow import Workflow, workflow
 from namu.runtime.artifact import Artifact
 from namu.runtime.loader import load
+from namu.runtime.hooks import RunHooks
+from namu.runtime.options import RunOptions
 from namu.runtime.result import RunResult, SkippedItem
 
 __all__ = [
@@ -69,9 +72,12 @@ __all__ = [
     "OutputPathError",
     "PassError",
     "RunCancelledError",
+    "RunHooks",
+    "RunOptions",
     "RunResult",
     "SkippedItem",
     "Slot",
+    "SourceError",
     "StaleArtifactError",
     "Task",
     "TaskDefinitionError",

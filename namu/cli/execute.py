@@ -119,14 +119,16 @@ def run_command(target: str, inputs: tuple[str, ...], inputs_file: str | None, a
     Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
     joined) and says how many calls finished; the exit code is 130.
     """
-    from namu.runtime.progress import ProgressObserver
+    from namu.runtime.progress import ProgressHooks
 
     art = target_artifact(target)
     kwargs = parse_inputs(inputs, inputs_file, art.signature)
     _check_executor(options["executor"])
     try:
-        with ProgressObserver(art.name) as progress:
-            result = art.with_options(observer=progress, **options).run(**kwargs)
+        with ProgressHooks(art.name) as progress:
+            # Off a terminal nothing is drawn: no hooks, so the run pays nothing for them.
+            hooks = progress if progress.enabled else None
+            result = art.with_options(hooks=hooks, **options).run(**kwargs)
     except InputError as exc:
         fail(first_line(exc))
     except (CacheError, CheckpointError) as exc:

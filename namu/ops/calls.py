@@ -35,7 +35,7 @@ def _task(node: ir.Node, env: OpEnv) -> Built:
     from namu.runtime.tasks import task_node
 
     binding, kwnames, span = task_call_site(node, env)
-    return task_node(binding, kwnames, span, observed=env.observed)
+    return task_node(binding, kwnames, span, events=env.events)
 
 
 @op(NAMU_DOMAIN, "Gate", "run the single op of graph `body` under a resilience policy (retries, timeout_s, fallback)",

@@ -16,7 +16,15 @@ import onnx_ir as ir
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, PARTITION_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import node_captures, subgraphs
 from namu.ir.types import ValueType, accepts, is_unknown, item_type, join
-from namu.ops.registry import ANY_OP, Built, OpEnv, SubgraphRunner, Typer, op, unsupported
+from namu.ops.registry import (
+    ANY_OP,
+    Built,
+    OpEnv,
+    SubgraphRunner,
+    Typer,
+    op,
+    unsupported,
+)
 
 __all__ = ["map_flatten", "record_skip", "single_result", "sweep_bodies"]
 
@@ -112,7 +120,7 @@ def map_flatten(node: ir.Node) -> bool:
 
 def record_skip(skipped: Any, index: int) -> None:
     """Report fan-out item ``index``, dropped because of ``skipped`` (a
-    ``namu.runtime.tasks.SkipItem``), to the current run."""
+    ``namu.runtime.tasks.SkipItem``), to the current run and its hooks."""
     from namu.errors import describe_exception
     from namu.runtime.result import SkippedItem, current_run
 
@@ -121,7 +129,10 @@ def record_skip(skipped: Any, index: int) -> None:
         return
     cause = skipped.__cause__
     error = describe_exception(cause) if cause is not None else str(skipped)
-    state.skipped.append(SkippedItem(skipped.task, skipped.span, index, error))
+    item = SkippedItem(skipped.task, skipped.span, index, error)
+    state.skipped.append(item)
+    if state.hooks is not None and "task_skip" in state.events:
+        state.hooks.on_task_skip(item)
 
 
 def _map_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
@@ -148,12 +159,14 @@ def _map(node: ir.Node, env: OpEnv) -> Built:
     flatten = map_flatten(node)
     has_output = bool(node.outputs)
 
+    reports = bool(env.events & {"fanout", "item_done"})
+
     def map_(seq: Any, *captured: Any) -> Any:
         items = list(seq)
-        state = current_run()
-        observer = state.observer if state is not None else None
-        if observer is not None:
-            observer.on_fanout(len(items))
+        state = current_run() if reports else None
+        hooks = state.hooks if state is not None else None
+        if hooks is not None:
+            hooks.on_fanout(len(items))
         caps_list = list(captured)
         gathered: list[Any] = []
         for index, item in enumerate(items):
@@ -163,8 +176,8 @@ def _map(node: ir.Node, env: OpEnv) -> Built:
             except SkipItem as skipped:
                 outs = None
                 record_skip(skipped, index)
-            if observer is not None:
-                observer.on_item_done()
+            if hooks is not None:
+                hooks.on_item_done()
             if outs is not None and has_output:
                 if flatten:
                     gathered.extend(outs[0])

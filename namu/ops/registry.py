@@ -73,8 +73,9 @@ class OpEnv(Protocol):
 
     tasks: dict[str, TaskBinding]
     functions: dict[str, ir.Function]
-    #: build task callables that report to the run's hooks
-    observed: bool
+    #: the events the run's hooks override (``namu.runtime.hooks.needs``): the task and
+    #: fan-out callables built report those
+    events: frozenset[str]
     #: the model went through insert-resilience-gates: retries, timeouts and fallbacks
     #: run only where a ``namu.Gate`` says (else a task's options apply at every call)
     gated: bool
@@ -181,7 +182,7 @@ class CompileTimeEnv:
         functions: the model's functions by name (default: none).
     """
 
-    observed = False
+    events: frozenset[str] = frozenset()
     gated = False
 
     def __init__(self, tasks: dict[str, TaskBinding] | None = None, functions: dict[str, ir.Function] | None = None) -> None:

@@ -25,7 +25,14 @@ from namu.errors import IRVerificationError
 from namu.ir.constants import constant_int, constant_of
 from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN
-from namu.ir.types import ARITHMETIC_OPS, ValueType, arithmetic_type, item_type, join_all, scalar_type
+from namu.ir.types import (
+    ARITHMETIC_OPS,
+    ValueType,
+    arithmetic_type,
+    item_type,
+    join_all,
+    scalar_type,
+)
 from namu.ops.registry import Built, OpEnv, Typer, TypeRule, op
 from namu.ops.spans import with_span
 

@@ -26,6 +26,7 @@ import logging
 import onnx_ir as ir
 
 from namu.errors import TypeCheckError
+from namu.ir.attrs import attributes_of
 from namu.ir.metadata import Parameter, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN
 from namu.ir.scopes import callees_first, subgraphs, walk
@@ -162,7 +163,7 @@ class _TaskSignature:
         """
         if self.params is None:
             return
-        kw_attr = node.attributes.data.get("kwnames")  # the plain dict: faster than the mapping's get
+        kw_attr = attributes_of(node).get("kwnames")
         kwnames = tuple(kw_attr.as_strings()) if kw_attr is not None else ()
         plan = self.plans.get((len(args), kwnames))
         if plan is None:
@@ -292,7 +293,7 @@ class _Inferer:
         fail(node, reason, TypeCheckError)
 
     def call_task(self, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-        signature = self.tasks.get(node.attributes.data["task"].value)
+        signature = self.tasks.get(attributes_of(node)["task"].value)
         if signature is None:
             return [_OBJECT] * len(node.outputs)
         signature.check(node, args)

@@ -11,18 +11,17 @@ import onnx_ir as ir
 from namu._version import __version__
 from namu.errors import IRVerificationError, UnboundSlotError
 from namu.ir import metadata
+from namu.ir.constants import constant_of
 from namu.ir.metadata import (
     PASSPORT_KEY,
-    SIGNATURE_KEY,
     SPAN_KEY,
     TASKS_KEY,
     TaskEntry,
     TaskTable,
 )
-from namu.ir.constants import constant_of
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_OPSET
-from namu.ops.registry import CompileTimeEnv, definition
 from namu.ir.scopes import subgraphs, top_graphs
+from namu.ops.registry import CompileTimeEnv, definition
 from namu.passes.base import Example, NamuPass, fail
 from namu.passes.insert_resilience_gates import TaskPolicies
 from namu.passes.registry import register
@@ -88,12 +87,13 @@ class VerifyRuntimeCompletePass(NamuPass):
         """Write the passport; 1 if it changed."""
         props = model.metadata_props
         workflow, digest, capabilities = model.graph.name or "", "", None
-        if PASSPORT_KEY in props:
-            provisional = metadata.Passport.model_validate_json(props[PASSPORT_KEY])
+        provisional = metadata.Passport.stored_in(model)
+        signature = metadata.Signature.stored_in(model)
+        if provisional is not None:
             workflow, digest = provisional.workflow, provisional.workflow_digest
             capabilities = provisional.capabilities  # stamped by the pass manager: kept
-        elif SIGNATURE_KEY in props:
-            workflow = metadata.Signature.model_validate_json(props[SIGNATURE_KEY]).name
+        elif signature is not None:
+            workflow = signature.name
         passport = metadata.Passport(
             namu_version=__version__,
             workflow=workflow,

@@ -20,6 +20,7 @@ from namu.runtime.atomic_write import write_atomic
 from namu.runtime.cache import open_disk_cache
 from namu.runtime.checkpoint import Journal
 from namu.runtime.executor_registry import executor_class
+from namu.runtime.hooks import PREPARED_EVENTS, RunInfo, needs
 from namu.runtime.inputs import InputBinder
 from namu.runtime.options import RunOptions, with_run_option_keywords
 from namu.runtime.partitions import prepare_model
@@ -104,11 +105,14 @@ class Artifact:
         return write_atomic(path, self.to_proto().SerializeToString())
 
     # ------------------------------------------------------------------ running
-    def _runner(self, executor: str, observed: bool, journaled: bool = False, task_mode: str = "inline") -> Any:
-        """The prepared main graph for ``executor``. Observed runs (progress reporting)
-        and checkpointed runs (every task call journaled) get their own preparation, so
-        other runs pay nothing for them and plain tasks stay direct calls."""
-        key = (executor, observed, journaled, task_mode)
+    def _runner(self, executor: str, events: frozenset[str], journaled: bool = False, task_mode: str = "inline") -> Any:
+        """The prepared main graph for ``executor``, keyed by what its callables must do:
+        report the events the run's hooks need (``events``, cut to
+        :data:`~namu.runtime.hooks.PREPARED_EVENTS`) and journal every task call
+        (checkpointed runs). Other runs pay nothing for either: plain tasks stay direct
+        calls."""
+        events = events & PREPARED_EVENTS
+        key = (executor, events, journaled, task_mode)
         runner = self._runners.get(key)
         if runner is None:
             with self._lock:
@@ -118,7 +122,7 @@ class Artifact:
                     bindings = self.bindings
                     if journaled:
                         bindings = {k: b.for_checkpoint() for k, b in self.bindings.items()}
-                    prepared = cls(bindings, self._functions(), observed=observed, task_mode=task_mode, passport=self.passport)
+                    prepared = cls(bindings, self._functions(), events=events, task_mode=task_mode, passport=self.passport)
                     wire_timeout_s = self.passport.options.get("wire_timeout_s")
                     runner = self._runners[key] = prepare_model(prepared, self.model, wire_timeout_s)
         return runner
@@ -152,7 +156,7 @@ class Artifact:
 
         Args:
             *args, **kwargs: the workflow's inputs, and the run options: the fields of
-                :class:`~namu.runtime.options.RunOptions` (``executor``, ``observer``,
+                :class:`~namu.runtime.options.RunOptions` (``executor``, ``hooks``,
                 ``cache_dir``, ``checkpoint``, ``task_mode``, ``max_concurrency``,
                 ``workers``), described there.
 
@@ -175,15 +179,31 @@ class Artifact:
         try:
             if options.checkpoint is not None:
                 journal = Journal.for_run(options.checkpoint, self.passport.workflow_digest, inputs)
-            runner = self._runner(options.executor, options.observer is not None, journal is not None, options.task_mode)
-            state = RunState(observer=options.observer, journal=journal, disk_cache=disk_cache)
+            hooks = options.hooks
+            events = needs(hooks)
+            runner = self._runner(options.executor, events, journal is not None, options.task_mode)
+            state = RunState(hooks=hooks, events=events, journal=journal, disk_cache=disk_cache)
+            info = RunInfo(self.name, options.executor) if hooks is not None else None
             token = enter_run(state)
             start = time.perf_counter()
             try:
+                if hooks is not None:
+                    hooks.on_run_start(info)
                 outputs = runner(inputs, max_concurrency=options.max_concurrency, workers=options.workers)
             except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
                 cls = TaskTimeoutError if isinstance(exc, TaskTimeoutError) else TaskError
-                raise cls(str(exc), task=exc.task, span=exc.span) from exc.__cause__
+                error = cls(str(exc), task=exc.task, span=exc.span)
+                error.__cause__ = exc.__cause__
+                if hooks is not None:
+                    hooks.on_run_end(info, error)
+                raise error from exc.__cause__
+            except BaseException as exc:
+                if hooks is not None:
+                    hooks.on_run_end(info, exc)
+                raise
+            else:
+                if hooks is not None:
+                    hooks.on_run_end(info, None)
             finally:
                 exit_run(token)
             elapsed = time.perf_counter() - start

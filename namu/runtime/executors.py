@@ -38,7 +38,13 @@ from namu.ops.registry import ErrorHandler, SubgraphRunner
 from namu.ops.spans import span_note
 from namu.runtime.async_bridge import driver_factory, event_loop
 from namu.runtime.executor_registry import register_executor
-from namu.runtime.ops import GatePolicy, build_node, gate_body, native_op, task_call_site
+from namu.runtime.ops import (
+    GatePolicy,
+    build_node,
+    gate_body,
+    native_op,
+    task_call_site,
+)
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
 from namu.runtime.wire import recv_coroutine_fn
@@ -66,7 +72,7 @@ class Executor:
         tasks: dict[str, TaskBinding],
         functions: dict[str, ir.Function] | None = None,
         *,
-        observed: bool = False,
+        events: frozenset[str] = frozenset(),
         task_mode: str = "inline",
         passport: Passport | None = None,
     ) -> None:
@@ -74,7 +80,9 @@ class Executor:
             raise ValueError(f"task_mode must be 'inline' or 'thread', got {task_mode!r}")
         self.tasks = tasks
         self.functions = functions or {}
-        self.observed = observed
+        #: the events the run's hooks override (``namu.runtime.hooks.needs``): task and
+        #: fan-out callables report those, and only those
+        self.events = events
         #: how sync tasks run on the kernel (the reference runs everything in order)
         self.task_mode = task_mode
         #: policies come from gates only (see :func:`namu.runtime.ops.task_call_site`)
@@ -336,8 +344,8 @@ class KernelExecutor(Executor):
 
         binding, kwnames, span = task_call_site(node, self)
         if binding.awaited:
-            return Call(task_coroutine_fn(binding, kwnames, span, observed=self.observed), "async"), None
-        fn, handler = task_node(binding, kwnames, span, observed=self.observed)
+            return Call(task_coroutine_fn(binding, kwnames, span, events=self.events), "async"), None
+        fn, handler = task_node(binding, kwnames, span, events=self.events)
         mode = binding.options.mode or self.task_mode
         if mode == "inline":
             return fn, handler
@@ -383,9 +391,8 @@ class KernelExecutor(Executor):
         from namu._kernel import Map
 
         body = self._body(node.attributes["body"].as_graph())
-        on_start = on_item_done = None
-        if self.observed:
-            on_start, on_item_done = _fanout_started, _item_done
+        on_start = _fanout_started if "fanout" in self.events else None
+        on_item_done = _item_done if "item_done" in self.events else None
         return Map(
             body,
             keys,
@@ -402,8 +409,8 @@ def _announce_stop(running: int) -> None:
     state = current_run()
     calls, them = ("call", "it") if running == 1 else ("calls", "them")
     message = f"stopping: waiting for {running} running task {calls} to return (Ctrl+C again to abandon {them})"
-    if state is not None and state.observer is not None and hasattr(state.observer, "on_stopping"):
-        state.observer.on_stopping(message)
+    if state is not None and state.hooks is not None and "stopping" in state.events:
+        state.hooks.on_stopping(message)
         return
     try:
         print(message, file=sys.stderr, flush=True)
@@ -421,11 +428,11 @@ def _item_error(exc: BaseException, index: int) -> BaseException | None:
 
 def _fanout_started(n_items: int) -> None:
     state = current_run()
-    if state is not None and state.observer is not None:
-        state.observer.on_fanout(n_items)
+    if state is not None and state.hooks is not None:
+        state.hooks.on_fanout(n_items)
 
 
 def _item_done() -> None:
     state = current_run()
-    if state is not None and state.observer is not None:
-        state.observer.on_item_done()
+    if state is not None and state.hooks is not None:
+        state.hooks.on_item_done()

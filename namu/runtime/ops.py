@@ -18,7 +18,12 @@ import onnx_ir as ir
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
 from namu.ops.registry import Built, OpEnv, definition, lookup
-from namu.runtime.tasks import RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S, TaskBinding, guarded
+from namu.runtime.tasks import (
+    RETRY_BASE_DELAY_S,
+    RETRY_MAX_DELAY_S,
+    TaskBinding,
+    guarded,
+)
 
 __all__ = [
     "GatePolicy",

@@ -19,14 +19,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
-    SkipValidation,
     ValidationError,
     ValidationInfo,
 )
 
 from namu.runtime.executor_registry import executor_class, executor_names
 from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY
-from namu.runtime.result import RunObserver
+from namu.runtime.hooks import RunHooks, compose
 
 __all__ = ["Flag", "RunOptions", "with_run_option_keywords"]
 
@@ -50,6 +49,13 @@ class Flag:
 def _registered(name: str) -> str:
     executor_class(name)  # raises ValueError listing the registered executors
     return name
+
+
+def _hooks(value: Any) -> RunHooks | None:
+    try:
+        return compose(value)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _path(value: Any, info: ValidationInfo) -> Any:
@@ -83,8 +89,10 @@ class RunOptions(BaseModel):
         "reference (the pure-Python interpreter), or another registered one (see "
         "namu.runtime.executor_registry).",
     )
-    observer: Annotated[RunObserver | None, SkipValidation] = Field(
-        None, description="Receives progress events (a namu.runtime.result.RunObserver), or None."
+    hooks: Annotated[RunHooks | None, PlainValidator(_hooks)] = Field(
+        None,
+        description="Run hooks (a namu.RunHooks, or a list of them, composed in order) told "
+        "of the run's events: task calls, fan-outs, retries, ... (see namu.runtime.hooks).",
     )
     cache_dir: Annotated[PathOption, Flag(metavar="DIR", path="dir")] = Field(
         None,

@@ -5,10 +5,10 @@ items, nested fan-outs too) and it advances as each item's path finishes or is s
 Beside it, the number of task calls finished and the last task's name show that work
 outside fan-outs is moving. Before the first fan-out the bar pulses.
 
-Use it as a context manager and pass it as the run's observer::
+Use it as a context manager and pass it as one of the run's hooks::
 
-    with ProgressObserver() as progress:
-        result = artifact.run(observer=progress, **inputs)
+    with ProgressHooks() as progress:
+        result = artifact.run(hooks=progress, **inputs)
 
 The bar is drawn on stderr and removed when the run ends (``transient``). When stderr is
 not a terminal nothing is written at all (the counts are still kept), so piped output
@@ -30,11 +30,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-__all__ = ["ProgressObserver"]
+from namu.runtime.hooks import RunHooks, TaskCall
+
+__all__ = ["ProgressHooks"]
 
 
-class ProgressObserver:
-    """A :class:`~namu.runtime.result.RunObserver` that draws a rich progress bar.
+class ProgressHooks(RunHooks):
+    """Run hooks (:class:`~namu.runtime.hooks.RunHooks`) drawing a rich progress bar.
 
     Args:
         description: the label left of the bar (e.g. the workflow's name).
@@ -43,7 +45,7 @@ class ProgressObserver:
     Attributes:
         total: fan-out items announced so far.
         completed: fan-out items finished (or skipped) so far.
-        tasks_done: task calls finished so far.
+        tasks_done: task calls finished so far (returned or failed).
     """
 
     def __init__(self, description: str = "running", *, console: Console | None = None) -> None:
@@ -84,7 +86,7 @@ class ProgressObserver:
         if self.enabled:
             self._progress.stop()
 
-    def __enter__(self) -> ProgressObserver:
+    def __enter__(self) -> ProgressHooks:
         self.start()
         return self
 
@@ -96,7 +98,7 @@ class ProgressObserver:
     ) -> None:
         self.stop()
 
-    # -- RunObserver -------------------------------------------------------------------
+    # -- RunHooks ----------------------------------------------------------------------
     def on_fanout(self, items: int) -> None:
         """A fan-out of ``items`` paths started: grow the total."""
         with self._lock:
@@ -109,8 +111,15 @@ class ProgressObserver:
             self.completed += 1
             self._progress.update(self._task_id, completed=self.completed)
 
-    def on_task_done(self, task: str) -> None:
-        """A task call finished: count it and show its name."""
+    def on_task_end(self, call: TaskCall, source: str) -> None:
+        """A task call returned: count it and show its name."""
+        self._task_done(call.task)
+
+    def on_task_error(self, call: TaskCall, error: BaseException) -> None:
+        """A task call failed: count it too (the run goes on, or says why it stops)."""
+        self._task_done(call.task)
+
+    def _task_done(self, task: str) -> None:
         with self._lock:
             self.tasks_done += 1
             self._progress.update(self._task_id, tasks=self.tasks_done, last=task)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from namu.runtime.cache import DiskCache
     from namu.runtime.checkpoint import Journal
+    from namu.runtime.hooks import RunHooks
 
-__all__ = ["RunObserver", "RunResult", "RunState", "SkippedItem", "current_run"]
+__all__ = ["RunResult", "RunState", "SkippedItem", "current_run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,31 +31,20 @@ class SkippedItem:
     error: str
 
 
-class RunObserver(Protocol):
-    """Receives progress events from a run (the CLI draws its progress bar from them)."""
-
-    def on_fanout(self, items: int) -> None:
-        """A fan-out of ``items`` paths started."""
-
-    def on_item_done(self) -> None:
-        """One path of a fan-out finished (or was skipped)."""
-
-    def on_task_done(self, task: str) -> None:
-        """One task call finished (successfully or not)."""
-
-
 @dataclasses.dataclass
 class RunState:
     """Mutable state of one run, visible to ops through :func:`current_run`.
 
     Attributes:
-        observer: receives progress events, or None.
+        hooks: the run's hooks (composed into one), or None.
+        events: the events ``hooks`` overrides (``namu.runtime.hooks.needs``).
         skipped: fan-out items dropped so far.
         journal: the open checkpoint journal of a checkpointed run, or None.
         disk_cache: the on-disk result cache enabled for the run, or None.
     """
 
-    observer: RunObserver | None = None
+    hooks: RunHooks | None = None
+    events: frozenset[str] = frozenset()
     skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
     journal: Journal | None = None
     disk_cache: DiskCache | None = None

@@ -1,4 +1,4 @@
-"""In-process tests of the CLI's building blocks: the progress observer and the IR printer."""
+"""In-process tests of the CLI's building blocks: the progress bar (run hooks) and the IR printer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from rich.console import Console
 import namu
 from namu.ir.printer import count_nodes, format_graph, format_node
 from namu.ir.serde import from_proto
-from namu.runtime.progress import ProgressObserver
+from namu.runtime.hooks import TaskCall
+from namu.runtime.progress import ProgressHooks
 
 
 @namu.task
@@ -56,8 +57,8 @@ def mixed(n: int = 3, label: str = 'say "hi"') -> tuple[int, float, str]:
 def test_progress_counts_grow_with_fanouts(executor: str) -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, force_interactive=True, width=100)
-    with ProgressObserver("squares", console=console) as progress:
-        result = squares.run(n=5, executor=executor, observer=progress)
+    with ProgressHooks("squares", console=console) as progress:
+        result = squares.run(n=5, executor=executor, hooks=progress)
     assert result.value == sum(x**4 for x in range(5) if x != 3)
     assert len(result.skipped) == 1
     # two fan-outs: 5 items, then the 4 that survived the skip; every item finishes
@@ -70,17 +71,17 @@ def test_progress_counts_grow_with_fanouts(executor: str) -> None:
 def test_progress_writes_nothing_off_a_terminal() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=False)
-    with ProgressObserver("squares", console=console) as progress:
-        squares.run(n=4, executor="reference", observer=progress)
+    with ProgressHooks("squares", console=console) as progress:
+        squares.run(n=4, executor="reference", hooks=progress)
     assert not progress.enabled
     assert progress.tasks_done == 1 + 4 + 3 + 1
     assert out.getvalue() == ""
 
 
 def test_progress_counts_items_not_tasks() -> None:
-    progress = ProgressObserver("x", console=Console(file=io.StringIO(), force_terminal=False))
-    progress.on_task_done("a")
-    progress.on_task_done("b")
+    progress = ProgressHooks("x", console=Console(file=io.StringIO(), force_terminal=False))
+    progress.on_task_end(TaskCall("a", "m:a", "wf.py:1:1"), "run")
+    progress.on_task_error(TaskCall("b", "m:b", "wf.py:2:1"), ValueError("b"))
     assert (progress.completed, progress.total, progress.tasks_done) == (0, 0, 2)
     progress.on_fanout(3)
     progress.on_item_done()
@@ -96,7 +97,7 @@ def test_format_graph_listing() -> None:
     task_lines = [ln for ln in lines if "namu.Task[task=" in ln]
     assert len(task_lines) == 4
     assert task_lines[0].startswith("  %items = namu.Task[task=items](%n)")
-    assert task_lines[0].rstrip().endswith("# test_progress_and_printer.py:35:10")
+    assert task_lines[0].rstrip().endswith("# test_progress_and_printer.py:36:10")
     assert any(ln.startswith("    body(%x: int):") for ln in lines)
     assert any(ln.startswith("      %square = namu.Task[task=square](%x)") for ln in lines)
     # comments line up in one column

@@ -37,7 +37,7 @@ def squares(n: int = 3) -> list[int]:
 def test_the_run_flags_are_the_run_options_with_a_flag() -> None:
     flags = {p.name: p for p in run_command.params if p.name in RunOptions.model_fields}
     expected = [name for name, f in RunOptions.model_fields.items() if any(isinstance(m, Flag) for m in f.metadata)]
-    assert list(flags) == expected and "observer" not in flags
+    assert list(flags) == expected and "hooks" not in flags
     for name, param in flags.items():
         field = RunOptions.model_fields[name]
         assert param.opts == [f"--{name.replace('_', '-')}"]

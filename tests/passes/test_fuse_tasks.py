@@ -433,20 +433,18 @@ def test_a_saved_fused_artifact_loads_and_runs(tmp_path: Path) -> None:
 def test_observed_and_checkpointed_runs_see_every_call(tmp_path: Path) -> None:
     fused, plain = both(chained)
 
-    class Count:
+    class Count(namu.RunHooks):
         def __init__(self) -> None:
             self.done: list[str] = []
 
-        def on_fanout(self, items: int) -> None: ...
-        def on_item_done(self) -> None: ...
-        def on_task_done(self, task: str) -> None:
-            self.done.append(task)
+        def on_task_end(self, call: Any, source: str) -> None:
+            self.done.append(call.task)
 
     seen = []
     for art in (fused, plain):
-        observer = Count()
-        assert art.run(3, observer=observer).value == chained.fn(3)
-        seen.append(observer.done)
+        hooks = Count()
+        assert art.run(3, hooks=hooks).value == chained.fn(3)
+        seen.append(hooks.done)
     assert seen[0] == seen[1] == ["inc", "check", "double", "inc"]
     first = fused.run(3, checkpoint=tmp_path / "run.db")
     again = fused.run(3, checkpoint=tmp_path / "run.db")

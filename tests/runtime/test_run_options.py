@@ -81,7 +81,7 @@ def test_run_options_are_the_keywords_of_run() -> None:
         ({"workers": 0}, ValueError, "workers must be at least 1, got 0"),
         ({"workers": "8"}, ValueError, "workers: Input should be a valid integer, got '8'"),
         ({"cache_dir": 3}, ValueError, "cache_dir must be a path (str or os.PathLike) or None, got 3"),
-        ({"worker": 2}, TypeError, "unknown run option(s) 'worker'; run options are: executor, observer, cache_dir"),
+        ({"worker": 2}, TypeError, "unknown run option(s) 'worker'; run options are: executor, hooks, cache_dir"),
     ],
 )
 def test_bad_run_options_are_one_clear_error(options: dict[str, object], error: type[Exception], message: str) -> None:

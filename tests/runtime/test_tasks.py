@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import namu
 from namu.ir.metadata import TaskOptions
+from namu.runtime.hooks import RunHooks, TaskCall, needs
 from namu.runtime.result import RunState, current_run, enter_run, exit_run
 from namu.runtime.tasks import (
     RETRY_BASE_DELAY_S,
@@ -266,7 +267,8 @@ def test_only_plain_tasks_in_plain_runs_are_called_directly() -> None:
         return TaskBinding("t", "t", fn, TaskOptions(**options), False, "sha256:0")
 
     assert task_node(binding(), [], "f.py:1:1")[0] is fn
-    assert task_node(binding(), [], "f.py:1:1", observed=True)[0] is not fn
+    assert task_node(binding(), [], "f.py:1:1", events=frozenset({"task_end"}))[0] is not fn
+    assert task_node(binding(), [], "f.py:1:1", events=frozenset({"fanout", "run_end"}))[0] is fn  # no task event
     assert task_node(binding().for_checkpoint(), [], "f.py:1:1")[0] is not fn
     for options in ({"cache": True}, {"pure": True}, {"retries": 1}, {"timeout_s": 1.0}):
         callable_, handler = task_node(binding(**options), [], "f.py:1:1")
@@ -274,16 +276,12 @@ def test_only_plain_tasks_in_plain_runs_are_called_directly() -> None:
 
 
 # ---------------------------------------------------------------------- task_coroutine_fn
-class _Recorder:
+class _Recorder(RunHooks):
     def __init__(self) -> None:
         self.done: list[str] = []
 
-    def on_fanout(self, items: int) -> None: ...
-
-    def on_item_done(self) -> None: ...
-
-    def on_task_done(self, task: str) -> None:
-        self.done.append(task)
+    def on_task_end(self, call: TaskCall, source: str) -> None:
+        self.done.append(call.task)
 
 
 def _async_binding(fn: Any, **options: Any) -> TaskBinding:
@@ -295,9 +293,9 @@ def test_task_coroutine_fn_applies_keywords_and_captures_the_run_at_call_time() 
         await asyncio.sleep(0)
         return x * factor
 
-    make = task_coroutine_fn(_async_binding(scale), ["factor"], "wf.py:3:5", observed=True)
     recorder = _Recorder()
-    token = enter_run(RunState(observer=recorder))
+    make = task_coroutine_fn(_async_binding(scale), ["factor"], "wf.py:3:5", events=needs(recorder))
+    token = enter_run(RunState(hooks=recorder, events=needs(recorder)))
     try:
         coroutine = make(4, 3)
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 from namu.errors import TaskError
 from namu.runtime.result import RunState, current_run, enter_run, exit_run
 from namu.runtime.tasks.bindings import TaskBinding, input_splitter
-from namu.runtime.tasks.bookkeeping import look_up, memory_for, observe
+from namu.runtime.tasks.bookkeeping import Reports, look_up, memory_for
 from namu.runtime.tasks.failures import fallback_error, task_error
 from namu.runtime.tasks.flights import ASYNC_FLIGHTS, landed
 from namu.runtime.tasks.retries import retrying_async
@@ -62,7 +62,7 @@ def _recovery_async(
 
 
 def task_coroutine_fn(
-    binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, events: frozenset[str] = frozenset()
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
     """For an ``async def`` task: ``call(*inputs) -> coroutine`` the caller schedules itself.
 
@@ -72,14 +72,15 @@ def task_coroutine_fn(
     result caches (a cached call made while an equal one is in flight awaits that one's
     result instead of running again), retries (``await asyncio.sleep(retry_delay_s(...))``
     between attempts) and the timeout (each attempt runs under ``asyncio.timeout``: the task's
-    coroutine is really cancelled), then reports to the observer; a call that still
+    coroutine is really cancelled), then reports to the run's hooks; a call that still
     fails awaits the fallback (a synchronous fallback runs in a thread).
 
     Args:
         binding: the resolved task (``binding.awaited``).
         kwnames: names of the trailing inputs passed as keyword arguments.
         span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
-        observed: report each finished call to the run's observer.
+        events: the events the run's hooks override (:func:`namu.runtime.hooks.needs`):
+            the coroutine reports task starts, ends, errors and retries when they need any.
 
     Returns:
         ``call(*inputs) -> coroutine``. Awaiting it returns the task's result or raises
@@ -88,36 +89,42 @@ def task_coroutine_fn(
         Journal or cache I/O errors (:class:`~namu.errors.CheckpointError`) propagate.
     """
     opts = binding.options
-    name = binding.name
     split = input_splitter(kwnames)
+    memory = memory_for(binding)
+    reports = Reports.of(binding, span, events, memory)
+    site = reports.site if reports is not None else None
+    on_retry = reports.on_retry if reports is not None and "task_retry" in events else None
     if binding.is_async:
-        invoke = retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
+        invoke = retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
     else:  # mode="process": the pool kills the worker at the deadline of each attempt
         from namu.runtime.processes import in_worker_process
 
         remote = in_worker_process(binding.fn, opts.timeout_s)
-        invoke = retrying_async(remote, opts.retries, None, binding.backoff_base_s, binding.backoff_max_s)
+        invoke = retrying_async(remote, opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry)
     recover = _recovery_async(binding, kwnames, span)
-    memory = memory_for(binding)
     flights = ASYNC_FLIGHTS  # a local name, for a fast method call (see sync_calls)
 
     async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
+        hooks = Reports.hooks(state) if site is not None else None
+        if hooks is not None:
+            hooks.on_task_start(site)
         args, kwargs = split(inputs)
-        found, result, pending = look_up(binding, span, state, memory, args, kwargs)
+        source, result, pending = look_up(binding, span, state, memory, args, kwargs)
         flight = None
-        if not found and pending is not None and pending.cache_key is not None:
+        if not source and pending is not None and pending.cache_key is not None:
             loop = asyncio.get_running_loop()
             first, flight = flights.lead_or_join((loop, pending.cache_key), loop.create_future)
             if first is not None:
                 # shielded: cancelling this call leaves the first one running
                 found, result = landed(await asyncio.shield(first))
-        if not found:
+                source = "cache" if found else source
+        if not source:
             try:
                 result = await invoke(args, kwargs)
             except Exception as exc:
                 flights.land(flight, None)
-                if observed:
-                    observe(state, name)
+                if hooks is not None:
+                    hooks.on_task_error(site, exc)
                 if recover is None:
                     raise task_error(binding, span, exc) from exc
                 return await recover(state, inputs, exc)
@@ -129,8 +136,9 @@ def task_coroutine_fn(
                 entry = pending.store(result) if pending is not None else None
             finally:  # waiting calls get copies of the entry; without one they run themselves
                 flights.land(flight, entry)
-        if observed:
-            observe(state, name)
+            source = "run"
+        if hooks is not None:
+            hooks.on_task_end(site, source)
         return result
 
     def call(*inputs: Any) -> Coroutine[Any, Any, Any]:

@@ -1,8 +1,8 @@
 """Per-call bookkeeping of wrapped task calls: the run's checkpoint journal, the task's
-result caches (memory, then disk) and the run's observer.
+result caches (memory, then disk) and the run's hooks.
 
 A call is looked up (:func:`look_up`) before it runs; on a miss, :meth:`Pending.store`
-records its result once it completed.
+records its result once it completed. :class:`Reports` tells the run's hooks about it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 from namu.errors import TaskError, UncacheableResult, UnhashableValue
 from namu.runtime.cache import CachedResult, MemoryCache, memory_cache, result_key
 from namu.runtime.content import content_digest
-from namu.runtime.result import RunState
+from namu.runtime.hooks import TASK_EVENTS, RunHooks, TaskCall
+from namu.runtime.result import RunState, current_run
 from namu.runtime.tasks.bindings import TaskBinding
 
-__all__ = ["Pending", "look_up", "memory_for", "observe"]
+__all__ = ["Pending", "Reports", "look_up", "memory_for"]
 
 
 def memory_for(binding: TaskBinding) -> MemoryCache | None:
@@ -77,6 +78,10 @@ class Pending:
         return entry
 
 
+#: what :func:`look_up` returns as the source of a call it did not find
+MISS = ""
+
+
 def look_up(
     binding: TaskBinding,
     span: str,
@@ -84,31 +89,32 @@ def look_up(
     memory: MemoryCache | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-) -> tuple[bool, Any, Pending | None]:
+) -> tuple[str, Any, Pending | None]:
     """Find a call's result in the run's journal or the task's caches.
 
     Returns:
-        ``(True, result, None)`` on a hit; ``(False, None, pending)`` on a miss, where
-        ``pending.store(result)`` records the result once the call completed, or
-        ``(False, None, None)`` when nothing applies (arguments that cannot be
-        content-addressed run uncached and unjournaled).
+        ``(source, result, None)`` on a hit, ``source`` being ``"checkpoint"`` or
+        ``"cache"``; ``(MISS, None, pending)`` on a miss, where ``pending.store(result)``
+        records the result once the call completed, or ``(MISS, None, None)`` when
+        nothing applies (arguments that cannot be content-addressed run uncached and
+        unjournaled).
 
     Raises:
         CheckpointError: the journal cannot be read or written.
     """
     journal = state.journal if (binding.journaled and state is not None) else None
     if journal is None and memory is None:
-        return False, None, None
+        return MISS, None, None
     try:
         args_digest = content_digest((args, kwargs))
     except UnhashableValue:
-        return False, None, None
+        return MISS, None, None
     journal_key = None
     if journal is not None:
         journal_key = journal.call_key(binding.key, binding.digest, span, args_digest)
         found, value = journal.lookup(journal_key)
         if found:
-            return True, value, None
+            return "checkpoint", value, None
     cache_key = None
     if memory is not None:
         cache_key = result_key(binding.digest, binding.key, args_digest)
@@ -120,11 +126,34 @@ def look_up(
         if found:
             if journal is not None and journal_key is not None:
                 journal.record(journal_key, value, task=binding.name, span=span)
-            return True, value, None
-    return False, None, Pending(binding, span, state, journal_key, memory, cache_key)
+            return "cache", value, None
+    return MISS, None, Pending(binding, span, state, journal_key, memory, cache_key)
 
 
-def observe(state: RunState | None, name: str) -> None:
-    """Report a finished call of the task ``name`` to the run's observer, if it has one."""
-    if state is not None and state.observer is not None:
-        state.observer.on_task_done(name)
+@dataclass(frozen=True, slots=True)
+class Reports:
+    """What a wrapped call site tells the run's hooks.
+
+    Attributes:
+        site: the call site, as the hooks see it.
+    """
+
+    site: TaskCall
+
+    @classmethod
+    def of(cls, binding: TaskBinding, span: str, events: frozenset[str], memory: MemoryCache | None) -> Reports | None:
+        """The reports of a call site, or None when the hooks need no task event."""
+        if not events & TASK_EVENTS:
+            return None
+        return cls(TaskCall(binding.name, binding.key, span, cached=memory is not None))
+
+    @staticmethod
+    def hooks(state: RunState | None) -> RunHooks | None:
+        """The hooks of the call's run, or None."""
+        return state.hooks if state is not None else None
+
+    def on_retry(self, attempt: int, error: Exception, delay_s: float) -> None:
+        """Tell the current run's hooks that an attempt failed and another follows."""
+        hooks = self.hooks(current_run())
+        if hooks is not None:
+            hooks.on_task_retry(self.site, attempt, error, delay_s)

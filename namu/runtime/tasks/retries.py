@@ -91,11 +91,22 @@ def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
         return future.result()  # it finished as the wait ended (or raised TimeoutError itself)
 
 
+#: ``on_retry(attempt, error, delay_s)``: attempt ``attempt`` (0-based) failed with
+#: ``error``; the next one starts in ``delay_s`` seconds.
+OnRetry = Callable[[int, Exception, float], None]
+
+
 def retrying(
-    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+    fn: Callable[..., Any],
+    retries: int,
+    timeout_s: float | None,
+    base_s: float,
+    max_s: float,
+    on_retry: OnRetry | None = None,
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
     """``invoke(args, kwargs)``: call ``fn`` up to ``1 + retries`` times, each attempt under
-    ``timeout_s``, waiting :func:`retry_delay_s` between attempts; the last error propagates."""
+    ``timeout_s``, waiting :func:`retry_delay_s` between attempts (told to ``on_retry``
+    first); the last error propagates."""
 
     def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         attempt = 0
@@ -104,17 +115,25 @@ def retrying(
                 if timeout_s is not None:
                     return _timed_call(fn, args, kwargs, timeout_s)
                 return fn(*args, **kwargs)
-            except Exception:
+            except Exception as exc:
                 if attempt >= retries:
                     raise
-                time.sleep(retry_delay_s(attempt, base_s=base_s, max_s=max_s))
+                delay_s = retry_delay_s(attempt, base_s=base_s, max_s=max_s)
+                if on_retry is not None:
+                    on_retry(attempt, exc, delay_s)
+                time.sleep(delay_s)
                 attempt += 1
 
     return invoke
 
 
 def retrying_async(
-    fn: Callable[..., Any], retries: int, timeout_s: float | None, base_s: float, max_s: float
+    fn: Callable[..., Any],
+    retries: int,
+    timeout_s: float | None,
+    base_s: float,
+    max_s: float,
+    on_retry: OnRetry | None = None,
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
     """As :func:`retrying` for a function returning awaitables: each attempt runs under
     ``asyncio.timeout`` (so it is really cancelled) and the waits are ``asyncio.sleep``."""
@@ -134,10 +153,13 @@ def retrying_async(
                     if deadline.expired():  # ours, not one the call raised itself
                         raise TimeoutError(f"timed out after {timeout_s} s") from None
                     raise
-            except Exception:
+            except Exception as exc:
                 if done >= retries:
                     raise
-                await asyncio.sleep(retry_delay_s(done, base_s=base_s, max_s=max_s))
+                delay_s = retry_delay_s(done, base_s=base_s, max_s=max_s)
+                if on_retry is not None:
+                    on_retry(done, exc, delay_s)
+                await asyncio.sleep(delay_s)
                 done += 1
 
     return invoke

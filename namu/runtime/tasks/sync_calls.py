@@ -13,7 +13,8 @@ from namu.runtime.async_bridge import run_coroutine
 from namu.runtime.result import current_run
 from namu.runtime.tasks.async_calls import task_coroutine_fn
 from namu.runtime.tasks.bindings import TaskBinding, input_splitter
-from namu.runtime.tasks.bookkeeping import look_up, memory_for, observe
+from namu.runtime.hooks import TASK_EVENTS
+from namu.runtime.tasks.bookkeeping import Reports, look_up, memory_for
 from namu.runtime.tasks.failures import fallback_error, task_error
 from namu.runtime.tasks.flights import THREAD_FLIGHTS, landed
 from namu.runtime.tasks.retries import retrying
@@ -22,11 +23,12 @@ __all__ = ["task_callable", "task_node"]
 
 
 def task_node(
-    binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, events: frozenset[str] = frozenset()
 ) -> tuple[Callable[..., Any], Callable[[Exception], BaseException] | None]:
     """The node callable of a ``namu.Task`` node and its error handler.
 
-    A plain synchronous task without options, in an unobserved and uncheckpointed run,
+    A plain synchronous task without options, in an uncheckpointed run whose hooks need
+    no task event (``events``: what :func:`namu.runtime.hooks.needs` says of them),
     is the user's own function: the executor calls it directly and, only if it raises,
     calls the handler to turn the exception into :class:`TaskError` (with the exception
     as ``__cause__``). Every other task gets a Python wrapper (:func:`task_callable`)
@@ -40,12 +42,12 @@ def task_node(
         or opts.cache
         or opts.pure
         or kwnames
-        or observed
+        or events & TASK_EVENTS
         or binding.journaled
         or binding.fallback is not None
     )
     if not plain:
-        return task_callable(binding, kwnames, span, observed=observed), None
+        return task_callable(binding, kwnames, span, events=events), None
     return binding.fn, lambda exc: task_error(binding, span, exc)
 
 
@@ -65,7 +67,9 @@ def _recovery(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Callab
     return recover
 
 
-def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, observed: bool = False) -> Callable[..., Any]:
+def task_callable(
+    binding: TaskBinding, kwnames: Sequence[str], span: str, *, events: frozenset[str] = frozenset()
+) -> Callable[..., Any]:
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
     Applies keyword arguments, async, timeout, retries, the fallback, the result cache
@@ -78,15 +82,16 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
         binding: the resolved task.
         kwnames: names of the trailing inputs passed as keyword arguments.
         span: ``"file:line:col"`` of the call, for error messages and checkpoint keys.
-        observed: report each finished call to the run's observer (progress bars);
-            unobserved callables do no per-call bookkeeping.
+        events: the events the run's hooks override (:func:`namu.runtime.hooks.needs`):
+            the callable reports task starts, ends, errors and retries to them when
+            they need any; else it does no per-call bookkeeping for them.
 
     Returns:
         ``call(*inputs)``, raising :class:`TaskError` (or :class:`TaskTimeoutError`)
         with the task's exception chained when the task fails.
     """
     if binding.awaited:
-        make_coroutine = task_coroutine_fn(binding, kwnames, span, observed=observed)
+        make_coroutine = task_coroutine_fn(binding, kwnames, span, events=events)
 
         def call_async(*args: Any) -> Any:
             return run_coroutine(make_coroutine(*args))
@@ -94,17 +99,18 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
         return call_async
 
     opts = binding.options
-    name = binding.name
     split = input_splitter(kwnames)
-    invoke = retrying(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s)
-    recover = _recovery(binding, kwnames, span)
     memory = memory_for(binding)
+    reports = Reports.of(binding, span, events, memory)
+    on_retry = reports.on_retry if reports is not None and "task_retry" in events else None
+    invoke = retrying(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+    recover = _recovery(binding, kwnames, span)
     # A local name: CPython compiles a method call on an imported name as an attribute
     # load and a bound-method call, slower than a method call on a local.
     flights = THREAD_FLIGHTS
 
-    if memory is None and not binding.journaled and not observed:
-        # No cache, journal or progress reporting: no per-call bookkeeping at all.
+    if memory is None and not binding.journaled and reports is None:
+        # No cache, journal or task hooks: no per-call bookkeeping at all.
         def call_fast(*inputs: Any) -> Any:
             args, kwargs = split(inputs)
             try:
@@ -116,22 +122,28 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
 
         return call_fast
 
+    site = reports.site if reports is not None else None
+
     def call(*inputs: Any) -> Any:
         state = current_run()
+        hooks = Reports.hooks(state) if site is not None else None
+        if hooks is not None:
+            hooks.on_task_start(site)
         args, kwargs = split(inputs)
-        found, result, pending = look_up(binding, span, state, memory, args, kwargs)
+        source, result, pending = look_up(binding, span, state, memory, args, kwargs)
         flight = None
-        if not found and pending is not None and pending.cache_key is not None:
+        if not source and pending is not None and pending.cache_key is not None:
             first, flight = flights.lead_or_join(pending.cache_key, concurrent.futures.Future)
             if first is not None:
                 found, result = landed(first.result())  # the first call always lands
-        if not found:
+                source = "cache" if found else source
+        if not source:
             try:
                 result = invoke(args, kwargs)
             except Exception as exc:
                 flights.land(flight, None)
-                if observed:
-                    observe(state, name)
+                if hooks is not None:
+                    hooks.on_task_error(site, exc)
                 if recover is None:
                     raise task_error(binding, span, exc) from exc
                 return recover(inputs, exc)  # never cached or journaled as this task's result
@@ -143,8 +155,9 @@ def task_callable(binding: TaskBinding, kwnames: Sequence[str], span: str, *, ob
                 entry = pending.store(result) if pending is not None else None
             finally:  # waiting calls get copies of the entry; without one they run themselves
                 flights.land(flight, entry)
-        if observed:
-            observe(state, name)
+            source = "run"
+        if hooks is not None:
+            hooks.on_task_end(site, source)
         return result
 
     return call
