@@ -4,7 +4,7 @@ operation for the context scenario), the ratio to the scenario's floor (the plai
 where there is one (scenario 4: 40 ms), and the peak memory a run added, measured in a
 fresh process (scenario 6). All engines are measured in the same run.
 
-    python benchmarks/table.py [-k EXPR] [--json out.json]
+    python benchmarks/table.py [-k EXPR] [--json out.json] [--suite test_hooks.py]
     python benchmarks/table.py --from out.json               # print a kept run again
 """
 
@@ -67,13 +67,14 @@ def run_suite(test_file: str, description: str | None) -> tuple[int, dict[str, A
     parser.add_argument("-k", default="", help="pytest -k expression to select benchmarks")
     parser.add_argument("--json", type=Path, help="also keep pytest-benchmark's JSON here")
     parser.add_argument("--from", dest="source", type=Path, help="print the table of a kept JSON; run nothing")
+    parser.add_argument("--suite", default=test_file, help=f"the benchmark file to run (default: {test_file})")
     args = parser.parse_args()
     code = 0
     if args.source:
         out = args.source
     else:
         out = args.json or Path(tempfile.mkstemp(suffix=".json")[1])
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / test_file), "--benchmark-enable", "-q",
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / args.suite), "--benchmark-enable", "-q",
                "-p", "no:cacheprovider", f"--benchmark-json={out}"]
         if args.k:
             cmd += ["-k", args.k]
