@@ -7,7 +7,7 @@ partition with the run's executor (kernel or reference). A run opens a
 :class:`~namu.runtime.wire.Bus`, starts every other partition on its own thread and
 runs the default partition on the caller's thread with the workflow's inputs; its
 outputs are the run's. The threads run in copies of the caller's ``contextvars``
-context, so tasks everywhere see the run (journal, caches, observer).
+context, so tasks everywhere see the run (journal, caches, hooks).
 
 **Failure.** The first partition to raise wins: the bus records its exception and wakes
 every ``Recv`` still waiting (:class:`~namu.runtime.wire.RunAborted`), so the other
