@@ -10,10 +10,10 @@ from typing import Any
 from namu.errors import TaskError
 from namu.runtime.result import RunState, current_run, enter_run, exit_run
 from namu.runtime.tasks.bindings import TaskBinding, input_splitter
-from namu.runtime.tasks.bookkeeping import Reports, look_up, memory_for
+from namu.runtime.tasks.bookkeeping import CallBooks
 from namu.runtime.tasks.failures import fallback_error, task_error
 from namu.runtime.tasks.flights import ASYNC_FLIGHTS, landed
-from namu.runtime.tasks.retries import retrying_async
+from namu.runtime.tasks.retries import RetryPolicy, retrying_async
 
 __all__ = ["task_coroutine_fn"]
 
@@ -90,26 +90,23 @@ def task_coroutine_fn(
     """
     opts = binding.options
     split = input_splitter(kwnames)
-    memory = memory_for(binding)
-    reports = Reports.of(binding, span, events, memory)
-    site = reports.site if reports is not None else None
-    on_retry = reports.on_retry if reports is not None and "task_retry" in events else None
+    books = CallBooks(binding, span, events, ASYNC_FLIGHTS)
+    on_retry = books.on_retry if "task_retry" in events else None
     if binding.is_async:
-        invoke = retrying_async(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        policy = RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        invoke = retrying_async(binding.fn, policy)
     else:  # mode="process": the pool kills the worker at the deadline of each attempt
         from namu.runtime.processes import in_worker_process
 
-        remote = in_worker_process(binding.fn, opts.timeout_s)
-        invoke = retrying_async(remote, opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        policy = RetryPolicy(opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        invoke = retrying_async(in_worker_process(binding.fn, opts.timeout_s), policy)
     recover = _recovery_async(binding, kwnames, span)
-    flights = ASYNC_FLIGHTS  # a local name, for a fast method call (see sync_calls)
+    flights = ASYNC_FLIGHTS  # local names, for fast method calls (see sync_calls)
+    open_, failed, abandon, ran, close = books.open, books.failed, books.abandon, books.ran, books.close
 
     async def body(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
-        hooks = Reports.hooks(state) if site is not None else None
-        if hooks is not None:
-            hooks.on_task_start(site)
         args, kwargs = split(inputs)
-        source, result, pending = look_up(binding, span, state, memory, args, kwargs)
+        hooks, source, result, pending = open_(state, args, kwargs)
         flight = None
         if not source and pending is not None and pending.cache_key is not None:
             loop = asyncio.get_running_loop()
@@ -122,24 +119,15 @@ def task_coroutine_fn(
             try:
                 result = await invoke(args, kwargs)
             except Exception as exc:
-                flights.land(flight, None)
-                if hooks is not None:
-                    hooks.on_task_error(site, exc)
+                failed(hooks, flight, exc)
                 if recover is None:
                     raise task_error(binding, span, exc) from exc
                 return await recover(state, inputs, exc)
             except BaseException:
-                flights.land(flight, None)
+                abandon(flight)
                 raise
-            entry = None
-            try:
-                entry = pending.store(result) if pending is not None else None
-            finally:  # waiting calls get copies of the entry; without one they run themselves
-                flights.land(flight, entry)
-            source = "run"
-        if hooks is not None:
-            hooks.on_task_end(site, source)
-        return result
+            source = ran(flight, pending, result)
+        return close(hooks, source, result)
 
     def call(*inputs: Any) -> Coroutine[Any, Any, Any]:
         return body(current_run(), inputs)

@@ -2,7 +2,8 @@
 result caches (memory, then disk) and the run's hooks.
 
 A call is looked up (:func:`look_up`) before it runs; on a miss, :meth:`Pending.store`
-records its result once it completed. :class:`Reports` tells the run's hooks about it.
+records its result once it completed. :class:`CallBooks` does both around each call of a
+call site, and tells the run's hooks about it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from namu.runtime.content import content_digest
 from namu.runtime.hooks import TASK_EVENTS, RunHooks, TaskCall
 from namu.runtime.result import RunState, current_run
 from namu.runtime.tasks.bindings import TaskBinding
+from namu.runtime.tasks.flights import Flights
 
-__all__ = ["Pending", "Reports", "look_up", "memory_for"]
+__all__ = ["MISS", "CallBooks", "Pending", "look_up", "memory_for"]
 
 
 def memory_for(binding: TaskBinding) -> MemoryCache | None:
@@ -130,30 +132,88 @@ def look_up(
     return MISS, None, Pending(binding, span, state, journal_key, memory, cache_key)
 
 
-@dataclass(frozen=True, slots=True)
-class Reports:
-    """What a wrapped call site tells the run's hooks.
+class CallBooks:
+    """The bookkeeping of one wrapped call site around each of its calls, the same for
+    synchronous and awaited calls: tell the run's hooks, look the call up in the journal
+    and the caches, and store the result of a call that ran (landing its single flight).
+
+    Args:
+        binding: the task called there.
+        span: ``"file:line:col"`` of the call.
+        events: the events the run's hooks override (:func:`namu.runtime.hooks.needs`).
+        flights: the single-flight table the site's cached calls share.
 
     Attributes:
-        site: the call site, as the hooks see it.
+        memory: the task's memory cache, or None when uncached.
+        site: the call site as the hooks see it, or None when they need no task event.
     """
 
-    site: TaskCall
+    __slots__ = ("binding", "flights", "memory", "site", "span")
 
-    @classmethod
-    def of(cls, binding: TaskBinding, span: str, events: frozenset[str], memory: MemoryCache | None) -> Reports | None:
-        """The reports of a call site, or None when the hooks need no task event."""
-        if not events & TASK_EVENTS:
-            return None
-        return cls(TaskCall(binding.name, binding.key, span, cached=memory is not None))
+    def __init__(self, binding: TaskBinding, span: str, events: frozenset[str], flights: Flights) -> None:
+        self.binding = binding
+        self.span = span
+        self.flights = flights
+        self.memory = memory_for(binding)
+        cached = self.memory is not None
+        self.site = TaskCall(binding.name, binding.key, span, cached=cached) if events & TASK_EVENTS else None
 
-    @staticmethod
-    def hooks(state: RunState | None) -> RunHooks | None:
-        """The hooks of the call's run, or None."""
-        return state.hooks if state is not None else None
+    @property
+    def needed(self) -> bool:
+        """Whether a call does any bookkeeping at all (else it may run bare)."""
+        return self.memory is not None or self.binding.journaled or self.site is not None
 
     def on_retry(self, attempt: int, error: Exception, delay_s: float) -> None:
         """Tell the current run's hooks that an attempt failed and another follows."""
-        hooks = self.hooks(current_run())
+        state = current_run()
+        if state is not None and state.hooks is not None and self.site is not None:
+            state.hooks.on_task_retry(self.site, attempt, error, delay_s)
+
+    def open(
+        self, state: RunState | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[RunHooks | None, str, Any, Pending | None]:
+        """A call starts: tell the hooks, look it up (:func:`look_up`).
+
+        Returns:
+            ``(hooks to tell the end to, or None; source, result, pending)`` as
+            :func:`look_up` gives them.
+        """
+        hooks = state.hooks if self.site is not None and state is not None else None
         if hooks is not None:
-            hooks.on_task_retry(self.site, attempt, error, delay_s)
+            hooks.on_task_start(self.site)  # type: ignore[arg-type]
+        return (hooks, *look_up(self.binding, self.span, state, self.memory, args, kwargs))
+
+    def failed(self, hooks: RunHooks | None, flight: Any, error: Exception) -> None:
+        """The call failed with ``error`` (the task's own exception)."""
+        self.flights.land(flight, None)
+        if hooks is not None:
+            hooks.on_task_error(self.site, error)  # type: ignore[arg-type]
+
+    def abandon(self, flight: Any) -> None:
+        """The call was interrupted (a ``BaseException``): equal calls waiting run themselves."""
+        self.flights.land(flight, None)
+
+    def ran(self, flight: Any, pending: Pending | None, result: Any) -> str:
+        """The call ran and returned ``result``: store it, and hand waiting equal calls
+        copies of what the cache keeps (without an entry they run themselves).
+
+        Returns:
+            ``"run"``: where the call's result came from.
+        """
+        entry = None
+        try:
+            entry = pending.store(result) if pending is not None else None
+        finally:
+            self.flights.land(flight, entry)
+        return "run"
+
+    def close(self, hooks: RunHooks | None, source: str, result: Any) -> Any:
+        """The call returns ``result``, from ``source`` (``"run"``, ``"cache"``,
+        ``"checkpoint"``): tell the hooks.
+
+        Returns:
+            ``result``.
+        """
+        if hooks is not None:
+            hooks.on_task_end(self.site, source)  # type: ignore[arg-type]
+        return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 import functools
 import random
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 __all__ = [
     "RETRY_BASE_DELAY_S",
     "RETRY_MAX_DELAY_S",
+    "RetryPolicy",
     "guarded",
     "retry_delay_s",
     "retrying",
@@ -96,17 +98,36 @@ def _timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
 OnRetry = Callable[[int, Exception, float], None]
 
 
-def retrying(
-    fn: Callable[..., Any],
-    retries: int,
-    timeout_s: float | None,
-    base_s: float,
-    max_s: float,
-    on_retry: OnRetry | None = None,
-) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
-    """``invoke(args, kwargs)``: call ``fn`` up to ``1 + retries`` times, each attempt under
-    ``timeout_s``, waiting :func:`retry_delay_s` between attempts (told to ``on_retry``
-    first); the last error propagates."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How one call is attempted.
+
+    Attributes:
+        retries: attempts after the first failing one.
+        timeout_s: the limit of one attempt in seconds, or None.
+        base_s, max_s: the backoff (:func:`retry_delay_s`).
+        on_retry: told of each failed attempt that another follows, or None.
+    """
+
+    retries: int = 0
+    timeout_s: float | None = None
+    base_s: float = RETRY_BASE_DELAY_S
+    max_s: float = RETRY_MAX_DELAY_S
+    on_retry: OnRetry | None = None
+
+    def wait_s(self, attempt: int, error: Exception) -> float:
+        """The wait after failed attempt ``attempt`` (0-based, not the last), told to ``on_retry``."""
+        delay_s = retry_delay_s(attempt, base_s=self.base_s, max_s=self.max_s)
+        if self.on_retry is not None:
+            self.on_retry(attempt, error, delay_s)
+        return delay_s
+
+
+def retrying(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """``invoke(args, kwargs)``: call ``fn`` up to ``1 + policy.retries`` times, each attempt
+    under ``policy.timeout_s``, waiting :meth:`RetryPolicy.wait_s` between attempts; the
+    last error propagates."""
+    retries, timeout_s = policy.retries, policy.timeout_s
 
     def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         attempt = 0
@@ -118,25 +139,16 @@ def retrying(
             except Exception as exc:
                 if attempt >= retries:
                     raise
-                delay_s = retry_delay_s(attempt, base_s=base_s, max_s=max_s)
-                if on_retry is not None:
-                    on_retry(attempt, exc, delay_s)
-                time.sleep(delay_s)
+                time.sleep(policy.wait_s(attempt, exc))
                 attempt += 1
 
     return invoke
 
 
-def retrying_async(
-    fn: Callable[..., Any],
-    retries: int,
-    timeout_s: float | None,
-    base_s: float,
-    max_s: float,
-    on_retry: OnRetry | None = None,
-) -> Callable[..., Coroutine[Any, Any, Any]]:
+def retrying_async(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[..., Coroutine[Any, Any, Any]]:
     """As :func:`retrying` for a function returning awaitables: each attempt runs under
     ``asyncio.timeout`` (so it is really cancelled) and the waits are ``asyncio.sleep``."""
+    retries, timeout_s = policy.retries, policy.timeout_s
 
     async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         done = 0
@@ -156,10 +168,7 @@ def retrying_async(
             except Exception as exc:
                 if done >= retries:
                     raise
-                delay_s = retry_delay_s(done, base_s=base_s, max_s=max_s)
-                if on_retry is not None:
-                    on_retry(done, exc, delay_s)
-                await asyncio.sleep(delay_s)
+                await asyncio.sleep(policy.wait_s(done, exc))
                 done += 1
 
     return invoke
@@ -188,13 +197,14 @@ def guarded(
     Returns:
         ``call(*inputs)``, raising the op's last error (``TimeoutError`` on a timeout).
     """
+    policy = RetryPolicy(retries, timeout_s, backoff_base_s, backoff_max_s)
     if is_async:
 
         def call_async(*inputs: Any) -> Coroutine[Any, Any, Any]:
             context = contextvars.copy_context()
-            invoke_async = retrying_async(functools.partial(context.run, fn), retries, timeout_s, backoff_base_s, backoff_max_s)
+            invoke_async = retrying_async(functools.partial(context.run, fn), policy)
             return invoke_async(inputs, {})
 
         return call_async
-    invoke = retrying(fn, retries, timeout_s, backoff_base_s, backoff_max_s)
+    invoke = retrying(fn, policy)
     return lambda *inputs: invoke(inputs, {})

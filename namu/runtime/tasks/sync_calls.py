@@ -10,14 +10,14 @@ from typing import Any
 
 from namu.errors import TaskError
 from namu.runtime.async_bridge import run_coroutine
+from namu.runtime.hooks import TASK_EVENTS
 from namu.runtime.result import current_run
 from namu.runtime.tasks.async_calls import task_coroutine_fn
 from namu.runtime.tasks.bindings import TaskBinding, input_splitter
-from namu.runtime.hooks import TASK_EVENTS
-from namu.runtime.tasks.bookkeeping import Reports, look_up, memory_for
+from namu.runtime.tasks.bookkeeping import CallBooks
 from namu.runtime.tasks.failures import fallback_error, task_error
 from namu.runtime.tasks.flights import THREAD_FLIGHTS, landed
-from namu.runtime.tasks.retries import retrying
+from namu.runtime.tasks.retries import RetryPolicy, retrying
 
 __all__ = ["task_callable", "task_node"]
 
@@ -100,16 +100,16 @@ def task_callable(
 
     opts = binding.options
     split = input_splitter(kwnames)
-    memory = memory_for(binding)
-    reports = Reports.of(binding, span, events, memory)
-    on_retry = reports.on_retry if reports is not None and "task_retry" in events else None
-    invoke = retrying(binding.fn, opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+    books = CallBooks(binding, span, events, THREAD_FLIGHTS)
+    on_retry = books.on_retry if "task_retry" in events else None
+    invoke = retrying(binding.fn, RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry))
     recover = _recovery(binding, kwnames, span)
-    # A local name: CPython compiles a method call on an imported name as an attribute
+    # Local names: CPython compiles a method call on an imported name as an attribute
     # load and a bound-method call, slower than a method call on a local.
     flights = THREAD_FLIGHTS
+    open_, failed, abandon, ran, close = books.open, books.failed, books.abandon, books.ran, books.close
 
-    if memory is None and not binding.journaled and reports is None:
+    if not books.needed:
         # No cache, journal or task hooks: no per-call bookkeeping at all.
         def call_fast(*inputs: Any) -> Any:
             args, kwargs = split(inputs)
@@ -122,15 +122,9 @@ def task_callable(
 
         return call_fast
 
-    site = reports.site if reports is not None else None
-
     def call(*inputs: Any) -> Any:
-        state = current_run()
-        hooks = Reports.hooks(state) if site is not None else None
-        if hooks is not None:
-            hooks.on_task_start(site)
         args, kwargs = split(inputs)
-        source, result, pending = look_up(binding, span, state, memory, args, kwargs)
+        hooks, source, result, pending = open_(current_run(), args, kwargs)
         flight = None
         if not source and pending is not None and pending.cache_key is not None:
             first, flight = flights.lead_or_join(pending.cache_key, concurrent.futures.Future)
@@ -141,23 +135,14 @@ def task_callable(
             try:
                 result = invoke(args, kwargs)
             except Exception as exc:
-                flights.land(flight, None)
-                if hooks is not None:
-                    hooks.on_task_error(site, exc)
+                failed(hooks, flight, exc)
                 if recover is None:
                     raise task_error(binding, span, exc) from exc
                 return recover(inputs, exc)  # never cached or journaled as this task's result
             except BaseException:
-                flights.land(flight, None)
+                abandon(flight)
                 raise
-            entry = None
-            try:
-                entry = pending.store(result) if pending is not None else None
-            finally:  # waiting calls get copies of the entry; without one they run themselves
-                flights.land(flight, entry)
-            source = "run"
-        if hooks is not None:
-            hooks.on_task_end(site, source)
-        return result
+            source = ran(flight, pending, result)
+        return close(hooks, source, result)
 
     return call
