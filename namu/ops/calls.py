@@ -28,7 +28,7 @@ def _task_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[Value
 
 
 @op(NAMU_DOMAIN, "Task", "call the task named by attribute `task` with the inputs (positional, then `kwnames`)",
-    types=_task_type)
+    types=_task_type, kernel="task")
 def _task(node: ir.Node, env: OpEnv) -> Built:
     """The call under the policy of the call site; its errors become ``TaskError``."""
     from namu.runtime.ops import task_call_site
@@ -39,7 +39,7 @@ def _task(node: ir.Node, env: OpEnv) -> Built:
 
 
 @op(NAMU_DOMAIN, "Gate", "run the single op of graph `body` under a resilience policy (retries, timeout_s, fallback)",
-    types=sweep_bodies)
+    types=sweep_bodies, kernel="gate")
 def _gate(node: ir.Node, env: OpEnv) -> Built:
     """The task a gate guards is called with the gate's policy; any other op (a
     ``namu.Recv``) runs as it would, retried and timed as the gate says."""

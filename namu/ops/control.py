@@ -107,8 +107,10 @@ def _loop(node: ir.Node, env: OpEnv) -> Built:
 
 _STRUCTURED = {"control": True}
 for _domain, _opset_note in ((ONNX_DOMAIN, ""), (NAMU_DOMAIN, ", for branches carrying opaque values")):
-    op(_domain, "If", f"run `then_branch` or `else_branch` on input 0{_opset_note}", types=_if_type, **_STRUCTURED)(_if)
-    op(_domain, "Loop", f"Loop with the standard input/attribute layout{_opset_note}", types=_loop_type, **_STRUCTURED)(_loop)
+    op(_domain, "If", f"run `then_branch` or `else_branch` on input 0{_opset_note}", types=_if_type, kernel="if", **_STRUCTURED)(_if)
+    op(_domain, "Loop", f"Loop with the standard input/attribute layout{_opset_note}", types=_loop_type, kernel="loop", **_STRUCTURED)(
+        _loop
+    )
 
 
 # ---------------------------------------------------------------------- namu.Map
@@ -150,7 +152,7 @@ def _map_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueT
 
 
 @op(NAMU_DOMAIN, "Map", "fan-out: run graph `body` once per item of input 0, gather results in order",
-    types=_map_type, **_STRUCTURED)
+    types=_map_type, kernel="map", **_STRUCTURED)
 def _map(node: ir.Node, env: OpEnv) -> Built:
     from namu.runtime.result import current_run
     from namu.runtime.tasks import SkipItem
@@ -196,7 +198,8 @@ def _graph_call(graph: ir.Graph, node: ir.Node, env: OpEnv) -> Built:
     return (lambda *args: adapt(body(list(args)))), None
 
 
-@op(NAMU_DOMAIN, "Fused", "run the straight-line task calls of graph `body` as one dispatch unit", types=sweep_bodies)
+@op(NAMU_DOMAIN, "Fused", "run the straight-line task calls of graph `body` as one dispatch unit", types=sweep_bodies,
+    kernel="fused")
 def _fused(node: ir.Node, env: OpEnv) -> Built:
     """Its body's task calls in order, each with its own error handler."""
     return _graph_call(node.attributes["body"].as_graph(), node, env)
@@ -213,7 +216,8 @@ def _function_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[V
     return typer.call_function(node, args)
 
 
-@op(WORKFLOW_DOMAIN, ANY_OP, "call the sub-workflow function of that name (kept with inline=False)", types=_function_type)
+@op(WORKFLOW_DOMAIN, ANY_OP, "call the sub-workflow function of that name (kept with inline=False)", types=_function_type,
+    kernel="function")
 def _function_call(node: ir.Node, env: OpEnv) -> Built:
     """Call model function ``op_type``. Its runner comes from ``env.function`` when the call
     first runs, prepared once per executor: preparing never recurses down a chain of

@@ -116,6 +116,8 @@ class Typer(Protocol):
 TypeRule = Callable[[Typer, "ir.Node", "list[ValueType]"], "list[ValueType] | None"]
 #: ``build(node, env)`` -> the node's callable and error handler (see :class:`OpDef`).
 Builder = Callable[["ir.Node", OpEnv], Built]
+#: ``awaited(node, env)`` -> ``fn(*inputs) -> awaitable`` (see :class:`OpDef`).
+AwaitedBuilder = Callable[["ir.Node", OpEnv], Callable[..., Any]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,6 +148,13 @@ class OpDef:
         fold: the constant-folding rule (:data:`Fold`).
         lowered_by: the pass that replaces every such op before an artifact exists (a
             compile-time op, e.g. ``namu.Slot``): the executors never see it.
+        awaited: ``awaited(node, env)`` -> a function of the node's inputs returning an
+            awaitable: the op waits on something outside the process (a wire, an LLM), so
+            the kernel awaits it on the run's event loop and its run loop never blocks;
+            None: the kernel calls ``build``'s callable.
+        kernel: the kernel executor's own lowering of the op (``"task"``, ``"gate"``,
+            ``"map"``, ``"if"``, ``"loop"``, ``"function"``, ``"fused"``: ops whose bodies
+            become native plans), or "" (native, awaited, or ``build``'s callable).
     """
 
     domain: str
@@ -160,6 +169,8 @@ class OpDef:
     control: bool = False
     fold: Fold = "never"
     lowered_by: str = ""
+    awaited: AwaitedBuilder | None = None
+    kernel: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -221,6 +232,8 @@ def op(
     control: bool = False,
     fold: Fold = "never",
     lowered_by: str = "",
+    awaited: AwaitedBuilder | None = None,
+    kernel: str = "",
 ) -> Callable[[Builder], Builder]:
     """Decorator registering ``build`` as the Python meaning of ``domain::op_type``; the
     keywords are the rest of its :class:`OpDef`.
@@ -240,7 +253,7 @@ def op(
         if key in _REGISTRY:
             raise ValueError(f"op {domain or 'ai.onnx'}::{op_type} is already registered")
         _REGISTRY[key] = OpDef(
-            domain, op_type, summary, build, types, native, pure, raises, fresh, control, fold, lowered_by
+            domain, op_type, summary, build, types, native, pure, raises, fresh, control, fold, lowered_by, awaited, kernel
         )
         global _generation
         _generation += 1

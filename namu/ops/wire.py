@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
@@ -17,7 +20,14 @@ def _send(node: ir.Node, _env: OpEnv) -> Built:
     return send_op(node), None
 
 
-@op(NAMU_DOMAIN, "Recv", "receive the value sent on wire `channel` from placement `from`", types=unknown_types)
+def _recv_awaited(node: ir.Node, _env: OpEnv) -> Callable[..., Any]:
+    from namu.runtime.wire import recv_coroutine_fn
+
+    return recv_coroutine_fn(node)
+
+
+@op(NAMU_DOMAIN, "Recv", "receive the value sent on wire `channel` from placement `from`", types=unknown_types,
+    awaited=_recv_awaited)  # the kernel's run loop never blocks on a wire
 def _recv(node: ir.Node, _env: OpEnv) -> Built:
     from namu.runtime.wire import recv_op
 

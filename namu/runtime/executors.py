@@ -35,6 +35,7 @@ from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, captures, node_captures, subgraphs
 from namu.ops.control import map_flatten, record_skip
 from namu.ops.registry import ErrorHandler, SubgraphRunner
+from namu.ops.registry import definition as op_definition
 from namu.ops.spans import span_note
 from namu.runtime.async_bridge import driver_factory, event_loop
 from namu.runtime.executor_registry import register_executor
@@ -42,17 +43,13 @@ from namu.runtime.ops import (
     GatePolicy,
     build_node,
     gate_body,
-    native_op,
     task_call_site,
 )
+from namu.runtime.options import DEFAULT_MAX_CONCURRENCY
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
-from namu.runtime.wire import recv_coroutine_fn
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "Executor", "KernelExecutor", "ReferenceExecutor"]
-
-#: most async task calls one run keeps in flight (NeuraCraft's default cap).
-DEFAULT_MAX_CONCURRENCY = 256
+__all__ = ["Executor", "KernelExecutor", "ReferenceExecutor"]
 
 
 class Executor:
@@ -307,39 +304,45 @@ class KernelExecutor(Executor):
 
     def _op(self, node: ir.Node, caps: list[ir.Value]) -> tuple[Any, ErrorHandler | None]:
         """The kernel's op for ``node`` (a callable or a ``namu._kernel`` op descriptor) and
-        its error handler."""
-        from namu._kernel import Call, Function, If, Loop, Native
+        its error handler, as the op's registry definition says: a native op, an awaited
+        call, the kernel's own lowering of an op with bodies (:data:`_LOWERINGS`), else
+        the op's Python callable."""
+        from namu._kernel import Call, Native
 
-        keys = [self._key(v) for v in caps]
-        domain, op_type = node.domain, node.op_type
-        native = native_op(node)
+        definition = op_definition(node)
+        native = definition.native_name(node)
         if native is not None:
             return Native(native), span_note(node)
-        if domain == NAMU_DOMAIN and op_type == "Task":
-            return self._task(node)
-        if domain == NAMU_DOMAIN and op_type == "Gate":
-            return self._gate(node)
-        if domain == NAMU_DOMAIN and op_type == "Map":
-            return self._map(node, keys), None
-        if domain == NAMU_DOMAIN and op_type == "Recv":  # awaited: the run loop never blocks on a wire
-            return Call(recv_coroutine_fn(node), "async"), None
-        if domain == NAMU_DOMAIN and op_type == "Fused":
-            return self._fused(node.attributes["body"].as_graph()), None
-        if domain in ("", NAMU_DOMAIN) and op_type == "If":
-            then_plan = self._body(node.attributes["then_branch"].as_graph())
-            else_plan = self._body(node.attributes["else_branch"].as_graph())
-            return If(then_plan, else_plan, keys), None
-        if domain in ("", NAMU_DOMAIN) and op_type == "Loop":
-            body = node.attributes["body"].as_graph()
-            return Loop(self._body(body), len(node.inputs) - 2, keys), None
-        if domain == WORKFLOW_DOMAIN and op_type in self.functions:
-            plan = self._function_plans.get(op_type)
-            if plan is None:
-                plan = self._function_plans[op_type] = self._body(self.functions[op_type].graph)
-            return Function(plan), None
+        if definition.awaited is not None:
+            return Call(definition.awaited(node, self), "async"), None
+        if definition.kernel:
+            return _LOWERINGS[definition.kernel](self, node, [self._key(v) for v in caps])
         return build_node(node, self)
 
-    def _task(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
+    def _if(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
+        from namu._kernel import If
+
+        then_plan = self._body(node.attributes["then_branch"].as_graph())
+        else_plan = self._body(node.attributes["else_branch"].as_graph())
+        return If(then_plan, else_plan, keys), None
+
+    def _loop(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
+        from namu._kernel import Loop
+
+        return Loop(self._body(node.attributes["body"].as_graph()), len(node.inputs) - 2, keys), None
+
+    def _function(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
+        from namu._kernel import Function
+
+        name = node.op_type
+        if name not in self.functions:
+            return build_node(node, self)  # raises: no such function
+        plan = self._function_plans.get(name)
+        if plan is None:
+            plan = self._function_plans[name] = self._body(self.functions[name].graph)
+        return Function(plan), None
+
+    def _task(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import Call
 
         binding, kwnames, span = task_call_site(node, self)
@@ -351,34 +354,35 @@ class KernelExecutor(Executor):
             return fn, handler
         return Call(fn, "thread"), handler
 
-    def _fused(self, body: ir.Graph) -> Any:
+    def _fused(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         """A ``namu.Fused`` node: one ``Seq`` op calling its body's ops one after another,
         each step with its own error handler (so an error names its task). A body with a
         step that is not an inline call or a native op (``task_mode="thread"`` runs tasks
         on the pool) runs as a ``Function`` plan instead, each op as if unfused."""
         from namu._kernel import Function, Native, Seq, SeqStep
 
+        body = node.attributes["body"].as_graph()
         values = {id(v): i for i, v in enumerate(body.inputs)}
         steps: list[SeqStep] = []
         for inner in body:
             op, handler = self._op(inner, [])
             inline = callable(op) or isinstance(op, Native)
             if not inline or len(inner.outputs) != 1 or any(v is None or id(v) not in values for v in inner.inputs):
-                return Function(self._body(body))
+                return Function(self._body(body)), None
             steps.append(SeqStep(op, [values[id(v)] for v in inner.inputs], handler))
             values[id(inner.outputs[0])] = len(values)
         if not steps or [values.get(id(v)) for v in body.outputs] != [len(values) - 1]:
-            return Function(self._body(body))
-        return Seq(steps)
+            return Function(self._body(body)), None
+        return Seq(steps), None
 
-    def _gate(self, node: ir.Node) -> tuple[Any, ErrorHandler | None]:
+    def _gate(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         """A ``namu.Gate``: the task it guards, called in its mode with the gate's policy;
         any other op (a ``namu.Recv``) as that op would run, under the gate's policy."""
         from namu._kernel import Call
 
         inner = gate_body(node)
         if inner.domain == NAMU_DOMAIN and inner.op_type == "Task":
-            return self._task(node)
+            return self._task(node, keys)
         policy = GatePolicy(node)
         op, handler = self._op(inner, [])
         if isinstance(op, Call):
@@ -387,7 +391,7 @@ class KernelExecutor(Executor):
             op, handler = build_node(inner, self)
         return policy.guard(op), handler or span_note(inner)
 
-    def _map(self, node: ir.Node, keys: list[int]) -> Any:
+    def _map(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import Map
 
         body = self._body(node.attributes["body"].as_graph())
@@ -400,8 +404,19 @@ class KernelExecutor(Executor):
             on_item_error=_item_error,
             on_start=on_start,
             on_item_done=on_item_done,
-        )
+        ), None
 
+
+#: the kernel's own lowerings of ops with bodies, by ``OpDef.kernel``
+_LOWERINGS: dict[str, Callable[[KernelExecutor, ir.Node, list[int]], tuple[Any, ErrorHandler | None]]] = {
+    "task": KernelExecutor._task,
+    "gate": KernelExecutor._gate,
+    "map": KernelExecutor._map,
+    "fused": KernelExecutor._fused,
+    "if": KernelExecutor._if,
+    "loop": KernelExecutor._loop,
+    "function": KernelExecutor._function,
+}
 
 
 def _announce_stop(running: int) -> None:

@@ -17,7 +17,7 @@ import onnx_ir as ir
 
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
-from namu.ops.registry import Built, OpEnv, definition, lookup
+from namu.ops.registry import Built, OpEnv, definition
 from namu.runtime.tasks import (
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
@@ -29,7 +29,6 @@ __all__ = [
     "GatePolicy",
     "build_node",
     "gate_body",
-    "native_op",
     "task_call_site",
 ]
 
@@ -45,12 +44,6 @@ def build_node(node: ir.Node, env: OpEnv) -> Built:
             no op.
     """
     return definition(node).build(node, env)
-
-
-def native_op(node: ir.Node) -> str | None:
-    """The native kernel's name for ``node``'s op, or None if the kernel calls Python for it."""
-    found = lookup(node.domain, node.op_type)
-    return found.native_name(node) if found is not None else None
 
 
 def task_call_site(node: ir.Node, env: OpEnv) -> tuple[TaskBinding, list[str], str]:

@@ -163,3 +163,37 @@ def test_a_new_op_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ("com.example", "Hypot") in PURE_BUILTINS and ("com.example", "Hypot") not in FRESH_MUTABLE
     monkeypatch.undo()
     assert ("com.example", "Hypot") not in PURE_BUILTINS
+
+
+def test_every_kernel_lowering_named_exists() -> None:
+    from namu.runtime.executors import _LOWERINGS
+
+    assert {d.kernel for d in registered() if d.kernel} == set(_LOWERINGS)
+
+
+def test_an_awaited_op_is_awaited_by_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An op waiting on the outside world (a wire, an LLM) gives an awaitable: the kernel
+    awaits it on the run's event loop; the reference calls its Python meaning."""
+    import asyncio
+
+    from namu.ir.types import ValueType
+    from namu.ops import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(_REGISTRY))
+    monkeypatch.setattr(registry, "_generation", registry._generation)
+    awaited: list[int] = []
+
+    def later(_node: ir.Node, _env: Any) -> Any:
+        async def call(x: int) -> int:
+            await asyncio.sleep(0)
+            awaited.append(x)
+            return x + 1
+
+        return call
+
+    @op("com.example", "Later", "input 0 + 1, after a pause", types=lambda _t, _n, _a: [ValueType.int()], awaited=later)
+    def now(node: ir.Node, _env: Any) -> Any:
+        return (lambda x: x + 1), None
+
+    assert _run(ReferenceExecutor, "com.example", "Later", [], [1]) == 2 and awaited == []
+    assert _run(KernelExecutor, "com.example", "Later", [], [1]) == 2 and awaited == [1]
