@@ -23,9 +23,10 @@ runs compiler passes over it, and executes it on a native Rust kernel::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from namu._version import __version__
-from namu.compiler import compile  # noqa: A004
-from namu.passes.config import CompileConfig
 from namu.errors import (
     ArtifactError,
     CacheError,
@@ -52,11 +53,44 @@ from namu.errors import (
 from namu.frontend.slot import Slot, slot
 from namu.frontend.task import Task, task
 from namu.frontend.workflow import Workflow, workflow
-from namu.runtime.artifact import Artifact
-from namu.runtime.loader import load
 from namu.runtime.hooks import RunHooks
-from namu.runtime.options import RunOptions
 from namu.runtime.result import RunResult, SkippedItem
+
+if TYPE_CHECKING:
+    from namu.compiler import compile  # noqa: A004
+    from namu.passes.config import CompileConfig
+    from namu.runtime.artifact import Artifact
+    from namu.runtime.loader import load
+    from namu.runtime.options import RunOptions
+
+#: names imported on first use (PEP 562), by the module defining each: they pull in
+#: onnx, onnx_ir, numpy or pydantic, which ``import namu`` does without.
+_LAZY = {
+    "Artifact": "namu.runtime.artifact",
+    "CompileConfig": "namu.passes.config",
+    "RunOptions": "namu.runtime.options",
+    "compile": "namu.compiler",
+    "load": "namu.runtime.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :data:`_LAZY` on first access (then it is a plain attribute).
+
+    Raises:
+        AttributeError: ``name`` is not one of namu's names.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Artifact",

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from namu.errors import TaskDefinitionError, UnboundSlotError
-from namu.ir.types import ValueType, from_annotation
+
+if TYPE_CHECKING:
+    from namu.ir.types import ValueType
 
 __all__ = ["Slot", "slot"]
 
@@ -51,6 +53,8 @@ class Slot:
     @functools.cached_property
     def return_type(self) -> ValueType:
         """The :class:`ValueType` of the slot's result (opaque ``object`` if undeclared)."""
+        from namu.ir.types import ValueType, from_annotation
+
         return ValueType.opaque() if self.returns is None else from_annotation(self.returns)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -10,14 +10,14 @@ import functools
 import inspect
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, overload
-
-import pydantic
+from typing import TYPE_CHECKING, Any, overload
 
 from namu.errors import TaskDefinitionError
 from namu.frontend.source import source_digest
-from namu.ir.metadata import TaskOptions
-from namu.ir.types import ValueType, from_annotation
+
+if TYPE_CHECKING:
+    from namu.ir.metadata import TaskOptions
+    from namu.ir.types import ValueType
 
 __all__ = ["Task", "task"]
 
@@ -70,6 +70,8 @@ class Task:
     @functools.cached_property
     def return_type(self) -> ValueType:
         """The :class:`ValueType` of the annotated return (opaque ``object`` if none)."""
+        from namu.ir.types import ValueType, from_annotation
+
         annotation = self.signature.return_annotation
         if annotation is inspect.Signature.empty:
             return ValueType.opaque()
@@ -145,6 +147,10 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Raises:
         TaskDefinitionError: an option is unknown or has an invalid value.
     """
+    import pydantic  # with TaskOptions: by the first @namu.task, not by `import namu`
+
+    from namu.ir.metadata import TaskOptions
+
     fallback = options.get("fallback")
     if fallback is not None:
         if not isinstance(fallback, Task):

@@ -24,10 +24,12 @@ from pydantic import (
 )
 
 from namu.runtime.executor_registry import executor_class, executor_names
-from namu.runtime.executors import DEFAULT_MAX_CONCURRENCY
 from namu.runtime.hooks import RunHooks, compose
 
-__all__ = ["Flag", "RunOptions", "with_run_option_keywords"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "Flag", "RunOptions", "with_run_option_keywords"]
+
+#: most async task calls one run keeps in flight (NeuraCraft's default cap).
+DEFAULT_MAX_CONCURRENCY = 256
 
 
 @dataclasses.dataclass(frozen=True)
