@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from namu import errors as _errors
 from namu._version import __version__
 from namu.errors import (
     ArtifactError,
@@ -94,39 +95,20 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Artifact",
-    "ArtifactError",
-    "CacheError",
-    "CheckpointError",
     "CompileConfig",
-    "CompileError",
-    "IRVerificationError",
-    "InputError",
-    "KernelError",
-    "NamuError",
-    "OutputPathError",
-    "PassError",
-    "RunCancelledError",
     "RunHooks",
     "RunOptions",
     "RunResult",
     "SkippedItem",
     "Slot",
-    "SourceError",
-    "StaleArtifactError",
     "Task",
-    "TaskDefinitionError",
-    "TaskError",
-    "TaskResolutionError",
-    "TaskTimeoutError",
-    "TypeCheckError",
-    "UnboundSlotError",
-    "UnhashableValue",
     "Workflow",
-    "WorkflowSyntaxError",
     "__version__",
     "compile",
     "load",
     "slot",
     "task",
     "workflow",
+    # every exception class of namu.errors is namu.<Name> too
+    *(name for name in _errors.__all__ if name[0].isupper() and name in globals()),
 ]
