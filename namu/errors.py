@@ -55,7 +55,25 @@ __all__ = [
     "UnhashableValue",
     "WorkflowSyntaxError",
     "describe_exception",
+    "first_line",
 ]
+
+
+def first_line(text: object, *, mark_more: bool = False) -> str:
+    """The first non-blank line of ``text`` (an error message that must stay on one line).
+
+    Args:
+        text: a message, or an exception (its ``str``).
+        mark_more: end with `` ...`` when lines were dropped (a task's own message).
+
+    Returns:
+        The line, stripped; for no text at all, the exception's class name (or
+        ``"unknown error"``).
+    """
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return type(text).__name__ if isinstance(text, BaseException) else "unknown error"
+    return lines[0] + (" ..." if mark_more and len(lines) > 1 else "")
 
 
 def describe_exception(exc: BaseException) -> str:

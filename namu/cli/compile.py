@@ -10,7 +10,7 @@ import click
 
 from namu.cli.errors import EXIT_OK, fail, joined
 from namu.cli.output import out
-from namu.cli.targets import compile_workflow, load_workflow, slot_bindings
+from namu.cli.targets import compile_workflow, load_source, slot_bindings, source_name
 from namu.errors import OutputPathError
 
 __all__ = ["compile_command"]
@@ -75,6 +75,7 @@ def compile_command(
     FILE.py is imported (as `python FILE.py` would, with its directory on sys.path)
     and WORKFLOW is the name of a @namu.workflow defined in it. WORKFLOW may be left
     out when the file defines one workflow, or one that no other workflow calls.
+    A file of another suffix is read by the frontend registered for it.
     The artifact is written atomically: a failed compile leaves no file behind.
 
     The optimizer runs the pipeline of passes listed by --print-passes (see
@@ -111,15 +112,16 @@ def compile_command(
     for name in dump_after:
         if name != "all" and name not in names:
             fail(f"--dump-after {name}: the pass does not run at -O{level} with these options")
-    wf = load_workflow(target)
-    out_path = Path(output) if output else Path.cwd() / f"{wf.name}.onnx"
+    source = load_source(target)
+    workflow = source_name(source, target)
+    out_path = Path(output) if output else Path.cwd() / f"{workflow}.onnx"
     try:
         resolve_output(out_path)  # a device, FIFO or directory is refused before any work
     except OutputPathError as exc:
         fail(str(exc))
-    dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{wf.name}.ir"
+    dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{workflow}.ir"
     after = _ir_dumper(dump_path, set(dump_after)) if dump_after else None
-    art = compile_workflow(wf, opt_level=level, disable=disabled, slots=slot_bindings(slots, wf), after_pass=after)
+    art = compile_workflow(source, workflow, opt_level=level, disable=disabled, slots=slot_bindings(slots, source), after_pass=after)
     try:
         written = art.save(out_path)
     except OutputPathError as exc:
@@ -130,7 +132,7 @@ def compile_command(
         _print_timings(art.pass_records)
     if dump_after:
         out(f"IR dumps -> {dump_path}")
-    out(f"compiled {wf.name}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
+    out(f"compiled {workflow}: {count_nodes(art.model)} ops, {len(art.task_table.tasks)} tasks -> {written}")
     return EXIT_OK
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from namu.errors import first_line
+
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -42,17 +44,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
         CliError: always.
     """
     raise CliError(message, code)
-
-
-def first_line(text: object, *, mark_more: bool = False) -> str:
-    """The first non-blank line of ``text`` (error messages must stay on one line).
-
-    With ``mark_more``, `` ...`` shows that lines were dropped (a task's own message).
-    """
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    if not lines:
-        return type(text).__name__ if isinstance(text, BaseException) else "unknown error"
-    return lines[0] + (" ..." if mark_more and len(lines) > 1 else "")
 
 
 def joined(text: object) -> str:

@@ -1,29 +1,40 @@
-"""What a command works on: a workflow in a Python file (``FILE.py[:WORKFLOW]``), a saved
-artifact (``ART.onnx``), and the tasks ``--slot`` names."""
+"""What a command works on: a workflow source (``FILE.py[:WORKFLOW]``, or a file of any
+suffix a registered frontend reads), a saved artifact (``ART.onnx``), and the tasks
+``--slot`` names. Which is which is the frontend registry's call
+(:mod:`namu.frontend.registry`); this module turns its errors into ``error:`` lines."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import namu
 from namu.cli.errors import fail, first_line
-from namu.errors import ArtifactError, CompileError, NamuError, WorkflowSyntaxError
+from namu.errors import ArtifactError, CompileError, NamuError, SourceError, WorkflowSyntaxError
+from namu.frontend import registry
+from namu.frontend.registry import ARTIFACT_SUFFIXES, source_kind, split_target
 
-__all__ = ["compile_workflow", "existing_file", "load_artifact", "load_workflow", "slot_bindings", "target_artifact"]
+__all__ = [
+    "compile_workflow",
+    "existing_file",
+    "load_artifact",
+    "load_source",
+    "slot_bindings",
+    "source_name",
+    "target_artifact",
+]
 
 
-def _split_target(spec: str) -> tuple[str, str | None]:
-    """``FILE.py:NAME`` -> ``("FILE.py", "NAME")``; anything else -> ``(spec, None)``."""
-    path, sep, name = spec.rpartition(":")
-    if sep and path.lower().endswith(".py"):
-        if not name.isidentifier():
-            fail(f"invalid workflow name {name!r} in {spec!r} (expected FILE.py:WORKFLOW)")
-        return path, name
-    return spec, None
+@contextlib.contextmanager
+def _one_line() -> Iterator[None]:
+    """Report a frontend's ``SourceError`` or ``WorkflowSyntaxError`` as one ``error:`` line."""
+    try:
+        yield
+    except (SourceError, WorkflowSyntaxError) as exc:
+        fail(first_line(exc))  # file:line:col: reason, for a syntax error
 
 
 def existing_file(path: str) -> Path:
@@ -32,121 +43,58 @@ def existing_file(path: str) -> Path:
     Raises:
         CliError: ``path`` is missing, not a file, or cannot be reached.
     """
-    p = Path(path)
-    try:
-        if not p.exists():
-            fail(f"no such file: {path}")
-        if not p.is_file():
-            fail(f"not a file: {path}")
-    except OSError as exc:  # a directory on the way cannot be searched
-        fail(f"cannot access {path}: {exc.strerror or exc}")
-    return p
+    with _one_line():
+        return registry.existing_file(path)
 
 
-def _import_file(path: Path) -> types.ModuleType:
-    from namu.runtime.user_code import import_path
-
-    try:
-        return import_path(path)
-    except SyntaxError as exc:
-        where = f"{exc.filename or path}:{exc.lineno or 0}:{exc.offset or 0}"
-        fail(f"{where}: {type(exc).__name__}: {exc.msg}")
-    except WorkflowSyntaxError as exc:
-        fail(first_line(exc))
-    except NamuError as exc:
-        fail(f"importing {path}: {type(exc).__name__}: {first_line(exc)}")
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module failed
-        fail(f"importing {path} raised {type(exc).__name__}: {first_line(exc)}")
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    """Global names a function (and the comprehensions and lambdas inside it) refers to."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-def _module_workflows(module: types.ModuleType) -> dict[str, namu.Workflow]:
-    """The workflows defined in ``module`` (not imported into it), by name."""
-    found: dict[str, namu.Workflow] = {}
-    for attr, obj in vars(module).items():
-        if isinstance(obj, namu.Workflow) and getattr(obj.fn, "__module__", None) == module.__name__:
-            if obj not in found.values():
-                found[obj.name] = obj
-            if attr != obj.name:
-                found.setdefault(attr, obj)
-    return found
-
-
-def _entry_workflows(module: types.ModuleType, workflows: dict[str, namu.Workflow]) -> list[namu.Workflow]:
-    """The workflows that no other workflow of the module calls (the module's entry points)."""
-    unique = list(dict.fromkeys(workflows.values()))
-    called: set[int] = set()
-    namespace = vars(module)
-    for wf in unique:
-        for name in _code_names(wf.fn.__code__):
-            obj = namespace.get(name)
-            if isinstance(obj, namu.Workflow) and obj is not wf:
-                called.add(id(obj))
-    return [wf for wf in unique if id(wf) not in called]
-
-
-def load_workflow(spec: str) -> namu.Workflow:
-    """Import ``FILE.py[:WORKFLOW]`` and pick the workflow (docs/cli.md: naming a workflow).
+def load_source(spec: str) -> Any:
+    """The workflow source ``FILE.ext[:WORKFLOW]`` names, loaded by the frontend registered
+    for ``.ext`` (for ``.py``: the file imported and the workflow picked, docs/cli.md:
+    naming a workflow).
 
     Raises:
-        CliError: the file is missing or fails to import, or names no single workflow.
+        CliError: the file is missing, is an artifact, has a suffix no frontend reads,
+            fails to load, or names no single workflow.
     """
-    path_text, name = _split_target(spec)
-    path = existing_file(path_text)
-    if path.suffix.lower() != ".py":
-        fail(f"{path_text} is not a Python file (expected FILE.py or FILE.py:WORKFLOW)")
-    module = _import_file(path)
-    workflows = _module_workflows(module)
-    names = sorted({wf.name for wf in workflows.values()})
-    if name is not None:
-        if name in workflows:
-            return workflows[name]
-        if not names:
-            fail(f"no workflow named {name!r}: {path_text} defines no @namu.workflow")
-        fail(f"no workflow named {name!r} in {path_text}; available: {', '.join(names)}")
-    if not workflows:
-        fail(f"{path_text} defines no @namu.workflow")
-    if len(names) == 1:
-        return next(iter(workflows.values()))
-    entries = _entry_workflows(module, workflows)
-    if len(entries) == 1:
-        return entries[0]
-    fail(
-        f"{path_text} defines several workflows ({', '.join(names)}); "
-        f"choose one with {path_text}:WORKFLOW"
-    )
+    with _one_line():
+        path = registry.existing_file(split_target(spec)[0])  # "no such file" before the suffix
+        if path.suffix.lower() in ARTIFACT_SUFFIXES:
+            fail(f"{spec} is an artifact, compiled already: run it with `namu run`, or show it with `namu inspect`")
+        return registry.load_source(spec)
 
 
-def compile_workflow(wf: namu.Workflow, **options: Any) -> namu.Artifact:
-    """``namu.compile(wf, **options)``, its errors as one line.
+def source_name(source: Any, spec: str) -> str:
+    """The name of the workflow ``source`` (loaded from ``spec``), for the default output
+    file names and messages: its ``name`` (a ``@namu.workflow``'s, or what its frontend
+    gives), else the stem of its file."""
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) and name else split_target(spec)[0].stem
+
+
+def compile_workflow(source: Any, name: str, **options: Any) -> namu.Artifact:
+    """``namu.compile(source, **options)``, its errors as one line (``name``: the
+    workflow's, from :func:`source_name`).
 
     Raises:
         CliError: the workflow cannot be compiled.
     """
     try:
-        return namu.compile(wf, **options)
+        return namu.compile(source, **options)
     except WorkflowSyntaxError as exc:
         fail(first_line(exc))  # file:line:col: reason (the source excerpt follows in str())
     except CompileError as exc:
         fail(first_line(exc))  # file:line:col: reason
     except NamuError as exc:
-        fail(f"cannot compile {wf.name}: {type(exc).__name__}: {first_line(exc)}")
+        fail(f"cannot compile {name}: {type(exc).__name__}: {first_line(exc)}")
 
 
-def slot_bindings(specs: Sequence[str], wf: namu.Workflow) -> dict[str, Any]:
+def slot_bindings(specs: Sequence[str], source: Any) -> dict[str, Any]:
     """``--slot NAME=TASK`` pairs -> ``{NAME: Task}``. TASK is a ``@namu.task`` of the
-    workflow's module, or ``FILE.py:TASK``.
+    workflow's module (``source.fn``'s, for a ``@namu.workflow``), or ``FILE.py:TASK``.
 
     Raises:
-        CliError: a pair is malformed, or TASK is not a task.
+        CliError: a pair is malformed, TASK is not a task, or is a bare name and the
+            workflow has no Python module.
     """
     bindings: dict[str, Any] = {}
     for spec in specs:
@@ -154,17 +102,26 @@ def slot_bindings(specs: Sequence[str], wf: namu.Workflow) -> dict[str, Any]:
         name, target = name.strip(), target.strip()
         if not sep or not name or not target:
             fail(f"--slot expects NAME=TASK or NAME=FILE.py:TASK, got {spec!r}")
-        path_text, attr = _split_target(target)
-        if attr is not None:
-            module = _import_file(existing_file(path_text))
-            where = path_text
-        else:
-            module, attr, where = sys.modules[wf.fn.__module__], target, "the workflow's module"
+        with _one_line():
+            path, attr = split_target(target)
+            if attr is not None and path.suffix.lower() == ".py":
+                from namu.frontend.python import import_file
+
+                module, where = import_file(registry.existing_file(path)), str(path)
+            else:
+                module, attr, where = _workflow_module(source), target, "the workflow's module"
+                if module is None:
+                    fail(f"--slot {name}: the workflow has no Python module to find {target!r} in; use {name}=FILE.py:{target}")
         obj = getattr(module, attr, None)
         if not isinstance(obj, namu.Task):
             fail(f"--slot {name}: {attr!r} is not a @namu.task in {where}")
         bindings[name] = obj
     return bindings
+
+
+def _workflow_module(source: Any) -> Any:
+    """The module defining ``source``'s function (a ``@namu.workflow``'s), or None."""
+    return sys.modules.get(getattr(getattr(source, "fn", None), "__module__", None) or "")
 
 
 def load_artifact(path_text: str) -> namu.Artifact:
@@ -181,17 +138,15 @@ def load_artifact(path_text: str) -> namu.Artifact:
 
 
 def target_artifact(spec: str) -> namu.Artifact:
-    """The artifact of a ``.py`` workflow (compiled now) or a saved ``.onnx`` artifact:
-    the one place that picks what to do with a target by its file suffix.
+    """The artifact of a workflow source (compiled now) or of a saved ``.onnx`` artifact;
+    the frontend registry tells which by the file's suffix.
 
     Raises:
-        CliError: the target cannot be loaded or compiled, or has another suffix.
+        CliError: the target cannot be loaded or compiled, or no frontend reads its suffix.
     """
-    path_text, _ = _split_target(spec)
-    suffix = Path(path_text).suffix.lower()
-    if suffix == ".py":
-        return compile_workflow(load_workflow(spec))
-    if suffix == ".onnx":
-        return load_artifact(path_text)
-    existing_file(path_text)
-    fail(f"{path_text}: expected a workflow file (FILE.py[:WORKFLOW]) or an artifact (FILE.onnx)")
+    with _one_line():
+        registry.existing_file(split_target(spec)[0])  # "no such file" before the suffix
+        if source_kind(spec) == "artifact":
+            return load_artifact(spec)
+    source = load_source(spec)
+    return compile_workflow(source, source_name(source, spec))

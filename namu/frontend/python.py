@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from namu.errors import NamuError, SourceError, WorkflowSyntaxError
+from namu.errors import NamuError, SourceError, WorkflowSyntaxError, first_line
 from namu.frontend.calls import code_names
 from namu.frontend.context import CompileContext
 from namu.frontend.lower import lower_workflow
@@ -85,9 +85,9 @@ def import_file(path: Path) -> types.ModuleType:
     except WorkflowSyntaxError:
         raise
     except NamuError as exc:
-        raise SourceError(f"importing {path}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise SourceError(f"importing {path}: {type(exc).__name__}: {first_line(exc)}") from exc
     except (Exception, SystemExit) as exc:  # the user's module failed
-        raise SourceError(f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise SourceError(f"importing {path} raised {type(exc).__name__}: {first_line(exc)}") from exc
 
 
 def module_workflows(module: types.ModuleType) -> dict[str, Workflow]:
@@ -114,8 +114,3 @@ def entry_workflows(module: types.ModuleType, workflows: dict[str, Workflow]) ->
             if isinstance(obj, Workflow) and obj is not wf:
                 called.add(id(obj))
     return [wf for wf in unique if id(wf) not in called]
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first non-blank line of ``exc``'s message (a message stays on one line)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

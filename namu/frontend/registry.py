@@ -37,6 +37,7 @@ __all__ = [
     "Frontend",
     "FrontendEntry",
     "Lowered",
+    "existing_file",
     "frontend_for",
     "frontends",
     "load_source",
@@ -269,14 +270,24 @@ def load_source(target: str | os.PathLike[str]) -> Any:
     if entry is None:
         kind = "a compiled artifact (load it with namu.load)" if path.suffix.lower() in ARTIFACT_SUFFIXES else "not a workflow file"
         raise SourceError(f"{path} is {kind}; expected {_source_forms()}")
+    return entry.frontend().load(existing_file(path), name)
+
+
+def existing_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a ``Path``, once it is known to name a file (messages show ``path`` as given).
+
+    Raises:
+        SourceError: ``path`` is missing, not a file, or cannot be reached.
+    """
+    file = Path(path)
     try:
-        if not path.exists():
-            raise SourceError(f"no such file: {path}")
-        if not path.is_file():
-            raise SourceError(f"not a file: {path}")
+        if not file.exists():
+            raise SourceError(f"no such file: {os.fspath(path)}")
+        if not file.is_file():
+            raise SourceError(f"not a file: {os.fspath(path)}")
     except OSError as exc:  # a directory on the way cannot be searched
-        raise SourceError(f"cannot access {path}: {exc.strerror or exc}") from None
-    return entry.frontend().load(path, name)
+        raise SourceError(f"cannot access {os.fspath(path)}: {exc.strerror or exc}") from None
+    return file
 
 
 def lower(source: Any) -> Lowered:

@@ -263,11 +263,20 @@ def op(
 
 
 def _load() -> None:
+    """Import namu's definition modules once. A lookup made while they import (a
+    definition module's own imports) sees what is registered so far; a failed import
+    leaves the registry to be loaded again by the next lookup, so the error repeats
+    instead of leaving a registry without some ops."""
     global _loaded
-    if not _loaded:
-        _loaded = True
+    if _loaded:
+        return
+    _loaded = True
+    try:
         for module in _DEFINITIONS:
             importlib.import_module(module)
+    except BaseException:
+        _loaded = False
+        raise
 
 
 def lookup(domain: str, op_type: str) -> OpDef | None:

@@ -14,7 +14,12 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
-from namu.errors import ArtifactError, StaleArtifactError, TaskResolutionError
+from namu.errors import (
+    ArtifactError,
+    StaleArtifactError,
+    TaskResolutionError,
+    first_line,
+)
 from namu.frontend.task import Task
 from namu.ir import metadata
 from namu.ir.serde import from_proto
@@ -74,18 +79,14 @@ def decode_model(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> tuple[
         try:
             model = from_proto(proto)
         except Exception as exc:  # noqa: BLE001 - any decoding failure means a broken artifact
-            raise ArtifactError(f"{path} has a damaged graph: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise ArtifactError(f"{path} has a damaged graph: {type(exc).__name__}: {first_line(exc)}") from None
     if complaints.messages:  # onnx_ir repairs an invalid graph with a warning; namu refuses it
-        reason = _first_line(complaints.messages[0]).split(". The model is invalid")[0]
+        reason = first_line(complaints.messages[0]).split(". The model is invalid")[0]
         raise ArtifactError(f"{path} has a damaged graph: {reason}")
     try:
         return model, metadata.verify_artifact(model)
     except ArtifactError as exc:
         raise ArtifactError(f"{path}: {exc}") from None
-
-
-def _first_line(text: object) -> str:
-    return (str(text).strip().splitlines() or [""])[0]
 
 
 class _DeserializerComplaints(logging.Filter):
