@@ -38,7 +38,7 @@ def test_import_namu_is_light() -> None:
     assert heavy_modules_after("import namu") == []
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",), ()])
+@pytest.mark.parametrize("args", [("--help",), ("--version",), (), ("run", "--help"), ("compile", "--help")])
 def test_namu_help_is_light(args: tuple[str, ...]) -> None:
     code = """
         import runpy, sys

@@ -7,8 +7,8 @@ name, which ``run(executor=NAME)`` and ``namu run --executor NAME`` select::
     class CountingExecutor(ReferenceExecutor): ...
 
 A package can also provide executors without being imported first, through the entry
-point group ``namu.executors`` (``counting = "mypkg.executors:CountingExecutor"``): they
-are loaded the first time a name is not found, or the names are listed.
+point group ``namu.executors`` (``counting = "mypkg.executors:CountingExecutor"``): its
+names are listed without importing anything, and each is imported when first selected.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from namu.runtime.executors import Executor
 
 __all__ = ["ENTRY_POINT_GROUP", "executor_class", "executor_names", "register_executor"]
@@ -27,7 +29,8 @@ ENTRY_POINT_GROUP = "namu.executors"
 E = TypeVar("E", bound="type[Executor]")
 
 _EXECUTORS: dict[str, type[Executor]] = {}
-_plugins_loaded = False
+#: the built-in executors, registered when ``namu.runtime.executors`` is imported
+_BUILTIN = frozenset({"kernel", "reference"})
 
 
 def register_executor(name: str) -> Callable[[E], E]:
@@ -59,43 +62,39 @@ def register_executor(name: str) -> Callable[[E], E]:
 
 
 def executor_class(name: str) -> type[Executor]:
-    """The executor registered as ``name``.
+    """The executor registered as ``name``, imported on first use (a built-in one, or
+    one an entry point names).
 
     Raises:
         ValueError: no executor is registered as ``name`` (the message lists those that are).
+        Exception: importing the module an entry point names failed (a note names the
+            entry point).
     """
     cls = _EXECUTORS.get(name)
-    if cls is None:
-        _load_plugins()
-        cls = _EXECUTORS.get(name)
-    if cls is None:
+    if cls is not None:
+        return cls
+    if name in _BUILTIN:
+        import namu.runtime.executors  # noqa: F401 - registers kernel and reference
+
+        return _EXECUTORS[name]
+    entry = next((e for e in _entry_points() if e.name == name), None)
+    if entry is None:
         raise ValueError(f"unknown executor {name!r}; registered executors: {', '.join(executor_names())}")
-    return cls
+    try:
+        register_executor(name)(entry.load())
+    except Exception as exc:
+        exc.add_note(f"while loading executor {name!r} ({entry.value}, entry point group {ENTRY_POINT_GROUP})")
+        raise
+    return _EXECUTORS[name]
 
 
 def executor_names() -> list[str]:
-    """The names of every registered executor, sorted (entry points included)."""
-    _load_plugins()
-    return sorted(_EXECUTORS)
+    """The names of every executor: registered, built in, or named by an entry point of
+    ``namu.executors`` (listed without importing anything)."""
+    return sorted({*_EXECUTORS, *_BUILTIN, *(e.name for e in _entry_points())})
 
 
-def _load_plugins() -> None:
-    """Register the built-in executors and those of the ``namu.executors`` entry points
-    (once per process)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True  # before loading: a plugin may list the executors itself
+def _entry_points() -> list[EntryPoint]:
     from importlib.metadata import entry_points
 
-    import namu.runtime.executors  # noqa: F401 - registers kernel and reference
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in _EXECUTORS:
-            continue
-        try:
-            register_executor(entry.name)(entry.load())
-        except Exception as exc:
-            _plugins_loaded = False  # the next look-up fails the same way instead of missing executors
-            exc.add_note(f"while loading executor {entry.name!r} ({entry.value}, entry point group {ENTRY_POINT_GROUP})")
-            raise
+    return list(entry_points(group=ENTRY_POINT_GROUP))

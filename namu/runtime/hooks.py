@@ -216,20 +216,27 @@ class CallStats(RunHooks):
     """Counts task calls by task and by how they ended: the run's cache statistics.
 
     Attributes:
-        calls: ``Counter`` of ``(task, outcome)``, outcome one of ``"run"``, ``"cache"``,
-            ``"checkpoint"``, ``"error"``, ``"retry"``.
+        calls: ``Counter`` of ``(task, outcome)``; outcomes: ``"run"`` (the call ran),
+            ``"cache"`` (a result cache served it), ``"miss"`` (a call of a cached task
+            that ran: counted under ``"run"`` too), ``"checkpoint"`` (the run's checkpoint
+            served it), ``"error"`` (it failed), ``"retry"`` (an attempt failed and
+            another followed).
     """
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
-    def _count(self, task: str, outcome: str) -> None:
+    def _count(self, task: str, *outcomes: str) -> None:
         with self._lock:
-            self.calls[task, outcome] += 1
+            for outcome in outcomes:
+                self.calls[task, outcome] += 1
 
     def on_task_end(self, call: TaskCall, source: str) -> None:
-        self._count(call.task, source)
+        if call.cached and source == "run":
+            self._count(call.task, source, "miss")
+        else:
+            self._count(call.task, source)
 
     def on_task_error(self, call: TaskCall, error: BaseException) -> None:
         self._count(call.task, "error")
@@ -243,11 +250,7 @@ class CallStats(RunHooks):
 
     @property
     def hit_rate(self) -> float:
-        """Share of the calls of cached tasks that a cache or the checkpoint served (0.0
-        when there was none)."""
-        served = self.total("cache") + self.total("checkpoint")
-        ran = sum(n for (task, o), n in self.calls.items() if o == "run" and task in self._cached_tasks())
-        return served / (served + ran) if served + ran else 0.0
-
-    def _cached_tasks(self) -> set[str]:
-        return {task for (task, o) in self.calls if o in ("cache", "checkpoint")}
+        """The share of the calls of cached tasks that a result cache served (0.0 when
+        there was none)."""
+        hits, misses = self.total("cache"), self.total("miss")
+        return hits / (hits + misses) if hits + misses else 0.0
