@@ -56,10 +56,20 @@ class Executor:
     """Base: prepares graphs (and their subgraphs) into runners.
 
     Args:
-        passport: the artifact's compile passport. When it lists insert-resilience-gates,
-            a task's retries, timeout and fallback apply only where a ``namu.Gate``
-            guards the call; without it (older artifacts, hand-built models) every call
-            applies its task's options, as before gates existed.
+        tasks: the task bindings by task-table key.
+        functions: the model's sub-workflow functions by name.
+        events: the events the run's hooks override (:func:`namu.runtime.hooks.needs`):
+            the callables built report those, and only those.
+        task_mode: how synchronous tasks without their own ``mode`` run on the kernel:
+            ``"inline"`` or ``"thread"``.
+        passport: the artifact's compile passport. When it provides the ``gated``
+            capability (insert-resilience-gates ran), a task's retries, timeout and
+            fallback apply only where a ``namu.Gate`` guards the call; without it (older
+            artifacts, hand-built models) every call applies its task's options, as
+            before gates existed.
+
+    Raises:
+        ValueError: ``task_mode`` is neither.
     """
 
     name = "?"
