@@ -149,11 +149,12 @@ def _print_passes(names: Sequence[str], level: int) -> None:
 
 def _print_timings(records: Sequence[Any]) -> None:
     width = max((len(r.name) for r in records), default=4)
-    out(f"{'pass':<{width}}  {'time ms':>9}  {'changes':>7}")
+    out(f"{'pass':<{width}}  {'time ms':>9}  {'runs':>4}  {'changes':>7}")
     for r in records:
-        out(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.changes:7d}")
+        out(f"{r.name:<{width}}  {r.seconds * 1000:9.2f}  {r.runs:4d}  {r.changes:7d}")
     total = sum(r.seconds for r in records)
-    out(f"{'total':<{width}}  {total * 1000:9.2f}  {sum(r.changes for r in records):7d}")
+    runs = sum(r.runs for r in records)
+    out(f"{'total':<{width}}  {total * 1000:9.2f}  {runs:4d}  {sum(r.changes for r in records):7d}")
 
 
 def _ir_dumper(directory: Path, wanted: set[str]) -> Any:
