@@ -20,7 +20,7 @@ from namu.runtime.atomic_write import write_atomic
 from namu.runtime.cache import open_disk_cache
 from namu.runtime.checkpoint import Journal
 from namu.runtime.executor_registry import executor_class
-from namu.runtime.hooks import PREPARED_EVENTS, RunInfo, needs
+from namu.runtime.hooks import PREPARED_EVENTS, RunInfo, compose, needs
 from namu.runtime.inputs import InputBinder
 from namu.runtime.options import RunOptions, with_run_option_keywords
 from namu.runtime.partitions import prepare_model
@@ -105,24 +105,21 @@ class Artifact:
         return write_atomic(path, self.to_proto().SerializeToString())
 
     # ------------------------------------------------------------------ running
-    def _runner(self, executor: str, events: frozenset[str], journaled: bool = False, task_mode: str = "inline") -> Any:
+    def _runner(self, executor: str, events: frozenset[str], task_mode: str = "inline") -> Any:
         """The prepared main graph for ``executor``, keyed by what its callables must do:
         report the events the run's hooks need (``events``, cut to
-        :data:`~namu.runtime.hooks.PREPARED_EVENTS`) and journal every task call
-        (checkpointed runs). Other runs pay nothing for either: plain tasks stay direct
-        calls."""
+        :data:`~namu.runtime.hooks.PREPARED_EVENTS`; a checkpointed run's journal is one
+        of its hooks). Runs without such hooks pay nothing for them: plain tasks stay
+        direct calls."""
         events = events & PREPARED_EVENTS
-        key = (executor, events, journaled, task_mode)
+        key = (executor, events, task_mode)
         runner = self._runners.get(key)
         if runner is None:
             with self._lock:
                 runner = self._runners.get(key)
                 if runner is None:
                     cls = executor_class(executor)
-                    bindings = self.bindings
-                    if journaled:
-                        bindings = {k: b.for_checkpoint() for k, b in self.bindings.items()}
-                    prepared = cls(bindings, self._functions(), events=events, task_mode=task_mode, passport=self.passport)
+                    prepared = cls(self.bindings, self._functions(), events=events, task_mode=task_mode, passport=self.passport)
                     wire_timeout_s = self.passport.options.get("wire_timeout_s")
                     runner = self._runners[key] = prepare_model(prepared, self.model, wire_timeout_s)
         return runner
@@ -179,10 +176,10 @@ class Artifact:
         try:
             if options.checkpoint is not None:
                 journal = Journal.for_run(options.checkpoint, self.passport.workflow_digest, inputs)
-            hooks = options.hooks
+            hooks = compose(journal, options.hooks)  # the journal first: it serves recorded calls
             events = needs(hooks)
-            runner = self._runner(options.executor, events, journal is not None, options.task_mode)
-            state = RunState(hooks=hooks, events=events, journal=journal, disk_cache=disk_cache)
+            runner = self._runner(options.executor, events, options.task_mode)
+            state = RunState(hooks=hooks, events=events, disk_cache=disk_cache)
             info = RunInfo(self.name, options.executor) if hooks is not None else None
             token = enter_run(state)
             start = time.perf_counter()

@@ -30,6 +30,7 @@ files you trust, as with any pickle file.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from typing import Any
 
 from namu.errors import CheckpointError, UnhashableValue
 from namu.runtime.content import content_digest
+from namu.runtime.hooks import RunHooks, TaskCall
 from namu.runtime.sqlite_store import SqliteStore, dumps, loads
 
 __all__ = ["Journal", "call_key", "run_key"]
@@ -76,8 +78,9 @@ def call_key(task_key: str, task_digest: str, span: str, args_digest: bytes, occ
     return content_digest(("namu.call", 1, task_key, task_digest, span, args_digest, occurrence))
 
 
-class Journal(SqliteStore):
-    """The open checkpoint of one run: serves recorded calls, records completed ones.
+class Journal(SqliteStore, RunHooks):
+    """The open checkpoint of one run: serves recorded calls, records completed ones. It
+    is a run hook (``on_task_lookup``): a checkpointed run composes it with its hooks.
 
     Thread-safe: the kernel may complete calls on several threads.
 
@@ -172,6 +175,14 @@ class Journal(SqliteStore):
             with self._counts_lock:
                 self.served += 1
         return found, value
+
+    def on_task_lookup(self, call: TaskCall, args_digest: bytes) -> tuple[bool, Any]:
+        """As a run hook: serve a recorded call; else ask to record the call's result."""
+        key = self.call_key(call.key, call.digest, call.span, args_digest)
+        found, value = self.lookup(key)
+        if found:
+            return True, value
+        return False, functools.partial(self.record, key, task=call.task, span=call.span)
 
     def record(self, key: bytes, value: Any, *, task: str, span: str) -> bool:
         """Record (and commit) the result of a completed call.

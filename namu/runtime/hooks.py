@@ -14,8 +14,9 @@ A hook is an object of a :class:`RunHooks` subclass that overrides the events it
 
 Several hooks compose: ``hooks=[progress, Timer()]`` (or :func:`compose`) calls each, in
 order, for the events it overrides. The progress bar of ``namu run``
-(:class:`namu.runtime.progress.ProgressHooks`) and the call statistics
-(:class:`CallStats`) are hooks.
+(:class:`namu.runtime.progress.ProgressHooks`), the checkpoint journal
+(:class:`namu.runtime.checkpoint.Journal`) and the call statistics (:class:`CallStats`)
+are hooks.
 
 **Zero cost when unused.** A run prepares its task callables for the task events its
 hooks override (:func:`needs`), and caches that preparation per set of events: a run
@@ -27,12 +28,14 @@ Events, in the order a run raises them:
 
 ===============================  ========================================================
 ``on_run_start(run)``            the run starts (:class:`RunInfo`)
-``on_task_start(call)``          a task call starts (:class:`TaskCall`), before the
-                                 checkpoint and cache look-ups
+``on_task_start(call)``          a task call starts (:class:`TaskCall`)
+``on_task_lookup(call, digest)`` a store of results may serve it (the run's
+                                 checkpoint journal is such a hook), before the
+                                 task's caches
 ``on_task_retry(call, ...)``     an attempt failed and the call will be tried again
 ``on_task_end(call, source)``    the call returned: ``"run"`` (it ran), ``"cache"`` (a
-                                 result cache served it) or ``"checkpoint"`` (the run's
-                                 checkpoint served it)
+                                 result cache served it) or ``"checkpoint"`` (a hook's
+                                 store, the run's checkpoint, served it)
 ``on_task_error(call, error)``   the call failed for good (before a fallback runs)
 ``on_task_skip(item)``           a fan-out item was dropped (``on_error="skip"``)
 ``on_fanout(items)``             a fan-out of ``items`` paths started
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["PREPARED_EVENTS", "TASK_EVENTS", "CallStats", "RunHooks", "RunInfo", "TaskCall", "compose", "emit", "needs"]
 
 #: the events a task callable must raise itself (so it is wrapped when hooks need one)
-TASK_EVENTS = frozenset({"task_start", "task_end", "task_error", "task_retry"})
+TASK_EVENTS = frozenset({"task_start", "task_lookup", "task_end", "task_error", "task_retry"})
 #: the events a run's preparation depends on: runs whose hooks need the same ones share
 #: their prepared plans (the others are raised where they happen, at no cost)
 PREPARED_EVENTS = TASK_EVENTS | {"fanout", "item_done"}
@@ -92,12 +95,14 @@ class TaskCall:
         key: its key in the artifact's task table.
         span: ``"file:line:col"`` of the call in the workflow.
         cached: the call's result may come from a result cache (``cache``/``pure``).
+        digest: the digest of the task's code (what a store of results keys on).
     """
 
     task: str
     key: str
     span: str
     cached: bool = False
+    digest: str = ""
 
 
 class RunHooks:
@@ -114,6 +119,21 @@ class RunHooks:
 
     def on_task_start(self, call: TaskCall) -> None:
         """A task call starts."""
+
+    def on_task_lookup(self, call: TaskCall, args_digest: bytes) -> tuple[bool, Any]:
+        """Serve a call from a store of results (the run's checkpoint is one).
+
+        Args:
+            call: the call site.
+            args_digest: the content digest of the call's arguments
+                (:func:`namu.runtime.content.content_digest`).
+
+        Returns:
+            ``(True, result)`` to serve the call without running it; else
+            ``(False, record)``, where ``record(result)`` (or None) is given the call's
+            result once it has one (it ran, or a result cache served it).
+        """
+        return False, None
 
     def on_task_end(self, call: TaskCall, source: str) -> None:
         """A task call returned; ``source`` is ``"run"``, ``"cache"`` or ``"checkpoint"``."""
@@ -161,7 +181,7 @@ class _Composite(RunHooks):
         self.events = frozenset().union(*(needs(h) for h in hooks))
         for event in self.events:
             methods = [getattr(h, f"on_{event}") for h in hooks if event in needs(h)]
-            setattr(self, f"on_{event}", _fan(methods))
+            setattr(self, f"on_{event}", _first_served(methods) if event == "task_lookup" else _fan(methods))
 
 
 def _fan(methods: list[Any]) -> Any:
@@ -173,6 +193,33 @@ def _fan(methods: list[Any]) -> Any:
             method(*args)
 
     return call
+
+
+def _first_served(lookups: list[Any]) -> Any:
+    """``on_task_lookup`` of several stores: the first that serves the call wins, and the
+    stores before it are given the result it served."""
+    if len(lookups) == 1:
+        return lookups[0]
+
+    def lookup(call: TaskCall, args_digest: bytes) -> tuple[bool, Any]:
+        records = []
+        for method in lookups:
+            found, got = method(call, args_digest)
+            if found:
+                for record in records:
+                    record(got)
+                return True, got
+            if got is not None:
+                records.append(got)
+        return False, (_each(records) if records else None)
+
+    return lookup
+
+
+def _each(records: list[Any]) -> Any:
+    if len(records) == 1:
+        return records[0]
+    return lambda result: [record(result) for record in records]
 
 
 def compose(*hooks: RunHooks | Iterable[RunHooks] | None) -> RunHooks | None:

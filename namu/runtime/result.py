@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from namu.runtime.cache import DiskCache
-    from namu.runtime.checkpoint import Journal
     from namu.runtime.hooks import RunHooks
 
 __all__ = ["RunResult", "RunState", "SkippedItem", "current_run"]
@@ -39,14 +38,12 @@ class RunState:
         hooks: the run's hooks (composed into one), or None.
         events: the events ``hooks`` overrides (``namu.runtime.hooks.needs``).
         skipped: fan-out items dropped so far.
-        journal: the open checkpoint journal of a checkpointed run, or None.
         disk_cache: the on-disk result cache enabled for the run, or None.
     """
 
     hooks: RunHooks | None = None
     events: frozenset[str] = frozenset()
     skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
-    journal: Journal | None = None
     disk_cache: DiskCache | None = None
 
 

@@ -239,3 +239,45 @@ def test_hooks_that_need_no_task_event_leave_task_calls_direct() -> None:
     art.run(2, "direct-3", hooks=Recorder())
     prepared = {key[1] for key in art._runners}
     assert prepared == {frozenset(), frozenset({"fanout"}), needs(Recorder()) & {"fanout", "item_done", "task_start", "task_end", "task_error", "task_retry"}}
+
+
+shouted: list[str] = []
+
+
+@namu.task
+def shout(text: str) -> str:
+    shouted.append(text)
+    return text.upper()
+
+
+@namu.workflow
+def louder(text: str) -> str:
+    return shout(text)
+
+
+class Store(namu.RunHooks):
+    """A store of results serving calls it has seen (as the checkpoint journal does)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, bytes], str] = {}
+
+    def on_task_lookup(self, call: TaskCall, args_digest: bytes) -> tuple[bool, Any]:
+        key = (call.digest, args_digest)
+        if key in self.kept:
+            return True, self.kept[key]
+        return False, lambda result: self.kept.__setitem__(key, result)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_hook_can_serve_calls_and_the_checkpoint_is_such_a_hook(executor: str, tmp_path: Path) -> None:
+    shouted.clear()
+    store, seen = Store(), Recorder()
+    text = f"hi {executor}"
+    assert louder.run(text, executor=executor, hooks=store).value == text.upper()
+    assert louder.run(text, executor=executor, hooks=[store, seen]).value == text.upper()
+    assert shouted == [text] and seen.of("task_end") == [("task_end", "shout", "checkpoint")]
+    # the journal comes first; the store serves, and the journal records what it served
+    checkpoint = tmp_path / "run.ckpt"
+    assert louder.run(text, executor=executor, hooks=store, checkpoint=checkpoint).value == text.upper()
+    result = louder.run(text, executor=executor, checkpoint=checkpoint)
+    assert (result.value, result.resumed_calls, shouted) == (text.upper(), 1, [text])

@@ -239,7 +239,7 @@ def test_a_binding_is_built_from_its_task_and_derived_without_changing_it() -> N
 
     binding = TaskBinding.of("k", double)
     assert (binding.key, binding.name, binding.fn, binding.options) == ("k", "double", double.fn, double.options)
-    assert binding.digest == double.digest and not binding.is_async and not binding.journaled
+    assert binding.digest == double.digest and not binding.is_async
     loaded = TaskBinding.of("k", double, options=TaskOptions(retries=3), digest="sha256:old")
     assert (loaded.options.retries, loaded.digest) == (3, "sha256:old")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -251,11 +251,8 @@ def test_a_binding_is_built_from_its_task_and_derived_without_changing_it() -> N
     assert (gated.backoff_base_s, gated.fallback, gated.fn, gated.digest) == (0.5, fallback, double.fn, binding.digest)
     assert binding.options.retries == 1 and binding.fallback is None  # the task's own binding is unchanged
 
-    journaled = gated.for_checkpoint()
-    assert journaled.journaled and journaled.fallback is not None and journaled.fallback.journaled
-    assert not gated.journaled
-    assert journaled.as_fallback().fallback is None and fallback.as_fallback() is fallback
-    assert repr(journaled) == "<TaskBinding k (double) journaled>"
+    assert gated.as_fallback().fallback is None and fallback.as_fallback() is fallback
+    assert repr(gated) == "<TaskBinding k (double)>"
 
 
 # ---------------------------------------------------------------------- the fast path
@@ -269,7 +266,7 @@ def test_only_plain_tasks_in_plain_runs_are_called_directly() -> None:
     assert task_node(binding(), [], "f.py:1:1")[0] is fn
     assert task_node(binding(), [], "f.py:1:1", events=frozenset({"task_end"}))[0] is not fn
     assert task_node(binding(), [], "f.py:1:1", events=frozenset({"fanout", "run_end"}))[0] is fn  # no task event
-    assert task_node(binding().for_checkpoint(), [], "f.py:1:1")[0] is not fn
+    assert task_node(binding(), [], "f.py:1:1", events=frozenset({"task_lookup"}))[0] is not fn  # a checkpoint
     for options in ({"cache": True}, {"pure": True}, {"retries": 1}, {"timeout_s": 1.0}):
         callable_, handler = task_node(binding(**options), [], "f.py:1:1")
         assert callable_ is not fn and handler is None

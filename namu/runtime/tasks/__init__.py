@@ -5,11 +5,12 @@ timeout, result cache, async), serves and records calls in the run's checkpoint
 journal, and turns a failure into :class:`~namu.errors.TaskError` naming the task and
 the workflow line of the call, with the task's own exception chained.
 
-Order of a wrapped call: split keyword inputs -> look the call up in the run's journal
-(checkpointed runs), then in the task's caches (``cache``/``pure`` tasks: memory, then
-disk) -> on a miss run it (with retries, each attempt under the timeout) -> store the
-result in the caches and the journal -> report it to the run's hooks. A call that still
-fails calls the task's fallback, if it has one (:meth:`TaskBinding.with_policy`).
+Order of a wrapped call: split keyword inputs -> look the call up in the store of the
+run's hooks (the checkpoint journal of a checkpointed run), then in the task's caches
+(``cache``/``pure`` tasks: memory, then disk) -> on a miss run it (with retries, each
+attempt under the timeout) -> keep the result in the caches and the hooks' store ->
+report it to the run's hooks. A call that still fails calls the task's fallback, if it
+has one (:meth:`TaskBinding.with_policy`).
 
 =================  ==================================================================
 module             holds
@@ -17,7 +18,7 @@ module             holds
 ``bindings``       :class:`TaskBinding`: a task resolved for execution, under a policy
 ``retries``        the attempts of one call: backoff, retries, timeouts; :func:`guarded`
 ``failures``       the :class:`~namu.errors.TaskError` a failed call raises
-``bookkeeping``    per-call journal, result caches and hook reports
+``bookkeeping``    per-call hooks (the journal is one), result caches
 ``flights``        single flight: equal cached calls in flight run once
 ``sync_calls``     :func:`task_node`, :func:`task_callable`: synchronous calls
 ``async_calls``    :func:`task_coroutine_fn`: ``async def`` and process-mode calls

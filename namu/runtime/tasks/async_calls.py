@@ -28,7 +28,7 @@ def _in_run(state: RunState | None, fn: Callable[..., Any], inputs: tuple[Any, .
 
 
 def _recovery_async(
-    binding: TaskBinding, kwnames: Sequence[str], span: str
+    binding: TaskBinding, kwnames: Sequence[str], span: str, events: frozenset[str]
 ) -> Callable[[RunState | None, tuple[Any, ...], Exception], Coroutine[Any, Any, Any]] | None:
     """``recover(state, inputs, exc)`` for an awaited call that failed with ``exc``: the
     fallback's result, or the call's :class:`TaskError`; None without a fallback. An async
@@ -38,7 +38,7 @@ def _recovery_async(
         return None
     fallback = binding.fallback.as_fallback()
     if fallback.awaited:
-        make = task_coroutine_fn(fallback, kwnames, span)
+        make = task_coroutine_fn(fallback, kwnames, span, events=events)
 
         async def call_fallback(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
             return await _in_run(state, make, inputs)  # the coroutine captures the run when made
@@ -47,7 +47,7 @@ def _recovery_async(
         # imported here: sync_calls imports this module
         from namu.runtime.tasks.sync_calls import task_callable
 
-        call_sync = task_callable(fallback, kwnames, span)
+        call_sync = task_callable(fallback, kwnames, span, events=events)
 
         async def call_fallback(state: RunState | None, inputs: tuple[Any, ...]) -> Any:
             return await asyncio.to_thread(_in_run, state, call_sync, inputs)
@@ -100,7 +100,7 @@ def task_coroutine_fn(
 
         policy = RetryPolicy(opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry)
         invoke = retrying_async(in_worker_process(binding.fn, opts.timeout_s), policy)
-    recover = _recovery_async(binding, kwnames, span)
+    recover = _recovery_async(binding, kwnames, span, events)
     flights = ASYNC_FLIGHTS  # local names, for fast method calls (see sync_calls)
     open_, failed, abandon, ran, close = books.open, books.failed, books.abandon, books.ran, books.close
 

@@ -21,8 +21,7 @@ class TaskBinding:
     """A task resolved for execution: its function, options and digest.
 
     Built from a task by :meth:`of`; the executors derive a call site's binding with
-    :meth:`with_policy`, a checkpointed run's with :meth:`for_checkpoint`. Bindings are
-    immutable and compare by identity.
+    :meth:`with_policy`. Bindings are immutable and compare by identity.
 
     Attributes:
         key: the task's key in the artifact's task table.
@@ -32,8 +31,6 @@ class TaskBinding:
         is_async: ``fn`` is an ``async def``.
         digest: ``sha256:<hex>`` of the task's source (from the task table); part of
             every cache and checkpoint key, so an edited task never gets old results.
-        journaled: the binding belongs to a checkpointed run's graph: every call goes
-            through the wrapper, which records it (see :meth:`for_checkpoint`).
         backoff_base_s, backoff_max_s: the retry backoff
             (:func:`~namu.runtime.tasks.retries.retry_delay_s`), in seconds.
         fallback: the task called with the same arguments when a call still fails
@@ -47,7 +44,6 @@ class TaskBinding:
     is_async: bool
     digest: str = ""
     _: KW_ONLY
-    journaled: bool = False
     backoff_base_s: float = RETRY_BASE_DELAY_S
     backoff_max_s: float = RETRY_MAX_DELAY_S
     fallback: TaskBinding | None = None
@@ -65,7 +61,7 @@ class TaskBinding:
                 artifact); None: the task's current source digest.
 
         Returns:
-            A binding that is not journaled and has no fallback.
+            A binding without a fallback.
         """
         return cls(
             key,
@@ -75,11 +71,6 @@ class TaskBinding:
             task.is_async,
             task.digest if digest is None else digest,
         )
-
-    def for_checkpoint(self) -> TaskBinding:
-        """This binding for graphs of checkpointed runs (every call journaled)."""
-        fallback = self.fallback.for_checkpoint() if self.fallback is not None else None
-        return dataclasses.replace(self, journaled=True, fallback=fallback)
 
     def with_policy(
         self,
@@ -109,7 +100,7 @@ class TaskBinding:
                 does (``"skip"`` drops the fan-out item).
 
         Returns:
-            A new binding (the same function, key, digest and journaling).
+            A new binding (the same function, key and digest).
         """
         update = {"retries": retries, "timeout_s": timeout_s, "cache": cache, "fallback": fallback.key if fallback else None}
         return dataclasses.replace(
@@ -132,7 +123,7 @@ class TaskBinding:
         return self.is_async or self.options.mode == "process"
 
     def __repr__(self) -> str:
-        return f"<TaskBinding {self.key} ({self.name}){' journaled' if self.journaled else ''}>"
+        return f"<TaskBinding {self.key} ({self.name})>"
 
 
 def input_splitter(kwnames: Sequence[str]) -> Callable[[tuple[Any, ...]], tuple[tuple[Any, ...], dict[str, Any]]]:

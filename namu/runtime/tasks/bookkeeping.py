@@ -1,13 +1,14 @@
-"""Per-call bookkeeping of wrapped task calls: the run's checkpoint journal, the task's
-result caches (memory, then disk) and the run's hooks.
+"""Per-call bookkeeping of wrapped task calls: the run's hooks (the checkpoint journal is
+one), and the task's result caches (memory, then disk).
 
-A call is looked up (:func:`look_up`) before it runs; on a miss, :meth:`Pending.store`
-records its result once it completed. :class:`CallBooks` does both around each call of a
-call site, and tells the run's hooks about it.
+:class:`CallBooks` does it around each call of a call site: a call is looked up
+(:meth:`CallBooks.open`) before it runs; on a miss, :meth:`Pending.store` keeps its
+result once it completed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from namu.runtime.result import RunState, current_run
 from namu.runtime.tasks.bindings import TaskBinding
 from namu.runtime.tasks.flights import Flights
 
-__all__ = ["MISS", "CallBooks", "Pending", "look_up", "memory_for"]
+__all__ = ["MISS", "CallBooks", "Pending", "memory_for"]
 
 
 def memory_for(binding: TaskBinding) -> MemoryCache | None:
@@ -30,27 +31,24 @@ def memory_for(binding: TaskBinding) -> MemoryCache | None:
 
 @dataclass(slots=True, eq=False)  # not frozen: one is built per call, and frozen fields cost ~3x to set
 class Pending:
-    """Where the result of a call that missed must be stored once it completes.
+    """Where the result of a call that missed must be kept once it completes.
 
     Attributes:
-        binding: the task called.
-        span: ``"file:line:col"`` of the call.
+        books: the call site's bookkeeping.
         state: the call's run, or None outside a run.
-        journal_key: the call's key in the run's journal, or None when unjournaled.
-        memory: the task's memory cache, or None when uncached.
         cache_key: the call's key in the task's caches, or None when uncached.
+        record: what a run hook's store (the run's checkpoint) asked to be given the
+            result (``on_task_lookup``), or None.
     """
 
-    binding: TaskBinding
-    span: str
+    books: CallBooks
     state: RunState | None
-    journal_key: bytes | None
-    memory: MemoryCache | None
     cache_key: bytes | None
+    record: Callable[[Any], Any] | None
 
     def store(self, result: Any) -> CachedResult | None:
-        """Record ``result`` in the task's caches and the run's journal. The caches keep
-        copies: the caller may change ``result`` afterwards.
+        """Keep ``result`` in the task's caches and give it to the hooks' store. The
+        caches keep copies: the caller may change ``result`` afterwards.
 
         Returns:
             What the memory cache keeps (calls waiting for this one get copies of it), or
@@ -59,83 +57,37 @@ class Pending:
         Raises:
             TaskError: a cached task returned a result that cannot be cached (an
                 iterator, an object nothing can copy), with the reason as its cause.
-            CheckpointError: the journal cannot be written.
+            CheckpointError: the run's checkpoint cannot be written.
         """
-        state = self.state
+        books, state = self.books, self.state
         entry = None
-        if self.cache_key is not None and self.memory is not None:
+        if self.cache_key is not None and books.memory is not None:
+            binding = books.binding
             try:
-                entry = self.memory.put(self.cache_key, result)
+                entry = books.memory.put(self.cache_key, result)
             except UncacheableResult as exc:
-                option = "pure=True" if self.binding.options.pure else "cache=True"
+                option = "pure=True" if binding.options.pure else "cache=True"
                 message = (
-                    f"task {self.binding.name!r} at {self.span} returned {exc.what}, which cannot be "
+                    f"task {binding.name!r} at {books.span} returned {exc.what}, which cannot be "
                     f"cached ({option}): {exc.why}, or remove {option}"
                 )
-                raise TaskError(message, task=self.binding.name, span=self.span) from exc
+                raise TaskError(message, task=binding.name, span=books.span) from exc
             if state is not None and state.disk_cache is not None:
-                state.disk_cache.put(self.cache_key, result, self.binding.name)
-        if self.journal_key is not None and state is not None and state.journal is not None:
-            state.journal.record(self.journal_key, result, task=self.binding.name, span=self.span)
+                state.disk_cache.put(self.cache_key, result, binding.name)
+        if self.record is not None:
+            self.record(result)
         return entry
 
 
-#: what :func:`look_up` returns as the source of a call it did not find
+#: the source :meth:`CallBooks.open` gives a call it did not find
 MISS = ""
-
-
-def look_up(
-    binding: TaskBinding,
-    span: str,
-    state: RunState | None,
-    memory: MemoryCache | None,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> tuple[str, Any, Pending | None]:
-    """Find a call's result in the run's journal or the task's caches.
-
-    Returns:
-        ``(source, result, None)`` on a hit, ``source`` being ``"checkpoint"`` or
-        ``"cache"``; ``(MISS, None, pending)`` on a miss, where ``pending.store(result)``
-        records the result once the call completed, or ``(MISS, None, None)`` when
-        nothing applies (arguments that cannot be content-addressed run uncached and
-        unjournaled).
-
-    Raises:
-        CheckpointError: the journal cannot be read or written.
-    """
-    journal = state.journal if (binding.journaled and state is not None) else None
-    if journal is None and memory is None:
-        return MISS, None, None
-    try:
-        args_digest = content_digest((args, kwargs))
-    except UnhashableValue:
-        return MISS, None, None
-    journal_key = None
-    if journal is not None:
-        journal_key = journal.call_key(binding.key, binding.digest, span, args_digest)
-        found, value = journal.lookup(journal_key)
-        if found:
-            return "checkpoint", value, None
-    cache_key = None
-    if memory is not None:
-        cache_key = result_key(binding.digest, binding.key, args_digest)
-        found, value = memory.get(cache_key)
-        if not found and state is not None and state.disk_cache is not None:
-            found, value = state.disk_cache.get(cache_key)
-            if found:
-                memory.put(cache_key, value)
-        if found:
-            if journal is not None and journal_key is not None:
-                journal.record(journal_key, value, task=binding.name, span=span)
-            return "cache", value, None
-    return MISS, None, Pending(binding, span, state, journal_key, memory, cache_key)
 
 
 class CallBooks:
     """The bookkeeping of one wrapped call site around each of its calls, the same for
-    synchronous and awaited calls: tell the run's hooks, look the call up in the journal
-    and the caches, and store the result of a call that ran (landing its single flight).
+    synchronous and awaited calls: tell the run's hooks, look the call up in the hooks'
+    store (the run's checkpoint) and the task's caches, and keep the result of a call
+    that ran (landing its single flight).
 
     Args:
         binding: the task called there.
@@ -148,7 +100,7 @@ class CallBooks:
         site: the call site as the hooks see it, or None when they need no task event.
     """
 
-    __slots__ = ("binding", "flights", "memory", "site", "span")
+    __slots__ = ("binding", "flights", "memory", "site", "span", "stores")
 
     def __init__(self, binding: TaskBinding, span: str, events: frozenset[str], flights: Flights) -> None:
         self.binding = binding
@@ -156,12 +108,16 @@ class CallBooks:
         self.flights = flights
         self.memory = memory_for(binding)
         cached = self.memory is not None
-        self.site = TaskCall(binding.name, binding.key, span, cached=cached) if events & TASK_EVENTS else None
+        self.site = (
+            TaskCall(binding.name, binding.key, span, cached=cached, digest=binding.digest) if events & TASK_EVENTS else None
+        )
+        #: the hooks keep a store of calls (``on_task_lookup``: the run's checkpoint)
+        self.stores = "task_lookup" in events
 
     @property
     def needed(self) -> bool:
         """Whether a call does any bookkeeping at all (else it may run bare)."""
-        return self.memory is not None or self.binding.journaled or self.site is not None
+        return self.memory is not None or self.site is not None
 
     def on_retry(self, attempt: int, error: Exception, delay_s: float) -> None:
         """Tell the current run's hooks that an attempt failed and another follows."""
@@ -172,16 +128,52 @@ class CallBooks:
     def open(
         self, state: RunState | None, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[RunHooks | None, str, Any, Pending | None]:
-        """A call starts: tell the hooks, look it up (:func:`look_up`).
+        """A call starts: tell the hooks, then look it up in the hooks' store (the run's
+        checkpoint, ``on_task_lookup``) and the task's caches (memory, then disk).
 
         Returns:
-            ``(hooks to tell the end to, or None; source, result, pending)`` as
-            :func:`look_up` gives them.
+            ``(hooks, source, result, pending)``: ``hooks`` to tell the end to, or None;
+            on a hit ``source`` is ``"checkpoint"`` or ``"cache"`` with the result (a
+            cache hit is given to the store too); on a miss :data:`MISS`, and
+            ``pending.store(result)`` keeps the result once the call completed, or None
+            when nothing applies (arguments that cannot be content-addressed run
+            unrecorded).
+
+        Raises:
+            CheckpointError: the run's checkpoint cannot be read or written.
         """
-        hooks = state.hooks if self.site is not None and state is not None else None
+        site = self.site
+        hooks = state.hooks if site is not None and state is not None else None
         if hooks is not None:
-            hooks.on_task_start(self.site)  # type: ignore[arg-type]
-        return (hooks, *look_up(self.binding, self.span, state, self.memory, args, kwargs))
+            hooks.on_task_start(site)  # type: ignore[arg-type]
+        memory = self.memory
+        stores = hooks is not None and self.stores
+        if not stores and memory is None:
+            return hooks, MISS, None, None
+        try:
+            args_digest = content_digest((args, kwargs))
+        except UnhashableValue:
+            return hooks, MISS, None, None
+        record = None
+        if stores:
+            found, got = hooks.on_task_lookup(site, args_digest)  # type: ignore[union-attr, arg-type]
+            if found:
+                return hooks, "checkpoint", got, None
+            record = got
+        cache_key = None
+        if memory is not None:
+            binding = self.binding
+            cache_key = result_key(binding.digest, binding.key, args_digest)
+            found, value = memory.get(cache_key)
+            if not found and state is not None and state.disk_cache is not None:
+                found, value = state.disk_cache.get(cache_key)
+                if found:
+                    memory.put(cache_key, value)
+            if found:
+                if record is not None:
+                    record(value)
+                return hooks, "cache", value, None
+        return hooks, MISS, None, Pending(self, state, cache_key, record)
 
     def failed(self, hooks: RunHooks | None, flight: Any, error: Exception) -> None:
         """The call failed with ``error`` (the task's own exception)."""

@@ -43,7 +43,6 @@ def task_node(
         or opts.pure
         or kwnames
         or events & TASK_EVENTS
-        or binding.journaled
         or binding.fallback is not None
     )
     if not plain:
@@ -51,12 +50,15 @@ def task_node(
     return binding.fn, lambda exc: task_error(binding, span, exc)
 
 
-def _recovery(binding: TaskBinding, kwnames: Sequence[str], span: str) -> Callable[[tuple[Any, ...], Exception], Any] | None:
+def _recovery(
+    binding: TaskBinding, kwnames: Sequence[str], span: str, events: frozenset[str]
+) -> Callable[[tuple[Any, ...], Exception], Any] | None:
     """``recover(inputs, exc)`` for a synchronous call that failed with ``exc``: the
-    fallback's result, or the call's :class:`TaskError`; None without a fallback."""
+    fallback's result, or the call's :class:`TaskError`; None without a fallback. The
+    fallback's call reports to the run's hooks (and its checkpoint) as its own."""
     if binding.fallback is None:
         return None
-    call_fallback = task_callable(binding.fallback.as_fallback(), kwnames, span)
+    call_fallback = task_callable(binding.fallback.as_fallback(), kwnames, span, events=events)
 
     def recover(inputs: tuple[Any, ...], exc: Exception) -> Any:
         try:
@@ -73,8 +75,9 @@ def task_callable(
     """The callable for one ``namu.Task`` node: ``call(*inputs) -> result``.
 
     Applies keyword arguments, async, timeout, retries, the fallback, the result cache
-    and the run's checkpoint journal (:func:`task_node` calls plain tasks directly
-    instead). A fallback's result is neither cached nor journaled as this task's. An async
+    and the run's hooks, its checkpoint journal among them (:func:`task_node` calls
+    plain tasks directly instead). A fallback's result is neither cached nor journaled
+    as this task's. An async
     task's coroutine (:func:`~namu.runtime.tasks.async_calls.task_coroutine_fn`) runs on
     the background event loop of :mod:`namu.runtime.async_bridge`.
 
@@ -103,14 +106,14 @@ def task_callable(
     books = CallBooks(binding, span, events, THREAD_FLIGHTS)
     on_retry = books.on_retry if "task_retry" in events else None
     invoke = retrying(binding.fn, RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry))
-    recover = _recovery(binding, kwnames, span)
+    recover = _recovery(binding, kwnames, span, events)
     # Local names: CPython compiles a method call on an imported name as an attribute
     # load and a bound-method call, slower than a method call on a local.
     flights = THREAD_FLIGHTS
     open_, failed, abandon, ran, close = books.open, books.failed, books.abandon, books.ran, books.close
 
     if not books.needed:
-        # No cache, journal or task hooks: no per-call bookkeeping at all.
+        # No cache and no task hooks (a journal is one): no per-call bookkeeping at all.
         def call_fast(*inputs: Any) -> Any:
             args, kwargs = split(inputs)
             try:
