@@ -55,46 +55,39 @@ class ExpressionLowering:
     with the statement, call and name mixins and :class:`~namu.frontend.builder.IRBuilder`)."""
 
     def _expr(self, node: ast.expr, scope: Scope) -> ir.Value:
+        """Lower one expression by its ``ast`` class (:data:`_LOWERINGS`).
+
+        Raises:
+            WorkflowSyntaxError: a rejected or unsupported expression, at its position.
+        """
         message = REJECTED_EXPRESSIONS.get(type(node))
         if message is not None:
             self.src.fail(node, message)
-        if isinstance(node, ast.Constant):
-            return self.constant(scope, node.value, node)
-        if isinstance(node, ast.Name):
-            return self._name(node, scope)
-        if isinstance(node, ast.List):
-            return self.container(scope, "List", [self._expr(e, scope) for e in node.elts], node)
-        if isinstance(node, ast.Tuple):
-            return self.container(scope, "Tuple", [self._expr(e, scope) for e in node.elts], node)
-        if isinstance(node, ast.Dict):
-            keys = []
-            for k in node.keys:
-                if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-                    self.src.fail(k or node, "dict literals in a workflow need string-literal keys")
-                keys.append(k.value)
-            values = [self._expr(v, scope) for v in node.values]
-            return self.dictionary(scope, keys, values, node)
-        if isinstance(node, ast.JoinedStr):
-            return self._fstring(node, scope)
-        if isinstance(node, ast.Attribute):
-            return self._attribute(node, scope)
-        if isinstance(node, ast.BinOp):
-            return self._binop(node, scope)
-        if isinstance(node, ast.UnaryOp):
-            return self._unaryop(node, scope)
-        if isinstance(node, ast.BoolOp):
-            return self._boolop(node, scope)
-        if isinstance(node, ast.Compare):
-            return self._compare(node, scope)
-        if isinstance(node, ast.IfExp):
-            return self._ifexp(node, scope)
-        if isinstance(node, ast.Call):
-            return self._call(node, scope)
-        if isinstance(node, ast.ListComp):
-            return self._listcomp(node, node.generators, scope)
-        if isinstance(node, ast.Subscript):
-            return self._subscript(node, scope)
-        self.src.fail(node, f"{type(node).__name__} expressions are not supported in a workflow")
+        lowering = _LOWERINGS.get(type(node))
+        if lowering is None:
+            self.src.fail(node, f"{type(node).__name__} expressions are not supported in a workflow")
+        return getattr(self, lowering)(node, scope)
+
+    def _constant_expr(self, node: ast.Constant, scope: Scope) -> ir.Value:
+        return self.constant(scope, node.value, node)
+
+    def _list(self, node: ast.List, scope: Scope) -> ir.Value:
+        return self.container(scope, "List", [self._expr(e, scope) for e in node.elts], node)
+
+    def _tuple(self, node: ast.Tuple, scope: Scope) -> ir.Value:
+        return self.container(scope, "Tuple", [self._expr(e, scope) for e in node.elts], node)
+
+    def _dict(self, node: ast.Dict, scope: Scope) -> ir.Value:
+        keys = []
+        for k in node.keys:
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                self.src.fail(k or node, "dict literals in a workflow need string-literal keys")
+            keys.append(k.value)
+        values = [self._expr(v, scope) for v in node.values]
+        return self.dictionary(scope, keys, values, node)
+
+    def _list_comprehension(self, node: ast.ListComp, scope: Scope) -> ir.Value:
+        return self._listcomp(node, node.generators, scope)
 
     def _name(self, node: ast.Name, scope: Scope) -> ir.Value:
         if node.id in scope.env:
@@ -383,3 +376,24 @@ def _is_safe(node: ast.AST) -> bool:
     """True when evaluating ``node`` can neither raise nor have an effect (no calls,
     subscripts, divisions, ...), so it may be evaluated eagerly instead of short-circuited."""
     return all(isinstance(n, (*_SAFE_NODES, ast.UnaryOp, ast.BinOp)) for n in ast.walk(node))
+
+
+#: the method lowering each supported expression, by its ``ast`` class (the rejected
+#: ones are in :data:`namu.frontend.rejections.REJECTED_EXPRESSIONS`)
+_LOWERINGS: dict[type[ast.expr], str] = {
+    ast.Constant: "_constant_expr",
+    ast.Name: "_name",
+    ast.List: "_list",
+    ast.Tuple: "_tuple",
+    ast.Dict: "_dict",
+    ast.JoinedStr: "_fstring",
+    ast.Attribute: "_attribute",
+    ast.BinOp: "_binop",
+    ast.UnaryOp: "_unaryop",
+    ast.BoolOp: "_boolop",
+    ast.Compare: "_compare",
+    ast.IfExp: "_ifexp",
+    ast.Call: "_call",
+    ast.ListComp: "_list_comprehension",
+    ast.Subscript: "_subscript",
+}

@@ -898,3 +898,14 @@ def _module_level_bad(x: int) -> int:
     """A module-level workflow: no column shift from dedenting."""
     f = lambda y: y  # <module-level>  # noqa: E731
     return x
+
+
+def test_every_expression_is_either_lowered_or_rejected_with_a_message() -> None:
+    """The frontend's expression table: each ``ast`` class has one lowering method or one
+    rejection message, never both."""
+    from namu.frontend.expressions import _LOWERINGS
+    from namu.frontend.lower import _Lowering
+    from namu.frontend.rejections import REJECTED_EXPRESSIONS
+
+    assert all(callable(getattr(_Lowering, method, None)) for method in _LOWERINGS.values())
+    assert not set(_LOWERINGS) & set(REJECTED_EXPRESSIONS)
