@@ -10,7 +10,7 @@ import onnx_ir as ir
 from namu.ir.attrs import attributes_of
 from namu.ir.metadata import PLACEMENT_KEY, SPAN_KEY, TaskEntry, TaskTable
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.scopes import subgraphs, top_graphs
+from namu.ir.scopes import subgraphs, top_graphs, walk
 from namu.ir.types import TYPE_KEY
 from namu.ops.registry import lookup
 from namu.passes.base import Example, NamuPass
@@ -114,6 +114,14 @@ class FuseTasksPass(NamuPass):
         logger.debug("fused %d chains of %d nodes", fuser.chains, fuser.nodes)
         self.changed(fuser.chains)
         return self.result(model)
+
+    def ensures(self, model: ir.Model) -> None:
+        for node in walk(model):
+            if node.domain == NAMU_DOMAIN and node.op_type == "Fused":
+                body = list(node.attributes["body"].as_graph())
+                calls = sum(1 for inner in body if inner.domain == NAMU_DOMAIN and inner.op_type == "Task")
+                if calls < 2:
+                    self.broken(f"a namu.Fused body holds {calls} task call(s), not a chain of at least two", node)
 
 
 class _Fuser:

@@ -83,6 +83,11 @@ class VerifyRuntimeCompletePass(NamuPass):
         self.changed(self.stamp_passport(model))
         return self.result(model)
 
+    def ensures(self, model: ir.Model) -> None:
+        passport = metadata.Passport.stored_in(model)
+        if passport is None or passport.namu_version != __version__ or passport.onnx_opset != ONNX_OPSET:
+            self.broken("the passport is stamped with this namu's version and opset")
+
     def stamp_passport(self, model: ir.Model) -> int:
         """Write the passport; 1 if it changed."""
         props = model.metadata_props
