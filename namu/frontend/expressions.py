@@ -22,8 +22,9 @@ from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
 from namu.frontend.task import Task
 from namu.frontend.workflow import Workflow
+from namu.ir.constants import constant_int
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.types import ValueType, arithmetic_type, constant_int, type_of
+from namu.ir.types import ValueType, arithmetic_type, type_of
 
 __all__ = ["ExpressionLowering"]
 

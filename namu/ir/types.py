@@ -31,8 +31,6 @@ from typing import Any
 
 import onnx_ir as ir
 
-from namu.ir.constants import constant_int
-
 __all__ = [
     "ARITHMETIC_OPS",
     "accepts",
@@ -42,7 +40,6 @@ __all__ = [
     "TYPE_KEY",
     "ValueType",
     "arithmetic_type",
-    "constant_int",
     "item_type",
     "join_all",
     "scalar_type",

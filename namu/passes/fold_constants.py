@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx_ir as ir
 
+from namu.ir.constants import NOT_CONSTANT, constant_value
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import ValueType, set_type, type_of
+from namu.ops.registry import CompileTimeEnv, OpDef, lookup
 from namu.passes.base import Example, NamuPass
-from namu.ir.constants import NOT_CONSTANT, constant_value
-from namu.ops.registry import CompileTimeEnv, lookup
 from namu.passes.effects import CONTROL_FLOW, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import Names, adopt
@@ -160,7 +160,7 @@ class _Folder:
         if definition is not None and definition.fold == "read":
             self.known[node.outputs[0]] = _UNREAD
             return
-        fn = self.evaluator(node)
+        fn = self.evaluator(node, definition)
         if fn is None:
             return
         args = [self.value(v) for v in node.inputs]  # evaluator() checked they are known
@@ -197,8 +197,9 @@ class _Folder:
             known = self.known[value] = constant_value(value)
         return known
 
-    def evaluator(self, node: ir.Node) -> Callable[..., Any] | None:
-        """The callable computing ``node`` if it can be folded now, else None."""
+    def evaluator(self, node: ir.Node, definition: OpDef | None) -> Callable[..., Any] | None:
+        """The callable computing ``node`` (whose registry definition is ``definition``)
+        if it can be folded now, else None."""
         if any(v is None or v not in self.known for v in node.inputs):
             return None
         if subgraphs(node):
@@ -207,7 +208,6 @@ class _Folder:
         if key is not None:
             task = self.tasks.get(key)
             return None if task is None else _task_call(task, node)
-        definition = lookup(node.domain, node.op_type)
         if definition is None or definition.fold not in ("evaluate", "keep"):
             return None
         try:

@@ -327,7 +327,7 @@ class KernelExecutor(Executor):
             return Call(definition.awaited(node, self), "async"), None
         if definition.kernel:
             return _LOWERINGS[definition.kernel](self, node, [self._key(v) for v in caps])
-        return build_node(node, self)
+        return definition.build(node, self)
 
     def _if(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import If
