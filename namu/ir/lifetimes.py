@@ -6,13 +6,21 @@ values by them (computing them here when a graph carries no stamps).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import onnx_ir as ir
 
+from namu.ir.metadata import FREE_KEY
 from namu.ir.scopes import node_captures, subgraphs
 
-__all__ = ["last_uses", "last_uses_of"]
+__all__ = ["freed_names", "last_uses", "last_uses_of"]
+
+
+def freed_names(node: ir.Node) -> list[str]:
+    """The names of the values ``node``'s ``namu.free`` stamp says die after it (none
+    without a stamp)."""
+    return json.loads(node.metadata_props.get(FREE_KEY, "[]"))
 
 
 def last_uses(graph: ir.Graph) -> list[Sequence[ir.Value]]:

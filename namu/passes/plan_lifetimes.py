@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 
 import onnx_ir as ir
 
-from namu.ir.lifetimes import last_uses_of
+from namu.ir.lifetimes import freed_names, last_uses_of
 from namu.ir.metadata import FREE_KEY
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs
@@ -75,7 +74,7 @@ class PlanLifetimesPass(NamuPass):
             outputs = {value.name for value in graph.outputs}
             freed: set[str] = set()
             for node in graph:
-                for name in json.loads(node.metadata_props.get(FREE_KEY, "[]")):
+                for name in freed_names(node):
                     if name in freed or name in outputs:
                         what = "a graph output" if name in outputs else "freed twice"
                         self.broken(f"{name!r} is {what} in graph {graph.name!r}", node)

@@ -21,7 +21,6 @@ can matter (see :meth:`KernelExecutor.plan`).
 from __future__ import annotations
 
 import contextvars
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import onnx_ir as ir
 
 from namu.ir.constants import constant_of, is_constant
-from namu.ir.lifetimes import last_uses
+from namu.ir.lifetimes import freed_names, last_uses
 from namu.ir.metadata import CAPABILITY_GATED, FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, captures, node_captures, subgraphs
@@ -178,7 +177,7 @@ def free_lists(graph: ir.Graph, params: Sequence[ir.Value]) -> list[Sequence[ir.
     by_name.update((v.name, v) for node in nodes for v in node.outputs)
     lists: list[Sequence[ir.Value]] = []
     for node in nodes:
-        names = json.loads(node.metadata_props.get(FREE_KEY, "[]"))
+        names = freed_names(node)
         lists.append([by_name[name] for name in names if name in by_name])
     return lists
 
