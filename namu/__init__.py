@@ -29,16 +29,24 @@ from typing import TYPE_CHECKING, Any
 from namu import errors as _errors
 from namu._version import __version__
 from namu.errors import (
+    AgentLimitError,
+    AgentSpecError,
     ArtifactError,
     CacheError,
     CheckpointError,
+    CircuitOpenError,
     CompileError,
     InputError,
     IRVerificationError,
     KernelError,
+    LLMError,
     NamuError,
     OutputPathError,
     PassError,
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderUnavailableError,
+    RateLimitError,
     RunCancelledError,
     SourceError,
     StaleArtifactError,
@@ -46,6 +54,7 @@ from namu.errors import (
     TaskError,
     TaskResolutionError,
     TaskTimeoutError,
+    ToolError,
     TypeCheckError,
     UnboundSlotError,
     UnhashableValue,
@@ -59,19 +68,24 @@ from namu.runtime.result import RunResult, SkippedItem
 
 if TYPE_CHECKING:
     from namu.compiler import compile  # noqa: A004
+    from namu.frontend.agents.agent import Agent, agent
     from namu.passes.config import CompileConfig
     from namu.runtime.artifact import Artifact
     from namu.runtime.loader import load
     from namu.runtime.options import RunOptions
+    from namu.runtime.tools.python import tool
 
 #: names imported on first use (PEP 562), by the module defining each: they pull in
 #: onnx, onnx_ir, numpy or pydantic, which ``import namu`` does without.
 _LAZY = {
+    "Agent": "namu.frontend.agents.agent",
+    "agent": "namu.frontend.agents.agent",
     "Artifact": "namu.runtime.artifact",
     "CompileConfig": "namu.passes.config",
     "RunOptions": "namu.runtime.options",
     "compile": "namu.compiler",
     "load": "namu.runtime.loader",
+    "tool": "namu.runtime.tools.python",
 }
 
 
@@ -94,6 +108,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Agent",
     "Artifact",
     "CompileConfig",
     "RunHooks",
@@ -104,10 +119,12 @@ __all__ = [
     "Task",
     "Workflow",
     "__version__",
+    "agent",
     "compile",
     "load",
     "slot",
     "task",
+    "tool",
     "workflow",
     # every exception class of namu.errors is namu.<Name> too
     *(name for name in _errors.__all__ if name[0].isupper() and name in globals()),

@@ -92,6 +92,8 @@ def _compile(
 ) -> tuple[Artifact, NameReads]:
     with _cyclic_gc_paused():
         lowered = lower(source)
+        if lowered.slots:  # the source's own bindings (an agent's), under the compile's
+            config = config.model_copy(update={"slots": {**lowered.slots, **config.slots}})
         context = PassContext(config=config, tasks=lowered.tasks, pipeline=tuple(names))
         model, records = run_passes(lowered.model, names, context=context, after_pass=after_pass)
     passport = metadata.Passport.stored_in(model)  # the frontend's provisional one, at least

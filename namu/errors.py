@@ -25,14 +25,33 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
     ├── UncacheableResult        a cached task's result cannot be copied for later calls (also a TypeError)
     ├── CacheError               the on-disk result cache cannot be opened or read
     ├── CheckpointError          a run's checkpoint file cannot be opened, read or written
+    ├── RunHistoryError          the run history of agent runs cannot be opened, read or written
     ├── OutputPathError          a path namu was asked to write is not a regular file (a device, FIFO, ...)
-    └── KernelError              the native kernel rejected a plan or failed internally
+    ├── KernelError              the native kernel rejected a plan or failed internally
+    ├── AgentSpecError           an agent file is invalid (file:line:col of the key, and what to write)
+    ├── LLMError                 a call of a language model failed (provider, model, status; retryable or not)
+    │   ├── RateLimitError       429 / overloaded: retryable, honouring the server's retry-after
+    │   ├── ProviderUnavailableError  5xx, a timeout or a dropped connection: retryable
+    │   ├── ProviderRequestError the provider refused the request (400, 401, 403, 404): not retryable
+    │   └── ProviderResponseError     the provider's answer could not be read (malformed JSON, ...): retryable
+    ├── CircuitOpenError         a gate's circuit breaker is open: the call fails at once (its fallback runs)
+    ├── ToolError                a tool refused its input or failed (the model gets it as an error result)
+    └── AgentLimitError          a limit of an agent (iterations, cost, tokens, tool errors, time) ended its run
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AgentLimitError",
+    "AgentSpecError",
     "ArtifactError",
+    "CircuitOpenError",
+    "LLMError",
+    "ProviderRequestError",
+    "ProviderResponseError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "ToolError",
     "CacheError",
     "CheckpointError",
     "CompileError",
@@ -43,6 +62,7 @@ __all__ = [
     "OutputPathError",
     "PassError",
     "RunCancelledError",
+    "RunHistoryError",
     "SourceError",
     "StaleArtifactError",
     "TaskDefinitionError",
@@ -375,14 +395,150 @@ class OutputPathError(NamuError):
         return (_rebuild_store_error, (type(self), self.args[0], self.path))
 
 
+class RunHistoryError(NamuError):
+    """The run history (the SQLite file recording agent runs, ``namu runs``) cannot be
+    created, opened, read or written, or is not a namu run history.
+
+    Attributes:
+        path: the history's database file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_store_error, (type(self), self.args[0], self.path))
+
+
 def _rebuild_store_error(
-    cls: type[CacheError | CheckpointError | OutputPathError], message: str, path: str
+    cls: type[CacheError | CheckpointError | OutputPathError | RunHistoryError], message: str, path: str
 ) -> NamuError:
     return cls(message, path=path)
 
 
 class KernelError(NamuError):
     """The native kernel rejected a plan (bad slot, cycle, arity) or failed internally."""
+
+
+class AgentSpecError(NamuError):
+    """An agent file is invalid: an unknown key, a wrong type, a bad template or YAML.
+
+    The message starts ``file:line:col:`` (the key at fault) when the position is known.
+
+    Attributes:
+        path: the file, or "" (an agent given as a mapping).
+        line, col: 1-based position of the key at fault, or 0.
+    """
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0, col: int = 0) -> None:
+        self.path = path
+        self.line = line
+        self.col = col
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_spec_error, (type(self), self.args[0], self.path, self.line, self.col))
+
+
+def _rebuild_spec_error(cls: type[AgentSpecError], message: str, path: str, line: int, col: int) -> AgentSpecError:
+    return cls(message, path=path, line=line, col=col)
+
+
+class LLMError(NamuError):
+    """A call of a language model failed.
+
+    The message never holds an API key or a request's headers.
+
+    Attributes:
+        provider: ``"anthropic"``, ``"openai"``, ...
+        model: the model called.
+        status: the HTTP status of the failed response, or None (no response).
+        retryable: a retry may succeed (rate limits, 5xx, timeouts, dropped connections,
+            malformed responses); a ``namu.Gate`` retries only these.
+        retry_after_s: how long the server asked to wait (``retry-after``), or None.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_llm_error, (type(self), self.args[0], self.provider, self.model, self.status, self.retry_after_s))
+
+
+def _rebuild_llm_error(cls: type[LLMError], message: str, provider: str, model: str, status: int | None,
+                       retry_after_s: float | None) -> LLMError:
+    return cls(message, provider=provider, model=model, status=status, retry_after_s=retry_after_s)
+
+
+class RateLimitError(LLMError):
+    """The provider is rate limiting or overloaded (429, Anthropic 529): retry after ``retry_after_s``."""
+
+
+class ProviderUnavailableError(LLMError):
+    """A 5xx answer, a timeout or a dropped connection: retryable."""
+
+
+class ProviderRequestError(LLMError):
+    """The provider refused the request (400, 401, 403, 404, 422): retrying cannot help."""
+
+    retryable = False
+
+
+class ProviderResponseError(LLMError):
+    """The provider's answer could not be read (malformed JSON, a broken stream): retryable."""
+
+
+class CircuitOpenError(NamuError):
+    """A gate's circuit breaker (an LLM's provider and model) is open after repeated
+    failures: calls fail at once, not retried, until its cooldown ends (then one trial
+    call is let through). A gate's fallback still runs."""
+
+    retryable = False
+
+
+class ToolError(NamuError):
+    """A tool refused its input (a path outside its root, a host not allowed, a bad
+    expression) or failed. The agent hands the message to the model as an error result."""
+
+
+class AgentLimitError(NamuError):
+    """A limit of an agent ended its run: a hard stop, never a soft hint.
+
+    Attributes:
+        limit: which limit: ``"max_iterations"``, ``"max_cost_usd"``, ``"max_tokens"``,
+            ``"max_tool_calls"``, ``"max_tool_errors"`` or ``"timeout_s"``.
+        result: the run's partial ``namu.runtime.llm.result.AgentResult`` (transcript, tool calls,
+            usage and cost so far), or None.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, limit: str, result: object = None) -> None:
+        self.limit = limit
+        self.result = result
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_limit_error, (type(self), self.args[0], self.limit, self.result))
+
+
+def _rebuild_limit_error(cls: type[AgentLimitError], message: str, limit: str, result: object) -> AgentLimitError:
+    return cls(message, limit=limit, result=result)
 
 
 class RunCancelledError(KeyboardInterrupt):

@@ -72,15 +72,16 @@ def run_option_flags(command: F) -> F:
     return command
 
 
-@click.command("run", short_help="Run a workflow or an artifact and print its result.")
-@click.argument("target", metavar="(FILE.py[:WORKFLOW] | ART.onnx)")
+@click.command("run", short_help="Run a workflow, an agent or an artifact and print its result.")
+@click.argument("target", metavar="(FILE.py[:WORKFLOW] | AGENT.yaml | ART.onnx)")
 @click.option(
     "-i",
     "--input",
     "inputs",
     metavar="NAME=VALUE",
     multiple=True,
-    help="A workflow input (repeatable). VALUE is JSON when it is valid JSON "
+    help="A workflow input (repeatable). For an agent, -i TEXT is the user message, "
+    "unless TEXT is NAME=VALUE naming one of its template variables. VALUE is JSON when it is valid JSON "
     '(3, 2.5, true, [1,2], "text"), else a string (for a str input: the text itself); '
     "NAME=@FILE reads the JSON in FILE (@- reads stdin), for values too long for a "
     "command line. It is then converted to the input's annotation (3 is 3.0 for a "
@@ -94,9 +95,29 @@ def run_option_flags(command: F) -> F:
     help='A JSON object of inputs, {"NAME": value, ...}, from FILE or stdin (-); '
     "-i options override its keys.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint); "
+              "for an agent: {value (the answer), usage, iterations, tool_calls, stop, messages, run_id}.")
+@click.option("--stream", is_flag=True, help="Agents: print the answer as it arrives (tool calls on stderr).")
+@click.option("--override", "overrides", metavar="KEY=VALUE", multiple=True,
+              help="Agents: set a key of the agent file (repeatable), validated like the file: --override llm.temperature=0.2")
+@click.option("--dry-run", is_flag=True, help="Agents: validate, and print the plan (model, tools and schemas, limits, the first "
+              "request's token count and estimated cost) without any network call.")
+@click.option("--session", metavar="NAME", default=None, help="Agents: continue the conversation NAME (its earlier messages open the run).")
+@click.option("--history", metavar="PATH", default=None, help="Agents: the run history file (default $NAMU_RUN_HISTORY, else "
+              "~/.namu/runs.sqlite; NAMU_RUN_HISTORY=off records nothing).")
 @run_option_flags
-def run_command(target: str, inputs: tuple[str, ...], inputs_file: str | None, as_json: bool, **options: Any) -> int:
+def run_command(
+    target: str,
+    inputs: tuple[str, ...],
+    inputs_file: str | None,
+    as_json: bool,
+    stream: bool,
+    overrides: tuple[str, ...],
+    dry_run: bool,
+    session: str | None,
+    history: str | None,
+    **options: Any,
+) -> int:
     """Run a workflow (compiling it first) or a saved artifact, and print its result.
 
     A progress bar is drawn on stderr while the workflow runs (only on a terminal).
@@ -115,15 +136,29 @@ def run_command(target: str, inputs: tuple[str, ...], inputs_file: str | None, a
       namu run pipeline.py --checkpoint run.ckpt     # run again to resume after a crash
       namu run pipeline.py --cache-dir ~/.cache/namu
       namu run fetch.py --max-concurrency 64 --task-mode thread --workers 8
+      namu run calc.yaml -i "What is 25 * 47?"        # an agent: prints its answer
+      namu run calc.yaml -i "What is 2**10?" --json --stream
+      namu run support.yaml -i "Hi" -i customer=Ada --session ada --override llm.temperature=0.2
+      namu run calc.yaml -i "What is 25 * 47?" --dry-run
 
     Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
     joined) and says how many calls finished; the exit code is 130.
     """
+    from namu.cli.agents import agent_inputs, is_agent_artifact, run_agent
+    from namu.cli.agents import dry_run as agent_dry_run
     from namu.runtime.progress import ProgressHooks
 
-    art = target_artifact(target)
-    kwargs = parse_inputs(inputs, inputs_file, art.signature)
+    art = target_artifact(target, overrides)
     _check_executor(options["executor"])
+    if is_agent_artifact(art):
+        kwargs = agent_inputs(inputs, inputs_file, art.signature)
+        if dry_run:
+            return agent_dry_run(art, kwargs, as_json)
+        return run_agent(art, target, kwargs, as_json=as_json, stream=stream, session=session, history=history, options=options)
+    agent_only = [flag for flag, given in (("--stream", stream), ("--dry-run", dry_run), ("--session", session), ("--history", history)) if given]
+    if agent_only:
+        fail(f"{agent_only[0]} applies to agents; {target} is a workflow")
+    kwargs = parse_inputs(inputs, inputs_file, art.signature)
     try:
         with ProgressHooks(art.name) as progress:
             # Off a terminal nothing is drawn: no hooks, so the run pays nothing for them.

@@ -13,7 +13,7 @@ from typing import Any
 
 import namu
 from namu.cli.errors import fail, first_line
-from namu.errors import ArtifactError, CompileError, NamuError, SourceError, WorkflowSyntaxError
+from namu.errors import AgentSpecError, ArtifactError, CompileError, NamuError, SourceError, WorkflowSyntaxError
 from namu.frontend import registry
 from namu.frontend.registry import ARTIFACT_SUFFIXES, source_kind, split_target
 
@@ -35,6 +35,10 @@ def _one_line() -> Iterator[None]:
         yield
     except (SourceError, WorkflowSyntaxError) as exc:
         fail(first_line(exc))  # file:line:col: reason, for a syntax error
+    except AgentSpecError as exc:
+        from namu.cli.agents import spec_error_line
+
+        fail(spec_error_line(exc))  # file:line:col of the key at fault
 
 
 def existing_file(path: str) -> Path:
@@ -80,6 +84,10 @@ def compile_workflow(source: Any, name: str, **options: Any) -> namu.Artifact:
     """
     try:
         return namu.compile(source, **options)
+    except AgentSpecError as exc:
+        from namu.cli.agents import spec_error_line
+
+        fail(spec_error_line(exc))
     except WorkflowSyntaxError as exc:
         fail(first_line(exc))  # file:line:col: reason (the source excerpt follows in str())
     except CompileError as exc:
@@ -137,16 +145,29 @@ def load_artifact(path_text: str) -> namu.Artifact:
         fail(first_line(exc))
 
 
-def target_artifact(spec: str) -> namu.Artifact:
+def target_artifact(spec: str, overrides: Sequence[str] = ()) -> namu.Artifact:
     """The artifact of a workflow source (compiled now) or of a saved ``.onnx`` artifact;
     the frontend registry tells which by the file's suffix.
 
+    Args:
+        spec: the target.
+        overrides: ``--override KEY=VALUE`` edits of an agent file.
+
     Raises:
-        CliError: the target cannot be loaded or compiled, or no frontend reads its suffix.
+        CliError: the target cannot be loaded or compiled, no frontend reads its suffix,
+            or overrides are given for something other than an agent file.
     """
     with _one_line():
         registry.existing_file(split_target(spec)[0])  # "no such file" before the suffix
         if source_kind(spec) == "artifact":
+            if overrides:
+                fail("--override edits an agent file (AGENT.yaml), not a compiled artifact")
             return load_artifact(spec)
+    if overrides:
+        if split_target(spec)[0].suffix.lower() not in (".yaml", ".yml"):
+            fail("--override edits an agent file (AGENT.yaml)")
+        with _one_line():
+            source = namu.agent(existing_file(spec), overrides=overrides)
+        return compile_workflow(source, source.name)
     source = load_source(spec)
     return compile_workflow(source, source_name(source, spec))

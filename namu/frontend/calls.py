@@ -1,4 +1,4 @@
-"""Lower the calls of a workflow body: tasks, role slots, ``len`` and sub-workflows.
+"""Lower the calls of a workflow body: tasks, role slots, ``len``, sub-workflows and agents.
 
 A task call is a ``namu.Task`` node and a slot call a ``namu.Slot`` node (bound to a task
 by ``resolve-slots``). A sub-workflow is lowered once into a FunctionProto of the
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
+from namu.frontend.agents.agent import Agent
 from namu.frontend.builder import Scope
 from namu.frontend.liveness import target_names
 from namu.frontend.reads import MISSING
@@ -53,7 +54,7 @@ class CallLowering:
             obj = self._follow(obj, path)
             if obj is MISSING:
                 self.src.fail(func, f"`{ast.unparse(func)}` does not exist")
-            if isinstance(obj, (Task, Workflow, Slot)):
+            if isinstance(obj, (Task, Workflow, Slot, Agent)) or _is_agent_run(obj):
                 return obj
         elif isinstance(func, ast.Name):
             self.src.fail(func, f"`{func.id}` is a workflow value, not a task; only tasks and workflows can be called")
@@ -80,6 +81,10 @@ class CallLowering:
             return self._slot_call(node, callee, scope)
         if isinstance(callee, Workflow):
             return self._workflow_call(node, callee, scope)
+        if isinstance(callee, Agent):
+            return self._agent_call(node, callee, scope, answer=True)
+        if _is_agent_run(callee):
+            return self._agent_call(node, callee.__self__, scope, answer=False)
         name = ast.unparse(node.func)
         self.src.fail(node, f"cannot call `{name}` in a workflow: it is not a @namu.task or @namu.workflow (wrap it in a task)")
 
@@ -127,6 +132,40 @@ class CallLowering:
         ret = Returned(sig.returns, outs, keys=list(sig.return_keys), node=node)
         return self._pack(scope, ret)
 
+    def _agent_call(self, node: ast.Call, agent: Agent, scope: Scope, *, answer: bool) -> ir.Value:
+        """``support(q)`` (its answer, a str) or ``support.run(q)`` (its ``AgentResult``):
+        a call of the agent's function, lowered once per compile by the agent frontend
+        (which also brings the default bindings of the agent's LLM and tool slots)."""
+        fname = self.ctx.function_of.get(id(agent))
+        if fname is None:
+            from namu.frontend.agents.lower import lower_agent, slot_prefix
+
+            graph, sig = lower_agent(agent.source, self.ctx)
+            fname = graph.name = self.ctx.fresh(slot_prefix(agent.name))
+            function = ir.Function(WORKFLOW_DOMAIN, fname, graph=graph, attributes=[])
+            function.metadata_props[INLINE_KEY] = "false"  # an agent stays one function call
+            self.ctx.functions[fname] = function
+            self.ctx.function_signatures[fname] = sig
+            self.ctx.function_nesting[fname] = 0
+            self.ctx.function_of[id(agent)] = fname
+        sig = self.ctx.function_signatures[fname]
+        params = [
+            inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=p.default if p.has_default else inspect.Parameter.empty)
+            for p in sig.params
+        ]
+        self._bind_check(node, inspect.Signature(params), agent.name)
+        bound = inspect.Signature(params).bind_partial(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
+        inputs = [
+            self._expr(bound.arguments[p.name], scope) if p.name in bound.arguments else self.constant(scope, p.default, node, p.name)
+            for p in sig.params
+        ]
+        result = self.emit1(scope, fname, inputs, ValueType.opaque(), node, domain=WORKFLOW_DOMAIN, names=[f"{fname}_result"])
+        if not answer:
+            return result
+        attrs = [ir.AttrString("name", "answer")]
+        return self.emit1(scope, "GetAttr", [result], ValueType.str(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["answer"])
+
     def _function(self, wf: Workflow, at: ast.AST) -> tuple[str, Signature]:
         """The FunctionProto of the ``namu.workflow`` domain of a sub-workflow, lowered once.
 
@@ -169,6 +208,11 @@ class CallLowering:
             callee = MISSING if base is MISSING else self._follow(base, found[1])
             if isinstance(callee, Workflow):
                 yield call, callee
+
+
+def _is_agent_run(obj: Any) -> bool:
+    """``obj`` is an agent's bound ``run`` method (``support.run(q)`` in a workflow)."""
+    return inspect.ismethod(obj) and isinstance(obj.__self__, Agent) and obj.__name__ == "run"
 
 
 def code_names(code: CodeType) -> Iterator[str]:

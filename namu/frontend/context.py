@@ -7,7 +7,7 @@ Every frontend lowers a source with one :class:`CompileContext` and finishes wit
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
@@ -45,6 +45,7 @@ class CompileContext(TaskKeys):
         in_progress: the workflows being lowered, outermost first (a call of one of
             them is recursion).
         reads: the names resolved, for :meth:`NameReads.current`.
+        slots: the role-slot bindings the sources lowered bring (an agent's LLM and tools).
     """
 
     def __init__(self) -> None:
@@ -57,6 +58,7 @@ class CompileContext(TaskKeys):
         self.function_of: dict[int, str] = {}
         self.in_progress: list[Workflow] = []
         self.reads = NameReads()
+        self.slots: dict[str, Any] = {}
 
     def fresh(self, hint: str) -> str:
         """A model-wide unique SSA name based on ``hint`` (amortized O(1))."""
@@ -104,4 +106,4 @@ class CompileContext(TaskKeys):
                 namu_version=__version__, workflow=signature.name, workflow_digest=digest, passes=[], onnx_opset=ONNX_OPSET
             )
         )
-        return Lowered(model=model, tasks=self.tasks, signature=signature, digest=digest, reads=self.reads)
+        return Lowered(model=model, tasks=self.tasks, signature=signature, digest=digest, reads=self.reads, slots=self.slots)

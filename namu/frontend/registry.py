@@ -68,6 +68,8 @@ class Lowered:
         reads: the names the lowering resolved in the source's namespaces; while
             ``reads.current()`` holds, lowering again gives the same model (empty for a
             source that reads no Python names).
+        slots: the role-slot bindings the source brings (an agent binds its LLM and
+            tool slots to namu's tasks); the compile's own ``slots`` override them.
     """
 
     model: ir.Model
@@ -75,6 +77,7 @@ class Lowered:
     signature: Signature
     digest: str
     reads: NameReads = dataclasses.field(default_factory=NameReads)
+    slots: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -121,12 +124,15 @@ class FrontendEntry:
         types: the classes of the objects it lowers, as ``"module.QualName"`` (an object
             of a subclass is claimed too).
         target: the frontend, or ``"module:attribute"`` where it is, imported on first use.
+        named: a file may hold several sources, picked by ``FILE.ext:NAME``; False: a
+            file is one source (an agent file).
     """
 
     name: str
     suffixes: tuple[str, ...]
     types: tuple[str, ...]
     target: Frontend | str
+    named: bool = True
 
     def frontend(self) -> Frontend:
         """The frontend object, imported now if it was registered by path."""
@@ -147,6 +153,7 @@ def register_frontend(
     *,
     suffixes: Sequence[str] = (),
     types: Sequence[type | str] = (),
+    named: bool = True,
 ) -> FrontendEntry:
     """Register a frontend for the file suffixes and object classes it claims.
 
@@ -157,6 +164,7 @@ def register_frontend(
         suffixes: file suffixes with the dot (``".chain"``); matched without case.
         types: the classes of the source objects it lowers, or their ``"module.QualName"``
             (which does not import the module).
+        named: its files may hold several sources, picked by ``FILE.ext:NAME``.
 
     Returns:
         The registration.
@@ -170,6 +178,7 @@ def register_frontend(
         suffixes=tuple(s.lower() for s in suffixes),
         types=tuple(t if isinstance(t, str) else _type_name(t) for t in types),
         target=frontend,
+        named=named,
     )
     if name in _ENTRIES:
         raise ValueError(f"a frontend named {name!r} is already registered")
@@ -231,7 +240,8 @@ def split_target(target: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """
     text = os.fspath(target)
     path, sep, name = text.rpartition(":")
-    if sep and Path(path).suffix.lower() in _BY_SUFFIX:
+    entry = _BY_SUFFIX.get(Path(path).suffix.lower()) if sep else None
+    if entry is not None and entry.named:
         if not name.isidentifier():
             raise SourceError(f"invalid workflow name {name!r} in {text!r} (expected {path}:WORKFLOW)")
         return Path(path), name
@@ -309,7 +319,8 @@ def _type_name(cls: type) -> str:
 
 
 def _source_forms() -> str:
-    return ", ".join(f"FILE{suffix}[:WORKFLOW]" for suffix in _BY_SUFFIX) or "no frontend reads files"
+    forms = [f"FILE{suffix}[:WORKFLOW]" if entry.named else f"FILE{suffix}" for suffix, entry in _BY_SUFFIX.items()]
+    return ", ".join(forms) or "no frontend reads files"
 
 
 register_frontend(
@@ -317,4 +328,11 @@ register_frontend(
     "namu.frontend.python:FRONTEND",
     suffixes=[".py"],
     types=["namu.frontend.workflow.Workflow"],
+)
+register_frontend(
+    "agent",
+    "namu.frontend.agents.agent:FRONTEND",
+    suffixes=[".yaml", ".yml"],
+    types=["namu.frontend.agents.agent.Agent"],
+    named=False,
 )

@@ -215,7 +215,7 @@ _REGISTRY: dict[tuple[str, str], OpDef] = {}
 #: bumped by every registration: an :class:`OpClass` rebuilds its members when it changes
 _generation = 0
 #: the modules holding namu's own definitions, imported on the first lookup
-_DEFINITIONS = ("namu.ops.values", "namu.ops.control", "namu.ops.calls", "namu.ops.wire")
+_DEFINITIONS = ("namu.ops.values", "namu.ops.control", "namu.ops.calls", "namu.ops.wire", "namu.ops.agents")
 _loaded = False
 
 

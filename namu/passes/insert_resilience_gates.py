@@ -48,6 +48,16 @@ class InsertResilienceGatesPass(NamuPass):
     holds the op itself, reading the body's inputs (``<input>_g``) and writing its outputs
     (``<output>_g``). Ops already inside a gate are left alone, so the pass is idempotent.
 
+    A call site may carry its own policy (the agent frontend sets it on an LLM call):
+    ``retries``, ``timeout_s``, ``backoff_base_s``, ``backoff_max_s``, a ``fallback``
+    task key, and a circuit ``breaker`` name with ``breaker_threshold`` and
+    ``breaker_cooldown_s``; these win over the task's options. A call with a breaker is
+    gated too: the runtime keeps one process-wide breaker per name (``provider/model``),
+    which opens after ``breaker_threshold`` consecutive failures and fails calls at once
+    for ``breaker_cooldown_s`` (Nygard, "Release It!", 2007). Errors that say they are
+    not ``retryable`` are not retried, and a ``retry_after_s`` they carry (a 429's
+    ``retry-after``) is waited for at least.
+
     Backoff between retries is exponential with full jitter (Marc Brooker, "Exponential
     Backoff And Jitter", AWS Architecture Blog, 2015): before retry ``k`` the runtime
     waits ``uniform(0, min(backoff_max_s, backoff_base_s * 2**k))``; the defaults are
@@ -120,16 +130,41 @@ class TaskPolicy:
         retries: retries after a failing call.
         timeout_s: the limit of one attempt, in seconds (0.0: none).
         fallback: the task-table key of the fallback task ("" = none).
+        backoff_base_s, backoff_max_s: the retry backoff, in seconds.
+        breaker: the name of a process-wide circuit breaker ("" = none), opened by
+            ``breaker_threshold`` consecutive failures for ``breaker_cooldown_s`` seconds.
     """
 
     retries: int = 0
     timeout_s: float = 0.0
     fallback: str = ""
+    backoff_base_s: float = RETRY_BASE_DELAY_S
+    backoff_max_s: float = RETRY_MAX_DELAY_S
+    breaker: str = ""
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
 
     @property
     def needs_gate(self) -> bool:
         """Whether the call must run inside a ``namu.Gate``."""
-        return self.retries > 0 or self.timeout_s > 0 or bool(self.fallback)
+        return self.retries > 0 or self.timeout_s > 0 or bool(self.fallback) or bool(self.breaker)
+
+    def attributes(self) -> list[ir.Attr]:
+        """The gate's attributes (the breaker's only when it has one)."""
+        attrs = [
+            ir.AttrInt64("retries", self.retries),
+            _float32("timeout_s", self.timeout_s),
+            _float32("backoff_base_s", self.backoff_base_s),
+            _float32("backoff_max_s", self.backoff_max_s),
+            ir.AttrString("fallback", self.fallback),
+        ]
+        if self.breaker:
+            attrs += [
+                ir.AttrString("breaker", self.breaker),
+                ir.AttrInt64("breaker_threshold", self.breaker_threshold),
+                _float32("breaker_cooldown_s", self.breaker_cooldown_s),
+            ]
+        return attrs
 
 
 class TaskPolicies:
@@ -152,24 +187,27 @@ class TaskPolicies:
 
     def __call__(self, node: ir.Node) -> TaskPolicy:
         attrs = attributes_of(node)
-        retries, timeout_s = attrs.get("retries"), attrs.get("timeout_s")
-        seen = (
-            attrs["task"].value,
-            retries.value if retries is not None else None,
-            timeout_s.value if timeout_s is not None else None,
-        )
+        seen = (attrs["task"].value, *(a.value if (a := attrs.get(name)) is not None else None for name in _CALL_SITE))
         policy = self._policies.get(seen)
         if policy is None:
             policy = self._policies[seen] = self._policy(*seen)
         return policy
 
-    def _policy(self, key: str, retries: Any, timeout_s: Any) -> TaskPolicy:
+    def _policy(self, key: str, retries: Any, timeout_s: Any, *call_site: Any) -> TaskPolicy:
         opts = self._options.get(key, TaskOptions())
         if retries is None or timeout_s is None:
             defaults = {a.name: a.value for a in task_defaults(opts, self._config)}
             retries = retries if retries is not None else defaults["retries"]
             timeout_s = timeout_s if timeout_s is not None else defaults["timeout_s"]
-        return TaskPolicy(int(retries), float(timeout_s), opts.fallback or "")
+        policy = TaskPolicy(int(retries), float(timeout_s), opts.fallback or "")
+        given = {name: value for name, value in zip(_CALL_SITE[2:], call_site) if value is not None}
+        return dataclasses.replace(policy, **given) if given else policy
+
+
+#: the policy attributes a call node may carry: expand-defaults' two, and those a
+#: frontend sets at a call site (an agent's LLM call: its backoff, fallback and breaker)
+_CALL_SITE = ("retries", "timeout_s", "backoff_base_s", "backoff_max_s", "fallback", "breaker", "breaker_threshold",
+              "breaker_cooldown_s")
 
 
 def _is(node: ir.Node, op_type: str) -> bool:
@@ -227,13 +265,7 @@ class _Gater:
         body = ir.Graph(body_inputs, [], nodes=[], name=f"gate_{hint}")
         attrs = self._attrs.get(policy)
         if attrs is None:
-            attrs = self._attrs[policy] = [
-                ir.AttrInt64("retries", policy.retries),
-                _float32("timeout_s", policy.timeout_s),
-                _float32("backoff_base_s", RETRY_BASE_DELAY_S),
-                _float32("backoff_max_s", RETRY_MAX_DELAY_S),
-                ir.AttrString("fallback", policy.fallback),
-            ]
+            attrs = self._attrs[policy] = policy.attributes()
         gate = ir.Node(
             NAMU_DOMAIN,
             "Gate",

@@ -44,7 +44,9 @@ class ResolveSlotsPass(NamuPass):
     (The same late binding of roles as dependency-injection containers, or DSPy's
     modules whose language model is configured at run time.)
 
-    The call keeps its inputs, keyword names and result; the bound task joins the task
+    The call keeps its inputs, keyword names, result and the policy attributes it carries
+    (``retries``, ``timeout_s``, ... set by a frontend at the call site, as the agent
+    frontend does for an LLM call); the bound task joins the task
     table (``namu.tasks``, built as the frontend builds it) and the compile's live tasks,
     so the artifact runs it. The new call then gets what the earlier passes of the
     pipeline give every task call, through their own helpers: ``expand-defaults``' run-time
@@ -159,9 +161,10 @@ class _Binder:
         del node.attributes["slot"]
         node.op_type = "Task"
         node.attributes["task"] = ir.AttrString("task", key)
-        if self.fill_defaults:
+        if self.fill_defaults:  # a policy the call site carries (an agent's LLM call) wins
             for attr in task_defaults(impl.options, self.config):
-                node.attributes[attr.name] = ir.AttrString("placement", partition) if attr.name == "placement" else attr
+                if attr.name not in node.attributes:
+                    node.attributes[attr.name] = ir.AttrString("placement", partition) if attr.name == "placement" else attr
         self.bound.append((node, key))
 
     def _check(self, node: ir.Node, name: str, impl: Task, partition: str) -> None:

@@ -98,6 +98,8 @@ class GatePolicy:
         timeout_s: the limit of one attempt in seconds, or None (attribute 0: no limit).
         backoff_base_s, backoff_max_s: the retry backoff (``retry_delay_s``).
         fallback: the task-table key of the fallback task, or "".
+        breaker: the process-wide circuit breaker named by attribute ``breaker``
+            (``breaker_threshold`` failures open it for ``breaker_cooldown_s``), or None.
     """
 
     def __init__(self, gate: ir.Node) -> None:
@@ -107,6 +109,13 @@ class GatePolicy:
         self.backoff_max_s = _number(gate, "backoff_max_s", RETRY_MAX_DELAY_S)
         fallback = gate.attributes.get("fallback")
         self.fallback = fallback.as_string() if fallback is not None else ""
+        key = gate.attributes.get("breaker")
+        self.breaker = None
+        if key is not None and key.as_string():
+            from namu.runtime.tasks.breakers import breaker
+
+            threshold = int(_number(gate, "breaker_threshold", 5))
+            self.breaker = breaker(key.as_string(), threshold, _number(gate, "breaker_cooldown_s", 30.0))
 
     def guard(self, fn: Callable[..., Any], is_async: bool = False) -> Callable[..., Any]:
         """``fn`` (an op other than a task) retried and timed as the gate says."""
@@ -117,6 +126,7 @@ class GatePolicy:
             backoff_base_s=self.backoff_base_s,
             backoff_max_s=self.backoff_max_s,
             is_async=is_async,
+            breaker=self.breaker,
         )
 
 
@@ -146,6 +156,7 @@ def _under_policy(binding: TaskBinding, node: ir.Node, gate: ir.Node | None, env
             backoff_base_s=policy.backoff_base_s,
             backoff_max_s=policy.backoff_max_s,
             fallback=_fallback_binding(env, policy.fallback, gate),
+            breaker=policy.breaker,
         )
     if env.gated:
         retries, timeout_s, fallback = 0, None, None

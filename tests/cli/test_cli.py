@@ -462,7 +462,7 @@ def test_module_raising_at_import(tmp_path: Path) -> None:
 def test_not_a_workflow_file(tmp_path: Path) -> None:
     (tmp_path / "data.txt").write_text("hello")
     assert_error(namu_cli("run", "data.txt", cwd=tmp_path), 2, "expected a workflow file")
-    assert_error(namu_cli("compile", "data.txt", cwd=tmp_path), 2, "data.txt is not a workflow file; expected FILE.py[:WORKFLOW]")
+    assert_error(namu_cli("compile", "data.txt", cwd=tmp_path), 2, "data.txt is not a workflow file; expected FILE.py[:WORKFLOW], FILE.yaml, FILE.yml")
 
 
 def test_malformed_input(tmp_path: Path, basic: Path) -> None:

@@ -80,8 +80,8 @@ def test_chain_errors_are_one_line(workdir: Path, capsys: pytest.CaptureFixture[
 def test_a_target_no_frontend_reads_lists_the_registered_suffixes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "data.txt").write_text("hello")
     assert error_line(cli(capsys, "compile", "data.txt")) == (
-        "error: data.txt is not a workflow file; expected FILE.py[:WORKFLOW], FILE.chain[:WORKFLOW]"
+        "error: data.txt is not a workflow file; expected FILE.py[:WORKFLOW], FILE.yaml, FILE.yml, FILE.chain[:WORKFLOW]"
     )
     assert error_line(cli(capsys, "run", "data.txt")) == (
-        "error: data.txt: expected a workflow file (FILE.py[:WORKFLOW], FILE.chain[:WORKFLOW]) or an artifact (FILE.onnx)"
+        "error: data.txt: expected a workflow file (FILE.py[:WORKFLOW], FILE.yaml, FILE.yml, FILE.chain[:WORKFLOW]) or an artifact (FILE.onnx)"
     )

@@ -121,7 +121,7 @@ def test_a_python_file_compiles_by_path(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("data.txt", "expected a workflow file \\(FILE.py\\[:WORKFLOW\\]\\) or an artifact"),
+        ("data.txt", "expected a workflow file \\(FILE.py\\[:WORKFLOW\\], FILE.yaml, FILE.yml\\) or an artifact"),
         ("missing.py", "no such file: missing.py"),
         ("flow.py:not-a-name", "invalid workflow name 'not-a-name'"),
     ],
@@ -150,12 +150,13 @@ def test_a_claimed_suffix_or_type_cannot_be_registered_twice(chain: FrontendEntr
             register_frontend("other", chain_frontend.FRONTEND, suffixes=suffixes, types=types)
     with pytest.raises(ValueError, match="already registered"):
         register_frontend("chain", chain_frontend.FRONTEND)
-    assert [entry.name for entry in frontends()] == ["python", "chain"]
+    assert [entry.name for entry in frontends()] == ["python", "agent", "chain"]
 
 
 def test_every_registered_frontend_is_reachable(chain: FrontendEntry) -> None:
     """Each entry's frontend imports and lowers and loads; each of its classes exists and
-    dispatches to it; each of its suffixes is a source and splits ``FILE.ext:NAME``."""
+    dispatches to it; each of its suffixes is a source and splits ``FILE.ext:NAME`` when
+    its files hold several sources."""
     for entry in frontends():
         frontend = entry.frontend()
         assert callable(frontend.lower) and callable(frontend.load)
@@ -165,7 +166,8 @@ def test_every_registered_frontend_is_reachable(chain: FrontendEntry) -> None:
             assert frontend_for(cls.__new__(cls)) is frontend
         for suffix in entry.suffixes:
             assert source_kind(f"flow{suffix}") == "source"
-            assert split_target(f"flow{suffix}:main") == (Path(f"flow{suffix}"), "main")
+            named = (Path(f"flow{suffix}"), "main") if entry.named else (Path(f"flow{suffix}:main"), None)
+            assert split_target(f"flow{suffix}:main") == named
 
 
 def test_import_namu_does_not_import_a_frontend() -> None:

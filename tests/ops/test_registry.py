@@ -87,6 +87,10 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     (NAMU_DOMAIN, "Slot"): "tests/passes/test_resolve_slots.py",
     (WORKFLOW_DOMAIN, ANY_OP): "tests/passes/test_inline_functions.py",
     (PARTITION_DOMAIN, ANY_OP): "tests/runtime/test_partitions.py",
+    **dict.fromkeys(
+        [(NAMU_DOMAIN, f"Agent{step}") for step in ("Start", "Observe", "Pending", "Route", "UnknownTool", "Record", "Going", "Finish")],
+        "tests/agents/test_agent_runs.py",
+    ),
 }
 EXECUTORS = [ReferenceExecutor, KernelExecutor]
 

@@ -93,12 +93,12 @@ def task_coroutine_fn(
     books = CallBooks(binding, span, events, ASYNC_FLIGHTS)
     on_retry = books.on_retry if "task_retry" in events else None
     if binding.is_async:
-        policy = RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        policy = RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry, binding.breaker)
         invoke = retrying_async(binding.fn, policy)
     else:  # mode="process": the pool kills the worker at the deadline of each attempt
         from namu.runtime.processes import in_worker_process
 
-        policy = RetryPolicy(opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry)
+        policy = RetryPolicy(opts.retries, None, binding.backoff_base_s, binding.backoff_max_s, on_retry, binding.breaker)
         invoke = retrying_async(in_worker_process(binding.fn, opts.timeout_s), policy)
     recover = _recovery_async(binding, kwnames, span, events)
     flights = ASYNC_FLIGHTS  # local names, for fast method calls (see sync_calls)

@@ -12,6 +12,7 @@ from namu.runtime.tasks.retries import RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
 
 if TYPE_CHECKING:
     from namu.frontend.task import Task
+    from namu.runtime.tasks.breakers import CircuitBreaker
 
 __all__ = ["TaskBinding", "input_splitter"]
 
@@ -35,6 +36,7 @@ class TaskBinding:
             (:func:`~namu.runtime.tasks.retries.retry_delay_s`), in seconds.
         fallback: the task called with the same arguments when a call still fails
             after its retries (or times out), or None (see :meth:`with_policy`).
+        breaker: the circuit breaker its calls ask first, or None (a gate's).
     """
 
     key: str
@@ -47,6 +49,7 @@ class TaskBinding:
     backoff_base_s: float = RETRY_BASE_DELAY_S
     backoff_max_s: float = RETRY_MAX_DELAY_S
     fallback: TaskBinding | None = None
+    breaker: CircuitBreaker | None = None
 
     @classmethod
     def of(cls, key: str, task: Task, *, options: TaskOptions | None = None, digest: str | None = None) -> TaskBinding:
@@ -81,6 +84,7 @@ class TaskBinding:
         backoff_base_s: float = RETRY_BASE_DELAY_S,
         backoff_max_s: float = RETRY_MAX_DELAY_S,
         fallback: TaskBinding | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> TaskBinding:
         """This task under one call site's policy: a ``namu.Gate``'s, or a node's attributes.
 
@@ -98,6 +102,7 @@ class TaskBinding:
                 (retries, timeout, cache), its own ``fallback`` and ``on_error`` do not:
                 this task's ``on_error`` decides what a call whose fallback failed too
                 does (``"skip"`` drops the fan-out item).
+            breaker: the circuit breaker every attempt asks first, or None.
 
         Returns:
             A new binding (the same function, key and digest).
@@ -109,6 +114,7 @@ class TaskBinding:
             backoff_base_s=backoff_base_s,
             backoff_max_s=backoff_max_s,
             fallback=fallback,
+            breaker=breaker,
         )
 
     def as_fallback(self) -> TaskBinding:

@@ -16,7 +16,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from namu.errors import CircuitOpenError
+
+if TYPE_CHECKING:
+    from namu.runtime.tasks.breakers import CircuitBreaker
 
 __all__ = [
     "RETRY_BASE_DELAY_S",
@@ -107,6 +112,11 @@ class RetryPolicy:
         timeout_s: the limit of one attempt in seconds, or None.
         base_s, max_s: the backoff (:func:`retry_delay_s`).
         on_retry: told of each failed attempt that another follows, or None.
+        breaker: the circuit breaker every attempt asks first and reports to, or None.
+
+    An error whose ``retryable`` attribute is False (a refused LLM request, an open
+    circuit breaker, an agent's limit) is not retried; one with a ``retry_after_s``
+    attribute (a rate limit's ``retry-after``) waits at least that long.
     """
 
     retries: int = 0
@@ -114,10 +124,19 @@ class RetryPolicy:
     base_s: float = RETRY_BASE_DELAY_S
     max_s: float = RETRY_MAX_DELAY_S
     on_retry: OnRetry | None = None
+    breaker: CircuitBreaker | None = None
+
+    def gives_up(self, attempt: int, error: Exception) -> bool:
+        """Whether failed attempt ``attempt`` (0-based) is the last: retries are spent, or
+        the error says a retry cannot help."""
+        return attempt >= self.retries or getattr(error, "retryable", True) is False
 
     def wait_s(self, attempt: int, error: Exception) -> float:
         """The wait after failed attempt ``attempt`` (0-based, not the last), told to ``on_retry``."""
         delay_s = retry_delay_s(attempt, base_s=self.base_s, max_s=self.max_s)
+        asked_s = getattr(error, "retry_after_s", None)
+        if isinstance(asked_s, (int, float)) and asked_s > delay_s:
+            delay_s = float(asked_s)
         if self.on_retry is not None:
             self.on_retry(attempt, error, delay_s)
         return delay_s
@@ -127,20 +146,26 @@ def retrying(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[[tuple[Any
     """``invoke(args, kwargs)``: call ``fn`` up to ``1 + policy.retries`` times, each attempt
     under ``policy.timeout_s``, waiting :meth:`RetryPolicy.wait_s` between attempts; the
     last error propagates."""
-    retries, timeout_s = policy.retries, policy.timeout_s
+    timeout_s, breaker = policy.timeout_s, policy.breaker
 
     def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         attempt = 0
         while True:
             try:
-                if timeout_s is not None:
-                    return _timed_call(fn, args, kwargs, timeout_s)
-                return fn(*args, **kwargs)
+                if breaker is not None:
+                    breaker.before()
+                result = _timed_call(fn, args, kwargs, timeout_s) if timeout_s is not None else fn(*args, **kwargs)
             except Exception as exc:
-                if attempt >= retries:
+                if breaker is not None and not isinstance(exc, CircuitOpenError):
+                    breaker.failure()
+                if policy.gives_up(attempt, exc):
                     raise
                 time.sleep(policy.wait_s(attempt, exc))
                 attempt += 1
+            else:
+                if breaker is not None:
+                    breaker.success()
+                return result
 
     return invoke
 
@@ -148,28 +173,39 @@ def retrying(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[[tuple[Any
 def retrying_async(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[..., Coroutine[Any, Any, Any]]:
     """As :func:`retrying` for a function returning awaitables: each attempt runs under
     ``asyncio.timeout`` (so it is really cancelled) and the waits are ``asyncio.sleep``."""
-    retries, timeout_s = policy.retries, policy.timeout_s
+    timeout_s, breaker = policy.timeout_s, policy.breaker
+
+    async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        awaitable = fn(*args, **kwargs)
+        if timeout_s is None:
+            return await awaitable
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                return await awaitable
+        except TimeoutError:
+            if deadline.expired():  # ours, not one the call raised itself
+                raise TimeoutError(f"timed out after {timeout_s} s") from None
+            raise
 
     async def invoke(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         done = 0
         while True:
             try:
-                awaitable = fn(*args, **kwargs)
-                if timeout_s is None:
-                    return await awaitable
-                deadline = asyncio.timeout(timeout_s)
-                try:
-                    async with deadline:
-                        return await awaitable
-                except TimeoutError:
-                    if deadline.expired():  # ours, not one the call raised itself
-                        raise TimeoutError(f"timed out after {timeout_s} s") from None
-                    raise
+                if breaker is not None:
+                    breaker.before()
+                result = await attempt(args, kwargs)
             except Exception as exc:
-                if done >= retries:
+                if breaker is not None and not isinstance(exc, CircuitOpenError):
+                    breaker.failure()
+                if policy.gives_up(done, exc):
                     raise
                 await asyncio.sleep(policy.wait_s(done, exc))
                 done += 1
+            else:
+                if breaker is not None:
+                    breaker.success()
+                return result
 
     return invoke
 
@@ -182,6 +218,7 @@ def guarded(
     backoff_base_s: float = RETRY_BASE_DELAY_S,
     backoff_max_s: float = RETRY_MAX_DELAY_S,
     is_async: bool = False,
+    breaker: CircuitBreaker | None = None,
 ) -> Callable[..., Any]:
     """An op's callable under a ``namu.Gate``'s policy (gates around ops other than tasks,
     such as a ``namu.Recv`` under ``CompileConfig.wire_timeout_s``).
@@ -190,6 +227,7 @@ def guarded(
         fn: ``fn(*inputs)``; with ``is_async``, a function returning an awaitable.
         retries, timeout_s, backoff_base_s, backoff_max_s: the gate's policy; a timed-out
             synchronous attempt is abandoned in its thread, an async one cancelled.
+        breaker: the circuit breaker each attempt asks first, or None.
         is_async: ``fn`` returns awaitables; so does the result. Each attempt's awaitable
             is made in the context ``call`` was called in, as without the gate (the op
             may read it: the run's wire, for a receive).
@@ -197,7 +235,7 @@ def guarded(
     Returns:
         ``call(*inputs)``, raising the op's last error (``TimeoutError`` on a timeout).
     """
-    policy = RetryPolicy(retries, timeout_s, backoff_base_s, backoff_max_s)
+    policy = RetryPolicy(retries, timeout_s, backoff_base_s, backoff_max_s, breaker=breaker)
     if is_async:
 
         def call_async(*inputs: Any) -> Coroutine[Any, Any, Any]:

@@ -105,7 +105,8 @@ def task_callable(
     split = input_splitter(kwnames)
     books = CallBooks(binding, span, events, THREAD_FLIGHTS)
     on_retry = books.on_retry if "task_retry" in events else None
-    invoke = retrying(binding.fn, RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry))
+    policy = RetryPolicy(opts.retries, opts.timeout_s, binding.backoff_base_s, binding.backoff_max_s, on_retry, binding.breaker)
+    invoke = retrying(binding.fn, policy)
     recover = _recovery(binding, kwnames, span, events)
     # Local names: CPython compiles a method call on an imported name as an attribute
     # load and a bound-method call, slower than a method call on a local.
