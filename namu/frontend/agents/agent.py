@@ -70,11 +70,22 @@ class Agent:
                 self._artifact = compile_(self)
             return self._artifact
 
-    def run(self, input: str = "", **variables: str) -> AgentResult:  # noqa: A002 - the agent's input is `input`
-        """Run the agent once.
+    def run(
+        self,
+        input: str = "",  # noqa: A002 - the agent's input is `input`
+        *,
+        session: str | None = None,
+        history: str | os.PathLike[str] | bool | None = None,
+        **variables: str,
+    ) -> AgentResult:
+        """Run the agent once, and record the run in the run history.
 
         Args:
             input: the user message (``{{ input }}`` in the prompt template).
+            session: continue the conversation of this name (its earlier messages open
+                the run) and record the run under it.
+            history: the run history file; None: ``$NAMU_RUN_HISTORY``, else
+                ``~/.namu/runs.sqlite``; False: do not record.
             variables: values of the template variables.
 
         Returns:
@@ -86,8 +97,12 @@ class Agent:
                 provider's :class:`~namu.errors.LLMError` is its ``__cause__``).
             InputError: a template variable is missing.
         """
+        from namu.runtime.llm.recording import recording
+
+        artifact = self.compile()
         try:
-            return self.compile()(input, **variables)
+            with recording(history=history, session=session, artifact=self.source.path):
+                return artifact(input, **variables)
         except TaskError as exc:
             raise unwrap_limit(exc) from exc.__cause__
 

@@ -193,9 +193,9 @@ def lower_agent(source: AgentSource, ctx: CompileContext) -> tuple[ir.Graph, Sig
     out = b.emit1(scope, "AgentFinish", [final], _OBJECT, "name", domain=NAMU_DOMAIN, names=["result"])
     graph = b.main_graph(scope, inputs, [out], spec.name)
     params = [Parameter(name="input", type="str", has_default=True, default="")]
-    params += [
-        Parameter(name=name, type="str", has_default=default is not None, default=default) for name, default in source.variables
-    ]
+    # a variable without a default defaults to None, which namu.AgentStart refuses with
+    # the variable's name (so the parameters keep their order: input first)
+    params += [Parameter(name=name, type="str", has_default=True, default=default) for name, default in source.variables]
     return graph, Signature(name=spec.name, file=source.path, params=params)
 
 

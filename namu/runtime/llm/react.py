@@ -316,6 +316,10 @@ def start(config_json: str, catalog: ToolCatalog, input_text: Any, *values: Any)
         system, prompt = system_t.render(inputs), prompt_t.render(inputs)
     except Exception as exc:  # jinja2's UndefinedError, SecurityError, a filter's error
         raise InputError(f"agent {config.name!r}: a prompt template failed to render: {exc}") from None
+    if config.tool_mode == "text" and catalog.specs:  # the tools are described to the model in the system prompt
+        from namu.runtime.llm.text_protocol import render_tools
+
+        system = f"{system}\n\n{render_tools(catalog.specs)}" if system else render_tools(catalog.specs)
     state = AgentState(config, system, [*(PRIOR_MESSAGES.get() or ()), Message("user", prompt)], catalog, inputs)
     runs = RUNS.get()
     if runs is not None:

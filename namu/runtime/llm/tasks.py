@@ -85,21 +85,12 @@ def llm_call(text: str) -> LLMCall:
     return LLMCall.of(json.loads(text))
 
 
-@functools.lru_cache(maxsize=256)
-def _text_system(system: str, specs: tuple[ToolSpec, ...]) -> str:
-    from namu.runtime.llm.text_protocol import render_tools
-
-    return f"{system}\n\n{render_tools(specs)}" if system else render_tools(specs)
-
-
 def _request(call: LLMCall, state: AgentState) -> LLMRequest:
-    specs = state.catalog.specs
-    native = call.tool_mode == "native"
     return LLMRequest(
         call.model,
-        state.system if native or not specs else _text_system(state.system, specs),
+        state.system,  # in tool_mode "text" it describes the tools (namu.AgentStart put them there)
         tuple(state.messages),
-        specs if native else (),
+        state.catalog.specs if call.tool_mode == "native" else (),
         call.max_tokens,
         call.temperature,
         call.stream or state.sink is not None,
