@@ -38,7 +38,9 @@ def test_import_namu_is_light() -> None:
     assert heavy_modules_after("import namu") == []
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",), (), ("run", "--help"), ("compile", "--help")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("--version",), (), ("run", "--help"), ("compile", "--help"), ("runs", "--help"), ("runs", "list", "--help")]
+)
 def test_namu_help_is_light(args: tuple[str, ...]) -> None:
     code = """
         import runpy, sys
@@ -81,6 +83,7 @@ def test_every_public_name_is_importable() -> None:
     assert namu.load.__module__ == "namu.runtime.loader"
     assert namu.CompileConfig.__module__ == "namu.passes.config"
     assert namu.RunOptions.__module__ == "namu.runtime.options"
+    assert namu.tool.__module__ == "namu.runtime.tools.python"
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

@@ -17,8 +17,8 @@ One module per concern: :mod:`~namu.cli.targets` (which workflow or artifact),
 :mod:`~namu.cli.inputs` (``-i``/``--inputs``), :mod:`~namu.cli.output` (stdout, JSON,
 the standard streams), :mod:`~namu.cli.errors` (exit codes, the ``error:`` line), and
 one per command: :mod:`~namu.cli.compile`, :mod:`~namu.cli.execute` (``namu run``),
-:mod:`~namu.cli.inspect`. Heavy modules (the compiler's passes, rich) are imported by
-the command that needs them.
+:mod:`~namu.cli.inspect`, :mod:`~namu.cli.runs` (``namu runs``, the agent run history).
+Heavy modules (the compiler's passes, rich) are imported by the command that needs them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import NoReturn
 import click
 
 import namu
+from namu.cli.agents import schema_command, validate_command
 from namu.cli.compile import compile_command
 from namu.cli.errors import (
     EXIT_INTERRUPTED,
@@ -46,6 +47,7 @@ from namu.cli.errors import (
 from namu.cli.execute import run_command
 from namu.cli.inspect import inspect_command
 from namu.cli.output import error, guard_stderr, out, silence_stdout, stdout_problem
+from namu.cli.runs import runs_group
 from namu.errors import RunCancelledError
 
 __all__ = ["cli", "main", "run"]
@@ -62,6 +64,8 @@ def cli() -> None:
       namu run examples/collatz.py --input limit=5000
       namu run collatz.onnx --json
       namu inspect collatz.onnx
+      namu run agents/calc.yaml -i "What is 25 * 47?"
+      namu validate agents/*.yaml
 
     Exit codes: 0 success, 1 the run failed (a task raised), 2 bad usage or
     input (the error is one line on stderr), 130 interrupted.
@@ -71,6 +75,9 @@ def cli() -> None:
 cli.add_command(compile_command)
 cli.add_command(run_command)
 cli.add_command(inspect_command)
+cli.add_command(runs_group)
+cli.add_command(validate_command)
+cli.add_command(schema_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from namu.errors import CacheError, CheckpointError, OutputPathError
+from namu.errors import CacheError, CheckpointError, OutputPathError, RunHistoryError
 from namu.runtime.atomic_write import resolve_output
 
 __all__ = ["PICKLE_PROTOCOL", "SqliteStore", "dumps", "loads"]
@@ -60,7 +60,7 @@ class SqliteStore:
             A symlink is followed to the file it leads to.
 
     Raises:
-        CacheError | CheckpointError: the path is not a regular file (a directory, a
+        CacheError | CheckpointError | RunHistoryError: the path is not a regular file (a directory, a
             device, a FIFO: refused before SQLite opens it, so nothing is created), the
             file cannot be created or opened, is not a SQLite database, or is a
             database of something else.
@@ -70,7 +70,7 @@ class SqliteStore:
     APPLICATION_ID: ClassVar[int] = 0
     SCHEMA: ClassVar[tuple[str, ...]] = ()
     COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {}
-    ERROR: ClassVar[type[CacheError] | type[CheckpointError]] = CacheError
+    ERROR: ClassVar[type[CacheError] | type[CheckpointError] | type[RunHistoryError]] = CacheError
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -95,7 +95,7 @@ class SqliteStore:
             raise
         self._conn = conn
 
-    def error(self, message: str) -> CacheError | CheckpointError:
+    def error(self, message: str) -> CacheError | CheckpointError | RunHistoryError:
         """The exception for an unusable file, naming it."""
         return self.ERROR(message, path=str(self.path))
 
@@ -106,7 +106,7 @@ class SqliteStore:
         SQLite would leave a ``-journal`` file next to it.
 
         Raises:
-            CacheError | CheckpointError: one of them is a directory, device, FIFO, ...
+            CacheError | CheckpointError | RunHistoryError: one of them is a directory, device, FIFO, ...
         """
         try:
             real = resolve_output(self.path, what=self.KIND)

@@ -290,3 +290,54 @@ def test_a_session_continues_the_conversation(tmp_path: Path, llm_server: LLMSer
     assert [m.content for m in result.messages if m.role == "user"] == ["What is 2 + 2?", "What did I ask?"]
     sent = llm_server.requests[-1].json["messages"]
     assert len(sent) == 5  # user, assistant (tool call), tool, assistant, user
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_the_exact_response_cache(tmp_path: Path, llm_server: LLMServer, backend: str) -> None:
+    from namu.runtime.llm import response_cache
+
+    path = agent_file(tmp_path, llm_server, extra=f"cache: {{exact: true, backend: {backend}, directory: cache}}\n")
+    first = namu.agent(path).run("What is 25 * 47?")
+    assert len(llm_server.requests) == 2
+    response_cache._caches.clear()  # as a new process would: only the SQLite cache remains
+    again = namu.agent(path).run("What is 25 * 47?")
+    assert again.answer == first.answer == "The answer is 1175."
+    if backend == "sqlite":
+        assert len(llm_server.requests) == 2 and again.usage.total_tokens == 0  # both answers from the cache, free
+        assert (tmp_path / "cache").is_dir()
+    else:
+        assert len(llm_server.requests) == 4  # memory died with the "process"
+        assert namu.agent(path).run("What is 25 * 47?").usage.total_tokens == 0 and len(llm_server.requests) == 4
+    namu.agent(path).run("What is 2 * 3?")
+    assert len(llm_server.requests) in (4, 6)  # another question is asked
+
+
+def test_the_semantic_response_cache(tmp_path: Path, llm_server: LLMServer) -> None:
+    (tmp_path / "embeddings.py").write_text(textwrap.dedent("""\
+        import re
+
+        WORDS = {}
+
+        def embed(text: str) -> list[float]:
+            vector = [0.0] * 64
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                vector[WORDS.setdefault(word, len(WORDS) % 64)] += 1.0
+            return vector
+        """))
+    path = agent_file(tmp_path, llm_server, extra="cache: {semantic: {threshold: 0.99, python: embeddings.py:embed}}\n")
+    agent = namu.agent(path)
+    assert agent.run("What is 25 * 47?").answer == "The answer is 1175."
+    assert len(llm_server.requests) == 2
+    assert agent.run("what is 25*47").answer == "The answer is 1175."  # the same words: reused
+    assert len(llm_server.requests) == 3  # only the turn after the tool call differed (it has no user message last)
+    assert agent.run("What is 3 * 3?").answer == "The answer is 9."
+    assert len(llm_server.requests) == 5
+
+
+def test_semantic_cache_embeddings_from_the_provider(tmp_path: Path, llm_server: LLMServer) -> None:
+    path = agent_file(tmp_path, llm_server, "openai", extra="cache: {semantic: {threshold: 0.999, embeddings_model: text-embedding-3-small}}\n")
+    agent = namu.agent(path)
+    agent.run("What is 4 * 4?")
+    agent.run("What is 4 * 4?")
+    assert [r.path for r in llm_server.requests].count("/v1/embeddings") == 2
+    assert [r.path for r in llm_server.requests].count("/v1/chat/completions") == 3

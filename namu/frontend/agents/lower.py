@@ -115,6 +115,8 @@ def llm_json(source: AgentSource) -> str:
 
     primary = call(llm.provider, llm.model, llm.base_url, llm.api_key_env, llm.max_tokens, llm.temperature)
     primary["retry"] = llm.retry.model_dump()
+    primary["cache"] = source.spec.cache.model_dump()
+    primary["base_dir"] = source.base_dir
     primary["breaker"] = llm.circuit_breaker.model_dump()
     primary["fallback"] = [
         call(

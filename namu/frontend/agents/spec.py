@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "AgentSpec",
@@ -132,19 +132,28 @@ class LimitsSpec(_Strict):
 
 class SemanticCacheSpec(_Strict):
     """Answers reused for a similar request: cosine similarity of embeddings of the last
-    user message, over requests with the same model, parameters, system prompt and tools."""
+    user message, over requests with the same model, parameters, system prompt, tools and
+    earlier messages."""
 
-    threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity above which an answer is reused.")
-    embeddings_model: str | None = Field(None, description="Model of the provider's embeddings endpoint (OpenAI-compatible).")
+    threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity at or above which an answer is reused.")
+    embeddings_model: str | None = Field(None, description="Model of an OpenAI-compatible embeddings endpoint (the LLM's own, or `base_url`).")
+    base_url: str | None = Field(None, description="Base URL of the OpenAI-compatible embeddings endpoint (default: the LLM's, for provider openai).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the embeddings endpoint's API key.")
     python: str | None = Field(None, description="Or a Python function `module:function` (str -> list[float]) making embeddings.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SemanticCacheSpec:
+        if (self.python is None) == (self.embeddings_model is None):
+            raise ValueError("a semantic cache takes its embeddings from `embeddings_model` or `python`: give exactly one")
+        return self
 
 
 class CacheSpec(_Strict):
     """Response caches, opt-in."""
 
     exact: bool = Field(False, description="Reuse the answer of an identical request (model, parameters, messages, tools).")
-    backend: Literal["memory", "sqlite"] = Field("memory", description="Where cached answers live.")
-    path: str | None = Field(None, description="SQLite file of the `sqlite` backend (default: the run's cache_dir or ~/.namu/llm-cache.sqlite).")
+    backend: Literal["memory", "sqlite"] = Field("memory", description="Where cached answers live: process memory, or namu's SQLite result cache (shared by processes and runs).")
+    directory: str | None = Field(None, description="Directory of the `sqlite` backend's cache (default: $NAMU_CACHE_DIR, else ~/.namu/llm-cache); relative to the agent file.")
     semantic: SemanticCacheSpec | None = Field(None, description="A semantic cache, or none.")
 
 
@@ -167,6 +176,14 @@ class AgentSpec(_Strict):
         if not _NAME.match(value):
             raise ValueError("a name is a letter, then letters, digits, '_' or '-' (up to 64)")
         return value
+
+    @model_validator(mode="after")
+    def _embeddings_reachable(self) -> AgentSpec:
+        semantic = self.cache.semantic
+        if semantic is not None and semantic.embeddings_model and not semantic.base_url and self.llm.provider != "openai":
+            raise ValueError(f"provider {self.llm.provider!r} has no embeddings endpoint: give cache.semantic.base_url "
+                             "(an OpenAI-compatible server) or cache.semantic.python")
+        return self
 
 
 def agent_json_schema() -> dict[str, Any]:

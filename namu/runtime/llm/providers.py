@@ -101,6 +101,18 @@ class Provider(abc.ABC):
                 ``ProviderResponseError``).
         """
 
+    async def embed(self, texts: list[str], model: str) -> list[list[float]]:
+        """Embeddings of ``texts`` from the provider's embeddings endpoint (one vector per
+        text, in order); the semantic response cache uses them.
+
+        Raises:
+            ProviderRequestError: the provider has no embeddings endpoint (the default).
+            LLMError: the call failed.
+        """
+        from namu.errors import ProviderRequestError
+
+        raise ProviderRequestError(f"provider {self.name!r} has no embeddings endpoint", provider=self.name, model=model)
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the client's connections."""

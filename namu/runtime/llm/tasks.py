@@ -22,9 +22,11 @@ from typing import Any
 
 from namu.errors import AgentSpecError, ToolError
 from namu.frontend.task import task
-from namu.runtime.llm.messages import LLMRequest, LLMResponse, ToolCall, ToolResult, ToolSpec
+from namu.runtime.llm.messages import LLMRequest, LLMResponse, TextDelta, ToolCall, ToolCallEvent, ToolResult, ToolSpec
 from namu.runtime.llm.providers import Endpoint, provider_for
 from namu.runtime.llm.react import AgentState, ToolCatalog
+from namu.runtime.llm.response_cache import response_cache
+from namu.runtime.llm.wire import RAW_ARGUMENTS_KEY
 from namu.runtime.tools.base import Tool, ToolKit, tool_kit_class, tool_options_class
 
 __all__ = ["LLMCall", "call_tool", "complete", "complete_fallback", "list_tools", "llm_call"]
@@ -44,6 +46,8 @@ class LLMCall:
         retry: the fallback's retries (``RetrySpec`` fields).
         breaker: the fallback's circuit breaker (``BreakerSpec`` fields).
         fallback: the models tried in order when this one fails.
+        cache: the agent's response cache settings (``CacheSpec`` fields; empty: none).
+        base_dir: the agent file's directory (relative paths of the settings).
     """
 
     endpoint: Endpoint
@@ -56,6 +60,8 @@ class LLMCall:
     retry: dict[str, Any]
     breaker: dict[str, Any]
     fallback: tuple[LLMCall, ...]
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+    base_dir: str = "."
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> LLMCall:
@@ -71,6 +77,8 @@ class LLMCall:
             data.get("retry", {}),
             data.get("breaker", {}),
             tuple(cls.of(fb) for fb in data.get("fallback", ())),
+            data.get("cache") or {},
+            data.get("base_dir", "."),
         )
 
     @property
@@ -99,8 +107,24 @@ def _request(call: LLMCall, state: AgentState) -> LLMRequest:
 
 
 async def _complete(call: LLMCall, state: AgentState) -> LLMResponse:
+    request = _request(call, state)
+    cache = response_cache(call.cache, call.endpoint, call.base_dir) if call.cache else None
+    if cache is None:
+        return await _answer(call, state, request)
+    hit, keys = await cache.lookup(call.endpoint, request)
+    if hit is not None:
+        if state.sink is not None:
+            _replay(hit, state.sink)
+        return hit
+    response = await _answer(call, state, request)
+    cache.store(keys, response)
+    return response
+
+
+async def _answer(call: LLMCall, state: AgentState, request: LLMRequest) -> LLMResponse:
+    """The provider's answer, within what is left of ``limits.timeout_s``."""
     remaining_s = state.remaining_s()
-    answer = provider_for(call.endpoint).complete(_request(call, state), state.sink)
+    answer = provider_for(call.endpoint).complete(request, state.sink)
     if remaining_s is None:
         return await answer
     deadline = asyncio.timeout(max(remaining_s, 0.0))
@@ -112,6 +136,14 @@ async def _complete(call: LLMCall, state: AgentState) -> LLMResponse:
             raise
     state.stop = "timeout_s"
     raise state.limit_error()
+
+
+def _replay(response: LLMResponse, sink: Any) -> None:
+    """Tell a stream's consumer of a cached answer: its text, then its tool calls."""
+    if response.text:
+        sink(TextDelta(response.text))
+    for call in response.tool_calls:
+        sink(ToolCallEvent(call))
 
 
 @task(name="llm")
@@ -158,7 +190,7 @@ async def complete_fallback(llm: str, state: AgentState) -> LLMResponse:
             if primary.breaker.get("enabled", True) else None,
         )
         try:
-            return await retrying_async(_complete, policy)((fallback, state), {})
+            return await retrying_async(_answer, policy)((fallback, state, _request(fallback, state)), {})
         except Exception as exc:  # noqa: BLE001 - the next fallback is tried
             error = exc
     assert error is not None
@@ -223,6 +255,9 @@ async def call_tool(entry: str, call: ToolCall) -> ToolResult:
     tool = tools.get(call.name)
     if tool is None:
         return ToolResult(call.id, call.name, f"error: no tool {call.name!r} here", True)
+    raw = call.arguments.get(RAW_ARGUMENTS_KEY) if len(call.arguments) == 1 else None
+    if isinstance(raw, str):  # the model's arguments were not a JSON object
+        return ToolResult(call.id, call.name, f"error: the arguments are not a JSON object: {raw[:200]!r}", True)
     try:
         async with asyncio.timeout(tool.timeout_s):
             content = await tool.call(call.arguments)
