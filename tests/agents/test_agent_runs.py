@@ -273,7 +273,7 @@ def test_every_run_is_recorded_without_the_api_key(tmp_path: Path, llm_server: L
     result = agent.run("What is 25 * 47?")
     llm_server.script(Fault(status=401, message=f"bad key {KEY}"))
     with pytest.raises(TaskError):
-        agent.run("What is 1 + 1?")
+        agent.run(f"What is 1 + 1? My key is {KEY}")  # the agent's api_key_env is scrubbed, whatever its name
     history = tmp_path / "runs.sqlite"
     assert KEY.encode() not in history.read_bytes()
     rows = sqlite3.connect(history).execute("SELECT id, agent, status, iterations, answer FROM runs ORDER BY started_at").fetchall()

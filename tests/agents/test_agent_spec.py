@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import namu
 from namu.errors import AgentSpecError
@@ -195,3 +197,25 @@ def test_namu_validate_and_schema(tmp_path: Path) -> None:
     assert_error(run, 2, f"{bad}:2:35: unknown key `max_token`", "(and 1 more problem: `namu validate")
     schema = namu_cli("schema", "agent", cwd=tmp_path)
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "namu agent"
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=12,
+)
+_keys = st.sampled_from(["name", "llm", "tools", "limits", "cache", "prompt", "system_prompt", "variables", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=6), st.lists(st.text(max_size=20), max_size=2))
+def test_any_document_is_an_agent_or_a_located_error(document: dict[str, object], overrides: list[str]) -> None:
+    """Whatever the document and the overrides, reading it gives an agent or an
+    AgentSpecError (never another exception), as YAML text and as a mapping."""
+    import yaml
+
+    for source in (document, yaml.safe_dump(document)):
+        try:
+            parse_agent(source, path="a.yaml", overrides=overrides)  # type: ignore[arg-type]
+        except AgentSpecError as exc:
+            assert str(exc).strip()

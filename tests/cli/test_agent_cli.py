@@ -162,3 +162,26 @@ def test_no_api_key_is_a_clear_error(tmp_path: Path, server: LLMServer, monkeypa
     proc = namu_cli("run", str(path), "-i", "hi", cwd=tmp_path)
     assert_error(proc, 1, "NAMU_CLI_TEST_KEY")
     assert os.environ.get("NAMU_CLI_TEST_KEY") is None
+
+
+def test_ctrl_c_stops_the_run_and_records_it(tmp_path: Path, server: LLMServer) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli.test_cli import REPO
+
+    server.script(Fault(delay_s=30.0))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "namu.cli", "run", str(agent(tmp_path, server)), "-i", "What is 1 + 1?"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not server.requests and time.monotonic() < deadline:  # wait for the LLM call to be in flight
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.startswith("error: run cancelled") and "Traceback" not in stderr
+    (status, messages) = sqlite3.connect(tmp_path / "runs.sqlite").execute("SELECT status, messages FROM runs").fetchone()
+    assert status == "cancelled" and "What is 1 + 1?" in messages

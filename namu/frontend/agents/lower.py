@@ -84,6 +84,7 @@ def agent_json(source: AgentSource) -> str:
             "defaults": {name: default for name, default in source.variables if default is not None},
             "provider": spec.llm.provider,
             "model": spec.llm.model,
+            "api_key_envs": sorted({env for env in [spec.llm.api_key_env, *(fb.api_key_env for fb in spec.llm.fallback)] if env}),
             "tool_mode": spec.llm.tool_mode,
             "limits": spec.limits.model_dump(),
             "prices": {model: price.model_dump() for model, price in spec.llm.prices.items()},

@@ -84,6 +84,8 @@ class AgentConfig:
         tool_mode: ``"native"`` or ``"text"``.
         limits: the hard stops (``LimitsSpec`` fields).
         prices: per-model price overrides (``PriceSpec`` fields).
+        api_key_envs: the environment variables holding its API keys, besides the
+            providers' defaults (their values are scrubbed from the run history).
     """
 
     name: str
@@ -96,6 +98,7 @@ class AgentConfig:
     tool_mode: str
     limits: dict[str, Any]
     prices: dict[str, dict[str, Any]]
+    api_key_envs: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,6 +116,7 @@ def agent_config(text: str) -> AgentConfig:
         data["tool_mode"],
         data["limits"],
         data["prices"],
+        tuple(data.get("api_key_envs", ())),
     )
 
 

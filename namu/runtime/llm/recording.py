@@ -80,7 +80,7 @@ def recording(
         if store is not None:
             try:
                 for state in runs:
-                    store.record(_record(state, status, error, session, artifact))
+                    store.record(_record(state, status, error, session, artifact), secret_env=state.config.api_key_envs)
             finally:
                 store.close()
 
