@@ -14,6 +14,7 @@ calls and usage it had. ``NAMU_RUN_HISTORY=off`` (or ``history=False``) records 
 from __future__ import annotations
 
 import contextlib
+import threading
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,12 +57,7 @@ def recording(
     Raises:
         RunHistoryError: the history cannot be opened (before the block runs).
     """
-    enabled = history_enabled(history)
-    store = None
-    if enabled:
-        from namu.runtime.llm.history import RunHistory
-
-        store = RunHistory(None if history in (None, True) else Path(history))  # type: ignore[arg-type]
+    store = _store(None if history in (None, True) else Path(history)) if history_enabled(history) else None  # type: ignore[arg-type]
     runs: list[AgentState] = []
     token = RUNS.set(runs)
     prior = PRIOR_MESSAGES.set(tuple(store.session_messages(session)) if store is not None and session else None)
@@ -78,11 +74,29 @@ def recording(
         RUNS.reset(token)
         PRIOR_MESSAGES.reset(prior)
         if store is not None:
-            try:
-                for state in runs:
-                    store.record(_record(state, status, error, session, artifact), secret_env=state.config.api_key_envs)
-            finally:
-                store.close()
+            for state in runs:
+                store.record(_record(state, status, error, session, artifact), secret_env=state.config.api_key_envs)
+
+
+#: the histories opened by this process, by path: kept open (a run's record is then one
+#: INSERT; opening and closing a SQLite file per run cost ten times the run itself)
+_stores: dict[Any, Any] = {}
+_stores_lock = threading.Lock()
+
+
+def _store(path: Path | None) -> Any:
+    from namu.runtime.llm.history import RunHistory, default_history_path
+
+    given = (path, os.environ.get("NAMU_RUN_HISTORY"))
+    store = _stores.get(given)
+    if store is None:
+        key = (path or default_history_path()).expanduser().resolve()
+        with _stores_lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = RunHistory(key)
+            _stores[given] = store
+    return store
 
 
 def _record(state: AgentState, status: str, error: str, session: str | None, artifact: str) -> Any:
