@@ -8,7 +8,7 @@ task) stay visible as the ``__cause__`` of a :class:`TaskError`.
 
     NamuError
     ├── WorkflowSyntaxError      a workflow uses a construct namu cannot lower (file:line:col)
-    ├── TaskDefinitionError      invalid @namu.task / @namu.workflow options
+    ├── TaskDefinitionError      invalid @namu.task / @namu.workflow / @namu.tool options
     ├── SourceError              a workflow source file is missing, of no known kind, or lacks the workflow named
     ├── InputError               a workflow input does not match its annotation
     ├── IRVerificationError      malformed IR (a pass or the loader found it)
@@ -175,7 +175,7 @@ def _rebuild_syntax_error(
 
 
 class TaskDefinitionError(NamuError, TypeError):
-    """Invalid options given to ``@namu.task`` or ``@namu.workflow``."""
+    """Invalid options given to ``@namu.task``, ``@namu.workflow`` or ``@namu.tool``."""
 
 
 class SourceError(NamuError):

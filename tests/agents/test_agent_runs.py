@@ -341,3 +341,63 @@ def test_semantic_cache_embeddings_from_the_provider(tmp_path: Path, llm_server:
     agent.run("What is 4 * 4?")
     assert [r.path for r in llm_server.requests].count("/v1/embeddings") == 2
     assert [r.path for r in llm_server.requests].count("/v1/chat/completions") == 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_agent_calls_the_tools_of_an_mcp_server(tmp_path: Path, llm_server: LLMServer, provider: str) -> None:
+    import sys
+
+    server_py = Path(__file__).with_name("mcp_server.py")
+    tools = f"  - mcp: {{command: [{sys.executable}, {server_py}], prefix: m_, include: [add, fail]}}\n"
+    agent = namu.agent(agent_file(tmp_path, llm_server, provider, tools=tools))
+    llm_server.script(
+        Reply(tool_calls=[("m_add", {"a": 2, "b": 40}), ("m_fail", {"message": "no such account"})]),
+        Reply(text="2 + 40 = 42."),
+    )
+    result = agent.run("Add 2 and 40.")
+    assert result.answer == "2 + 40 = 42."
+    assert [(r.content, r.is_error) for r in result.tool_results] == [
+        ("42", False), ("error: Error executing tool fail: no such account", True)]
+    first = llm_server.requests[0].json
+    names = {t["name"] if provider == "anthropic" else t["function"]["name"] for t in first["tools"]}
+    assert names == {"m_add", "m_fail"}
+
+
+def test_an_agent_uses_the_http_tool_only_on_allowed_hosts(tmp_path: Path, llm_server: LLMServer) -> None:
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            hits.append(self.path)
+            body = b'{"status": "shipped"}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        tools = f"  - http: {{allowed_hosts: ['127.0.0.1:{port}']}}\n"
+        agent = namu.agent(agent_file(tmp_path, llm_server, tools=tools))
+        llm_server.script(
+            Reply(tool_calls=[("http_request", {"method": "GET", "url": f"http://127.0.0.1:{port}/orders/7"}),
+                              ("http_request", {"method": "GET", "url": f"http://localhost:{port}/orders/8"})]),
+            Reply(text="Order 7 has shipped."),
+        )
+        result = agent.run("Where is order 7?")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.answer == "Order 7 has shipped."
+    assert "shipped" in result.tool_results[0].content and not result.tool_results[0].is_error
+    assert result.tool_results[1].is_error and "localhost" in result.tool_results[1].content
+    assert hits == ["/orders/7"]  # the refused host got no request
