@@ -135,6 +135,13 @@ def test_environment_variables_are_interpolated(monkeypatch: pytest.MonkeyPatch)
         "a.yaml:2:32: environment variable NAMU_TEST_UNSET is not set")
 
 
+def test_secrets_are_never_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    message = error_of("name: a\nllm: {provider: openai, model: m}\nsystem_prompt: 'token ${GITHUB_TOKEN}'\n")
+    assert message.startswith("a.yaml:3:16: ${GITHUB_TOKEN} would write a secret into the compiled agent")
+    assert "ghp_secret" not in message
+
+
 def test_overrides_are_validated_like_the_file() -> None:
     text = "name: a\nllm: {provider: openai, model: m}\n"
     source = parse_agent(text, overrides=["llm.temperature=0.2", "limits.max_iterations=3"])

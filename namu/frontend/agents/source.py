@@ -34,6 +34,9 @@ if typing.TYPE_CHECKING:
 __all__ = ["AgentSource", "ToolEntry", "load_agent", "parse_agent", "parse_override"]
 
 Path_ = tuple[str | int, ...]
+#: environment variables never interpolated: their values are secrets, and an agent file's
+#: values end up in its artifact
+_SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
 _ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -270,6 +273,14 @@ def _interpolate(value: str, loc: Path_, positions: _Positions) -> str:
         if match.group(0) == "$${":
             return "${"
         name, default = match.group(1), match.group(2)
+        if name.upper().endswith(_SECRET_SUFFIXES):
+            raise AgentSpecError(
+                f"{positions.where(loc)}: ${{{name}}} would write a secret into the compiled agent; pass it at run "
+                "time instead: `api_key_env` names the LLM's key variable, `inherit_env` an MCP server's",
+                path=positions.path,
+                line=positions.line_col(loc)[0],
+                col=positions.line_col(loc)[1],
+            )
         found = os.environ.get(name)
         if found is not None and (found or default is None):
             return found
