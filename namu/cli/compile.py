@@ -16,8 +16,8 @@ from namu.errors import OutputPathError
 __all__ = ["compile_command"]
 
 
-@click.command("compile", short_help="Compile a workflow into an ONNX artifact.")
-@click.argument("target", metavar="FILE.py[:WORKFLOW]", required=False)
+@click.command("compile", short_help="Compile a workflow or an agent into an ONNX artifact.")
+@click.argument("target", metavar="(FILE.py[:WORKFLOW] | AGENT.yaml)", required=False)
 @click.option(
     "-o",
     "--output",
@@ -75,6 +75,8 @@ def compile_command(
     FILE.py is imported (as `python FILE.py` would, with its directory on sys.path)
     and WORKFLOW is the name of a @namu.workflow defined in it. WORKFLOW may be left
     out when the file defines one workflow, or one that no other workflow calls.
+    AGENT.yaml is an agent file (docs/agents.md): its ReAct loop is lowered into the
+    IR, its LLM and tools are role slots (--slot NAME.llm=FILE.py:TASK rebinds one).
     A file of another suffix is read by the frontend registered for it.
     The artifact is written atomically: a failed compile leaves no file behind.
 
@@ -88,6 +90,7 @@ def compile_command(
       namu compile pipeline.py:train -o build/train.onnx
       namu compile --print-passes -O1
       namu compile wf.py --timings --dump-after fold-constants
+      namu compile agents/calc.yaml -o calc.onnx --dump-after insert-resilience-gates
       namu compile agent.py --slot llm=ask_claude
     """
     from namu.ir.printer import count_nodes

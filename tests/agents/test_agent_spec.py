@@ -226,3 +226,16 @@ def test_any_document_is_an_agent_or_a_located_error(document: dict[str, object]
             parse_agent(source, path="a.yaml", overrides=overrides)  # type: ignore[arg-type]
         except AgentSpecError as exc:
             assert str(exc).strip()
+
+
+def test_without_the_agents_extra_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(AgentSpecError, match=r"agent files need the package 'yaml': pip install 'namu\[agents\]'"):
+        parse_agent("name: a\n")
+    monkeypatch.setitem(sys.modules, "namu.runtime.llm.anthropic", None)
+    from namu.runtime.llm.providers import provider_class
+
+    with pytest.raises(AgentSpecError, match=r"the anthropic provider needs the package .*namu\[agents\]"):
+        provider_class("anthropic")

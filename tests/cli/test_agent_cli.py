@@ -185,3 +185,22 @@ def test_ctrl_c_stops_the_run_and_records_it(tmp_path: Path, server: LLMServer) 
     assert stderr.startswith("error: run cancelled") and "Traceback" not in stderr
     (status, messages) = sqlite3.connect(tmp_path / "runs.sqlite").execute("SELECT status, messages FROM runs").fetchone()
     assert status == "cancelled" and "What is 1 + 1?" in messages
+
+
+def test_the_llm_slot_can_be_bound_to_a_task_of_yours(tmp_path: Path, server: LLMServer) -> None:
+    (tmp_path / "scripted.py").write_text(
+        "import namu\n"
+        "from namu.runtime.llm.messages import LLMResponse, ToolCall, Usage\n\n"
+        "@namu.task\n"
+        "async def llm(config: str, state: object) -> object:\n"
+        "    last = state.messages[-1]\n"
+        "    if last.role == 'user':\n"
+        "        return LLMResponse('', (ToolCall('c1', 'calculator', {'expression': '6 * 7'}),), 'tool_use', 'tool_use', Usage(1, 1), 'm')\n"
+        "    return LLMResponse('It is ' + last.tool_results[0].content, (), 'end', 'end_turn', Usage(1, 1), 'm')\n"
+    )
+    art = tmp_path / "scripted.onnx"
+    compiled = namu_cli("compile", str(agent(tmp_path, server)), "-o", str(art), "--slot", "calc.llm=scripted.py:llm", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    proc = namu_cli("run", str(art), "-i", "What is 6 * 7?", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "It is 42\n")
+    assert server.requests == []  # no provider was called

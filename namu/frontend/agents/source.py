@@ -214,7 +214,11 @@ def _apply(data: dict[str, Any], loc: Path_, value: Any, text: str) -> None:
 
 
 def _compose(text: str, positions: _Positions) -> Any:
-    import yaml
+    try:
+        import jinja2  # noqa: F401 - checked here, used to check the prompts
+        import yaml
+    except ModuleNotFoundError as exc:
+        raise AgentSpecError(f"agent files need the package {exc.name!r}: pip install 'namu[agents]'") from None
 
     try:
         loader = yaml.SafeLoader(text)

@@ -148,7 +148,10 @@ def provider_class(name: str) -> type[Provider]:
     except KeyError:
         raise AgentSpecError(f"unknown LLM provider {name!r}; known: {', '.join(provider_names())}") from None
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        raise AgentSpecError(f"the {name} provider needs the package {exc.name!r}: pip install 'namu[agents]'") from None
 
 
 def provider_for(endpoint: Endpoint) -> Provider:

@@ -136,7 +136,10 @@ def tool_kind_names() -> list[str]:
 
 def _load(target: str) -> Any:
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        raise AgentSpecError(f"{target} needs the package {exc.name!r}: pip install 'namu[agents]'") from None
 
 
 def tool_options_class(kind: str) -> type[ToolOptions]:
