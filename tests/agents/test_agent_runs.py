@@ -401,3 +401,19 @@ def test_an_agent_uses_the_http_tool_only_on_allowed_hosts(tmp_path: Path, llm_s
     assert "shipped" in result.tool_results[0].content and not result.tool_results[0].is_error
     assert result.tool_results[1].is_error and "localhost" in result.tool_results[1].content
     assert hits == ["/orders/7"]  # the refused host got no request
+
+
+def test_a_tool_past_its_timeout_is_an_error_result(tmp_path: Path, llm_server: LLMServer) -> None:
+    (tmp_path / "slow.py").write_text(textwrap.dedent("""\
+        import asyncio
+
+        async def wait(seconds: float) -> str:
+            \"\"\"Wait.\"\"\"
+            await asyncio.sleep(seconds)
+            return "waited"
+        """))
+    agent = namu.agent(agent_file(tmp_path, llm_server, tools="  - python: {target: 'slow.py:wait', timeout_s: 0.1}\n"))
+    llm_server.script(Reply(tool_calls=[("wait", {"seconds": 30})]), Reply(tool_calls=[("wait", {"seconds": 0})]), Reply(text="ok"))
+    result = agent.run("wait")
+    assert [(r.is_error, r.content) for r in result.tool_results] == [
+        (True, "error: the tool timed out after 0.1 s"), (False, "waited")]

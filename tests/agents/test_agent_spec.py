@@ -202,6 +202,8 @@ def test_namu_validate_and_schema(tmp_path: Path) -> None:
     ]
     run = namu_cli("run", str(bad), "-i", "hi", cwd=tmp_path)
     assert_error(run, 2, f"{bad}:2:35: unknown key `max_token`", "(and 1 more problem: `namu validate")
+    template = write(tmp_path, "name: a\nllm: {provider: openai, model: m}\nprompt: '{{ input '\n", "template.yaml")
+    assert_error(namu_cli("run", str(template), "-i", "hi", cwd=tmp_path), 2, f"{template}:3:9: `prompt` is not a valid template")
     schema = namu_cli("schema", "agent", cwd=tmp_path)
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "namu agent"
 
