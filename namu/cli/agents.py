@@ -46,20 +46,22 @@ def agent_inputs(texts: Sequence[str], inputs_file: str | None, signature: Any) 
     Raises:
         CliError: two user messages, an unknown name in the file, or a bad file.
     """
-    from namu.cli.inputs import parse_inputs
-
     names = {p.name for p in signature.params}
-    pairs: list[str] = []
+    values: dict[str, Any] = {}
+    if inputs_file is not None:
+        from namu.cli.inputs import parse_inputs
+
+        values = parse_inputs((), inputs_file, signature)
     message: str | None = None
     for text in texts:
-        name, sep, _ = text.partition("=")
-        if sep and name.strip() in names:
-            pairs.append(text)
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if sep and name in names:
+            values[name] = value  # every input of an agent is text: the value as written
         elif message is not None:
             fail("the user message is given twice (-i TEXT); set a template variable with -i NAME=VALUE")
         else:
             message = text
-    values = parse_inputs(pairs, inputs_file, signature)
     if message is not None:
         if "input" in values:
             fail("the user message is given twice (-i TEXT and input=...)")
@@ -134,12 +136,20 @@ class _StreamPrinter:
             click.echo(click.style(f"{mark} {first_line(event.result.content)[:200]}", dim=True), err=True)
 
 
-def dry_run(art: Any, kwargs: dict[str, Any], as_json: bool) -> int:
-    """``--dry-run``: the plan of the agent's first request, made without any network call."""
-    from namu.runtime.llm.plan import dry_run_plan
+def dry_run(target: Any, kwargs: dict[str, Any], as_json: bool) -> int:
+    """``--dry-run``: the plan of the agent's first request, made without any network
+    call. ``target`` is an agent's artifact, or an :class:`~namu.frontend.agents.agent.Agent`
+    (its file, not compiled: no onnx is imported)."""
+    from namu.runtime.llm.plan import dry_run_plan, plan_of
 
     try:
-        plan = dry_run_plan(art, kwargs)
+        if hasattr(target, "source"):
+            from namu.frontend.agents.config import agent_json, llm_json, tools_json
+
+            source = target.source
+            plan = plan_of(agent_json(source), llm_json(source), [json.loads(e) for e in tools_json(source)], kwargs)
+        else:
+            plan = dry_run_plan(target, kwargs)
     except (InputError, AgentSpecError) as exc:
         fail(first_line(exc))
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -144,10 +145,16 @@ def run_command(
     Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
     joined) and says how many calls finished; the exit code is 130.
     """
-    from namu.cli.agents import agent_inputs, is_agent_artifact, run_agent
+    from namu.cli.agents import AGENT_SUFFIXES, agent_inputs, is_agent_artifact, run_agent
     from namu.cli.agents import dry_run as agent_dry_run
     from namu.runtime.progress import ProgressHooks
 
+    if dry_run and Path(target).suffix.lower() in AGENT_SUFFIXES:  # planned from the file: nothing compiled
+        from namu.cli.targets import load_agent_file
+        from namu.frontend.agents.config import signature_of
+
+        agent = load_agent_file(target, overrides)
+        return agent_dry_run(agent, agent_inputs(inputs, inputs_file, signature_of(agent.source)), as_json)
     art = target_artifact(target, overrides)
     _check_executor(options["executor"])
     if is_agent_artifact(art):

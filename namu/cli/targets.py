@@ -19,6 +19,7 @@ from namu.frontend.registry import ARTIFACT_SUFFIXES, source_kind, split_target
 
 __all__ = [
     "compile_workflow",
+    "load_agent_file",
     "existing_file",
     "load_artifact",
     "load_source",
@@ -145,6 +146,18 @@ def load_artifact(path_text: str) -> namu.Artifact:
         fail(first_line(exc))
 
 
+def load_agent_file(spec: str, overrides: Sequence[str] = ()) -> Any:
+    """The agent of the file ``spec`` with ``--override`` edits applied (not compiled).
+
+    Raises:
+        CliError: ``spec`` is not an agent file, is missing, or is invalid.
+    """
+    if split_target(spec)[0].suffix.lower() not in (".yaml", ".yml"):
+        fail("--override edits an agent file (AGENT.yaml)")
+    with _one_line():
+        return namu.agent(existing_file(spec), overrides=overrides)
+
+
 def target_artifact(spec: str, overrides: Sequence[str] = ()) -> namu.Artifact:
     """The artifact of a workflow source (compiled now) or of a saved ``.onnx`` artifact;
     the frontend registry tells which by the file's suffix.
@@ -164,10 +177,7 @@ def target_artifact(spec: str, overrides: Sequence[str] = ()) -> namu.Artifact:
                 fail("--override edits an agent file (AGENT.yaml), not a compiled artifact")
             return load_artifact(spec)
     if overrides:
-        if split_target(spec)[0].suffix.lower() not in (".yaml", ".yml"):
-            fail("--override edits an agent file (AGENT.yaml)")
-        with _one_line():
-            source = namu.agent(existing_file(spec), overrides=overrides)
+        source = load_agent_file(spec, overrides)
         return compile_workflow(source, source.name)
     source = load_source(spec)
     return compile_workflow(source, source_name(source, spec))

@@ -138,7 +138,8 @@ class CallLowering:
         (which also brings the default bindings of the agent's LLM and tool slots)."""
         fname = self.ctx.function_of.get(id(agent))
         if fname is None:
-            from namu.frontend.agents.lower import lower_agent, slot_prefix
+            from namu.frontend.agents.config import slot_prefix
+            from namu.frontend.agents.lower import lower_agent
 
             graph, sig = lower_agent(agent.source, self.ctx)
             fname = graph.name = self.ctx.fresh(slot_prefix(agent.name))
