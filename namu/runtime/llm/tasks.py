@@ -215,10 +215,15 @@ async def _kit(entry: str) -> tuple[ToolKit, dict[str, Tool]]:
     return found
 
 
+#: the catalogs listed so far in this process, by the ``tools`` JSON listed
+_CATALOGS: dict[str, ToolCatalog] = {}
+
+
 @task(name="list_tools")
-async def list_tools(tools: str) -> ToolCatalog:
+def list_tools(tools: str) -> ToolCatalog:
     """List the tools of an agent's ``tools`` entries (an MCP server is asked here),
-    opening each entry's kit once per process and event loop.
+    once per process: later runs get the same catalog at once. A plain task on purpose:
+    after the first listing, an agent run's start costs no trip to the event loop.
 
     Args:
         tools: the entries as a JSON list of ``{"kind", "options", "base_dir"}``.
@@ -226,6 +231,15 @@ async def list_tools(tools: str) -> ToolCatalog:
     Raises:
         AgentSpecError: two entries provide tools of the same name.
     """
+    catalog = _CATALOGS.get(tools)
+    if catalog is None:
+        from namu.runtime.async_bridge import run_coroutine
+
+        catalog = _CATALOGS.setdefault(tools, run_coroutine(_list_tools(tools)))
+    return catalog
+
+
+async def _list_tools(tools: str) -> ToolCatalog:
     specs: list[ToolSpec] = []
     owner: dict[str, int] = {}
     for index, entry in enumerate(json.loads(tools)):
