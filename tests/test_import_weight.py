@@ -14,18 +14,31 @@ import textwrap
 import pytest
 
 import namu
+from namu.cli import COMMANDS
 
 #: imported by compiling, running or printing, never by importing namu
 HEAVY = ("onnx", "onnx_ir", "numpy", "rich")
+#: the modules of namu's commands, imported when one runs or shows its help
+COMMAND_MODULES = tuple(sorted({command.target.partition(":")[0] for command in COMMANDS.values()}))
+
+#: runs ``namu`` with ``sys.argv[1:]`` as its arguments, as the console script does
+NAMU_MAIN = """
+    import runpy, sys
+    sys.argv[0] = "namu"
+    try:
+        runpy.run_module("namu", run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0, exc.code
+    """
 
 
-def heavy_modules_after(code: str, *args: str) -> list[str]:
-    """The modules of ``HEAVY`` and pydantic loaded when a fresh interpreter has run
-    ``code`` (with ``args`` as ``sys.argv[1:]``), read at exit."""
+def heavy_modules_after(code: str, *args: str, watched: tuple[str, ...] = (*HEAVY, "pydantic")) -> list[str]:
+    """The modules of ``watched`` (default ``HEAVY`` and pydantic) loaded when a fresh
+    interpreter has run ``code`` (with ``args`` as ``sys.argv[1:]``), read at exit."""
     report = textwrap.dedent(
         f"""
         import atexit, json, sys
-        atexit.register(lambda: print(json.dumps(sorted(m for m in {(*HEAVY, "pydantic")!r} if m in sys.modules)), file=sys.stderr))
+        atexit.register(lambda: print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)), file=sys.stderr))
         """
     )
     command = [sys.executable, "-c", report + textwrap.dedent(code), *args]
@@ -42,17 +55,20 @@ def test_import_namu_is_light() -> None:
     "args", [("--help",), ("--version",), (), ("run", "--help"), ("compile", "--help"), ("runs", "--help"), ("runs", "list", "--help")]
 )
 def test_namu_help_is_light(args: tuple[str, ...]) -> None:
-    code = """
-        import runpy, sys
-        sys.argv[0] = "namu"
-        try:
-            runpy.run_module("namu", run_name="__main__")
-        except SystemExit as exc:
-            assert exc.code == 0, exc.code
-        """
-    loaded = heavy_modules_after(code, *args)
+    loaded = heavy_modules_after(NAMU_MAIN, *args)
     # pydantic is allowed: `namu run`'s flags are made from RunOptions' fields.
     assert [m for m in loaded if m in HEAVY] == []
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ()])
+def test_namu_help_imports_no_command(args: tuple[str, ...]) -> None:
+    """``namu --help`` lists the commands from ``namu.cli.COMMANDS``: no command module,
+    and so no pydantic, is imported."""
+    assert heavy_modules_after(NAMU_MAIN, *args, watched=(*HEAVY, "pydantic", *COMMAND_MODULES)) == []
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    assert heavy_modules_after(NAMU_MAIN, "inspect", "--help", watched=COMMAND_MODULES) == ["namu.cli.inspect"]
 
 
 def test_defining_tasks_and_workflows_is_light() -> None:

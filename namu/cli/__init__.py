@@ -17,23 +17,26 @@ One module per concern: :mod:`~namu.cli.targets` (which workflow or artifact),
 :mod:`~namu.cli.inputs` (``-i``/``--inputs``), :mod:`~namu.cli.output` (stdout, JSON,
 the standard streams), :mod:`~namu.cli.errors` (exit codes, the ``error:`` line), and
 one per command: :mod:`~namu.cli.compile`, :mod:`~namu.cli.execute` (``namu run``),
-:mod:`~namu.cli.inspect`, :mod:`~namu.cli.runs` (``namu runs``, the agent run history).
-Heavy modules (the compiler's passes, rich) are imported by the command that needs them.
+:mod:`~namu.cli.inspect`, :mod:`~namu.cli.runs` (``namu runs``, the agent run history),
+:mod:`~namu.cli.agents` (``namu validate``, ``namu schema``). A command's module is
+imported only when the command runs or shows its own help (:data:`COMMANDS` names it and
+its one-line help), so ``namu --help`` imports none of them; heavy modules (the
+compiler's passes, pydantic, rich) are imported by the command that needs them.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import click
 
 import namu
-from namu.cli.agents import schema_command, validate_command
-from namu.cli.compile import compile_command
 from namu.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,16 +47,68 @@ from namu.cli.errors import (
     first_line,
     joined,
 )
-from namu.cli.execute import run_command
-from namu.cli.inspect import inspect_command
 from namu.cli.output import error, guard_stderr, out, silence_stdout, stdout_problem
-from namu.cli.runs import runs_group
 from namu.errors import RunCancelledError
 
-__all__ = ["cli", "main", "run"]
+__all__ = ["COMMANDS", "cli", "main", "run"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyCommand(NamedTuple):
+    """A command of ``namu``, known by name before its module is imported.
+
+    Attributes:
+        target: ``"module:attribute"``, the ``click.Command`` (or group) itself.
+        short_help: its line in ``namu --help`` (the command's own ``short_help``;
+            a test keeps the two equal).
+    """
+
+    target: str
+    short_help: str
+
+
+#: the commands of ``namu``, by name.
+COMMANDS = {
+    "compile": LazyCommand("namu.cli.compile:compile_command", "Compile a workflow or an agent into an ONNX artifact."),
+    "inspect": LazyCommand("namu.cli.inspect:inspect_command", "Show an artifact's passport, tasks and graph."),
+    "run": LazyCommand("namu.cli.execute:run_command", "Run a workflow, an agent or an artifact and print its result."),
+    "runs": LazyCommand("namu.cli.runs:runs_group", "List and show the recorded agent runs."),
+    "schema": LazyCommand("namu.cli.agents:schema_command", "Print the JSON Schema of a file format."),
+    "validate": LazyCommand("namu.cli.agents:validate_command", "Check agent files."),
+}
+
+
+class _LazyGroup(click.Group):
+    """The ``namu`` group: lists :data:`COMMANDS` from their names and short helps, and
+    imports a command's module only to run it or show its help (click's lazily loaded
+    subcommands pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, _, attribute = entry.target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            # as click words it, whose own suggestions read the commands it holds (none here)
+            close = sorted(difflib.get_close_matches(name, COMMANDS))
+            listed = ", ".join(map(repr, close))
+            hint = {0: "", 1: f" Did you mean {listed}?"}.get(len(close), f" (Did you mean one of: {listed}?)")
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name].short_help) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(namu.__version__, "-V", "--version", prog_name="namu", message="%(prog)s %(version)s")
 def cli() -> None:
     """namu: compile Python workflows to ONNX IR, run them, inspect artifacts.
@@ -71,13 +126,6 @@ def cli() -> None:
     input (the error is one line on stderr), 130 interrupted.
     """
 
-
-cli.add_command(compile_command)
-cli.add_command(run_command)
-cli.add_command(inspect_command)
-cli.add_command(runs_group)
-cli.add_command(validate_command)
-cli.add_command(schema_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
