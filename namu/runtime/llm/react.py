@@ -363,8 +363,8 @@ def observe(state: AgentState, response: LLMResponse) -> AgentState:
         state.answer = text
     else:
         state.pending = calls
-    # hard stops, checked after the answer is in the transcript: nothing more is called
-    if state.stop in ("", "answer", "max_tokens") and _over_budget(state, limits):
+    # hard stops, checked before anything more is called (an answer already given stands)
+    if not state.stop and _over_budget(state, limits):
         state.pending = ()
     elif state.pending and limits.get("max_tool_calls") is not None and len(state.tool_calls) + len(calls) > limits["max_tool_calls"]:
         state.stop, state.pending = "max_tool_calls", ()
@@ -373,9 +373,7 @@ def observe(state: AgentState, response: LLMResponse) -> AgentState:
 
 def _over_budget(state: AgentState, limits: dict[str, Any]) -> bool:
     """Set ``state.stop`` to the spending limit the run has gone past, if any, before it
-    spends more; an answer already given stands."""
-    if state.stop == "answer":
-        return False
+    spends more; whether it has."""
     max_cost = limits.get("max_cost_usd")
     if max_cost is not None and state.cost_usd is not None and state.cost_usd >= max_cost:
         state.stop = "max_cost_usd"
@@ -383,7 +381,7 @@ def _over_budget(state: AgentState, limits: dict[str, Any]) -> bool:
         state.stop = "max_tokens_total"
     elif state.deadline is not None and time.monotonic() >= state.deadline:
         state.stop = "timeout_s"
-    return bool(state.stop) and state.stop != "max_tokens"
+    return bool(state.stop)
 
 
 def pending(state: AgentState) -> list[ToolCall]:
