@@ -121,9 +121,20 @@ def _out_rendered(*renderables: Any, wrap: bool = True) -> None:
 
 
 def _history_path(history: str | None) -> Path:
+    """The history file: ``--history``, else the default.
+
+    Raises:
+        CliError: no ``--history`` and ``$NAMU_RUN_HISTORY`` turns the history off.
+    """
+    from namu.errors import RunHistoryError
     from namu.runtime.llm.history import default_history_path
 
-    return Path(history).expanduser() if history else default_history_path()
+    if history:
+        return Path(history).expanduser()
+    try:
+        return default_history_path()
+    except RunHistoryError as exc:
+        fail(first_line(exc))
 
 
 def _open(path: Path) -> Any:

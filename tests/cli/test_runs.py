@@ -178,3 +178,9 @@ def test_help_explains_with_examples(tmp_path: Path, command: list[str]) -> None
 def test_runs_is_listed_in_namu_help(tmp_path: Path) -> None:
     proc = namu_cli("--help", cwd=tmp_path)
     assert "runs" in proc.stdout and "List and show the recorded agent runs." in proc.stdout
+
+
+def test_runs_says_when_the_history_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAMU_RUN_HISTORY", "off")
+    assert_error(namu_cli("runs", "list", cwd=tmp_path), 2, "NAMU_RUN_HISTORY=off: no run history is kept")
+    assert not (tmp_path / "off").exists()

@@ -171,9 +171,25 @@ class RunRecord:
         return cls(**fields)
 
 
+#: values of ``$NAMU_RUN_HISTORY`` that turn the history off
+HISTORY_OFF = ("off", "0", "false", "no", "none")
+
+
+def history_off() -> bool:
+    """Whether ``$NAMU_RUN_HISTORY`` turns the run history off (``off``, ``0``, ``false``, ...)."""
+    return os.environ.get(HISTORY_ENV, "").strip().lower() in HISTORY_OFF
+
+
 def default_history_path() -> Path:
     """Where the run history is when no path is given: ``$NAMU_RUN_HISTORY``, else
-    ``~/.namu/runs.sqlite``."""
+    ``~/.namu/runs.sqlite``.
+
+    Raises:
+        RunHistoryError: ``$NAMU_RUN_HISTORY`` turns the history off (:func:`history_off`).
+    """
+    if history_off():
+        raise RunHistoryError(f"{HISTORY_ENV}={os.environ[HISTORY_ENV]}: no run history is kept (unset it, or give --history PATH)",
+                              path="")
     configured = os.environ.get(HISTORY_ENV)
     return Path(configured).expanduser() if configured else Path.home() / ".namu" / "runs.sqlite"
 

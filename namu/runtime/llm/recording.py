@@ -24,15 +24,16 @@ from namu.runtime.llm.react import PRIOR_MESSAGES, RUNS, AgentState
 
 __all__ = ["history_enabled", "recording"]
 
-_OFF = ("off", "0", "false", "no", "none")
 
 
 def history_enabled(history: str | os.PathLike[str] | bool | None) -> bool:
     """Whether runs are recorded: ``history`` False, or ``NAMU_RUN_HISTORY=off``, says no."""
+    from namu.runtime.llm.history import history_off
+
     if history is False:
         return False
     if history is None or history is True:
-        return os.environ.get("NAMU_RUN_HISTORY", "").strip().lower() not in _OFF
+        return not history_off()
     return True
 
 
