@@ -23,6 +23,7 @@ def test_every_how_to_has_an_example() -> None:
     how_tos = [s for s in sections if s.startswith("How to add")]
     assert [s.splitlines()[0] for s in how_tos] == [
         "How to add an op", "How to add a frontend", "How to add a pass", "How to add an executor", "How to add a run hook",
+        "How to add a tool kind",
     ]
     assert all(python_blocks(s) for s in how_tos)
 
