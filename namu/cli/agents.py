@@ -17,7 +17,14 @@ import click
 
 from namu.cli.errors import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, fail
 from namu.cli.output import json_document, jsonable, out
-from namu.errors import AgentLimitError, AgentSpecError, InputError, NamuError, TaskError, first_line
+from namu.errors import (
+    AgentLimitError,
+    AgentSpecError,
+    InputError,
+    NamuError,
+    TaskError,
+    first_line,
+)
 
 __all__ = ["agent_inputs", "is_agent_artifact", "run_agent", "schema_command", "spec_error_line", "validate_command"]
 

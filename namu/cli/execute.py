@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import click
@@ -145,7 +145,12 @@ def run_command(
     Ctrl+C stops the run cleanly (in-flight async calls are cancelled, worker threads
     joined) and says how many calls finished; the exit code is 130.
     """
-    from namu.cli.agents import AGENT_SUFFIXES, agent_inputs, is_agent_artifact, run_agent
+    from namu.cli.agents import (
+        AGENT_SUFFIXES,
+        agent_inputs,
+        is_agent_artifact,
+        run_agent,
+    )
     from namu.cli.agents import dry_run as agent_dry_run
     from namu.runtime.progress import ProgressHooks
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import namu
 from namu.cli.errors import fail, first_line
-from namu.errors import AgentSpecError, ArtifactError, CompileError, NamuError, SourceError, WorkflowSyntaxError
+from namu.errors import (
+    AgentSpecError,
+    ArtifactError,
+    CompileError,
+    NamuError,
+    SourceError,
+    WorkflowSyntaxError,
+)
 from namu.frontend import registry
 from namu.frontend.registry import ARTIFACT_SUFFIXES, source_kind, split_target
 

@@ -14,8 +14,19 @@ from typing import Any
 import pytest
 
 import namu
-from namu.errors import AgentLimitError, CircuitOpenError, ProviderRequestError, TaskError
-from namu.runtime.llm.messages import Final, TextDelta, ToolCallEvent, ToolResultEvent, UsageEvent
+from namu.errors import (
+    AgentLimitError,
+    CircuitOpenError,
+    ProviderRequestError,
+    TaskError,
+)
+from namu.runtime.llm.messages import (
+    Final,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+    UsageEvent,
+)
 from namu.runtime.tasks.breakers import reset_breakers
 from tests.agents.llm_server import Fault, LLMServer, Reply
 

@@ -12,7 +12,13 @@ import pytest
 
 from namu.errors import RunHistoryError
 from namu.runtime.cache import DiskCache
-from namu.runtime.llm.history import HISTORY_ENV, RunHistory, RunRecord, default_history_path, scrub_secrets
+from namu.runtime.llm.history import (
+    HISTORY_ENV,
+    RunHistory,
+    RunRecord,
+    default_history_path,
+    scrub_secrets,
+)
 from namu.runtime.llm.messages import Message, ToolCall, ToolResult, Usage
 
 CALL = ToolCall("c1", "calculator", {"expression": "25 * 47"})

@@ -6,7 +6,13 @@ import pytest
 
 from namu.runtime.llm import pricing
 from namu.runtime.llm.messages import Message, ToolCall, ToolResult, ToolSpec, Usage
-from namu.runtime.llm.pricing import Price, cost_usd, estimate_request_tokens, estimate_tokens, price_for
+from namu.runtime.llm.pricing import (
+    Price,
+    cost_usd,
+    estimate_request_tokens,
+    estimate_tokens,
+    price_for,
+)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from namu.runtime.llm.messages import ToolCall, ToolResult, ToolSpec
-from namu.runtime.llm.text_protocol import Parsed, format_observation, parse, render_tools
+from namu.runtime.llm.text_protocol import (
+    Parsed,
+    format_observation,
+    parse,
+    render_tools,
+)
 
 CALCULATOR = ToolSpec(
     "calculator",

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from namu.errors import ToolError
 from namu.runtime.tools.base import tool_kit_class, tool_options_class
-from namu.runtime.tools.calculator import MAX_DIGITS, MAX_LENGTH, evaluate, format_number
+from namu.runtime.tools.calculator import (
+    MAX_DIGITS,
+    MAX_LENGTH,
+    evaluate,
+    format_number,
+)
 
 
 def calculate(expression: str) -> str:

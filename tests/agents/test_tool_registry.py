@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from namu.runtime.tools.base import ToolKit, ToolOptions, tool_kind_names, tool_kit_class, tool_options_class
+from namu.runtime.tools.base import (
+    ToolKit,
+    ToolOptions,
+    tool_kind_names,
+    tool_kit_class,
+    tool_options_class,
+)
 
 KINDS = tool_kind_names()
 

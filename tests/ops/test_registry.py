@@ -151,9 +151,8 @@ def test_a_new_op_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     """The example of docs/architecture.md: register an op, and both executors, the type
     checker, the effect classes and fold-constants know it."""
     from namu.ir.types import ValueType
-    from namu.ops.spans import with_span
-
     from namu.ops import registry
+    from namu.ops.spans import with_span
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(_REGISTRY))
     monkeypatch.setattr(registry, "_generation", registry._generation)  # undo: the classes rebuild

@@ -39,7 +39,13 @@ from typing import Any, NoReturn
 import onnx_ir as ir
 
 from namu.errors import AgentSpecError
-from namu.frontend.agents.config import agent_json, llm_json, signature_of, slot_prefix, tools_json
+from namu.frontend.agents.config import (
+    agent_json,
+    llm_json,
+    signature_of,
+    slot_prefix,
+    tools_json,
+)
 from namu.frontend.agents.source import AgentSource
 from namu.frontend.builder import IRBuilder, Scope
 from namu.frontend.context import CompileContext
@@ -76,7 +82,12 @@ def lower_agent(source: AgentSource, ctx: CompileContext) -> tuple[ir.Graph, Sig
         The graph (inputs: ``input`` and the template variables; output: the run's
         ``AgentResult``) and its signature.
     """
-    from namu.runtime.llm.tasks import call_tool, complete, complete_fallback, list_tools
+    from namu.runtime.llm.tasks import (
+        call_tool,
+        complete,
+        complete_fallback,
+        list_tools,
+    )
 
     spec = source.spec
     b = IRBuilder(ctx, _AgentSourceInfo(source))

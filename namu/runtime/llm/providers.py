@@ -26,8 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from namu.runtime.llm.messages import AgentEvent, LLMRequest, LLMResponse
 from namu.errors import AgentSpecError
+from namu.runtime.llm.messages import AgentEvent, LLMRequest, LLMResponse
 
 __all__ = ["Endpoint", "EventSink", "Provider", "provider_class", "provider_for", "provider_names", "register_provider"]
 

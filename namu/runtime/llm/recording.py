@@ -14,8 +14,8 @@ calls and usage it had. ``NAMU_RUN_HISTORY=off`` (or ``history=False``) records 
 from __future__ import annotations
 
 import contextlib
-import threading
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

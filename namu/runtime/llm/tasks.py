@@ -22,7 +22,15 @@ from typing import Any
 
 from namu.errors import AgentSpecError, ToolError
 from namu.frontend.task import task
-from namu.runtime.llm.messages import LLMRequest, LLMResponse, TextDelta, ToolCall, ToolCallEvent, ToolResult, ToolSpec
+from namu.runtime.llm.messages import (
+    LLMRequest,
+    LLMResponse,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    ToolResult,
+    ToolSpec,
+)
 from namu.runtime.llm.providers import Endpoint, provider_for
 from namu.runtime.llm.react import AgentState, ToolCatalog
 from namu.runtime.llm.response_cache import response_cache

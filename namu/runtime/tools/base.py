@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from namu.runtime.llm.messages import ToolSpec
 from namu.errors import AgentSpecError
+from namu.runtime.llm.messages import ToolSpec
 
 __all__ = [
     "Tool",
