@@ -85,7 +85,7 @@ def plan_of(config_text: str, llm_text: str, entries: list[dict[str, Any]], inpu
     Raises:
         InputError: a template variable is missing.
     """
-    from namu.runtime.llm.pricing import Price, estimate_request_tokens, price_for
+    from namu.runtime.llm.pricing import estimate_request_tokens
     from namu.runtime.llm.react import ToolCatalog, agent_config, start
     from namu.runtime.llm.tasks import llm_call
     from namu.runtime.tools.base import tool_kit_class, tool_options_class
@@ -112,8 +112,7 @@ def plan_of(config_text: str, llm_text: str, entries: list[dict[str, Any]], inpu
     ordered = [inputs.get(name) for name in config.variables]
     state = start(config_text, catalog, inputs.get("input", ""), *ordered)
     tokens = estimate_request_tokens(state.system, state.messages, specs)
-    overrides = {name: Price(**fields) for name, fields in config.prices.items()}
-    price = price_for(config.provider, config.model, overrides)
+    price = config.price
     cost = None
     if price is not None:
         cost = (tokens * price.input_per_mtok + call.max_tokens * price.output_per_mtok) / 1e6

@@ -24,7 +24,7 @@ import importlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from namu.errors import AgentSpecError
 from namu.runtime.llm.messages import AgentEvent, LLMRequest, LLMResponse
@@ -170,10 +170,3 @@ def provider_for(endpoint: Endpoint) -> Provider:
                 client = _clients[key] = provider_class(endpoint.provider)(endpoint)
     return client
 
-
-def forget_clients() -> dict[tuple[Endpoint, int], Any]:
-    """Drop every kept client (tests); returns them, to be closed by the caller."""
-    with _clients_lock:
-        dropped = dict(_clients)
-        _clients.clear()
-    return dropped

@@ -83,7 +83,8 @@ class AgentConfig:
         provider, model: the LLM (for prices and messages).
         tool_mode: ``"native"`` or ``"text"``.
         limits: the hard stops (``LimitsSpec`` fields).
-        prices: per-model price overrides (``PriceSpec`` fields).
+        price: the model's price (the agent's ``llm.prices`` over the built-in table),
+            or None when unknown.
         api_key_envs: the environment variables holding its API keys, besides the
             providers' defaults (their values are scrubbed from the run history).
     """
@@ -97,14 +98,17 @@ class AgentConfig:
     model: str
     tool_mode: str
     limits: dict[str, Any]
-    prices: dict[str, dict[str, Any]]
+    price: Any
     api_key_envs: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
 def agent_config(text: str) -> AgentConfig:
     """The :class:`AgentConfig` in JSON ``text`` (parsed once per process)."""
+    from namu.runtime.llm.pricing import Price, price_for
+
     data = json.loads(text)
+    overrides = {name: Price(**fields) for name, fields in data["prices"].items()}
     return AgentConfig(
         data["name"],
         data["system_prompt"],
@@ -115,7 +119,7 @@ def agent_config(text: str) -> AgentConfig:
         data["model"],
         data["tool_mode"],
         data["limits"],
-        data["prices"],
+        price_for(data["provider"], data["model"], overrides),
         tuple(data.get("api_key_envs", ())),
     )
 
@@ -127,14 +131,6 @@ def _templates(system_prompt: str, prompt: str) -> tuple[Any, Any]:
 
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
     return env.from_string(system_prompt), env.from_string(prompt)
-
-
-@functools.lru_cache(maxsize=256)
-def _price(provider: str, model: str, overrides: str) -> Any:
-    from namu.runtime.llm.pricing import Price, price_for
-
-    table = {name: Price(**fields) for name, fields in json.loads(overrides).items()}
-    return price_for(provider, model, table)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -227,9 +223,9 @@ class AgentState:
     """
 
     __slots__ = (
-        "config", "system", "messages", "catalog", "usage", "cost_usd", "price", "iterations", "tool_calls",
+        "config", "system", "messages", "catalog", "usage", "cost_usd", "iterations", "tool_calls",
         "tool_results", "tool_errors", "pending", "stop", "answer", "started", "deadline", "sink", "problems", "inputs",
-        "last", "run_id",
+        "run_id",
     )
 
     def __init__(self, config: AgentConfig, system: str, messages: list[Message], catalog: ToolCatalog,
@@ -241,7 +237,6 @@ class AgentState:
         self.inputs = inputs
         self.usage = Usage()
         self.cost_usd: float | None = 0.0
-        self.price = _price(config.provider, config.model, json.dumps(config.prices, sort_keys=True))
         self.iterations = 0
         self.tool_calls: list[ToolCall] = []
         self.tool_results: list[ToolResult] = []
@@ -254,7 +249,6 @@ class AgentState:
         timeout_s = config.limits.get("timeout_s")
         self.deadline = self.started + timeout_s if timeout_s else None
         self.sink = EVENT_SINK.get()
-        self.last: LLMResponse | None = None
         #: the run's id in the run history (12 hex digits)
         self.run_id = uuid.uuid4().hex[:12]
 
@@ -338,9 +332,8 @@ def observe(state: AgentState, response: LLMResponse) -> AgentState:
 
     config, limits = state.config, state.config.limits
     state.iterations += 1
-    state.last = response
     state.usage = total = state.usage + response.usage
-    cost = cost_usd(response.usage, state.price)
+    cost = cost_usd(response.usage, config.price)
     state.cost_usd = None if cost is None or state.cost_usd is None else state.cost_usd + cost
     if state.sink is not None:
         state.sink(UsageEvent(response.usage, cost, total, state.cost_usd))

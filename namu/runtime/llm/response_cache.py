@@ -32,17 +32,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from namu.runtime.llm.messages import LLMRequest, LLMResponse, Message, Usage
+from namu.runtime.llm.messages import LLMRequest, LLMResponse, Usage
 
 __all__ = ["ResponseCache", "response_cache"]
 
 #: entries kept in memory per cache (least recently used dropped first)
 MEMORY_ENTRIES = 4096
 _SIMILAR_PREFIX = b"namu-semantic:"
-
-
-def _message_json(message: Message) -> dict[str, Any]:
-    return message.to_json()
 
 
 def request_key(endpoint: Any, request: LLMRequest, *, without_last_user: bool = False) -> bytes:
@@ -55,7 +51,7 @@ def request_key(endpoint: Any, request: LLMRequest, *, without_last_user: bool =
         "base_url": endpoint.base_url,
         "model": request.model,
         "system": request.system,
-        "messages": [_message_json(m) for m in messages],
+        "messages": [m.to_json() for m in messages],
         "tools": [dataclasses.asdict(t) for t in request.tools],
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,

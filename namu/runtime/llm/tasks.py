@@ -291,10 +291,3 @@ async def call_tool(entry: str, call: ToolCall) -> ToolResult:
         return ToolResult(call.id, call.name, f"error: {type(exc).__name__}: {exc}", True)
     return ToolResult(call.id, call.name, content)
 
-
-async def close_tools() -> None:
-    """Close the kits opened on the running event loop (their MCP sessions)."""
-    loop_id = id(asyncio.get_running_loop())
-    for key in [k for k in _KITS if k[1] == loop_id]:
-        kit, _ = _KITS.pop(key)
-        await kit.aclose()

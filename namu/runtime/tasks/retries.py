@@ -126,9 +126,12 @@ class RetryPolicy:
     on_retry: OnRetry | None = None
     breaker: CircuitBreaker | None = None
 
-    def gives_up(self, attempt: int, error: Exception) -> bool:
-        """Whether failed attempt ``attempt`` (0-based) is the last: retries are spent, or
-        the error says a retry cannot help."""
+    def failed(self, attempt: int, error: Exception) -> bool:
+        """Attempt ``attempt`` (0-based) failed with ``error``: tell the breaker (unless it
+        refused the call itself), and say whether that was the last attempt (retries are
+        spent, or the error says a retry cannot help)."""
+        if self.breaker is not None and not isinstance(error, CircuitOpenError):
+            self.breaker.failure()
         return attempt >= self.retries or getattr(error, "retryable", True) is False
 
     def wait_s(self, attempt: int, error: Exception) -> float:
@@ -156,9 +159,7 @@ def retrying(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[[tuple[Any
                     breaker.before()
                 result = _timed_call(fn, args, kwargs, timeout_s) if timeout_s is not None else fn(*args, **kwargs)
             except Exception as exc:
-                if breaker is not None and not isinstance(exc, CircuitOpenError):
-                    breaker.failure()
-                if policy.gives_up(attempt, exc):
+                if policy.failed(attempt, exc):
                     raise
                 time.sleep(policy.wait_s(attempt, exc))
                 attempt += 1
@@ -196,9 +197,7 @@ def retrying_async(fn: Callable[..., Any], policy: RetryPolicy) -> Callable[...,
                     breaker.before()
                 result = await attempt(args, kwargs)
             except Exception as exc:
-                if breaker is not None and not isinstance(exc, CircuitOpenError):
-                    breaker.failure()
-                if policy.gives_up(done, exc):
+                if policy.failed(done, exc):
                     raise
                 await asyncio.sleep(policy.wait_s(done, exc))
                 done += 1
