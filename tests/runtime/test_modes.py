@@ -26,18 +26,37 @@ class Box:
         self.value = value
 
 
-def _worker_threads() -> list[str]:
-    """Names of live OS threads of this process started by the kernel's worker pool."""
+def _worker_threads() -> dict[int, str]:
+    """Live OS threads of this process started by a kernel worker pool, by thread id."""
     tasks = Path("/proc/self/task")
     if not tasks.exists():
-        return []
-    names = []
+        return {}
+    found = {}
     for task in tasks.iterdir():
         try:
-            names.append((task / "comm").read_text().strip())
+            name = (task / "comm").read_text().strip()
         except OSError:  # the thread exited while we looked
             continue
-    return [name for name in names if name.startswith("namu-worker")]
+        if name.startswith("namu-worker"):
+            found[int(task.name)] = name
+    return found
+
+
+def _lingering_workers(before: dict[int, str]) -> list[str]:
+    """Worker threads started since `before` that are still listed by the OS.
+
+    `pthread_join` returns once the thread has run its last instruction, but Linux keeps
+    its `/proc/self/task` entry until the exit is fully reaped a moment later, so a joined
+    thread may still be listed right after `run()` returns. Wait for that (a second at
+    most); a worker the pool did not join would be parked on its condition variable and
+    stay listed.
+    """
+    deadline = time.monotonic() + 1.0
+    while True:
+        new = [name for tid, name in _worker_threads().items() if tid not in before]
+        if not new or time.monotonic() > deadline:
+            return new
+        time.sleep(0.01)
 
 
 def _thread_name() -> str:
@@ -122,9 +141,10 @@ def test_thread_mode_runs_sync_tasks_on_worker_threads(how: str) -> None:
         return len(ys)
 
     options = {"task_mode": "thread"} if how == "run-option" else {}
+    before = _worker_threads()
     assert wf.run(40, workers=2, **options).value == 40
     assert seen and all(name.startswith("namu-worker-") for name in seen)
-    assert _worker_threads() == []  # the pool is joined before run() returns
+    assert _lingering_workers(before) == []  # the pool is joined before run() returns
 
 
 def test_thread_mode_errors_are_task_errors() -> None:
@@ -136,10 +156,11 @@ def test_thread_mode_errors_are_task_errors() -> None:
     def wf(x: int) -> int:
         return boom(x)
 
+    before = _worker_threads()
     with pytest.raises(namu.TaskError, match="bad 3") as info:
         wf.run(3)
     assert isinstance(info.value.__cause__, ValueError)
-    assert _worker_threads() == []
+    assert _lingering_workers(before) == []
 
 
 def test_bad_run_options_are_clear_errors() -> None:
