@@ -1,5 +1,6 @@
-"""Run the agent benchmarks (``benchmarks/test_agents.py``) once and print their four
-tables: time per ReAct iteration without the server's share and its ratio to the floor;
+"""Run the agent benchmarks (``benchmarks/test_agents.py``) once and print their five
+tables: time per ReAct iteration without the server's share and its ratio to the floor,
+measured one engine after another and in pairs with the floor;
 requests per second of 1,000 concurrent runs; time and memory per agent made; cold
 start wall times.
 
@@ -67,6 +68,21 @@ def iteration_table(rows: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
+def paired_table(rows: dict[str, dict[str, Any]]) -> Table:
+    """Per engine, the paired medians (µs per iteration) of the server exchange, the floor
+    and the engine, and the engine's ratio to the floor, both less the server's share."""
+    rounds = next(iter(rows.values()))["extra_info"]["rounds"]
+    table = _table(f"Per ReAct iteration, paired: each of {rounds} rounds times the server exchange, "
+                   "a floor run and an engine run back to back (medians)",
+                   "engine", "server µs", "floor µs", "engine µs", "engine less server: µs", "× floor")
+    for name in sorted(rows, key=lambda n: rows[n]["extra_info"]["medians_us"][n]):
+        medians = rows[name]["extra_info"]["medians_us"]
+        server, floor, engine = medians["server"], medians["floor"], medians[name]
+        table.add_row(NAMES.get(name, name), f"{server:,.0f}", f"{floor:,.0f}", f"{engine:,.0f}",
+                      f"{engine - server:,.0f}", ratio((engine - server) / (floor - server)))
+    return table
+
+
 def throughput_table(rows: dict[str, dict[str, Any]]) -> Table:
     any_row = next(iter(rows.values()), None)
     extra = any_row["extra_info"] if any_row else {"runs": 0, "cap": 0}
@@ -102,7 +118,8 @@ def cold_table(rows: dict[str, dict[str, Any]]) -> Table:
 def main() -> int:
     code, data = run_suite("test_agents.py", __doc__)
     console = Console()
-    for group, render in (("agent_iteration", iteration_table), ("agent_throughput", throughput_table),
+    for group, render in (("agent_iteration", iteration_table), ("agent_iteration_paired", paired_table),
+                          ("agent_throughput", throughput_table),
                           ("agent_instantiation", instantiation_table), ("cold_start", cold_table)):
         rows = _rows(data, group)
         if rows:

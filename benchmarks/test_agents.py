@@ -5,6 +5,10 @@ agents and the server). Groups:
 * ``agent_iteration``: one run (two ReAct iterations) at a time; ``server`` is the same
   two requests sent over a bare socket, what the server and the loopback take by
   themselves, which the table subtracts;
+* ``agent_iteration_paired``: the same, measured in pairs: every round times the bare
+  server exchange, one floor run and one run of the engine back to back, so the machine's
+  drift over a benchmark (large on a shared VM) weighs on the floor and the engine alike;
+  the ratio is of the two medians, each less the server's paired median;
 * ``agent_throughput``: 1,000 runs, at most :data:`CAP` at once;
 * ``agent_instantiation``: making one agent (1,000 after warm-up), and the memory each
   holds (``tracemalloc``, 1,000 kept alive), as Agno's published table measures;
@@ -27,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import statistics
 import os
 import socket
 import subprocess
 import sys
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,6 +187,53 @@ def test_iteration(benchmark: Any, server: peers.ServerProcess, agents: AsyncAge
         one_run(benchmark, lambda q: agent.run(q, history=history).answer)
     else:
         one_run(benchmark, agents.once(agents.open(ASYNC[engine], server.url)))
+
+
+@pytest.mark.benchmark(group="agent_iteration_paired")
+@pytest.mark.parametrize("engine", ["namu", "langgraph", "pydantic_ai"])
+def test_iteration_paired(benchmark: Any, server: peers.ServerProcess, agents: AsyncAgents, workdir: Path, engine: str) -> None:
+    """Rounds of three back to back: the bare server exchange, one floor run, one run of
+    ``engine`` (timed by the benchmark); the medians of all three go into ``extra_info``
+    (µs per iteration)."""
+    if engine == "namu":
+        agent = namu.agent(peers.namu_agent_file(workdir, server.url))
+        run: Callable[[str], str] = lambda q: agent.run(q, history=False).answer  # noqa: E731
+    else:
+        run = agents.once(agents.open(ASYNC[engine], server.url))
+    floor = agents.once(agents.open(peers.Floor, server.url))
+    client = peers.RawClient(server.port)
+    requests = [client.encode(body) for body in peers.floor_requests(3)]
+    numbers = itertools.count()
+    times: dict[str, list[float]] = {"server": [], "floor": [], engine: []}
+    wrong: list[int] = []
+
+    def timed(name: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = call()
+        times[name].append(time.perf_counter() - start)
+        return value
+
+    def once() -> None:
+        i = next(numbers)
+        timed("server", lambda: [client.roundtrip(r) for r in requests])
+        answers = [timed("floor", lambda: floor(peers.question(i))), timed(engine, lambda: run(peers.question(i)))]
+        if answers != [peers.answer(i)] * 2:
+            wrong.append(i)
+
+    try:
+        settle()
+        for _ in range(WARMUP_RUNS):
+            once()
+        for values in times.values():
+            values.clear()
+        benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
+    finally:
+        client.close()
+    assert not wrong, f"wrong answers in rounds {wrong[:5]}"
+    benchmark.extra_info.update(
+        unit="µs / iteration", iterations=peers.ITERATIONS, rounds=ROUNDS,
+        medians_us={name: statistics.median(values) / peers.ITERATIONS * 1e6 for name, values in times.items()},
+    )
 
 
 # ---------------------------------------------------------------------- throughput

@@ -1,7 +1,15 @@
-"""Run ``async def`` tasks from synchronous code on background event loops.
+"""Run ``async def`` tasks from synchronous code.
 
-A synchronous caller (a workflow run, an async task called outside the kernel) blocks
-until the coroutines it started are done, so they must run on a loop in another thread:
+A workflow run on a thread with no event loop running (a script, a CLI command, a worker
+thread) runs its async tasks on an *inline* loop: an idle event loop borrowed for the run,
+which the kernel runs on the run's own thread whenever it waits for an async call
+(:class:`InlineDriver`). No thread is crossed, so an async task call costs about as much
+as one ``await`` in a hand-written loop. Idle inline loops are kept for the next run
+(clients made on a loop, such as an LLM provider's connection pool, are kept with it).
+
+Otherwise a synchronous caller (a run inside a foreign event loop, an async task called
+outside the kernel) blocks until the coroutines it started are done, so they must run on
+a loop in another thread:
 
 * the *shared* loop, in a daemon thread started on first use, serves every caller that is
   not itself running on one of namu's loops, so async tasks work whether or not the
@@ -21,11 +29,12 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-__all__ = ["AsyncDriver", "driver_factory", "event_loop", "run_coroutine"]
+__all__ = ["AsyncDriver", "InlineDriver", "async_driver", "event_loop", "run_coroutine"]
 
 _shared: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
@@ -33,6 +42,8 @@ _lock = threading.Lock()
 _spare: list[asyncio.AbstractEventLoop] = []
 #: identities of the threads running namu's loops
 _loop_threads: set[int] = set()
+#: inline loops not lent to a run
+_idle_inline: list[asyncio.AbstractEventLoop] = []
 
 
 def _start_loop(name: str) -> asyncio.AbstractEventLoop:
@@ -142,16 +153,10 @@ class AsyncDriver:
 
     def _done(self, token: int, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            result: tuple[int, bool, Any] = (token, False, asyncio.CancelledError())
-        elif (exc := task.exception()) is not None:
-            result = (token, False, exc)
-        else:
-            result = (token, True, task.result())
         if not self._finished:
             # Report everything that finishes in this loop iteration in one hand-off.
             self._loop.call_soon(self._flush)
-        self._finished.append(result)
+        self._finished.append(_outcome(token, task))
 
     def _flush(self) -> None:
         batch, self._finished = self._finished, []
@@ -162,7 +167,125 @@ class AsyncDriver:
             task.cancel()
 
 
-def driver_factory(context: contextvars.Context, loop: asyncio.AbstractEventLoop) -> Callable[[Any], AsyncDriver]:
-    """The ``driver`` argument of ``namu._kernel.Plan.run`` for a run in ``context`` whose
-    awaitables run on ``loop``."""
-    return lambda sink: AsyncDriver(sink, context, loop)
+def _outcome(token: int, task: asyncio.Task[Any]) -> tuple[int, bool, Any]:
+    """What the kernel's ``Sink.many`` takes for the finished ``task``."""
+    if task.cancelled():
+        return (token, False, asyncio.CancelledError())
+    if (exc := task.exception()) is not None:
+        return (token, False, exc)
+    return (token, True, task.result())
+
+
+class _Interrupts:
+    """Ctrl+C for a run whose inline loop runs on the main thread.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be, and with
+    an inline loop that is often inside a coroutine, where a library may turn it into
+    something else (a connection error that a retry then recovers from). So while the
+    run lasts, SIGINT goes to :meth:`handler` instead (as ``asyncio.run`` does): while
+    the loop runs, it only records the interrupt and stops the loop, and
+    :meth:`InlineDriver.wait` raises ``KeyboardInterrupt`` outside the loop; elsewhere
+    (the kernel running a node) it raises at once, as Python's own handler does.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if self.loop.is_running():
+            self.pending = True
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        else:
+            signal.default_int_handler(signum, frame)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Interrupts | None]:
+        """This handler for SIGINT during the block, if this is the main thread and SIGINT
+        has Python's default handler (a handler of the program's own is left alone);
+        yields it, or None."""
+        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield None
+            return
+        signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class InlineDriver(AsyncDriver):
+    """An :class:`AsyncDriver` whose loop runs on the kernel's own thread.
+
+    The loop is not running anywhere: the kernel calls :meth:`wait` whenever it has async
+    calls in flight and nothing else to do, and the loop runs until an awaitable finished
+    (the rest of that loop iteration included, so awaitables finishing together are
+    reported together) or the time is up. Starting and cancelling awaitables happen
+    directly, on the same thread.
+
+    Args:
+        sink, context, loop: as for :class:`AsyncDriver`.
+        interrupts: the run's SIGINT handler, if it has one (:class:`_Interrupts`).
+    """
+
+    def __init__(self, sink: Any, context: contextvars.Context, loop: asyncio.AbstractEventLoop,
+                 interrupts: _Interrupts | None = None) -> None:
+        super().__init__(sink, context, loop)
+        self._interrupts = interrupts
+
+    def spawn(self, batch: list[tuple[int, Any]]) -> None:
+        self._start(batch)
+
+    def cancel(self) -> None:
+        self._cancel_all()
+
+    def wait(self, timeout_s: float | None) -> None:
+        """Run the loop until an awaitable finished, or for ``timeout_s`` seconds (None:
+        no limit); report what finished to the sink.
+
+        Raises:
+            KeyboardInterrupt: Ctrl+C while the loop ran (the kernel stops the run).
+        """
+        loop = self._loop
+        timer = None if timeout_s is None else loop.call_later(timeout_s, loop.stop)
+        try:
+            loop.run_forever()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._finished:
+                self._flush()
+        interrupts = self._interrupts
+        if interrupts is not None and interrupts.pending:
+            interrupts.pending = False
+            raise KeyboardInterrupt
+
+    def _done(self, token: int, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._finished.append(_outcome(token, task))
+        self._loop.stop()  # after this iteration: the kernel has work
+
+
+@contextlib.contextmanager
+def async_driver(context: contextvars.Context) -> Iterator[Callable[[Any], AsyncDriver]]:
+    """The ``driver`` argument of ``namu._kernel.Plan.run`` for a run in ``context`` on
+    this thread, for the duration of the ``with`` block.
+
+    An :class:`InlineDriver` over a borrowed idle loop if no event loop runs on this
+    thread (with :class:`_Interrupts` handling Ctrl+C on the main thread); otherwise an
+    :class:`AsyncDriver` over a loop of another thread (:func:`event_loop`).
+    """
+    if asyncio._get_running_loop() is not None:
+        with event_loop() as running:
+            yield lambda sink: AsyncDriver(sink, context, running)
+        return
+    with _lock:
+        loop = _idle_inline.pop() if _idle_inline else None
+    if loop is None:
+        loop = asyncio.new_event_loop()
+    try:
+        with _Interrupts(loop).installed() as interrupts:
+            yield lambda sink: InlineDriver(sink, context, loop, interrupts)
+    finally:
+        with _lock:
+            _idle_inline.append(loop)

@@ -36,7 +36,7 @@ from namu.ops.control import map_flatten, record_skip
 from namu.ops.registry import ErrorHandler, SubgraphRunner
 from namu.ops.registry import definition as op_definition
 from namu.ops.spans import span_note
-from namu.runtime.async_bridge import driver_factory, event_loop
+from namu.runtime.async_bridge import async_driver
 from namu.runtime.executor_registry import register_executor
 from namu.runtime.ops import (
     GatePolicy,
@@ -213,10 +213,10 @@ class KernelExecutor(Executor):
 
         def run(values: list[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY, workers: int | None = None) -> list[Any]:
             context = contextvars.copy_context()
-            with event_loop() as loop:
+            with async_driver(context) as driver:
                 return plan.run(
                     values,
-                    driver=driver_factory(context, loop),
+                    driver=driver,
                     max_concurrency=max_concurrency,
                     workers=workers,
                     contextvars=context,

@@ -164,6 +164,41 @@ def test_template_variables_become_the_agents_inputs() -> None:
         art(input="hi")
 
 
+_VALUES = st.one_of(
+    st.text(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.none(), st.booleans(),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    source=st.one_of(
+        st.text(alphabet=st.characters(blacklist_characters="{"), max_size=40),
+        st.lists(st.sampled_from(["a", " ", "\n", "\r", "\r\n", "}", "%", "#"]), max_size=8).map("".join),
+        st.builds(lambda pad: f"{{{{{pad}input{pad[::-1]}}}}}", st.sampled_from(["", " ", "  "])),
+    ),
+    value=_VALUES,
+)
+def test_templates_rendered_without_jinja_render_as_jinja_would(source: str, value: object) -> None:
+    """Static text and a lone ``{{ input }}`` skip Jinja2 at run time: same text."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from namu.runtime.llm.react import _template
+
+    jinja = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    assert _template(source)({"input": value}) == jinja.from_string(source).render({"input": value})
+
+
+def test_a_lone_variable_template_without_its_value_fails_as_jinja_does() -> None:
+    from jinja2.exceptions import UndefinedError
+
+    from namu.runtime.llm.react import _template
+
+    with pytest.raises(UndefinedError, match="'customer' is undefined"):
+        _template("{{ customer }}")({"input": "x"})
+
+
 def test_the_json_schema_describes_the_format_and_every_tool_kind() -> None:
     schema = agent_json_schema()
     assert schema["$schema"].endswith("2020-12/schema")

@@ -27,7 +27,7 @@ from namu._kernel import (
     SeqStep,
 )
 from namu.errors import KernelError
-from namu.runtime.async_bridge import driver_factory, event_loop
+from namu.runtime.async_bridge import AsyncDriver, async_driver, event_loop
 
 NATIVE = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "getitem": operator.getitem,
@@ -133,7 +133,8 @@ def test_outer_values_come_from_the_given_context() -> None:
         plan.run([])
 
 
-def test_async_nodes_need_a_driver_and_respect_the_cap() -> None:
+@pytest.mark.parametrize("where", ["inline", "loop-thread"])
+def test_async_nodes_need_a_driver_and_respect_the_cap(where: str) -> None:
     state = {"now": 0, "peak": 0}
 
     async def nap(x: int) -> int:
@@ -148,9 +149,14 @@ def test_async_nodes_need_a_driver_and_respect_the_cap() -> None:
     assert main.concurrent
     with pytest.raises(KernelError, match="async mode, but run\\(\\) was given no driver"):
         main.run([[1]])
-    with event_loop() as loop:
-        driver = driver_factory(contextvars.copy_context(), loop)
-        assert main.run([list(range(10))], driver=driver, max_concurrency=3) == [list(range(1, 11))]
+    context = contextvars.copy_context()
+    if where == "inline":  # the loop runs on this thread while the kernel waits
+        with async_driver(context) as driver:
+            assert main.run([list(range(10))], driver=driver, max_concurrency=3) == [list(range(1, 11))]
+    else:
+        with event_loop() as loop:
+            driver = lambda sink: AsyncDriver(sink, context, loop)  # noqa: E731
+            assert main.run([list(range(10))], driver=driver, max_concurrency=3) == [list(range(1, 11))]
     assert state["peak"] == 3
 
 

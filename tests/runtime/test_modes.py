@@ -438,6 +438,49 @@ def test_first_ctrl_c_waits_for_a_running_thread_call_and_says_so(tmp_path: Path
     assert out == "run cancelled: 1 call finished, 0 cancelled | finished=1 cancelled=0 abandoned=0"
 
 
+SWALLOWING_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, signal, sys, namu
+
+    @namu.task
+    async def spin(n: int) -> str:
+        # Python code running in a coroutine, as a client library's is, that turns any
+        # exception into something else: a KeyboardInterrupt raised in here would be lost.
+        print("started", flush=True)
+        try:
+            while True:
+                for _ in range(20_000):
+                    pass
+                await asyncio.sleep(0)
+        except BaseException as exc:
+            return f"swallowed {type(exc).__name__}"
+
+    @namu.workflow
+    def wf(n: int) -> str:
+        return spin(n)
+
+    try:
+        print(wf.run(1).value, flush=True)
+    except namu.RunCancelledError as exc:
+        print(f"cancelled: finished={exc.finished} cancelled={exc.cancelled}", flush=True)
+        handler = signal.getsignal(signal.SIGINT)
+        print("handler restored" if handler is signal.default_int_handler else f"handler left: {handler}", flush=True)
+        sys.exit(130)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_is_not_raised_inside_a_running_coroutine(tmp_path: Path) -> None:
+    """The async task's loop runs on the main thread (the inline driver); Ctrl+C still
+    stops the run, by cancelling the coroutine, not by raising in the middle of it."""
+    script = tmp_path / "swallow.py"
+    script.write_text(SWALLOWING_SCRIPT)
+    out, err = _interrupt(script, 0.0, interrupts=1)
+    # the coroutine caught its cancellation and returned: a finished call of a cancelled run
+    assert out.splitlines() == ["cancelled: finished=1 cancelled=0", "handler restored"], err
+
+
 def test_run_cancelled_error_is_a_keyboard_interrupt() -> None:
     exc = RunCancelledError(3, 2)
     assert isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Exception)

@@ -1,5 +1,7 @@
 //! `namu._kernel.Plan`: the Python-facing executable graph.
 
+use std::sync::OnceLock;
+
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use pyo3::{PyTraverseError, PyVisit};
@@ -271,9 +273,7 @@ impl Plan {
                 .map(|c| c.get().values().clone())
                 .unwrap_or_else(crate::context::empty),
             driver,
-            workers: workers.unwrap_or_else(|| {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-            }),
+            workers: workers.unwrap_or_else(default_workers),
             max_concurrency: max_concurrency.max(1),
             contextvars,
             on_stop,
@@ -499,4 +499,11 @@ mod tests {
         assert_eq!(last_uses(2, &[vec![1]]), vec![vec![1]]);
         assert_eq!(last_uses(0, &[vec![]]), vec![Vec::<u32>::new()]);
     }
+}
+
+/// The worker count of a run that names none: the CPUs this process may use, asked once
+/// (the standard library reads the cgroup quota files on every call).
+fn default_workers() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
 }

@@ -24,8 +24,9 @@ import contextvars
 import dataclasses
 import functools
 import json
+import os
+import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -124,13 +125,28 @@ def agent_config(text: str) -> AgentConfig:
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _templates(system_prompt: str, prompt: str) -> tuple[Any, Any]:
+#: a template that is one variable and nothing else, such as the default ``{{ input }}``
+_ONE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@functools.lru_cache(maxsize=512)
+def _template(source: str) -> Callable[[dict[str, Any]], str]:
+    """``render(inputs)`` of the prompt template ``source``: sandboxed Jinja2, with
+    ``StrictUndefined``; a template with no Jinja2 syntax at all, or that is one defined
+    variable, renders to the same text without Jinja2."""
+    if "{" not in source:  # no {{ }}, {% %} or {# #}: the text, with Jinja2's newlines (\n, one final one dropped)
+        text = re.sub(r"\r\n?", "\n", source).removesuffix("\n")
+        return lambda inputs: text
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
-    return env.from_string(system_prompt), env.from_string(prompt)
+    render = env.from_string(source).render
+    if (one := _ONE_VARIABLE.fullmatch(source)) is not None:
+        name = one.group(1)
+        # str() is what Jinja2 writes for a value; a missing variable still gets its error
+        return lambda inputs: str(inputs[name]) if name in inputs else render(inputs)
+    return render
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -250,7 +266,7 @@ class AgentState:
         self.deadline = self.started + timeout_s if timeout_s else None
         self.sink = EVENT_SINK.get()
         #: the run's id in the run history (12 hex digits)
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = os.urandom(6).hex()
 
     def remaining_s(self) -> float | None:
         """Seconds left before ``limits.timeout_s``, or None (no limit)."""
@@ -309,9 +325,8 @@ def start(config_json: str, catalog: ToolCatalog, input_text: Any, *values: Any)
             if value is None:
                 raise InputError(f"agent {config.name!r} needs the template variable {name!r} (-i {name}=VALUE)")
         inputs[name] = value
-    system_t, prompt_t = _templates(config.system_prompt, config.prompt)
     try:
-        system, prompt = system_t.render(inputs), prompt_t.render(inputs)
+        system, prompt = _template(config.system_prompt)(inputs), _template(config.prompt)(inputs)
     except Exception as exc:  # jinja2's UndefinedError, SecurityError, a filter's error
         raise InputError(f"agent {config.name!r}: a prompt template failed to render: {exc}") from None
     if config.tool_mode == "text" and catalog.specs:  # the tools are described to the model in the system prompt

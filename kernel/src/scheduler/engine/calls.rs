@@ -129,6 +129,7 @@ impl<'p, 'py> Engine<'p, 'py> {
                     self.options.driver.as_ref().ok_or(KernelError::NoAsyncDriver { node: 0 })?;
                 let sink = Bound::new(self.py, Sink { tx: self.tx.clone() })?;
                 let runner = driver.call1((sink,))?;
+                self.inline_runner = runner.hasattr("wait")?;
                 self.runner = Some(runner.clone());
                 runner
             }

@@ -19,8 +19,11 @@
 //! * async calls are called here to make an awaitable, and the awaitables made in one pass
 //!   of the loop are handed to the run's *driver* in one batch. The engine never blocks on
 //!   I/O (it is sans-IO): when nothing is ready it waits for completions, which workers and
-//!   the driver send over one channel. At most `max_concurrency` async calls are in flight;
-//!   further ready async nodes wait in FIFO order.
+//!   the driver send over one channel. A driver whose event loop is not running anywhere
+//!   (the caller's thread has none running) is *inline*: the engine lends it this thread
+//!   to run its loop while it waits, so an async call crosses no thread. At most
+//!   `max_concurrency` async calls are in flight; further ready async nodes wait in FIFO
+//!   order.
 //!
 //! A fan-out starts its items lazily: one at a time when its body is all inline (so a long
 //! fan-out holds one item's intermediates at a time), else up to `max_concurrency`.
@@ -55,7 +58,7 @@ mod sink;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -75,6 +78,9 @@ use ready::ReadyEntry;
 const SIGNAL_CHECK_EVERY: u32 = 4096;
 /// How long a wait for completions lasts before checking for Ctrl+C.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
+/// How long an inline driver runs its event loop at a time while thread-mode calls are
+/// also in flight (their completions are picked up between slices).
+const MIXED_SLICE: Duration = Duration::from_millis(1);
 
 /// Per-run options of [`execute`].
 pub struct RunOptions<'py> {
@@ -144,6 +150,8 @@ struct Engine<'p, 'py> {
     to_spawn: Vec<(u64, Bound<'py, PyAny>)>,
     /// What the driver made of the run's sink, once the first awaitable was made.
     runner: Option<Bound<'py, PyAny>>,
+    /// Whether the runner runs its event loop on this thread (see [`Engine::next_completion`]).
+    inline_runner: bool,
     pool: Pool,
     tx: Sender<Completion>,
     rx: Receiver<Completion>,
@@ -180,6 +188,7 @@ impl<'p, 'py> Engine<'p, 'py> {
             deferred: VecDeque::new(),
             to_spawn: Vec::new(),
             runner: None,
+            inline_runner: false,
             pool,
             tx,
             rx,
@@ -219,15 +228,14 @@ impl<'p, 'py> Engine<'p, 'py> {
         }
     }
 
-    /// Waits (detached from the interpreter) for at least one completion, then handles
-    /// every completion already there. Checks for Ctrl+C every [`WAIT_SLICE`].
+    /// Waits for at least one completion, then handles every completion already there.
+    /// Checks for Ctrl+C every [`WAIT_SLICE`].
     fn wait(&mut self) -> Result<(), KernelError> {
-        let rx = self.rx.clone();
-        let first = self.py.detach(|| rx.recv_timeout(WAIT_SLICE));
-        match first {
-            Ok(completion) => self.complete(completion)?,
-            Err(RecvTimeoutError::Timeout) => return self.check_signals(),
-            Err(RecvTimeoutError::Disconnected) => {
+        match self.next_completion(None) {
+            Waited::Got(completion) => self.complete(completion)?,
+            Waited::TimedOut => return self.check_signals(),
+            Waited::Raised(err) => return Err(self.abort_error(err)),
+            Waited::Closed => {
                 return Err(KernelError::Internal("the completion channel closed".into()));
             }
         }
@@ -236,4 +244,54 @@ impl<'p, 'py> Engine<'p, 'py> {
         }
         Ok(())
     }
+
+    /// The next completion, waiting up to `timeout` for it (None: [`WAIT_SLICE`] on the
+    /// channel, as long as it takes with an inline runner).
+    ///
+    /// Usually the wait is on the channel, detached from the interpreter, while workers
+    /// and the driver's event-loop thread report. An *inline* runner (one with a
+    /// `wait(timeout_s)` method) runs its event loop on this thread instead, so an async
+    /// call costs no hop between threads: while async calls are in flight the engine lends
+    /// the thread to `runner.wait`, which returns once an awaitable finished or the time
+    /// is up. Ctrl+C reaches the loop as `KeyboardInterrupt`, which is returned like
+    /// anything else `wait` raises. Thread-mode completions are picked up between slices
+    /// of at most [`MIXED_SLICE`].
+    fn next_completion(&mut self, timeout: Option<Duration>) -> Waited {
+        if self.inline_runner && self.n_async > 0 {
+            if let Ok(completion) = self.rx.try_recv() {
+                return Waited::Got(completion);
+            }
+            let slice = if self.n_inflight > self.n_async {
+                Some(timeout.unwrap_or(MIXED_SLICE).min(MIXED_SLICE))
+            } else {
+                timeout
+            };
+            if let Some(runner) = &self.runner {
+                let slice_s = slice.map(|d| d.as_secs_f64());
+                if let Err(err) = runner.call_method1("wait", (slice_s,)) {
+                    return Waited::Raised(err);
+                }
+            }
+            return match self.rx.try_recv() {
+                Ok(completion) => Waited::Got(completion),
+                Err(TryRecvError::Empty) => Waited::TimedOut,
+                Err(TryRecvError::Disconnected) => Waited::Closed,
+            };
+        }
+        let rx = self.rx.clone();
+        match self.py.detach(|| rx.recv_timeout(timeout.unwrap_or(WAIT_SLICE))) {
+            Ok(completion) => Waited::Got(completion),
+            Err(RecvTimeoutError::Timeout) => Waited::TimedOut,
+            Err(RecvTimeoutError::Disconnected) => Waited::Closed,
+        }
+    }
+}
+
+/// What [`Engine::next_completion`] found.
+enum Waited {
+    Got(Completion),
+    TimedOut,
+    /// The inline runner's `wait` raised this (Ctrl+C, or a broken driver).
+    Raised(PyErr),
+    Closed,
 }

@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 
 use super::sink::Outcome;
-use super::{Engine, WAIT_SLICE};
+use super::{Engine, Waited, WAIT_SLICE};
 use crate::error::KernelError;
 use crate::scheduler::ops::Mode;
 
@@ -87,9 +86,8 @@ impl<'p, 'py> Engine<'p, 'py> {
                 announced = true;
                 self.announce_wait(running_threads);
             }
-            let rx = self.rx.clone();
-            match self.py.detach(|| rx.recv_timeout(WAIT_SLICE)) {
-                Ok(completion) => {
+            match self.next_completion(Some(WAIT_SLICE)) {
+                Waited::Got(completion) => {
                     let Some(entry) = self.forget(completion.token) else { continue };
                     match completion.outcome {
                         Outcome::Dropped => cancelled += 1,
@@ -99,7 +97,7 @@ impl<'p, 'py> Engine<'p, 'py> {
                         Outcome::Err(_) => self.finished += 1,
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Waited::TimedOut => {
                     if let Err(err) = self.py.check_signals() {
                         // Ctrl+C during the wait: stop waiting; running calls are abandoned.
                         // The interrupt wins over the run's own result, as in plain Python.
@@ -109,7 +107,13 @@ impl<'p, 'py> Engine<'p, 'py> {
                         break;
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Waited::Raised(err) => {
+                    if !interrupted {
+                        result = Err(self.abort_error(err));
+                    }
+                    break;
+                }
+                Waited::Closed => break,
             }
         }
         let running_threads = (self.n_inflight - self.n_async) as u64;
