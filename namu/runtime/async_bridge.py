@@ -204,14 +204,18 @@ class _Interrupts:
         """This handler for SIGINT during the block, if this is the main thread and SIGINT
         has Python's default handler (a handler of the program's own is left alone);
         yields it, or None."""
-        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        if threading.current_thread() is not threading.main_thread():
             yield None
             return
-        signal.signal(signal.SIGINT, self.handler)
+        previous = signal.signal(signal.SIGINT, self.handler)
+        if previous is not signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+            yield None
+            return
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous)
 
 
 class InlineDriver(AsyncDriver):
