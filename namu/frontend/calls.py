@@ -1,4 +1,5 @@
-"""Lower the calls of a workflow body: tasks, role slots, ``len``, sub-workflows and agents.
+"""Lower the calls of a workflow body: tasks, role slots, builtins, methods that change
+nothing, sub-workflows and agents.
 
 A task call is a ``namu.Task`` node and a slot call a ``namu.Slot`` node (bound to a task
 by ``resolve-slots``). A sub-workflow is lowered once into a FunctionProto of the
@@ -9,6 +10,7 @@ a static scan and lowered before it, callees first, without recursion.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 from collections.abc import Iterator
 from types import CodeType
@@ -28,6 +30,7 @@ from namu.frontend.workflow import Workflow
 from namu.ir.metadata import INLINE_KEY, Signature
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.types import ValueType, type_of
+from namu.ops.builtins import BUILTINS, INSTANCE_TYPES, METHODS, MUTATING, method_type
 
 if TYPE_CHECKING:
     from namu.frontend.context import CompileContext
@@ -61,13 +64,15 @@ class CallLowering:
         self.src.fail(func, f"cannot call `{ast.unparse(func)}` in a workflow: only @namu.task and @namu.workflow functions can be called")
 
     def _call(self, node: ast.Call, scope: Scope) -> ir.Value:
-        callee = self._callee(node.func, scope)
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 self.src.fail(arg, REJECTED_FORMS["f(*args)"])
         for kw in node.keywords:
             if kw.arg is None:
                 self.src.fail(kw.value, REJECTED_FORMS["f(**kwargs)"])
+        if isinstance(node.func, ast.Attribute) and self._is_value(node.func.value, scope):
+            return self._method_call(node, node.func, scope)
+        callee = self._callee(node.func, scope)
         if callee is len and not isinstance(callee, (Task, Workflow)):
             if len(node.args) != 1 or node.keywords:
                 self.src.fail(node, "len() takes exactly one argument")
@@ -75,6 +80,16 @@ class CallLowering:
             if type_of(value).kind == "list" and type_of(value).is_onnx:
                 return self.emit1(scope, "SequenceLength", [value], ValueType.int(), node, names=["length"])
             return self.emit1(scope, "Len", [value], ValueType.int(), node, domain=NAMU_DOMAIN, names=["length"])
+        if callee is isinstance:
+            return self._isinstance_call(node, scope)
+        name = getattr(callee, "__name__", None)
+        if name in BUILTINS and getattr(builtins, name, None) is callee:
+            args, kwnames = self._call_inputs(node, scope)
+            attrs: list[ir.Attr] = [ir.AttrString("name", name)]
+            if kwnames:
+                attrs.append(ir.AttrStrings("kwnames", kwnames))
+            rtype = BUILTINS[name]([type_of(a) for a in args[: len(args) - len(kwnames)]])
+            return self.emit1(scope, "Builtin", args, rtype, node, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
         if isinstance(callee, Task):
             return self._task_call(node, callee, scope)
         if isinstance(callee, Slot):
@@ -87,6 +102,51 @@ class CallLowering:
             return self._agent_call(node, callee.__self__, scope, answer=False)
         name = ast.unparse(node.func)
         self.src.fail(node, f"cannot call `{name}` in a workflow: it is not a @namu.task or @namu.workflow (wrap it in a task)")
+
+    def _is_value(self, node: ast.expr, scope: Scope) -> bool:
+        """Whether ``node`` is a workflow value (not a module, a task or a global): a
+        name bound in the body, or any expression but a dotted global name."""
+        found = self._global_path(node)
+        return found is None or found[0].id in scope.env
+
+    def _method_call(self, node: ast.Call, func: ast.Attribute, scope: Scope) -> ir.Value:
+        """``x.name(...)`` on a workflow value: ``namu.CallMethod`` for a method that
+        changes nothing (:data:`namu.ops.builtins.METHODS`); a mutating one is refused
+        (the value may be shared: another name or a task may hold it)."""
+        name = func.attr
+        if name in MUTATING:
+            target = ast.unparse(func.value)
+            self.src.fail(node, f"`{ast.unparse(func)}()` changes `{target}` in place, which a workflow cannot do "
+                                f"(the value may be shared); build a new value instead, e.g. `{target} = {target} + [item]`, "
+                                "or do it inside a task")
+        if name not in METHODS:
+            self.src.fail(node, f"cannot call `{ast.unparse(func)}` in a workflow: only methods that change nothing "
+                                "(str, bytes, list, tuple, dict and set methods such as split, strip, join, get, items) "
+                                "can be called on a workflow value; call it inside a task")
+        receiver = self._expr(func.value, scope)
+        args, kwnames = self._call_inputs(node, scope)
+        attrs: list[ir.Attr] = [ir.AttrString("name", name)]
+        if kwnames:
+            attrs.append(ir.AttrStrings("kwnames", kwnames))
+        rtype = method_type(name, type_of(receiver))
+        return self.emit1(scope, "CallMethod", [receiver, *args], rtype, node, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
+
+    def _isinstance_call(self, node: ast.Call, scope: Scope) -> ir.Value:
+        """``isinstance(x, T)`` or ``isinstance(x, (T, U))`` for builtin classes."""
+        if len(node.args) != 2 or node.keywords:
+            self.src.fail(node, "isinstance() takes exactly two arguments")
+        spec = node.args[1]
+        names = spec.elts if isinstance(spec, ast.Tuple) else [spec]
+        types: list[str] = []
+        for name in names:
+            cls = self._resolve(name.id) if isinstance(name, ast.Name) and name.id not in scope.env else None
+            if not (isinstance(cls, type) and INSTANCE_TYPES.get(cls.__name__) is cls):
+                known = ", ".join(INSTANCE_TYPES)
+                self.src.fail(name, f"isinstance() in a workflow tests builtin classes only ({known}); test other classes inside a task")
+            types.append(cls.__name__)
+        value = self._expr(node.args[0], scope)
+        attrs = [ir.AttrStrings("types", types)]
+        return self.emit1(scope, "IsInstance", [value], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["isinstance"])
 
     def _bind_check(self, node: ast.Call, sig: inspect.Signature, name: str) -> None:
         placeholders = [object()] * len(node.args)

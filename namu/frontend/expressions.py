@@ -24,14 +24,16 @@ from namu.frontend.task import Task
 from namu.frontend.workflow import Workflow
 from namu.ir.constants import constant_int
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.types import ValueType, arithmetic_type, type_of
+from namu.ir.types import ValueType, arithmetic_type, builtin_class, operator_type, type_of
 
 __all__ = ["ExpressionLowering"]
 
 #: Python's binary arithmetic operators -> their names in ``operator`` (``namu.Arith``'s op).
 _OPERATORS = {
     ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
-    ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow",
+    ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow", ast.BitAnd: "and_",
+    ast.BitOr: "or_", ast.BitXor: "xor", ast.LShift: "lshift", ast.RShift: "rshift",
+    ast.MatMult: "matmul",
 }
 #: (operator, kind of every operand) -> the standard op meaning exactly Python's operator.
 _STANDARD_ARITH = {
@@ -120,25 +122,20 @@ class ExpressionLowering:
         left = self._expr(node.left, scope)
         right = self._expr(node.right, scope)
         op = type(node.op)
-        symbol = _SYMBOLS.get(op, op.__name__)
         lt, rt = type_of(left), type_of(right)
         if op is ast.Add and lt.kind == "str" and rt.kind == "str":
             return self.emit1(scope, "StringConcat", [left, right], ValueType.str(), node, names=["concat"])
-        name = _OPERATORS.get(op)
-        if name is None:
-            self.src.fail(node, f"operator {symbol} is not supported in a workflow")
-        self._check_numeric(lt, rt, node, symbol)
-        return self._arith(scope, name, [left, right], node)
+        return self._arith(scope, _OPERATORS[op], [left, right], node)
 
     def _arith(self, scope: Scope, name: str, operands: list[ir.Value], node: ast.AST) -> ir.Value:
-        """Python's ``operator.<name>`` on numbers, with Python's result (no ``Cast``: an
-        int never goes through a double). The standard op where it means exactly that
-        (``Add``/``Sub``/``Mul``/``Neg`` on two ints or two floats, ``Mod`` on ints), else
-        ``namu.Arith``; the type is ``arithmetic_type``'s, as infer-types derives it."""
+        """Python's ``operator.<name>`` on any values, with Python's result and errors (no
+        ``Cast``: an int never goes through a double). The standard op where it means
+        exactly that (``Add``/``Sub``/``Mul``/``Neg`` on two ints or two floats, ``Mod`` on
+        ints), else ``namu.Arith``; the type is what infer-types derives
+        (``arithmetic_type`` on numbers, ``operator_type`` on the rest)."""
         types = [type_of(v) for v in operands]
         exponent = constant_int(operands[1]) if name == "pow" else None
-        rtype = arithmetic_type(name, types, exponent)
-        assert rtype is not None  # the callers checked the operands are numbers
+        rtype = arithmetic_type(name, types, exponent) or operator_type(name, types)
         kind = types[0].kind if all(t.kind == types[0].kind for t in types) else None
         standard = _STANDARD_ARITH.get((name, kind))
         if standard == "Mod":
@@ -151,23 +148,22 @@ class ExpressionLowering:
         operand = self._expr(node.operand, scope)
         if isinstance(node.op, ast.Not):
             return self.emit1(scope, "Not", [self.truth(scope, operand, node)], ValueType.bool(), node)
-        vtype = type_of(operand)
-        if not vtype.is_numeric or isinstance(node.op, ast.Invert):
-            self.src.fail(node, f"unary {_SYMBOLS.get(type(node.op), '?')} is not supported on {vtype} in a workflow")
         literal = node.operand.value if isinstance(node.operand, ast.Constant) else None
         if type(literal) in (int, float) and isinstance(node.op, ast.USub):
             # `-1` is a literal, as Python's own compiler folds it: `2 ** -1` is typed float.
             return self.constant(scope, -literal, node)  # type: ignore[operator]
         # `+x` is an op too: it makes an int of a bool, and an int-typed value may hold one.
-        return self._arith(scope, "pos" if isinstance(node.op, ast.UAdd) else "neg", [operand], node)
+        name = {ast.UAdd: "pos", ast.USub: "neg", ast.Invert: "invert"}[type(node.op)]
+        return self._arith(scope, name, [operand], node)
 
     def _boolop(self, node: ast.BoolOp, scope: Scope) -> ir.Value:
         op = "And" if isinstance(node.op, ast.And) else "Or"
         acc = self._expr(node.values[0], scope)
         for operand in node.values[1:]:
             if type_of(acc).kind != "bool":
-                self.src.fail(node, f"`{op.lower()}` is supported on bool operands only (it returns an operand in Python); got {type_of(acc)}")
-            if not _is_safe(operand):
+                acc = self._operand_boolop(node, op, acc, operand, scope)
+                continue
+            if not self._is_safe(operand, scope):
                 # Short-circuit: a right side that calls tasks or may raise runs only when
                 # Python would evaluate it.
                 then_scope, else_scope = scope.child(), scope.child()
@@ -182,9 +178,28 @@ class ExpressionLowering:
             else:
                 rhs = self._expr(operand, scope)
                 if type_of(rhs).kind != "bool":
-                    self.src.fail(operand, f"`{op.lower()}` is supported on bool operands only; got {type_of(rhs)}")
+                    # `p and x` with a bool `p`: False, or x itself (whatever it is)
+                    then_scope, else_scope = scope.child(), scope.child()
+                    rhs_scope = then_scope if op == "And" else else_scope
+                    picked = self.identity(rhs_scope, rhs, operand)
+                    keep = self.identity(else_scope if op == "And" else then_scope, acc, operand)
+                    then_val, else_val = (picked, keep) if op == "And" else (keep, picked)
+                    acc = self._branches(node, acc, then_scope, [then_val], else_scope, [else_val], [op.lower()], scope=scope)[0]
+                    continue
                 acc = self.emit1(scope, op, [acc, rhs], ValueType.bool(), node)
         return acc
+
+    def _operand_boolop(self, node: ast.BoolOp, op: str, acc: ir.Value, operand: ast.expr, scope: Scope) -> ir.Value:
+        """``x and y`` / ``x or y`` on values of any type: an operand, as in Python (``x and
+        y`` is ``y`` if ``x`` is true, else ``x``); ``y`` is evaluated only when Python
+        would."""
+        cond = self.truth(scope, acc, node)
+        then_scope, else_scope = scope.child(), scope.child()
+        rhs_scope, keep_scope = (then_scope, else_scope) if op == "And" else (else_scope, then_scope)
+        rhs = self._expr(operand, rhs_scope)
+        keep = self.identity(keep_scope, acc, operand)
+        then_val, else_val = (rhs, keep) if op == "And" else (keep, rhs)
+        return self._branches(node, cond, then_scope, [then_val], else_scope, [else_val], [op.lower()], scope=scope)[0]
 
     def _compare(self, node: ast.Compare, scope: Scope) -> ir.Value:
         left = self._expr(node.left, scope)
@@ -197,7 +212,7 @@ class ExpressionLowering:
         test = self._compare_one(op, left, right, scope, node)
         if not rest:
             return test
-        if all(_is_safe(c) for _, c in rest):
+        if all(self._is_safe(c, scope) for _, c in rest):
             tail = self._chain(node, right, rest, scope)
             return self.emit1(scope, "And", [test, tail], ValueType.bool(), node)
         then_scope, else_scope = scope.child(), scope.child()
@@ -220,8 +235,9 @@ class ExpressionLowering:
             value = self._none_operand(left, right, node, symbol)
             is_none = self.emit1(scope, "IsNone", [value], ValueType.bool(), node, domain=NAMU_DOMAIN, names=["is_none"])
             return is_none if isinstance(op, ast.Is) else self.emit1(scope, "Not", [is_none], ValueType.bool(), node, names=["is_not_none"])
-        if isinstance(op, (ast.Eq, ast.NotEq)):
-            if lt.kind == "str" and rt.kind == "str":
+        numeric = lt.is_numeric and rt.is_numeric
+        if isinstance(op, (ast.Eq, ast.NotEq)) and (numeric or lt.kind == rt.kind == "str"):
+            if lt.kind == "str":
                 eq = self.emit1(scope, "Equal", [left, right], ValueType.bool(), node, names=["eq"])
             else:
                 a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
@@ -229,10 +245,13 @@ class ExpressionLowering:
             if isinstance(op, ast.Eq):
                 return eq
             return self.emit1(scope, "Not", [eq], ValueType.bool(), node, names=["ne"])
-        if type(op) in _COMPARE:
+        if type(op) in _COMPARE and numeric:
             a, b, _ = self._numeric_pair(left, right, scope, node, symbol)
             return self.emit1(scope, _COMPARE[type(op)], [a, b], ValueType.bool(), node)
-        self.src.fail(node, f"comparison `{symbol}` is not supported in a workflow; compare inside a task")
+        # Any other operands: Python's own comparison (`1 == "1"` is False, `"a" < 1`
+        # raises TypeError when the run gets there, lists and tuples compare item by item).
+        attrs = [ir.AttrString("op", _COMPARE_NAMES[type(op)])]
+        return self.emit1(scope, "Compare", [left, right], _compare_result(lt, rt), node, domain=NAMU_DOMAIN, attrs=attrs, names=["cmp"])
 
     def _attribute(self, node: ast.Attribute, scope: Scope) -> ir.Value:
         """``x.name`` on a workflow value: ``namu.GetAttr``, read when the run gets there
@@ -290,7 +309,7 @@ class ExpressionLowering:
 
     def _subscript(self, node: ast.Subscript, scope: Scope) -> ir.Value:
         if isinstance(node.slice, ast.Slice):
-            self.src.fail(node.slice, REJECTED_EXPRESSIONS[ast.Slice])
+            return self._slice(node, node.slice, scope)
         container = self._expr(node.value, scope)
         key = self._expr(node.slice, scope)
         ctype, ktype = type_of(container), type_of(key)
@@ -306,6 +325,34 @@ class ExpressionLowering:
         else:
             out = ValueType.opaque()
         return self.emit1(scope, "GetItem", [container, key], out, node, domain=NAMU_DOMAIN, names=["item"])
+
+    def _slice(self, node: ast.Subscript, part: ast.Slice, scope: Scope) -> ir.Value:
+        """``x[a:b:c]``: ``namu.Slice`` of ``x`` by the bounds (None where omitted), any
+        step, Python's ``x[slice(a, b, c)]``; a str, list or tuple slices to its own type."""
+        container = self._expr(node.value, scope)
+        bounds = [self._expr(b, scope) if b is not None else self.constant(scope, None, part) for b in (part.lower, part.upper, part.step)]
+        ctype = type_of(container)
+        out = ctype if ctype.kind in ("str", "list") else ValueType.opaque(ctype.name) if builtin_class(ctype) in (tuple, bytes) else ValueType.opaque()
+        return self.emit1(scope, "Slice", [container, *bounds], out, node, domain=NAMU_DOMAIN, names=["slice"])
+
+    def _set(self, node: ast.Set, scope: Scope) -> ir.Value:
+        """``{a, b}``: ``namu.Set`` of the items."""
+        items = [self._expr(e, scope) for e in node.elts]
+        return self.emit1(scope, "Set", items, ValueType.opaque("set"), node, domain=NAMU_DOMAIN, names=["set"])
+
+    def _is_safe(self, node: ast.AST, scope: Scope) -> bool:
+        """True when evaluating ``node`` can neither raise nor have an effect, so it may
+        be evaluated eagerly instead of short-circuited: arithmetic and comparisons (no
+        calls, subscripts, divisions, ...) of literal numbers and of names bound to
+        numbers (an operator on other values may raise ``TypeError``)."""
+        for n in ast.walk(node):
+            if not isinstance(n, (*_SAFE_NODES, ast.UnaryOp, ast.BinOp)):
+                return False
+            if isinstance(n, ast.Constant) and type(n.value) not in (int, float, bool):
+                return False
+            if isinstance(n, ast.Name) and not (n.id in scope.env and type_of(scope.env[n.id]).is_numeric):
+                return False
+        return True
 
     def _listcomp(self, node: ast.ListComp, generators: list[ast.comprehension], scope: Scope) -> ir.Value:
         gen = generators[0]
@@ -373,10 +420,11 @@ _SAFE_NODES = (
 )
 
 
-def _is_safe(node: ast.AST) -> bool:
-    """True when evaluating ``node`` can neither raise nor have an effect (no calls,
-    subscripts, divisions, ...), so it may be evaluated eagerly instead of short-circuited."""
-    return all(isinstance(n, (*_SAFE_NODES, ast.UnaryOp, ast.BinOp)) for n in ast.walk(node))
+def _compare_result(lt: ValueType, rt: ValueType) -> ValueType:
+    """The type of Python's comparison of values of types ``lt`` and ``rt``: ``bool`` for
+    builtin types, else ``object`` (``__eq__`` may return anything)."""
+    known = all(t.is_scalar or builtin_class(t) is not None for t in (lt, rt))
+    return ValueType.bool() if known else ValueType.opaque()
 
 
 #: the method lowering each supported expression, by its ``ast`` class (the rejected
@@ -397,4 +445,5 @@ _LOWERINGS: dict[type[ast.expr], str] = {
     ast.Call: "_call",
     ast.ListComp: "_list_comprehension",
     ast.Subscript: "_subscript",
+    ast.Set: "_set",
 }

@@ -45,13 +45,11 @@ REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
     ast.Yield: "`yield` is not supported in a workflow",
     ast.YieldFrom: "`yield from` is not supported in a workflow",
     ast.NamedExpr: "assignment expressions (:=) are not supported in a workflow",
-    ast.Set: "set literals are not supported in a workflow",
     ast.SetComp: "set comprehensions are not supported in a workflow",
     ast.DictComp: "dict comprehensions are not supported in a workflow",
     ast.GeneratorExp: "generator expressions are not supported in a workflow; "
     "use a list comprehension",
     ast.Starred: "starred expressions are not supported in a workflow",
-    ast.Slice: "slices are not supported in a workflow; slice inside a task",
 }
 
 #: Forms of supported constructs that have no lowering, by how they are written.

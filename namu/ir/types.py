@@ -33,6 +33,7 @@ import onnx_ir as ir
 
 __all__ = [
     "ARITHMETIC_OPS",
+    "operator_type",
     "accepts",
     "builtin_class",
     "is_unknown",
@@ -170,9 +171,15 @@ def from_annotation(annotation: Any) -> ValueType:
     return ValueType.opaque("object")
 
 
-#: Python's arithmetic operators, by their names in the ``operator`` module: the values of
-#: ``namu.Arith``'s ``op`` attribute (``neg`` and ``pos`` take one operand, the rest two).
-ARITHMETIC_OPS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos")
+#: Python's arithmetic and bitwise operators, by their names in the ``operator`` module:
+#: the values of ``namu.Arith``'s ``op`` attribute (``neg``, ``pos`` and ``invert`` take
+#: one operand, the rest two).
+ARITHMETIC_OPS = (
+    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
+    "and_", "or_", "xor", "lshift", "rshift", "invert", "matmul",
+)
+#: the bitwise operators of :data:`ARITHMETIC_OPS` (``&``, ``|``, ``^`` on two bools give a bool)
+_BITWISE = frozenset({"and_", "or_", "xor"})
 
 
 def arithmetic_type(op: str, operands: Sequence[ValueType], exponent: int | None = None) -> ValueType | None:
@@ -198,12 +205,53 @@ def arithmetic_type(op: str, operands: Sequence[ValueType], exponent: int | None
     """
     if not all(t.is_numeric for t in operands):
         return None
+    if op == "matmul":
+        return None
+    if op in _BITWISE | {"lshift", "rshift", "invert"}:
+        if any(t.kind == "float" for t in operands):
+            return None  # Python raises TypeError
+        return ValueType.bool() if op in _BITWISE and all(t.kind == "bool" for t in operands) else ValueType.int()
     has_float = any(t.kind == "float" for t in operands)
     if op == "truediv" or has_float:
         return ValueType.float()
     if op == "pow" and operands[1].kind != "bool" and exponent is not None and exponent < 0:
         return ValueType.float()
     return ValueType.int()
+
+
+def operator_type(op: str, operands: Sequence[ValueType]) -> ValueType:
+    """The type of Python's ``operator.<op>`` (one of :data:`ARITHMETIC_OPS`) on operands
+    of any types: :func:`arithmetic_type` for numbers; for sequences what Python gives
+    (``str + str``, ``str * int`` and ``str % x`` are ``str``; ``list + list`` a list of
+    the joined item types; ``list * int`` the list's type; ``tuple + tuple`` a tuple of
+    both item types); else ``object``. A combination Python refuses (``"a" + 1``) raises
+    its ``TypeError`` at run time, as in Python."""
+    numeric = arithmetic_type(op, operands)
+    if numeric is not None:
+        return numeric
+    kinds = [t.kind for t in operands]
+    if op == "add" and len(operands) == 2:
+        a, b = operands
+        if kinds == ["str", "str"]:
+            return ValueType.str()
+        if kinds == ["list", "list"] and a.elem is not None and b.elem is not None:
+            return ValueType.list(join(a.elem, b.elem))
+        if a.items is not None and b.items is not None:
+            return ValueType.opaque("tuple", items=a.items + b.items)
+        cls = builtin_class(a)
+        if cls in (list, tuple, bytes) and cls is builtin_class(b):
+            return ValueType.opaque(cls.__name__)
+    if op == "mul" and len(operands) == 2:
+        for seq, count in (operands, operands[::-1]):
+            if count.kind in ("int", "bool"):
+                if seq.kind in ("str", "list"):
+                    return seq
+                cls = builtin_class(seq)
+                if cls in (tuple, bytes):
+                    return ValueType.opaque(cls.__name__)
+    if op == "mod" and operands and operands[0].kind == "str":
+        return ValueType.str()
+    return ValueType.opaque()
 
 
 # ---------------------------------------------------------------------- type relations
@@ -262,6 +310,8 @@ def item_type(seq: ValueType) -> ValueType:
         return seq.elem
     if seq.kind == "str":
         return ValueType.str()
+    if seq.kind == "opaque" and seq.name == "range":
+        return ValueType.int()
     return ValueType.opaque()
 
 

@@ -12,7 +12,8 @@ Everything namu knows about an op is in its :class:`OpDef`, registered once with
 * its **type rule**, which ``infer-types`` applies;
 * its **constant-folding rule** (``fold``).
 
-The definitions live in :mod:`namu.ops.values` (scalar and container ops),
+The definitions live in :mod:`namu.ops.values` (scalar and container ops), :mod:`namu.ops.builtins`
+(Python's builtins and non-mutating methods),
 :mod:`namu.ops.control` (``If``, ``Loop``, ``namu.Map``, ``namu.Fused``, function
 calls), :mod:`namu.ops.calls` (``namu.Task``, ``namu.Gate``, ``namu.Slot``) and
 :mod:`namu.ops.wire` (``namu.Send``, ``namu.Recv``); they are loaded on the first lookup,
@@ -215,7 +216,9 @@ _REGISTRY: dict[tuple[str, str], OpDef] = {}
 #: bumped by every registration: an :class:`OpClass` rebuilds its members when it changes
 _generation = 0
 #: the modules holding namu's own definitions, imported on the first lookup
-_DEFINITIONS = ("namu.ops.values", "namu.ops.control", "namu.ops.calls", "namu.ops.wire", "namu.ops.agents")
+_DEFINITIONS = (
+    "namu.ops.values", "namu.ops.builtins", "namu.ops.control", "namu.ops.calls", "namu.ops.wire", "namu.ops.agents",
+)
 _loaded = False
 
 

@@ -29,8 +29,10 @@ from namu.ir.types import (
     ARITHMETIC_OPS,
     ValueType,
     arithmetic_type,
+    builtin_class,
     item_type,
     join_all,
+    operator_type,
     scalar_type,
 )
 from namu.ops.registry import Built, OpEnv, Typer, TypeRule, op
@@ -130,11 +132,11 @@ NATIVE_ARITH = frozenset({"add", "sub", "mul", "neg"})
 
 
 def _arith_type(_typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-    """Python's result type (``namu.ir.types.arithmetic_type``); an operand of unknown
-    type gives ``object``."""
+    """Python's result type (``namu.ir.types.arithmetic_type`` on numbers,
+    ``operator_type`` on sequences); ``object`` where it depends on the values."""
     name = node.attributes["op"].as_string()
     exponent = constant_int(node.inputs[1]) if name == "pow" and len(node.inputs) == 2 else None
-    return [arithmetic_type(name, args, exponent) or _OBJECT]
+    return [arithmetic_type(name, args, exponent) or operator_type(name, args)]
 
 
 def _arith_native(node: ir.Node) -> str | None:
@@ -145,7 +147,8 @@ def _arith_native(node: ir.Node) -> str | None:
 @op(
     NAMU_DOMAIN,
     "Arith",
-    "Python arithmetic operator `op` (add, sub, mul, truediv, floordiv, mod, pow, neg, pos) on any numbers, exact",
+    "Python's operator `op` (add, sub, mul, truediv, floordiv, mod, pow, neg, pos, and_, or_, xor, lshift, rshift, "
+    "invert, matmul) on any values: its result and its errors (`str % x`, `list + list`, `\"a\" + 1` raising TypeError)",
     types=_arith_type,
     native=_arith_native,
     pure=True,
@@ -202,14 +205,20 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _compare_type(_typer: Typer, _node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    """``bool`` when both operands are of builtin types (whose comparisons give bools),
+    else ``object`` (a class's ``__eq__`` may return anything: numpy gives arrays)."""
+    return [_BOOL if all(t.is_scalar or builtin_class(t) is not None for t in args) else _OBJECT]
+
+
 @op(
     NAMU_DOMAIN,
     "Compare",
-    "Python comparison `op` (eq, ne, lt, le, gt, ge) of an int with a float, exact",
-    types=returns(_BOOL),
+    "Python comparison `op` (eq, ne, lt, le, gt, ge) of any two values: exact for an int with a float, "
+    "`1 == \"1\"` is False and `\"a\" < 1` raises TypeError, as in Python",
+    types=_compare_type,
     native=lambda node: node.attributes["op"].as_string(),
     pure=True,
-    raises=False,
     fold="evaluate",
 )
 def _compare(node: ir.Node, _env: OpEnv) -> Built:
@@ -303,6 +312,24 @@ def _get_item_type(_typer: Typer, node: ir.Node, args: list[ValueType]) -> list[
 
 
 _simple(NAMU_DOMAIN, "GetItem", operator.getitem, "input 0 [ input 1 ]: subscript load", native="getitem", pure=True, fold="evaluate", types=_get_item_type)
+
+
+def _slice_type(_typer: Typer, _node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    container = args[0]
+    if container.kind in ("str", "list"):
+        return [container]
+    cls = builtin_class(container)
+    return [ValueType.opaque(cls.__name__)] if cls in (tuple, bytes) else [_OBJECT]
+
+
+def _slice(value: Any, start: Any, stop: Any, step: Any) -> Any:
+    return value[start:stop:step]
+
+
+_simple(NAMU_DOMAIN, "Slice", _slice, "input 0 [ input 1 : input 2 : input 3 ]: Python's slicing (None: omitted)",
+        pure=True, fold="evaluate", types=_slice_type)
+_simple(NAMU_DOMAIN, "Set", lambda *items: set(items), "a set of the inputs (`{a, b}`)",
+        fresh=True, pure=True, fold="keep", types=returns(ValueType.opaque("set")))
 
 
 def _unpack_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
