@@ -121,7 +121,7 @@ class CallLowering:
                                 "or do it inside a task")
         if name not in METHODS:
             self.src.fail(node, f"cannot call `{ast.unparse(func)}` in a workflow: only methods that change nothing "
-                                "(str, bytes, list, tuple, dict and set methods such as split, strip, join, get, items) "
+                                "(methods of str, bytes, list, tuple, dict, set, int and float such as split, strip, join, get, items) "
                                 "can be called on a workflow value; call it inside a task")
         receiver = self._expr(func.value, scope)
         args, kwnames = self._call_inputs(node, scope)

@@ -350,9 +350,16 @@ class ExpressionLowering:
                 return False
             if isinstance(n, ast.Constant) and type(n.value) not in (int, float, bool):
                 return False
-            if isinstance(n, ast.Name) and not (n.id in scope.env and type_of(scope.env[n.id]).is_numeric):
+            if isinstance(n, ast.Name) and not self._names_number(n.id, scope):
                 return False
         return True
+
+    def _names_number(self, name: str, scope: Scope) -> bool:
+        """Whether ``name`` is bound to a number here: a value of the body typed int,
+        float or bool, or a module-level constant that is one."""
+        if name in scope.env:
+            return type_of(scope.env[name]).is_numeric
+        return name not in self.local_names and type(self._resolve(name)) in (int, float, bool)
 
     def _listcomp(self, node: ast.ListComp, generators: list[ast.comprehension], scope: Scope) -> ir.Value:
         gen = generators[0]

@@ -21,7 +21,7 @@ from namu.frontend.liveness import assigned_names, live_before, target_names
 from namu.frontend.names import Namespace
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.types import ValueType, accepts, from_annotation, type_of
+from namu.ir.types import ValueType, accepts, from_annotation, join, type_of
 
 if TYPE_CHECKING:
     from namu.frontend.source import FunctionSource
@@ -41,6 +41,9 @@ class Returned:
     def same_shape(self, other: Returned) -> bool:
         return (self.kind, len(self.values), self.keys) == (other.kind, len(other.values), other.keys)
 
+
+#: how many times a loop is lowered again with wider types for its carried variables
+_WIDENINGS = 3
 
 class StatementLowering:
     """Statement lowering of the Python frontend (mixed into ``namu.frontend.lower._Lowering``,
@@ -373,22 +376,39 @@ class StatementLowering:
         lower_body: Callable[..., ir.Value],
         with_iter: bool = False,
     ) -> None:
-        """Emit a ``Loop``: body inputs (iter_num, cond_in, carried...), outputs (cond_out, carried...)."""
-        init = [scope.env[n] for n in carried]
-        types = [type_of(v) for v in init]
-        body_scope = scope.child()
-        iter_num = self.graph_input(body_scope, "iter_num", ValueType.int())
-        cond_in = self.graph_input(body_scope, "cond_in", ValueType.bool())
-        body_inputs = [iter_num, cond_in]
+        """Emit a ``Loop``: body inputs (iter_num, cond_in, carried...), outputs (cond_out, carried...).
+
+        A carried variable whose type the body changes (``acc = 0`` then ``acc = acc +
+        0.5``, or a ``str`` that the body adds an untyped value to) gets the join of both
+        types, and the body is lowered again with it (at most :data:`_WIDENINGS` times):
+        the loop's phi, as Python has it, where the value may be either."""
+        types = [type_of(scope.env[n]) for n in carried]
+        for _ in range(_WIDENINGS + 1):
+            body_scope = scope.child()
+            iter_num = self.graph_input(body_scope, "iter_num", ValueType.int())
+            cond_in = self.graph_input(body_scope, "cond_in", ValueType.bool())
+            body_inputs = [iter_num, cond_in]
+            for name, vtype in zip(carried, types):
+                body_scope.env[name] = self.graph_input(body_scope, name, vtype)
+                body_inputs.append(body_scope.env[name])
+            cond_out = lower_body(body_scope, iter_num, cond_in) if with_iter else lower_body(body_scope)
+            wider = [join(vtype, type_of(body_scope.env[name])) for name, vtype in zip(carried, types)]
+            if wider == types:
+                break
+            types = wider
+        else:  # pragma: no cover - a join reaches `object` in at most two steps
+            self.src.fail(stmt, "the types of the loop's variables do not settle")
+        init = []
         for name, vtype in zip(carried, types):
-            body_scope.env[name] = self.graph_input(body_scope, name, vtype)
-            body_inputs.append(body_scope.env[name])
-        cond_out = lower_body(body_scope, iter_num, cond_in) if with_iter else lower_body(body_scope)
+            value = scope.env[name]
+            if type_of(value) != vtype:  # widened: the value enters the loop as the wider type
+                value = self.emit1(scope, "Identity", [value], vtype, stmt, domain=NAMU_DOMAIN, names=[name])
+            init.append(value)
         outs = [self.ensure_local(body_scope, cond_out, stmt)]
         for name, vtype in zip(carried, types):
             value = body_scope.env[name]
             if type_of(value) != vtype:
-                self.src.fail(stmt, f"`{name}` changes type inside the loop ({vtype} -> {type_of(value)}); a loop-carried variable must keep its type (e.g. start from 0.0 instead of 0)")
+                value = self.emit1(body_scope, "Identity", [value], vtype, stmt, domain=NAMU_DOMAIN, names=[name])
             outs.append(self.ensure_local(body_scope, value, stmt))
         self.dedupe_outputs(body_scope, outs, self.src.tree)
         graph = self.subgraph(body_scope, body_inputs, outs, "loop_body")

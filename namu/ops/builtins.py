@@ -4,8 +4,8 @@
   on the inputs, keywords named by ``kwnames``;
 * ``namu.IsInstance``: ``isinstance(x, (T, ...))`` for builtin classes named by ``types``;
 * ``namu.CallMethod``: ``x.name(*args, **kwargs)`` for a method of :data:`METHODS`,
-  the ones of ``str``, ``bytes``, ``list``, ``tuple``, ``dict`` and ``set`` that return a
-  value and change nothing (:data:`MUTATING` lists the ones a workflow refuses).
+  the ones of ``str``, ``bytes``, ``list``, ``tuple``, ``dict``, ``set``, ``int`` and
+  ``float`` that return a value and change nothing (:data:`MUTATING` lists the ones a workflow refuses).
 
 An artifact names the builtin or the method; the op checks the name against these lists
 when it is built, so an artifact cannot call ``eval``, ``open`` or ``list.append``.
@@ -109,13 +109,13 @@ _STR_RESULT = {
 _BOOL_RESULT = {
     "endswith", "startswith", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier",
     "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper", "isdisjoint", "issubset",
-    "issuperset",
+    "issuperset", "is_integer",
 }
-_INT_RESULT = {"count", "find", "index", "rfind", "rindex"}
+_INT_RESULT = {"count", "find", "index", "rfind", "rindex", "bit_length", "bit_count"}
 _STR_LIST_RESULT = {"split", "rsplit", "splitlines"}
 _OTHER = {
     "partition", "rpartition", "encode", "decode", "hex", "get", "items", "keys", "values", "copy", "union",
-    "intersection", "difference", "symmetric_difference",
+    "intersection", "difference", "symmetric_difference", "as_integer_ratio", "to_bytes",
 }
 #: the methods a workflow may call: they return a value and change nothing
 METHODS = frozenset(_STR_RESULT | _BOOL_RESULT | _INT_RESULT | _STR_LIST_RESULT | _OTHER)
@@ -135,6 +135,8 @@ def method_type(name: str, receiver: ValueType) -> ValueType:
         return _STR
     if is_str and name in _STR_LIST_RESULT:
         return ValueType.list(_STR)
+    if name in ("bit_length", "bit_count") and receiver.kind in ("int", "bool"):
+        return _INT
     if name in _INT_RESULT and (is_str or builtin_class(receiver) in (list, tuple, bytes)):
         return _INT
     if name == "copy" and builtin_class(receiver) is not None:
@@ -192,7 +194,7 @@ def _call_method(node: ir.Node, _env: OpEnv) -> Built:
     if name not in METHODS:
         raise IRVerificationError(f"{_where(node)}: namu.CallMethod {name!r} is not one of the methods a workflow may call")
 
-    def call(receiver: Any, *args: Any) -> Any:
-        return getattr(receiver, name)(*args)
+    def call(receiver: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(receiver, name)(*args, **kwargs)
 
     return with_span(_with_keywords(call, _kwnames(node)), node), None

@@ -265,10 +265,17 @@ def _task_call(task: Task, node: ir.Node) -> Callable[..., Any]:
 def _too_costly(node: ir.Node, args: list[Any]) -> bool:
     """True when evaluating the op would build a value far beyond :data:`MAX_ELEMENTS`."""
     key = (node.domain, node.op_type)
-    is_pow = key == ("", "Pow") or (key == (NAMU_DOMAIN, "Arith") and node.attributes["op"].as_string() == "pow")
+    arith = node.attributes["op"].as_string() if key == (NAMU_DOMAIN, "Arith") else None
+    is_pow = key == ("", "Pow") or arith == "pow"
     if is_pow and len(args) == 2 and all(type(a) is int for a in args):
         base, exponent = args
         return exponent > 0 and abs(base) > 1 and base.bit_length() * exponent > 64 * MAX_ELEMENTS
+    if arith == "lshift" and len(args) == 2 and all(type(a) is int for a in args):
+        return args[0] != 0 and args[1] > 64 * MAX_ELEMENTS
+    if arith == "mul" and len(args) == 2:  # "ab" * 10**9, [0] * 10**9
+        for seq, count in (args, args[::-1]):
+            if isinstance(seq, (str, bytes, list, tuple)) and type(count) is int:
+                return len(seq) * count > MAX_ELEMENTS
     return False
 
 

@@ -395,14 +395,6 @@ def test_walrus():
     expect_rejection(wf, "walrus", "y :=", "assignment expressions")
 
 
-def test_set_literal():
-    @namu.workflow
-    def wf(x: int):
-        return {x, 1}  # <set>
-
-    expect_rejection(wf, "set", "{x, 1}", "set literals")
-
-
 def test_set_comprehension():
     @namu.workflow
     def wf(xs: list[int]):
@@ -428,44 +420,12 @@ def test_dict_comprehension():
     expect_rejection(wf, "dictcomp", '{"k"', "dict comprehensions")
 
 
-def test_slice():
-    @namu.workflow
-    def wf(xs: list[int]) -> list[int]:
-        return xs[1:]  # <slice>
-
-    expect_rejection(wf, "slice", "1:", "slices")
-
-
 def test_is_comparison_against_a_value_other_than_none():
     @namu.workflow
     def wf(x: int, y: int) -> bool:
         return x is y  # <is>
 
     expect_rejection(wf, "is", "x is y", "`is` is supported in a workflow only against None")
-
-
-def test_string_ordering_comparison():
-    @namu.workflow
-    def wf(a: str, b: str) -> bool:
-        return a < b  # <str-less>
-
-    expect_rejection(wf, "str-less", "a < b", "operator <")
-
-
-def test_bitwise_operator():
-    @namu.workflow
-    def wf(a: int, b: int) -> int:
-        return a & b  # <bitand>
-
-    expect_rejection(wf, "bitand", "a & b", "operator &")
-
-
-def test_and_on_non_bool_operands():
-    @namu.workflow
-    def wf(a: int, b: int) -> int:
-        return a and b  # <and-int>
-
-    expect_rejection(wf, "and-int", "a and b", "bool operands")
 
 
 def test_integer_literal_too_big():
@@ -494,20 +454,29 @@ def test_calling_print():
     expect_rejection(wf, "print", "print(x)", "cannot call `print`")
 
 
-def test_calling_range():
-    @namu.workflow
-    def wf(n: int) -> list[int]:
-        return [add(i, 1) for i in range(n)]  # <range>
-
-    expect_rejection(wf, "range", "range(n)", "cannot call `range`")
-
-
-def test_calling_a_method():
+def test_calling_a_method_that_is_not_known_to_change_nothing():
     @namu.workflow
     def wf(s: str) -> str:
-        return s.upper()  # <method>
+        return s.frobnicate()  # <method>
 
-    expect_rejection(wf, "method", "s.upper", "cannot call `s.upper`")
+    expect_rejection(wf, "method", "s.frobnicate", "only methods that change nothing")
+
+
+def test_calling_a_mutating_method():
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        xs.append(1)  # <mutating-method>
+        return xs
+
+    expect_rejection(wf, "mutating-method", "xs.append(1)", "`xs = xs + [item]`")
+
+
+def test_isinstance_of_a_class_that_is_not_builtin():
+    @namu.workflow
+    def wf(x: int) -> bool:
+        return isinstance(x, namu.Workflow)  # <isinstance-class>
+
+    expect_rejection(wf, "isinstance-class", "namu.Workflow", "builtin classes only")
 
 
 def test_calling_a_workflow_value():
@@ -667,17 +636,6 @@ def test_variable_first_assigned_in_loop_used_after():
         return last
 
     expect_rejection(wf, "first-in-loop", "while", "first assigned inside the `while` loop")
-
-
-def test_loop_carried_variable_changes_type():
-    @namu.workflow
-    def wf(n: int) -> float:
-        x = 0
-        while x < n:  # <type-change>
-            x = x + 0.5
-        return x
-
-    expect_rejection(wf, "type-change", "while", "changes type")
 
 
 def test_name_used_before_assignment():

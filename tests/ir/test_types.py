@@ -51,13 +51,19 @@ numbers = st.one_of(st.integers(-(10**30), 10**30), st.floats(-1e6, 1e6), st.boo
 def test_arithmetic_type_holds_python_results(op: str, a: Any, b: Any, known: bool) -> None:
     """The type of ``operator.<op>`` says what Python computes: an ``int`` type means an int
     (or a bool), ``float`` means a float or an int (PEP 484's numeric tower)."""
-    operands = (a,) if op in ("neg", "pos") else (a, b)
-    try:
-        result = getattr(operator, op)(*operands)
-    except ArithmeticError:
-        return
+    operands = (a,) if op in ("neg", "pos", "invert") else (a, b)
     exponent = b if known and op == "pow" and type(b) is int else None
     vtype = arithmetic_type(op, [ValueType(type(v).__name__) for v in operands], exponent)
+    try:
+        result = getattr(operator, op)(*operands)
+    except (ArithmeticError, ValueError):  # 1 / 0, 1 << -1: Python's error at run time
+        return
+    except TypeError:  # `1.0 & 2`, `~1.5`, `2 @ 3`: refused by Python, typed None
+        assert vtype is None
+        return
+    if op in ("and_", "or_", "xor") and all(type(v) is bool for v in operands):
+        assert vtype == ValueType.bool() and type(result) is bool
+        return
     allowed = {"int": (int,), "float": (float, int, complex)}[vtype.kind]  # type: ignore[union-attr]
     if op == "pow" and exponent is None and vtype.kind == "int" and isinstance(b, int) and b < 0:
         assert isinstance(result, float)  # an unknown exponent is typed int; a negative one gives a float

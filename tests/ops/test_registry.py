@@ -71,6 +71,13 @@ EXAMPLES: list[tuple[str, str, list[ir.Attr], list[Any], Any]] = [
     (NAMU_DOMAIN, "ToList", [], [{"a": 1}], ["a"]),
     (NAMU_DOMAIN, "GetItem", [], [{"a": 1}, "a"], 1),
     (NAMU_DOMAIN, "Unpack", [], [[1, 2]], (1, 2)),
+    (NAMU_DOMAIN, "Arith", [S("op", "mod")], ["%s-%d", ("a", 3)], "a-3"),
+    (NAMU_DOMAIN, "Compare", [S("op", "eq")], [1, "1"], False),
+    (NAMU_DOMAIN, "Slice", [], ["namu", None, None, -1], "uman"),
+    (NAMU_DOMAIN, "Set", [], [1, 2, 1], {1, 2}),
+    (NAMU_DOMAIN, "Builtin", [S("name", "sorted"), STRS("kwnames", ["reverse"])], [[2, 3, 1], True], [3, 2, 1]),
+    (NAMU_DOMAIN, "IsInstance", [STRS("types", ["int", "str"])], ["a"], True),
+    (NAMU_DOMAIN, "CallMethod", [S("name", "split"), STRS("kwnames", ["sep"])], ["a,b", ","], ["a", "b"]),
 ]
 #: ops with bodies, task calls or wires: the tests running them in real workflows
 STRUCTURAL: dict[tuple[str, str], str] = {

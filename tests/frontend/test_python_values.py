@@ -1,0 +1,210 @@
+"""Operators, slices, builtins and methods on every kind of value mean what Python says.
+
+For operands annotated ``str``, ``list``, ``tuple``, ``dict``, ``int``, ``float`` or
+nothing at all (so the compiler cannot know their type), and values hypothesis draws
+for them (text, big ints, floats with nan and inf, nested lists and dicts), each
+expression must give Python's value, of Python's type, or raise Python's exception type
+(``"a" < 1`` raises ``TypeError`` when the run gets there, ``1 == "1"`` is False),
+compiled at ``-O0`` and ``-O2`` and run on both executors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import namu
+from tests.frontend.test_arithmetic import OPT_LEVELS, _import
+from tests.frontend.wf_samples import AVAILABLE_EXECUTORS, outcome, plain
+
+#: expressions of operands ``a`` and ``b``; the workflow's ``op`` picks one
+EXPRESSIONS = (
+    "a + b", "a * 2", "2 * a", "a * b", "a % b", "a & b", "a | b", "a ^ b", "a << 2", "-a", "~a",
+    "a == b", "a != b", "a < b", "a <= b", "a > b", "a >= b", "a in b", "a not in b",
+    "a and b", "a or b", "not a", "a or b or 7", "a and not b",
+    "a[1:]", "a[:-1]", "a[::-1]", "a[::2]", "a[1:3:1]", "a[b:]",
+    "len(a)", "bool(a)", "str(a)", "sorted(a)", "list(a)", "tuple(a)", "min(a)", "max(a)", "sum(a)",
+    "abs(a)", "round(a)", "any(a)", "all(a)", "int(a)", "float(a)", "set(a) == set(b)",
+    "isinstance(a, str)", "isinstance(a, (int, float))", "isinstance(a, (list, tuple))",
+    "a.upper()", "a.split()", "a.strip()", "','.join(a)", "a.get('k')", "a.count(b)", "a.startswith(b)",
+    "'%s|%r' % (a, b)", "'{}-{}'.format(a, b)", "f'{a}{b!r}'",
+    "[x for x in a]", "[i for i in range(len(a))]", "[(i, x) for i, x in enumerate(a)]",
+    "[x for x, _ in zip(a, a)]", "{a, 1}",
+)
+TYPES = ("str", "list", "tuple", "dict", "int", "float", "any")
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+texts = st.text(max_size=6)
+ints = st.one_of(st.integers(-5, 5), st.integers(), st.sampled_from([2**63, -(2**63) - 1, 10**40]))
+floats = st.one_of(st.floats(), st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.5]))
+scalars = st.one_of(texts, ints, floats, st.booleans(), st.none())
+nested = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)), max_leaves=6)
+#: the values each annotation accepts; unannotated operands take anything
+VALUES = {
+    "str": texts,
+    "list": st.lists(st.one_of(ints, texts, floats), max_size=4),
+    "tuple": st.lists(st.one_of(ints, texts), max_size=4).map(tuple),
+    "dict": st.dictionaries(st.sampled_from(["k", "j", "x"]), ints, max_size=3),
+    "int": ints,
+    "float": floats,
+    "any": nested,
+}
+#: expressions the compiler refuses for an operand type (a located error, not a run-time one)
+STATIC_ERRORS = {"int": ("[x for x in a]",), "float": ("[x for x in a]",)}
+#: expressions per workflow (an if/elif ladder nests one level per expression)
+GROUP = 16
+
+
+def _module_source() -> str:
+    lines = ["import namu", ""]
+    for left, right in itertools.product(TYPES, TYPES):
+        a = "" if left == "any" else f": {left}"
+        b = "" if right == "any" else f": {right}"
+        for start in range(0, len(EXPRESSIONS), GROUP):
+            lines += ["@namu.workflow", f"def wf_{left}_{right}_{start // GROUP}(op: int, a{a}, b{b}):"]
+            for i, expression in enumerate(EXPRESSIONS[start : start + GROUP]):
+                if expression in STATIC_ERRORS.get(left, ()):
+                    expression = "None"
+                lines += [f"    {'if' if i == 0 else 'elif'} op == {start + i}:", f"        return {expression}"]
+            lines += ["    return None", ""]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, int], tuple[namu.Workflow, list[namu.Artifact]]]:
+    """Per operand annotations and group of expressions: the workflow, and its artifacts
+    at -O0 and -O2."""
+    module = _import(tmp_path_factory.mktemp("values") / "namu_value_samples.py", _module_source())
+    return {
+        (left, right, group): (wf, [namu.compile(wf, opt_level=level) for level in OPT_LEVELS])
+        for left, right in itertools.product(TYPES, TYPES)
+        for group in range(math.ceil(len(EXPRESSIONS) / GROUP))
+        for wf in [getattr(module, f"wf_{left}_{right}_{group}")]
+    }
+
+
+def _workflow(compiled: dict, left: str, right: str, op: int) -> tuple[namu.Workflow, list[namu.Artifact]]:
+    return compiled[left, right, op // GROUP]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Identical types and equal values, recursively; floats equal to the bit (nan, -0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, set):
+        return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
+    return a == b
+
+
+def assert_python_meaning(artifacts: list[namu.Artifact], wf: namu.Workflow, *args: Any) -> tuple[str, Any]:
+    """Every compiled run gives what ``wf`` gives as plain Python (value and type, or
+    exception type)."""
+    kind, expected = outcome(plain, wf, *args)
+    for (level, art), executor in itertools.product(zip(OPT_LEVELS, artifacts), AVAILABLE_EXECUTORS):
+        got_kind, got = outcome(lambda: art.run(*args, executor=executor).value)
+        where = f"-O{level} {executor}, {args}"
+        assert got_kind == kind, f"{where}: {got_kind} {got!r}, Python: {kind} {expected!r}"
+        if kind == "value":
+            assert same(got, expected), f"{where}: {got!r} ({type(got).__name__}), Python: {expected!r} ({type(expected).__name__})"
+        else:
+            assert got is expected, f"{where}: raises {got.__name__}, Python raises {expected.__name__}"
+    return kind, expected
+
+
+@pytest.mark.parametrize(("left", "right"), list(itertools.product(TYPES, TYPES)))
+@SETTINGS
+@given(data=st.data(), op=st.integers(0, len(EXPRESSIONS) - 1))
+def test_expressions_mean_python(compiled: dict, left: str, right: str, data: st.DataObject, op: int) -> None:
+    a = data.draw(VALUES[left], label="a")
+    b = data.draw(VALUES[right], label="b")
+    wf, artifacts = _workflow(compiled, left, right, op)
+    assert_python_meaning(artifacts, wf, op, a, b)
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expression", "a", "b", "expected"),
+    [
+        ("int", "str", "a == b", 1, "1", False),
+        ("str", "int", "a < b", "a", 1, TypeError),
+        ("str", "str", "a < b", "apple", "banana", True),
+        ("list", "list", "a + b", [1], ["x"], [1, "x"]),
+        ("str", "tuple", "a % b", "%s=%d", ("n", 3), "n=3"),  # a tuple right operand: its items are the arguments
+        ("str", "int", "a % b", "%s=%s", 3, TypeError),  # not enough arguments for format string
+        ("str", "str", "'%s|%r' % (a, b)", "x", "y", "x|'y'"),
+        ("int", "int", "a and b", 0, 5, 0),
+        ("int", "int", "a or b", 0, 5, 5),
+        ("str", "int", "a[b:]", "namu", 2, "mu"),
+        ("str", "str", "a[::-1]", "namu", "", "uman"),
+        ("list", "list", "sum(a)", [1, 2.5], [], 3.5),
+        ("dict", "str", "a.get('k')", {"j": 1}, "", None),
+        ("str", "str", "a.split()", " a  b ", "", ["a", "b"]),
+        ("tuple", "int", "a.count(b)", (1, 2, 1), 1, 2),
+        ("int", "int", "~a", 5, 0, -6),
+        ("int", "int", "a << 2", 2**62, 0, 2**64),  # no 64-bit overflow
+        ("float", "float", "a == b", math.nan, math.nan, False),
+    ],
+)
+def test_known_answers(compiled: dict, left: str, right: str, expression: str, a: Any, b: Any, expected: Any) -> None:
+    op = EXPRESSIONS.index(expression)
+    wf, artifacts = _workflow(compiled, left, right, op)
+    kind, value = assert_python_meaning(artifacts, wf, op, a, b)
+    if isinstance(expected, type):
+        assert (kind, value) == ("raises", expected)
+    else:
+        assert (kind, same(value, expected)) == ("value", True)
+
+
+def test_and_or_evaluate_their_right_side_only_when_python_does(tmp_path: Path) -> None:
+    calls: list[int] = []
+    module = _import(
+        tmp_path / "namu_lazy_samples.py",
+        "import namu\n\nCALLS = []\n\n@namu.task\ndef seen(x: int) -> int:\n    CALLS.append(x)\n    return x\n\n"
+        "@namu.workflow\ndef wf(a: str, n: int):\n    return a and seen(n), a or seen(n + 1)\n",
+    )
+    for executor in AVAILABLE_EXECUTORS:
+        module.CALLS.clear()
+        assert module.wf.compile().run("", 1, executor=executor).value == ("", 2)
+        assert module.CALLS == [2]
+        module.CALLS.clear()
+        assert module.wf.compile().run("x", 1, executor=executor).value == (1, "x")
+        assert module.CALLS == [1]
+    assert calls == []
+
+
+def test_methods_and_builtins_are_ops_in_the_ir(tmp_path: Path) -> None:
+    module = _import(
+        tmp_path / "namu_ir_samples.py",
+        "import namu\n\n@namu.workflow\ndef wf(s: str, xs: list[int]):\n"
+        "    return s.strip().split(','), sorted(xs, reverse=True), xs[::-1], isinstance(s, str)\n",
+    )
+    art = namu.compile(module.wf)
+    ops = {(n.op_type, n.attributes["name"].as_string() if "name" in n.attributes else "") for n in art.model.graph}
+    assert {("CallMethod", "strip"), ("CallMethod", "split"), ("Builtin", "sorted"), ("Slice", ""), ("IsInstance", "")} <= ops
+    assert art(" a,b ", [1, 3, 2]) == (["a", "b"], [3, 2, 1], [2, 3, 1], True)
+
+
+def test_loop_variables_may_change_type(tmp_path: Path) -> None:
+    """A loop-carried variable takes the join of its types (the loop's phi), as Python's
+    variable holds whichever value came last: an int before the first iteration, a
+    float after."""
+    module = _import(
+        tmp_path / "namu_phi_samples.py",
+        "import namu\n\n@namu.workflow\ndef halves(n: int):\n    x = 0\n    while x < n:\n        x = x + 0.5\n    return x\n\n"
+        "@namu.workflow\ndef joined(d: dict):\n    acc = ''\n    for k, v in sorted(d.items()):\n        acc = acc + k + str(v)\n    return acc\n",
+    )
+    for n in (0, 2, -1):
+        assert_python_meaning([namu.compile(module.halves, opt_level=level) for level in OPT_LEVELS], module.halves, n)
+    for d in ({}, {"b": 2, "a": 1}):
+        assert_python_meaning([namu.compile(module.joined, opt_level=level) for level in OPT_LEVELS], module.joined, d)
