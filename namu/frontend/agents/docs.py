@@ -11,14 +11,14 @@ printed.
 from __future__ import annotations
 
 import json
-import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
+from namu.frontend.generated import command, splice
 
 __all__ = ["MARKERS", "reference", "with_reference"]
 
@@ -94,15 +94,8 @@ def reference() -> str:
 
 def with_reference(page: str) -> str:
     """``page`` with the text between :data:`MARKERS` replaced by :func:`reference`."""
-    start, end = MARKERS
-    head, _, rest = page.partition(start)
-    _, _, tail = rest.partition(end)
-    return f"{head}{start}\n\n{reference()}\n{end}{tail}"
+    return splice(page, MARKERS, reference())
 
 
 if __name__ == "__main__":  # pragma: no cover - a command
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        path = Path(sys.argv[2])
-        path.write_text(with_reference(path.read_text()))
-    else:
-        sys.stdout.write(reference())
+    command(MARKERS, reference)
