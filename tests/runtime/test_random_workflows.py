@@ -1,7 +1,8 @@
 """Hypothesis-generated workflows: plain Python, the kernel and the reference agree.
 
 Each example is a random DAG of statements (task calls, scalar ops, conditional
-expressions, if/else, while loops, fan-outs, tasks that fail on some inputs, tasks that
+expressions, operators, builtins and methods on strings and lists, if/else, while
+loops, fan-outs, tasks that fail on some inputs, tasks that
 fail transiently and succeed on retry, tasks that fail more often than they are retried,
 ``async def`` tasks), written as real source into a module, compiled, and run:
 
@@ -128,8 +129,19 @@ async def aboom(a: int) -> int:
 
 KINDS = [
     "task", "mix", "op", "ifexp", "if", "fanout", "while", "boom", "for",
-    "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile",
+    "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile", "pyops",
 ]  # fmt: skip
+#: statements of Python operators, builtins and methods on strings and lists (an int
+#: result, so later statements can read it); ``{a}``, ``{b}``, ``{c}`` are ints
+PYOPS = [
+    "len(str({a}) + '-' * ({b} % 3) + str({b})[::-1]) + int(str({a} % 10))",
+    "sum(sorted([{a}, {b}, {c}])[1:]) + len([{a}] * ({b} % 3) + [{c}])",
+    "({a} % 3 and {b}) or {c}",
+    "int(str({a}) < str({b})) + ({a} == str({b})) + (str({c}) in str({a}) + str({b}))",
+    "len('{{}}|{{!r}}'.format({a}, str({b})).split('|')[1]) + max([{a}, {b}, {c}][::2])",
+    "len(','.join([str(x) for x in range({b} % 4)]).strip(',')) + abs({a} - {c}) % 1009",
+    "({a} & 255) ^ ({b} | 3) + (~{c} >> 2) % 17",
+]
 #: the kinds that may call an async task
 ASYNC_KINDS = {"async", "aflaky", "aboom", "asyncfan", "flakywhile"}
 
@@ -214,6 +226,9 @@ def workflows(draw: st.DrawFn) -> Program:
             async_calls = ["add2_async(x, {a})", "aflaky(x + {a})"]
             call = draw(st.sampled_from(sync_calls if kind == "taskfan" else async_calls))
             src, reads = f"{v} = total([{call.format(a=a)} for x in span({b} % 5)])", (a, b)
+        elif kind == "pyops":
+            form = draw(st.sampled_from(PYOPS))
+            src, reads = f"{v} = {form.format(a=a, b=b, c=c)}", (a, b, c)
         elif kind == "flakywhile":
             src = (
                 f"{v} = {a}\nk{i} = 0\nwhile k{i} < {b} % 3:\n    {v} = aflaky({v} % 50) + flaky(k{i})\n"
