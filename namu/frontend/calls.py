@@ -84,12 +84,8 @@ class CallLowering:
             return self._isinstance_call(node, scope)
         name = getattr(callee, "__name__", None)
         if name in BUILTINS and getattr(builtins, name, None) is callee:
-            args, kwnames = self._call_inputs(node, scope)
-            attrs: list[ir.Attr] = [ir.AttrString("name", name)]
-            if kwnames:
-                attrs.append(ir.AttrStrings("kwnames", kwnames))
-            rtype = BUILTINS[name]([type_of(a) for a in args[: len(args) - len(kwnames)]])
-            return self.emit1(scope, "Builtin", args, rtype, node, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
+            args, kwnames = self._call_inputs(node, scope, generators=True)
+            return self._builtin(scope, name, args, node, kwnames)
         if isinstance(callee, Task):
             return self._task_call(node, callee, scope)
         if isinstance(callee, Slot):
@@ -124,7 +120,7 @@ class CallLowering:
                                 "(methods of str, bytes, list, tuple, dict, set, int and float such as split, strip, join, get, items) "
                                 "can be called on a workflow value; call it inside a task")
         receiver = self._expr(func.value, scope)
-        args, kwnames = self._call_inputs(node, scope)
+        args, kwnames = self._call_inputs(node, scope, generators=True)
         attrs: list[ir.Attr] = [ir.AttrString("name", name)]
         if kwnames:
             attrs.append(ir.AttrStrings("kwnames", kwnames))
@@ -165,9 +161,12 @@ class CallLowering:
         args, kwnames = self._call_inputs(node, scope)
         return self.call_slot(scope, slot, args, node, kwnames)
 
-    def _call_inputs(self, node: ast.Call, scope: Scope) -> tuple[list[ir.Value], list[str]]:
-        """A call's inputs (positional, then keyword values) and its keywords."""
-        args = [self._expr(a, scope) for a in node.args]
+    def _call_inputs(self, node: ast.Call, scope: Scope, *, generators: bool = False) -> tuple[list[ir.Value], list[str]]:
+        """A call's inputs (positional, then keyword values) and its keywords; with
+        ``generators``, a generator expression argument is lowered as a list
+        comprehension (the call is a builtin's or a method's)."""
+        lower = self._generator_argument if generators else self._expr
+        args = [lower(a, scope) for a in node.args]
         kwnames = [kw.arg for kw in node.keywords]
         args += [self._expr(kw.value, scope) for kw in node.keywords]
         return args, kwnames  # type: ignore[return-value]

@@ -24,7 +24,14 @@ from namu.frontend.task import Task
 from namu.frontend.workflow import Workflow
 from namu.ir.constants import constant_int
 from namu.ir.opsets import NAMU_DOMAIN
-from namu.ir.types import ValueType, arithmetic_type, builtin_class, operator_type, type_of
+from namu.ir.types import (
+    ValueType,
+    arithmetic_type,
+    builtin_class,
+    operator_type,
+    type_of,
+)
+from namu.ops.builtins import BUILTINS
 
 __all__ = ["ExpressionLowering"]
 
@@ -91,6 +98,36 @@ class ExpressionLowering:
 
     def _list_comprehension(self, node: ast.ListComp, scope: Scope) -> ir.Value:
         return self._listcomp(node, node.generators, scope)
+
+    def _set_comprehension(self, node: ast.SetComp, scope: Scope) -> ir.Value:
+        """``{f(x) for x in xs}``: the fan-out of a list comprehension, then ``set()``."""
+        items = self._listcomp(node, node.generators, scope)
+        return self._builtin(scope, "set", [items], node)
+
+    def _dict_comprehension(self, node: ast.DictComp, scope: Scope) -> ir.Value:
+        """``{k(x): v(x) for x in xs}``: a fan-out of ``(key, value)`` pairs, then
+        ``dict()`` of them after the fan-out (later keys win, as in Python)."""
+        pair = ast.Tuple(elts=[node.key, node.value], ctx=ast.Load())
+        ast.copy_location(pair, node.key)
+        pairs = self._listcomp(ast.ListComp(elt=pair, generators=node.generators), node.generators, scope, at=node)
+        return self._builtin(scope, "dict", [pairs], node)
+
+    def _generator_argument(self, node: ast.expr, scope: Scope) -> ir.Value:
+        """An argument of a builtin or a method: a generator expression is lowered as
+        the list comprehension of the same items (a fan-out; every item runs, even where
+        ``any``/``all`` would stop at the first decisive one), any other as itself."""
+        if isinstance(node, ast.GeneratorExp):
+            return self._listcomp(node, node.generators, scope)
+        return self._expr(node, scope)
+
+    def _builtin(self, scope: Scope, name: str, args: list[ir.Value], at: ast.AST, kwnames: list[str] | None = None) -> ir.Value:
+        """``namu.Builtin``: Python's builtin ``name`` on ``args`` (the last ones named by ``kwnames``)."""
+        kwnames = kwnames or []
+        attrs: list[ir.Attr] = [ir.AttrString("name", name)]
+        if kwnames:
+            attrs.append(ir.AttrStrings("kwnames", kwnames))
+        rtype = BUILTINS[name]([type_of(a) for a in args[: len(args) - len(kwnames)]])
+        return self.emit1(scope, "Builtin", args, rtype, at, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
 
     def _name(self, node: ast.Name, scope: Scope) -> ir.Value:
         if node.id in scope.env:
@@ -335,6 +372,13 @@ class ExpressionLowering:
         out = ctype if ctype.kind in ("str", "list") else ValueType.opaque(ctype.name) if builtin_class(ctype) in (tuple, bytes) else ValueType.opaque()
         return self.emit1(scope, "Slice", [container, *bounds], out, node, domain=NAMU_DOMAIN, names=["slice"])
 
+    def _named_expr(self, node: ast.NamedExpr, scope: Scope) -> ir.Value:
+        """``(y := value)``: ``value``, bound to ``y`` from here on (the statement checked
+        that the binding does not depend on a path inside the expression)."""
+        value = self._expr(node.value, scope)
+        scope.env[node.target.id] = value
+        return value
+
     def _set(self, node: ast.Set, scope: Scope) -> ir.Value:
         """``{a, b}``: ``namu.Set`` of the items."""
         items = [self._expr(e, scope) for e in node.elts]
@@ -361,7 +405,8 @@ class ExpressionLowering:
             return type_of(scope.env[name]).is_numeric
         return name not in self.local_names and type(self._resolve(name)) in (int, float, bool)
 
-    def _listcomp(self, node: ast.ListComp, generators: list[ast.comprehension], scope: Scope) -> ir.Value:
+    def _listcomp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp, generators: list[ast.comprehension], scope: Scope,
+                  at: ast.AST | None = None) -> ir.Value:
         gen = generators[0]
         if gen.is_async:
             self.src.fail(gen, REJECTED_FORMS["[... async for ...]"])
@@ -371,7 +416,7 @@ class ExpressionLowering:
 
         def element(body_scope: Scope) -> ir.Value:
             if rest:
-                return self._listcomp(node, rest, body_scope)
+                return self._listcomp(node, rest, body_scope, at)
             return self._expr(node.elt, body_scope)
 
         def body(body_scope: Scope) -> ir.Value:
@@ -383,7 +428,7 @@ class ExpressionLowering:
             # ones before it passed, as in Python.
             return self._filtered(gen.ifs, element, body_scope, wrap=not rest)
 
-        result = self._map(node, scope, seq, gen.target, body, flatten=bool(rest) or bool(gen.ifs))
+        result = self._map(at or node, scope, seq, gen.target, body, flatten=bool(rest) or bool(gen.ifs))
         assert result is not None
         return result
 
@@ -453,4 +498,7 @@ _LOWERINGS: dict[type[ast.expr], str] = {
     ast.ListComp: "_list_comprehension",
     ast.Subscript: "_subscript",
     ast.Set: "_set",
+    ast.SetComp: "_set_comprehension",
+    ast.NamedExpr: "_named_expr",
+    ast.DictComp: "_dict_comprehension",
 }

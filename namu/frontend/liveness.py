@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["assigned_names", "expr_loads", "first_assignments", "live_before", "target_names"]
+__all__ = ["assigned_names", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -73,9 +73,36 @@ def first_assignments(stmts: Iterable[ast.stmt]) -> dict[str, ast.expr]:
     return out
 
 
+def walrus_targets(node: ast.AST | None) -> list[ast.Name]:
+    """The targets of the assignment expressions (``y := ...``) of an expression, in
+    source order (not those inside a comprehension, which the lowering refuses)."""
+    if node is None:
+        return []
+    out: list[ast.Name] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp, ast.Lambda)):
+            continue
+        out += walrus_targets(child)
+    if isinstance(node, ast.NamedExpr):
+        out.append(node.target)  # type: ignore[arg-type]
+    return out
+
+
+def _header_expressions(stmt: ast.stmt) -> list[ast.expr]:
+    """The expressions a statement evaluates itself (not those of its nested blocks)."""
+    if isinstance(stmt, (ast.If, ast.While)):
+        return [stmt.test]
+    if isinstance(stmt, ast.For):
+        return [stmt.iter]
+    value = getattr(stmt, "value", None)
+    return [value] if isinstance(value, ast.expr) else []
+
+
 def _assignment_targets(stmts: Iterable[ast.stmt]) -> Iterator[ast.expr]:
     """The assignment targets of ``stmts`` and of their nested blocks, in source order."""
     for stmt in stmts:
+        for expression in _header_expressions(stmt):
+            yield from walrus_targets(expression)
         if isinstance(stmt, ast.Assign):
             yield from stmt.targets
         elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
@@ -98,6 +125,34 @@ def live_before(stmts: Sequence[ast.stmt], live_after: set[str]) -> set[str]:
 
 
 def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
+    """Names live before ``stmt``; the names its own expressions bind with ``:=`` are
+    not (they are assigned before anything after them reads them)."""
+    walrus = {t.id for e in _header_expressions(stmt) for t in walrus_targets(e)}
+    if not walrus or isinstance(stmt, ast.While):
+        return _live_before_plain(stmt, live)
+    bound: set[str] = set()
+    before = set().union(*(_loads_before_walrus(e, bound) for e in _header_expressions(stmt)))
+    return (_live_before_plain(stmt, live) - walrus) | before
+
+
+def _loads_before_walrus(node: ast.AST, bound: set[str]) -> set[str]:
+    """The names ``node`` reads before an assignment expression of it binds them, in
+    evaluation order (``bound`` collects the names bound so far)."""
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) and node.id not in bound else set()
+    if isinstance(node, ast.NamedExpr):
+        out = _loads_before_walrus(node.value, bound)
+        bound.add(node.target.id)  # type: ignore[attr-defined]
+        return out
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        return _comprehension_loads(node) - bound
+    out: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        out |= _loads_before_walrus(child, bound)
+    return out
+
+
+def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
     if isinstance(stmt, ast.Assign):
         killed: set[str] = set()
         for t in stmt.targets:

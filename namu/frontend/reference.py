@@ -39,7 +39,11 @@ def _names(names: object) -> str:
 def reference() -> str:
     """The builtins and methods a workflow may call, then every rejected construct with
     its message."""
-    from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS, REJECTED_STATEMENTS
+    from namu.frontend.rejections import (
+        REJECTED_EXPRESSIONS,
+        REJECTED_FORMS,
+        REJECTED_STATEMENTS,
+    )
     from namu.ops.builtins import BUILTINS, INSTANCE_TYPES, METHODS, MUTATING
 
     out = [

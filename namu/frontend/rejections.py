@@ -44,11 +44,8 @@ REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
     ast.Await: "`await` is not supported in a workflow: call async tasks directly, namu awaits them",
     ast.Yield: "`yield` is not supported in a workflow",
     ast.YieldFrom: "`yield from` is not supported in a workflow",
-    ast.NamedExpr: "assignment expressions (:=) are not supported in a workflow",
-    ast.SetComp: "set comprehensions are not supported in a workflow",
-    ast.DictComp: "dict comprehensions are not supported in a workflow",
-    ast.GeneratorExp: "generator expressions are not supported in a workflow; "
-    "use a list comprehension",
+    ast.GeneratorExp: "a generator expression is supported as the argument of a builtin or a "
+    "method (`sum(f(x) for x in xs)`, `\", \".join(...)`); elsewhere use a list comprehension",
     ast.Starred: "starred expressions are not supported in a workflow",
 }
 

@@ -7,8 +7,8 @@ line and column, the source line and a caret; every IR node keeps its span.
 from __future__ import annotations
 
 import ast
-import hashlib
 import functools
+import hashlib
 import inspect
 import linecache
 import os

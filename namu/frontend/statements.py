@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import onnx_ir as ir
@@ -91,6 +91,7 @@ class StatementLowering:
         message = REJECTED_STATEMENTS.get(type(stmt))
         if message is not None:
             self.src.fail(stmt, message)
+        self._check_walrus(stmt)
         if isinstance(stmt, ast.Return):
             return self._return(stmt, scope)
         if isinstance(stmt, ast.Assign):
@@ -361,6 +362,19 @@ class StatementLowering:
             return ValueType.str()
         return ValueType.opaque()
 
+    def _check_walrus(self, stmt: ast.stmt) -> None:
+        """Refuse an assignment expression (``:=``) where its binding would depend on
+        a path the IR takes inside an expression: a ``while`` condition (evaluated again
+        each iteration), a comprehension, or an operand that may not be evaluated (the
+        right of ``and``/``or``, a branch of ``x if c else y``, a later link of a chained
+        comparison)."""
+        for expression in _statement_expressions(stmt):
+            for node, where in _conditional_walruses(expression, None):
+                if isinstance(stmt, ast.While) and where is None:
+                    where = "a `while` condition (assign before the loop and at the end of its body)"
+                if where is not None:
+                    self.src.fail(node, f"an assignment expression (:=) is not supported in {where}")
+
     def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str) -> None:
         for name in carried:
             if name not in scope.env:
@@ -484,3 +498,38 @@ def _reject_returns(src: FunctionSource, stmts: Sequence[ast.stmt], message: str
         for sub in ast.walk(stmt):
             if isinstance(sub, ast.Return):
                 src.fail(sub, message)
+
+
+def _statement_expressions(stmt: ast.stmt) -> list[ast.expr]:
+    """The expressions ``stmt`` evaluates itself (not its nested blocks')."""
+    if isinstance(stmt, (ast.If, ast.While)):
+        return [stmt.test]
+    if isinstance(stmt, ast.For):
+        return [stmt.iter]
+    value = getattr(stmt, "value", None)
+    return [value] if isinstance(value, ast.expr) else []
+
+
+def _conditional_walruses(node: ast.AST, where: str | None) -> Iterator[tuple[ast.NamedExpr, str | None]]:
+    """Each ``:=`` under ``node``, with what makes its evaluation conditional (None: it
+    always runs when the statement does)."""
+    if isinstance(node, ast.NamedExpr):
+        yield node, where
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        for child in ast.walk(node):
+            if isinstance(child, ast.NamedExpr):
+                yield child, "a comprehension"
+        return
+    for field, value in ast.iter_fields(node):
+        children = value if isinstance(value, list) else [value]
+        for index, child in enumerate(children):
+            if not isinstance(child, ast.AST):
+                continue
+            inner = where
+            if isinstance(node, ast.BoolOp) and index > 0:
+                inner = inner or "the right side of `and`/`or`"
+            elif isinstance(node, ast.IfExp) and field in ("body", "orelse"):
+                inner = inner or "a branch of a conditional expression"
+            elif isinstance(node, ast.Compare) and field == "comparators" and index > 0:
+                inner = inner or "a later link of a chained comparison"
+            yield from _conditional_walruses(child, inner)

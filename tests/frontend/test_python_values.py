@@ -208,3 +208,79 @@ def test_loop_variables_may_change_type(tmp_path: Path) -> None:
         assert_python_meaning([namu.compile(module.halves, opt_level=level) for level in OPT_LEVELS], module.halves, n)
     for d in ({}, {"b": 2, "a": 1}):
         assert_python_meaning([namu.compile(module.joined, opt_level=level) for level in OPT_LEVELS], module.joined, d)
+
+
+COMPREHENSIONS = '''
+import namu
+
+CALLS = []
+
+
+@namu.task
+def sq(x: int) -> int:
+    CALLS.append(x)
+    return x * x
+
+
+@namu.workflow
+def comprehensions(xs: list[int], words: list[str]):
+    return (
+        sum(sq(x) for x in xs),
+        {x % 3 for x in xs},
+        {w: len(w) for w in words if w},
+        {k: v for k, v in zip(words, xs)},
+        max((len(w) for w in words), default=-1),
+        ", ".join(w.upper() for w in words),
+        sorted(x for x in xs if x % 2),
+        {(a, b) for a in xs for b in words if a > 1},
+        any(x > 2 for x in xs),
+    )
+
+
+@namu.workflow
+def walrus(xs: list[int], x: int):
+    if (n := len(xs)) > 2:
+        y = n * 2
+    else:
+        y = (m := sq(x)) + m
+    total = 0
+    for v in xs:
+        total = total + (w := v * 2) + w
+    return y, n, total, (z := x + 1) * z, [n := n + 1, n]
+'''
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(xs=st.lists(st.integers(-3, 9), max_size=5), words=st.lists(st.sampled_from(["", "a", "bb", "ccc"]), max_size=4), x=ints)
+def test_comprehensions_and_assignment_expressions_mean_python(tmp_path_factory: pytest.TempPathFactory, xs: list[int], words: list[str], x: int) -> None:
+    """Set and dict comprehensions, generator expressions passed to builtins and methods,
+    nested generators, and ``:=``: Python's value, compiled at -O0 and -O2, both
+    executors."""
+    module = _compiled_module(tmp_path_factory)
+    assert_python_meaning(module.artifacts["comprehensions"], module.comprehensions, xs, words)
+    assert_python_meaning(module.artifacts["walrus"], module.walrus, xs, x)
+
+
+_MODULES: dict[str, Any] = {}
+
+
+def _compiled_module(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The module of :data:`COMPREHENSIONS`, its workflows compiled once per session."""
+    if "module" not in _MODULES:
+        module = _import(tmp_path_factory.mktemp("comprehensions") / "namu_comprehension_samples.py", COMPREHENSIONS)
+        module.artifacts = {
+            name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in ("comprehensions", "walrus")
+        }
+        _MODULES["module"] = module
+    return _MODULES["module"]
+
+
+def test_a_generator_expression_fans_out() -> None:
+    """``sum(f(x) for x in xs)`` is a ``namu.Map`` then ``namu.Builtin``, a dict
+    comprehension builds its dict after the Map."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        module = _import(Path(scratch) / "namu_fanout_sum_samples.py", COMPREHENSIONS)
+        ops = [n.op_type for n in namu.compile(module.comprehensions).model.graph]
+    assert ops.count("Map") >= 8 and "Builtin" in ops

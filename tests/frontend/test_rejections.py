@@ -386,38 +386,41 @@ def test_special_attribute_read():
     expect_rejection(wf, "attr-dunder", "x.__class__", "special attribute `__class__`")
 
 
-def test_walrus():
+def test_walrus_on_a_path_that_may_not_run():
     @namu.workflow
     def wf(x: int) -> int:
-        z = (y := add(x, 1))  # <walrus>
-        return z
+        y = 0
+        z = x > 0 and (y := add(x, 1))  # <walrus>
+        return y + z
 
-    expect_rejection(wf, "walrus", "y :=", "assignment expressions")
+    expect_rejection(wf, "walrus", "y :=", "the right side of `and`/`or`")
 
 
-def test_set_comprehension():
+def test_walrus_in_a_while_condition():
     @namu.workflow
-    def wf(xs: list[int]):
-        return {x for x in xs}  # <setcomp>
+    def wf(x: int) -> int:
+        while (y := add(x, 1)) < 10:  # <walrus-while>
+            x = y
+        return x
 
-    expect_rejection(wf, "setcomp", "{x for", "set comprehensions")
+    expect_rejection(wf, "walrus-while", "y :=", "a `while` condition")
 
 
-def test_generator_expression():
+def test_walrus_in_a_comprehension():
+    @namu.workflow
+    def wf(xs: list[int]) -> list[int]:
+        return [(y := add(x, 1)) for x in xs]  # <walrus-comp>
+
+    expect_rejection(wf, "walrus-comp", "y :=", "a comprehension")
+
+
+def test_generator_expression_outside_a_builtin_call():
     @namu.workflow
     def wf(xs: list[int]):
         g = (add(x, 1) for x in xs)  # <genexp>
         return g
 
-    expect_rejection(wf, "genexp", "(add(x", "generator expressions")
-
-
-def test_dict_comprehension():
-    @namu.workflow
-    def wf(xs: list[int]):
-        return {"k": x for x in xs}  # <dictcomp>
-
-    expect_rejection(wf, "dictcomp", '{"k"', "dict comprehensions")
+    expect_rejection(wf, "genexp", "(add(x", "the argument of a builtin or a method")
 
 
 def test_is_comparison_against_a_value_other_than_none():
