@@ -32,9 +32,6 @@ REJECTED_STATEMENTS: dict[type[ast.stmt], str] = {
     "define a @namu.task at module level",
     ast.AsyncFunctionDef: "nested function definitions are not supported in a workflow",
     ast.ClassDef: "class definitions are not supported in a workflow",
-    ast.Break: "`break` is not supported in a workflow loop; put the exit test in the "
-    "`while` condition",
-    ast.Continue: "`continue` is not supported in a workflow loop; use `if` in the body",
     ast.Match: "`match` is not supported in a workflow; use if/elif",
 }
 
@@ -57,10 +54,6 @@ REJECTED_FORMS: dict[str, str] = {
     "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
     "x[i] = ...": "subscript assignment is not supported in a workflow; values are immutable",
     "*xs, y = ...": "starred assignment is not supported in a workflow",
-    "while ...: ... else: ...": "`while ... else` is not supported in a workflow",
-    "for ...: ... else: ...": "`for ... else` is not supported in a workflow",
-    "while ...: return ...": "`return` inside a `while` loop is not supported; return after the loop",
-    "for ...: return ...": "`return` inside a `for` loop is not supported; return after the loop",
     "f(*args)": "*args in calls are not supported in a workflow",
     "f(**kwargs)": "**kwargs in calls are not supported in a workflow",
     "[... async for ...]": "async comprehensions are not supported in a workflow",

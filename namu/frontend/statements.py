@@ -12,19 +12,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import onnx_ir as ir
 
 from namu.frontend.builder import Scope, base_name
 from namu.frontend.liveness import assigned_names, live_before, target_names
+from namu.frontend.loop_control import rewrite_loop_control
 from namu.frontend.names import Namespace
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.types import ValueType, accepts, from_annotation, join, type_of
-
-if TYPE_CHECKING:
-    from namu.frontend.source import FunctionSource
 
 __all__ = ["Returned", "StatementLowering"]
 
@@ -55,6 +52,7 @@ class StatementLowering:
         body = list(fdef.body)
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             body = body[1:]  # docstring
+        body = rewrite_loop_control(body)
         if not _terminates(body):
             end = ast.Return(value=None)
             ast.copy_location(end, fdef.body[-1])
@@ -289,9 +287,7 @@ class StatementLowering:
 
     # ------------------------------------------------------------------ loops
     def _while(self, stmt: ast.While, scope: Scope, live_after: set[str]) -> None:
-        if stmt.orelse:
-            self.src.fail(stmt.orelse[0], REJECTED_FORMS["while ...: ... else: ..."])
-        _reject_returns(self.src, stmt.body, REJECTED_FORMS["while ...: return ..."])
+        # `else`, `break`, `continue` and `return` in the body were rewritten away (loop_control)
         header_live = live_before([stmt], live_after)
         carried = sorted(assigned_names(stmt.body) & (header_live | live_after))
         self._check_carried(stmt, carried, scope, "while")
@@ -304,9 +300,6 @@ class StatementLowering:
         self._loop(stmt, scope, None, cond0, carried, body)
 
     def _for(self, stmt: ast.For, scope: Scope, live_after: set[str]) -> None:
-        if stmt.orelse:
-            self.src.fail(stmt.orelse[0], REJECTED_FORMS["for ...: ... else: ..."])
-        _reject_returns(self.src, stmt.body, REJECTED_FORMS["for ...: return ..."])
         self._check_target(stmt.target)
         targets = target_names(stmt.target)
         leaked = targets & live_after
@@ -490,14 +483,6 @@ def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
 
     folded = ast.If(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))
     return ast.copy_location(folded, stmt)
-
-
-def _reject_returns(src: FunctionSource, stmts: Sequence[ast.stmt], message: str) -> None:
-    """Reject every ``return`` in a loop body ``stmts`` with ``message``."""
-    for stmt in stmts:
-        for sub in ast.walk(stmt):
-            if isinstance(sub, ast.Return):
-                src.fail(sub, message)
 
 
 def _statement_expressions(stmt: ast.stmt) -> list[ast.expr]:

@@ -138,32 +138,6 @@ def test_nonlocal():
     expect_rejection(wf, "nonlocal", "nonlocal", "`nonlocal`")
 
 
-def test_break():
-    @namu.workflow
-    def wf(n: int) -> int:
-        i = 0
-        while i < n:
-            i = add(i, 1)
-            if i > 3:
-                break  # <break>
-        return i
-
-    expect_rejection(wf, "break", "break", "`break`")
-
-
-def test_continue():
-    @namu.workflow
-    def wf(xs: list[int]) -> int:
-        acc = 0
-        for x in xs:
-            if x > 3:
-                continue  # <continue>
-            acc = add(acc, x)
-        return acc
-
-    expect_rejection(wf, "continue", "continue", "`continue`")
-
-
 def test_import_in_body():
     @namu.workflow
     def wf(x: int) -> int:
@@ -246,55 +220,6 @@ def test_match():
         return y
 
     expect_rejection(wf, "match", "match", "`match`")
-
-
-def test_return_inside_while():
-    @namu.workflow
-    def wf(n: int) -> int:
-        i = 0
-        while i < n:
-            i = add(i, 1)
-            if i == 3:
-                return i  # <return-while>
-        return i
-
-    expect_rejection(wf, "return-while", "return", "inside a `while` loop")
-
-
-def test_return_inside_for():
-    @namu.workflow
-    def wf(xs: list[int]) -> int:
-        for x in xs:
-            return add(x, 1)  # <return-for>
-        return 0
-
-    expect_rejection(wf, "return-for", "return", "inside a `for` loop")
-
-
-def test_while_else():
-    @namu.workflow
-    def wf(n: int) -> int:
-        i = 0
-        while i < n:
-            i = add(i, 1)
-        else:
-            i = add(i, 100)  # <while-else>
-        return i
-
-    expect_rejection(wf, "while-else", "i = add", "while ... else")
-
-
-def test_for_else():
-    @namu.workflow
-    def wf(xs: list[int]) -> int:
-        acc = 0
-        for x in xs:
-            acc = add(acc, x)
-        else:
-            acc = add(acc, 100)  # <for-else>
-        return acc
-
-    expect_rejection(wf, "for-else", "acc = add", "for ... else")
 
 
 def test_unreachable_code_after_return():
