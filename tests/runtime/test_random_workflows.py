@@ -2,7 +2,7 @@
 
 Each example is a random DAG of statements (task calls, scalar ops, conditional
 expressions, operators, builtins and methods on strings and lists, if/else, while
-loops, fan-outs, tasks that fail on some inputs, tasks that
+loops, loops with break/continue/else, fan-outs, tasks that fail on some inputs, tasks that
 fail transiently and succeed on retry, tasks that fail more often than they are retried,
 ``async def`` tasks), written as real source into a module, compiled, and run:
 
@@ -129,7 +129,7 @@ async def aboom(a: int) -> int:
 
 KINDS = [
     "task", "mix", "op", "ifexp", "if", "fanout", "while", "boom", "for",
-    "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile", "pyops",
+    "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile", "pyops", "jumps",
 ]  # fmt: skip
 #: statements of Python operators, builtins and methods on strings and lists (an int
 #: result, so later statements can read it); ``{a}``, ``{b}``, ``{c}`` are ints
@@ -226,6 +226,13 @@ def workflows(draw: st.DrawFn) -> Program:
             async_calls = ["add2_async(x, {a})", "aflaky(x + {a})"]
             call = draw(st.sampled_from(sync_calls if kind == "taskfan" else async_calls))
             src, reads = f"{v} = total([{call.format(a=a)} for x in span({b} % 5)])", (a, b)
+        elif kind == "jumps":
+            # break, continue and for-else in a loop that carries a value
+            src = (
+                f"{v} = {a}\nfor x in span({b} % 6):\n    if mix({v}, x) % 5 == 0:\n        break\n"
+                f"    if x % 2:\n        continue\n    {v} = add2({v}, x)\nelse:\n    {v} = {v} + 1"
+            )
+            reads = (a, b)
         elif kind == "pyops":
             form = draw(st.sampled_from(PYOPS))
             src, reads = f"{v} = {form.format(a=a, b=b, c=c)}", (a, b, c)
