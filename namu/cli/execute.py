@@ -171,11 +171,18 @@ def run_command(
     if agent_only:
         fail(f"{agent_only[0]} applies to agents; {target} is a workflow")
     kwargs = parse_inputs(inputs, inputs_file, art.signature)
+    # inputs are given by name; positional-only parameters are passed by position
+    # (up to the first one not given: the rest take their defaults)
+    args = []
+    for param in art.signature.params:
+        if param.kind != "positional_only" or param.name not in kwargs:
+            break
+        args.append(kwargs.pop(param.name))
     try:
         with ProgressHooks(art.name) as progress:
             # Off a terminal nothing is drawn: no hooks, so the run pays nothing for them.
             hooks = progress if progress.enabled else None
-            result = art.with_options(hooks=hooks, **options).run(**kwargs)
+            result = art.with_options(hooks=hooks, **options).run(*args, **kwargs)
     except InputError as exc:
         fail(first_line(exc))
     except (CacheError, CheckpointError) as exc:

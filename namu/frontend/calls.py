@@ -209,13 +209,9 @@ class CallLowering:
             self.ctx.function_nesting[fname] = 0
             self.ctx.function_of[id(agent)] = fname
         sig = self.ctx.function_signatures[fname]
-        params = [
-            inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=p.default if p.has_default else inspect.Parameter.empty)
-            for p in sig.params
-        ]
-        self._bind_check(node, inspect.Signature(params), agent.name)
-        bound = inspect.Signature(params).bind_partial(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
+        python = sig.python()
+        self._bind_check(node, python, agent.name)
+        bound = python.bind_partial(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
         inputs = [
             self._expr(bound.arguments[p.name], scope) if p.name in bound.arguments else self.constant(scope, p.default, node, p.name)
             for p in sig.params

@@ -142,9 +142,6 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
         for bad, form in ((args.vararg, "def wf(*args)"), (args.kwarg, "def wf(**kwargs)")):
             if bad is not None:
                 self.src.fail(bad, REJECTED_FORMS[form])
-        if args.posonlyargs or args.kwonlyargs:
-            node = (args.posonlyargs or args.kwonlyargs)[0]
-            self.src.fail(node, REJECTED_FORMS["def wf(a, /, *, b)"])
         sig = self.wf.signature
         try:
             hints = inspect.get_annotations(self.wf.fn, locals=Namespace(self), eval_str=True)
@@ -152,8 +149,11 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
             self.src.fail(fdef, f"cannot evaluate the workflow's annotations: {type(exc).__name__}: {exc}")
         inputs: list[ir.Value] = []
         params: list[Parameter] = []
-        default_nodes: list[ast.expr | None] = [None] * (len(args.args) - len(args.defaults)) + list(args.defaults)
-        for arg, default_node in zip(args.args, default_nodes):
+        positional = [*args.posonlyargs, *args.args]
+        default_nodes: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        kinds = ["positional_only"] * len(args.posonlyargs) + ["positional_or_keyword"] * len(args.args)
+        for arg, default_node, kind in zip([*positional, *args.kwonlyargs], [*default_nodes, *args.kw_defaults],
+                                           [*kinds, *["keyword_only"] * len(args.kwonlyargs)]):
             p = sig.parameters[arg.arg]
             vtype = from_annotation(hints.get(arg.arg, inspect.Parameter.empty))
             scope.env[arg.arg] = value = self.graph_input(scope, arg.arg, vtype)
@@ -172,5 +172,5 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
                 if not is_literal(p.default):
                     self.src.fail(arg, f"the default of `{arg.arg}` must be a literal (None, bool, int, float, str, or a tuple of them)")
                 default = p.default
-            params.append(Parameter(name=arg.arg, type=str(vtype), has_default=has_default, default=default))
+            params.append(Parameter(name=arg.arg, type=str(vtype), has_default=has_default, default=default, kind=kind))
         return inputs, params

@@ -50,7 +50,6 @@ REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
 REJECTED_FORMS: dict[str, str] = {
     "def wf(*args)": "*args parameters are not supported in a workflow",
     "def wf(**kwargs)": "**kwargs parameters are not supported in a workflow",
-    "def wf(a, /, *, b)": "positional-only and keyword-only parameters are not supported",
     "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
     "x[i] = ...": "subscript assignment is not supported in a workflow; values are immutable",
     "*xs, y = ...": "starred assignment is not supported in a workflow",

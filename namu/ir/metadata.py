@@ -22,6 +22,7 @@ and the keys below that passes stamp (``namu.placement``, ``namu.free``, ...).
 
 from __future__ import annotations
 
+import inspect
 import json
 import keyword
 import re
@@ -229,6 +230,13 @@ class TaskTable(_Stored):
         return {t.key: t for t in self.tasks}
 
 
+_KINDS = {
+    "positional_only": inspect.Parameter.POSITIONAL_ONLY,
+    "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "keyword_only": inspect.Parameter.KEYWORD_ONLY,
+}
+
+
 class Parameter(_Strict):
     """A workflow parameter. ``type`` is the string form of its :class:`ValueType`.
 
@@ -241,6 +249,14 @@ class Parameter(_Strict):
     type: str
     has_default: bool = False
     default: Any = None
+    #: how it may be passed (``inspect.Parameter``'s kinds; artifacts older than the field
+    #: have positional-or-keyword parameters only)
+    kind: Literal["positional_only", "positional_or_keyword", "keyword_only"] = "positional_or_keyword"
+
+    def python(self) -> inspect.Parameter:
+        """This parameter as an ``inspect.Parameter`` (for binding arguments)."""
+        default = self.default if self.has_default else inspect.Parameter.empty
+        return inspect.Parameter(self.name, _KINDS[self.kind], default=default)
 
     @pydantic.field_validator("default", mode="after")
     @classmethod
@@ -265,6 +281,10 @@ class Signature(_Stored):
     params: list[Parameter]
     returns: Literal["value", "tuple", "dict"] = "value"
     return_keys: list[str] = []
+
+    def python(self) -> inspect.Signature:
+        """The parameters as an ``inspect.Signature`` (for binding arguments)."""
+        return inspect.Signature([p.python() for p in self.params])
 
 
 class Passport(_Stored):
@@ -397,9 +417,13 @@ def _signature_problem(signature: Signature, model: ir.Model) -> str:
             return f"the signature's parameter name {param.name!r} is not a Python identifier"
         if names.count(param.name) > 1:
             return f"the signature names parameter {param.name!r} twice"
-        if after_default and not param.has_default:
-            return f"the signature's parameter {param.name!r} has no default but follows one that has"
-        after_default = after_default or param.has_default
+        if param.kind != "keyword_only":
+            if after_default and not param.has_default:
+                return f"the signature's parameter {param.name!r} has no default but follows one that has"
+            after_default = after_default or param.has_default
+    kinds = [list(_KINDS).index(p.kind) for p in signature.params]
+    if kinds != sorted(kinds):
+        return "the signature's parameters are not in the order positional-only, positional-or-keyword, keyword-only"
     inputs = len(model.graph.inputs)
     if len(names) != inputs:
         return f"the signature has {len(names)} parameter(s) but the graph takes {inputs} input(s)"

@@ -17,7 +17,6 @@ becomes ``3.0``, a JSON array for a ``tuple`` a tuple.
 
 from __future__ import annotations
 
-import inspect
 import reprlib
 from collections.abc import Callable
 from itertools import repeat
@@ -104,11 +103,7 @@ class InputBinder:
 
     def __init__(self, signature: Signature) -> None:
         self.signature = signature
-        params = []
-        for p in signature.params:
-            default = p.default if p.has_default else inspect.Parameter.empty
-            params.append(inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
-        self._py_signature = inspect.Signature(params)
+        self._py_signature = signature.python()
         self._types: dict[str, ValueType] = {p.name: parse_type(p.type) for p in signature.params}
         self._checks: dict[str, Check] = {}
         for name, vtype in self._types.items():

@@ -593,14 +593,6 @@ def test_double_star_kwargs_parameter():
     expect_rejection(wf, "kwargs-param", "options", "**kwargs parameters")
 
 
-def test_keyword_only_parameter():
-    @namu.workflow
-    def wf(x: int, *, y: int = 1) -> int:  # <kwonly-param>
-        return add(x, y)
-
-    expect_rejection(wf, "kwonly-param", "y: int", "keyword-only")
-
-
 def test_non_literal_default():
     @namu.workflow
     def wf(x: int, y: object = object()) -> int:  # <bad-default>
