@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 
-__all__ = ["assigned_names", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
+__all__ = ["SCAN_WALRUS", "assigned_names", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -73,10 +74,15 @@ def first_assignments(stmts: Iterable[ast.stmt]) -> dict[str, ast.expr]:
     return out
 
 
+#: whether the source being lowered may hold assignment expressions (``:=``): the lowering
+#: sets it from the source text, so a body without one (nearly all) is not searched for them
+SCAN_WALRUS: ContextVar[bool] = ContextVar("namu_scan_walrus", default=True)
+
+
 def walrus_targets(node: ast.AST | None) -> list[ast.Name]:
     """The targets of the assignment expressions (``y := ...``) of an expression, in
     source order (not those inside a comprehension, which the lowering refuses)."""
-    if node is None:
+    if node is None or not SCAN_WALRUS.get():
         return []
     out: list[ast.Name] = []
     for child in ast.iter_child_nodes(node):
@@ -127,6 +133,8 @@ def live_before(stmts: Sequence[ast.stmt], live_after: set[str]) -> set[str]:
 def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
     """Names live before ``stmt``; the names its own expressions bind with ``:=`` are
     not (they are assigned before anything after them reads them)."""
+    if not SCAN_WALRUS.get():
+        return _live_before_plain(stmt, live)
     walrus = {t.id for e in _header_expressions(stmt) for t in walrus_targets(e)}
     if not walrus or isinstance(stmt, ast.While):
         return _live_before_plain(stmt, live)

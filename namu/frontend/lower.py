@@ -30,7 +30,9 @@ nodes, and the lowering of statements (:mod:`~namu.frontend.statements`), expres
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import onnx_ir as ir
@@ -39,7 +41,7 @@ from namu.frontend.builder import IRBuilder, Scope, base_name
 from namu.frontend.calls import CallLowering, lower_callees
 from namu.frontend.context import CompileContext
 from namu.frontend.expressions import ExpressionLowering
-from namu.frontend.liveness import first_assignments
+from namu.frontend.liveness import SCAN_WALRUS, first_assignments
 from namu.frontend.names import NameResolution, Namespace, is_literal
 from namu.frontend.reads import is_mutable
 from namu.frontend.rejections import REJECTED_FORMS
@@ -111,15 +113,30 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
         self.wf = workflow
         # Names the body assigns are local to the whole body, as in Python: reading one
         # before its assignment is an error, never the global of the same name.
-        self.local_sites = first_assignments(self.src.tree.body)
-        self.local_names = set(self.local_sites) | {a.arg for a in self.src.tree.args.args}
+        with self.scanning():
+            self.local_sites = first_assignments(self.src.tree.body)
+        args = self.src.tree.args
+        self.local_names = set(self.local_sites) | {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
         fn = workflow.fn
         self._globals: dict[str, Any] = fn.__globals__
         self._builtins: dict[str, Any] = fn.__builtins__
         self._cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
 
+    @contextlib.contextmanager
+    def scanning(self) -> Iterator[None]:
+        """Liveness looks for assignment expressions only if this source may hold one."""
+        token = SCAN_WALRUS.set(":=" in self.src.text)
+        try:
+            yield
+        finally:
+            SCAN_WALRUS.reset(token)
+
     def lower_graph(self) -> tuple[ir.Graph, Signature]:
         """The body as a graph (named after the workflow), and the workflow's signature."""
+        with self.scanning():
+            return self._lower_graph()
+
+    def _lower_graph(self) -> tuple[ir.Graph, Signature]:
         fdef = self.src.tree
         scope = Scope({})
         inputs, params = self._parameters(fdef, scope)

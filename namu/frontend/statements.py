@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 import onnx_ir as ir
 
 from namu.frontend.builder import Scope, base_name
-from namu.frontend.liveness import assigned_names, live_before, target_names
+from namu.frontend.liveness import (
+    SCAN_WALRUS,
+    assigned_names,
+    live_before,
+    target_names,
+)
 from namu.frontend.loop_control import rewrite_loop_control
 from namu.frontend.names import Namespace
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
@@ -361,6 +366,8 @@ class StatementLowering:
         each iteration), a comprehension, or an operand that may not be evaluated (the
         right of ``and``/``or``, a branch of ``x if c else y``, a later link of a chained
         comparison)."""
+        if not SCAN_WALRUS.get():
+            return
         for expression in _statement_expressions(stmt):
             for node, where in _conditional_walruses(expression, None):
                 if isinstance(stmt, ast.While) and where is None:
