@@ -64,12 +64,15 @@ class CallLowering:
         self.src.fail(func, f"cannot call `{ast.unparse(func)}` in a workflow: only @namu.task and @namu.workflow functions can be called")
 
     def _call(self, node: ast.Call, scope: Scope) -> ir.Value:
-        for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                self.src.fail(arg, REJECTED_FORMS["f(*args)"])
-        for kw in node.keywords:
-            if kw.arg is None:
-                self.src.fail(kw.value, REJECTED_FORMS["f(**kwargs)"])
+        unpacks = any(isinstance(arg, ast.Starred) for arg in node.args) or any(kw.arg is None for kw in node.keywords)
+        if unpacks:
+            callee = self._callee(node.func, scope)
+            if isinstance(callee, Task):
+                return self._unpacked_task_call(node, callee, scope)
+            bad = next((a for a in node.args if isinstance(a, ast.Starred)), None)
+            if bad is not None:
+                self.src.fail(bad, REJECTED_FORMS["f(*args)"])
+            self.src.fail(next(kw.value for kw in node.keywords if kw.arg is None), REJECTED_FORMS["f(**kwargs)"])
         if isinstance(node.func, ast.Attribute) and self._is_value(node.func.value, scope):
             return self._method_call(node, node.func, scope)
         callee = self._callee(node.func, scope)
@@ -155,6 +158,51 @@ class CallLowering:
         self._bind_check(node, task.signature, task.name)
         args, kwnames = self._call_inputs(node, scope)
         return self.call_task(scope, task, args, node, kwnames)
+
+    def _unpacked_task_call(self, node: ast.Call, task: Task, scope: Scope) -> ir.Value:
+        """``f(*t, **d)`` for a task: each ``*`` operand of a static length (a tuple or
+        list literal, a tuple of known items) and each ``**`` operand of static keys (a
+        dict literal, or a dict the body built from one) spread into the call's
+        arguments; the binding is checked at compile time as for any task call."""
+        args: list[ir.Value] = []
+        for arg in node.args:
+            if not isinstance(arg, ast.Starred):
+                args.append(self._expr(arg, scope))
+                continue
+            if isinstance(arg.value, (ast.Tuple, ast.List)):
+                args += [self._expr(e, scope) for e in arg.value.elts]
+                continue
+            value = self._expr(arg.value, scope)
+            items = type_of(value).items
+            if items is None:
+                self.src.fail(arg, f"{REJECTED_FORMS['f(*args)']}; `{ast.unparse(arg.value)}` is {type_of(value)}")
+            args += [self._item_at(scope, value, i, items[i], arg) for i in range(len(items))]
+        kwnames: list[str] = []
+        for kw in node.keywords:
+            if kw.arg is not None:
+                kwnames.append(kw.arg)
+                args.append(self._expr(kw.value, scope))
+                continue
+            value = self._expr(kw.value, scope)
+            producer = value.producer()
+            if producer is None or producer.op_type != "Dict" or producer.domain != NAMU_DOMAIN:
+                self.src.fail(kw.value, REJECTED_FORMS["f(**kwargs)"])
+            for key, item in zip(producer.attributes["keys"].as_strings(), producer.inputs):
+                if key in kwnames:
+                    self.src.fail(kw.value, f"{task.name}() got multiple values for keyword argument '{key}'")
+                kwnames.append(key)
+                args.append(item)  # type: ignore[arg-type]
+        n_positional = len(args) - len(kwnames)
+        try:
+            task.signature.bind(*[object()] * n_positional, **{k: object() for k in kwnames})
+        except TypeError as exc:
+            self.src.fail(node, f"{task.name}(): {exc}")
+        return self.call_task(scope, task, args, node, kwnames)
+
+    def _item_at(self, scope: Scope, value: ir.Value, index: int, vtype: ValueType, at: ast.AST) -> ir.Value:
+        """``value[index]`` of a tuple, typed ``vtype``."""
+        key = self.constant(scope, index, at)
+        return self.emit1(scope, "GetItem", [value, key], vtype, at, domain=NAMU_DOMAIN, names=["item"])
 
     def _slot_call(self, node: ast.Call, slot: Slot, scope: Scope) -> ir.Value:
         """``llm(prompt)``: ``namu.Slot <slot="llm">``, bound to a task by ``resolve-slots``."""

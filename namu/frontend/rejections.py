@@ -53,8 +53,10 @@ REJECTED_FORMS: dict[str, str] = {
     "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
     "x[i] = ...": "subscript assignment is not supported in a workflow; values are immutable",
     "*xs, y = ...": "starred assignment is not supported in a workflow",
-    "f(*args)": "*args in calls are not supported in a workflow",
-    "f(**kwargs)": "**kwargs in calls are not supported in a workflow",
+    "f(*args)": "*args in a call is supported in task calls, with an operand of a length known when "
+    "compiling (a tuple of known items, or a literal)",
+    "f(**kwargs)": "**kwargs in a call is supported in task calls, with an operand of keys known when "
+    "compiling (a dict literal with string keys, or a name bound to one)",
     "[... async for ...]": "async comprehensions are not supported in a workflow",
     'f"{x:{width}}"': "nested replacement fields in an f-string's format spec are not supported "
     "in a workflow; format inside a task",

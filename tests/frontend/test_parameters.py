@@ -30,6 +30,23 @@ def wf(a: int, /, b: int = 1, *, c: int, d: str = "x"):
 @namu.workflow
 def outer(n: int):
     return wf(n, c=3), wf(n, 2, c=1, d="y")
+
+
+@namu.task
+def place(a: int, b: int, *, c: int = 0) -> int:
+    return a * 100 + b * 10 + c
+
+
+@namu.task
+def pair(x: int) -> tuple[int, int]:
+    return x, x + 1
+
+
+@namu.workflow
+def spread(x: int):
+    t = (x, 2)
+    opts = {"c": 7}
+    return place(*t), place(*pair(x)), place(*[1, 2], **opts), place(x, **{"b": 3, "c": 4})
 '''
 
 
@@ -72,3 +89,14 @@ def test_the_cli_passes_keyword_only_inputs_by_name(module, tmp_path: Path) -> N
                           capture_output=True, text=True, env=env, cwd=path.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith('[11, "x"]') or '"value": [11, "x"]' in proc.stdout
+
+
+def test_star_and_double_star_spread_static_shapes_into_task_calls(module) -> None:
+    for executor in ("kernel", "reference"):
+        assert namu.compile(module.spread).run(5, executor=executor).value == module.spread.fn(5) == (520, 560, 127, 534)
+
+
+def test_a_spread_that_does_not_fit_the_task_is_a_compile_error(tmp_path: Path) -> None:
+    bad = _import(tmp_path / "namu_spread_bad.py", SOURCE + "\n\n@namu.workflow\ndef wrong(n: int):\n    return place(*(n, 1, 2))\n")
+    with pytest.raises(namu.WorkflowSyntaxError, match="place\\(\\): too many positional arguments"):
+        namu.compile(bad.wrong)
