@@ -197,21 +197,10 @@ class ExpressionLowering:
         op = "And" if isinstance(node.op, ast.And) else "Or"
         acc = self._expr(node.values[0], scope)
         for operand in node.values[1:]:
-            if type_of(acc).kind != "bool":
-                acc = self._operand_boolop(node, op, acc, operand, scope)
-                continue
-            if not self._is_safe(operand, scope):
+            if type_of(acc).kind != "bool" or not self._is_safe(operand, scope):
                 # Short-circuit: a right side that calls tasks or may raise runs only when
-                # Python would evaluate it.
-                then_scope, else_scope = scope.child(), scope.child()
-                rhs_scope = then_scope if op == "And" else else_scope
-                rhs = self._expr(operand, rhs_scope)
-                if type_of(rhs).kind != "bool":
-                    self.src.fail(operand, f"`{op.lower()}` is supported on bool operands only; got {type_of(rhs)}")
-                other = else_scope if op == "And" else then_scope
-                keep = self.identity(other, acc, operand)
-                then_val, else_val = (rhs, keep) if op == "And" else (keep, rhs)
-                acc = self._branches(node, acc, then_scope, [then_val], else_scope, [else_val], [op.lower()], scope=scope)[0]
+                # Python would evaluate it; on values of any type, the result is an operand.
+                acc = self._operand_boolop(node, op, acc, operand, scope)
             else:
                 rhs = self._expr(operand, scope)
                 if type_of(rhs).kind != "bool":

@@ -1,7 +1,7 @@
 """Operators, slices, builtins and methods on every kind of value mean what Python says.
 
-For operands annotated ``str``, ``list``, ``tuple``, ``dict``, ``int``, ``float`` or
-nothing at all (so the compiler cannot know their type), and values hypothesis draws
+For operands annotated ``str``, ``list``, ``tuple``, ``dict``, ``int``, ``float``,
+``bool`` or nothing at all (so the compiler cannot know their type), and values hypothesis draws
 for them (text, big ints, floats with nan and inf, nested lists and dicts), each
 expression must give Python's value, of Python's type, or raise Python's exception type
 (``"a" < 1`` raises ``TypeError`` when the run gets there, ``1 == "1"`` is False),
@@ -37,7 +37,7 @@ EXPRESSIONS = (
     "[x for x in a]", "[i for i in range(len(a))]", "[(i, x) for i, x in enumerate(a)]",
     "[x for x, _ in zip(a, a)]", "{a, 1}",
 )
-TYPES = ("str", "list", "tuple", "dict", "int", "float", "any")
+TYPES = ("str", "list", "tuple", "dict", "int", "float", "bool", "any")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 texts = st.text(max_size=6)
@@ -53,10 +53,11 @@ VALUES = {
     "dict": st.dictionaries(st.sampled_from(["k", "j", "x"]), ints, max_size=3),
     "int": ints,
     "float": floats,
+    "bool": st.booleans(),
     "any": nested,
 }
 #: expressions the compiler refuses for an operand type (a located error, not a run-time one)
-STATIC_ERRORS = {"int": ("[x for x in a]",), "float": ("[x for x in a]",)}
+STATIC_ERRORS = {"int": ("[x for x in a]",), "float": ("[x for x in a]",), "bool": ("[x for x in a]",)}
 #: expressions per workflow (an if/elif ladder nests one level per expression)
 GROUP = 16
 
