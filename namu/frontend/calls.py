@@ -21,6 +21,7 @@ import onnx_ir as ir
 from namu.frontend.agents.agent import Agent
 from namu.frontend.builder import Scope
 from namu.frontend.liveness import target_names
+from namu.frontend.mutation import REBOUND_METHODS
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.slot import Slot
@@ -102,6 +103,10 @@ class CallLowering:
         name = ast.unparse(node.func)
         self.src.fail(node, f"cannot call `{name}` in a workflow: it is not a @namu.task or @namu.workflow (wrap it in a task)")
 
+    def _is_builtin(self, name: str) -> bool:
+        """Whether ``name``, read in this body, is Python's builtin of that name."""
+        return name not in self.local_names and self._resolve(name) is getattr(builtins, name, MISSING)
+
     def _is_value(self, node: ast.expr, scope: Scope) -> bool:
         """Whether ``node`` is a workflow value (not a module, a task or a global): a
         name bound in the body, or any expression but a dotted global name."""
@@ -115,9 +120,11 @@ class CallLowering:
         name = func.attr
         if name in MUTATING:
             target = ast.unparse(func.value)
-            self.src.fail(node, f"`{ast.unparse(func)}()` changes `{target}` in place, which a workflow cannot do "
-                                f"(the value may be shared); build a new value instead, e.g. `{target} = {target} + [item]`, "
-                                "or do it inside a task")
+            lowered = ", ".join(sorted(REBOUND_METHODS))
+            self.src.fail(node, f"`{ast.unparse(func)}()` changes `{target}` in place, which a workflow can do only as a "
+                                f"statement ({lowered}) on a list or set the body made and never handed elsewhere "
+                                f"(not a parameter, not passed to a task, not bound to another name); build a new value "
+                                f"instead, e.g. `{target} = {target} + [item]`, or do it inside a task")
         if name not in METHODS:
             self.src.fail(node, f"cannot call `{ast.unparse(func)}` in a workflow: only methods that change nothing "
                                 "(methods of str, bytes, list, tuple, dict, set, int and float such as split, strip, join, get, items) "

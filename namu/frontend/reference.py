@@ -39,6 +39,7 @@ def _names(names: object) -> str:
 def reference() -> str:
     """The builtins and methods a workflow may call, then every rejected construct with
     its message."""
+    from namu.frontend.mutation import REBOUND_METHODS
     from namu.frontend.rejections import (
         REJECTED_EXPRESSIONS,
         REJECTED_FORMS,
@@ -54,7 +55,10 @@ def reference() -> str:
         "",
         f"Methods that change nothing, on any workflow value: {_names(METHODS)}.",
         "",
-        f"Methods that change their receiver are refused, with a way out (`xs = xs + [v]`, or a task): {_names(MUTATING)}.",
+        f"Methods that change their receiver: {_names(MUTATING)}. As a statement on a list or set the body made and never "
+        f"handed elsewhere (not a parameter, not passed to a task, not bound to another name), {_names(REBOUND_METHODS)} "
+        "lower as rebindings (`xs.append(v)` is `xs = xs + [v]`); anything else is refused, with a way out "
+        "(`xs = xs + [v]`, or a task).",
         "",
         "### Rejected constructs",
         "",

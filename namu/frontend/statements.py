@@ -23,6 +23,7 @@ from namu.frontend.liveness import (
     target_names,
 )
 from namu.frontend.loop_control import rewrite_loop_control
+from namu.frontend.mutation import rewrite_mutations
 from namu.frontend.names import Namespace
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
 from namu.ir.opsets import NAMU_DOMAIN
@@ -57,6 +58,9 @@ class StatementLowering:
         body = list(fdef.body)
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             body = body[1:]  # docstring
+        args = fdef.args
+        params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+        body = rewrite_mutations(body, params, self._is_builtin)
         body = rewrite_loop_control(body)
         if not _terminates(body):
             end = ast.Return(value=None)

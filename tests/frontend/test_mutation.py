@@ -1,0 +1,105 @@
+"""``xs.append(v)`` and the other in-place changes of a list or set the workflow made
+itself lower as rebindings (``xs = xs + [v]``) and mean what Python says; a change of a
+value something else can see is refused with its location."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import namu
+from tests.frontend.test_arithmetic import OPT_LEVELS, _import
+from tests.frontend.test_python_values import assert_python_meaning
+
+SOURCE = '''
+import namu
+
+
+@namu.task
+def double(x: int) -> int:
+    return x * 2
+
+
+@namu.workflow
+def dedupe(items: list[int]):
+    out = []
+    seen = set()
+    for x in items:
+        if x in seen:
+            continue
+        seen.add(x)
+        out.append(double(x))
+    out.extend([0, 0])
+    out.insert(1, -1)
+    out.sort(reverse=True)
+    tail = sorted(out)
+    tail.reverse()
+    return out, len(seen), tail
+
+
+@namu.workflow
+def grow(n: int):
+    xs: list[int] = []
+    i = 0
+    while len(xs) < n % 7:
+        xs.append(i * i)
+        i = i + 1
+    xs.insert(-1, 99)
+    return xs, f"{xs}"
+
+
+@namu.workflow
+def changes_a_parameter(items: list[int]):
+    items.append(1)
+    return items
+
+
+@namu.workflow
+def changes_an_alias(n: int):
+    xs = []
+    ys = xs
+    xs.append(n)
+    return ys
+
+
+@namu.workflow
+def changes_what_a_task_saw(n: int):
+    xs = [n]
+    y = double(xs)
+    xs.append(n)
+    return xs, y
+'''
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    mod = _import(tmp_path_factory.mktemp("mutation") / "namu_mutation_samples.py", SOURCE)
+    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow")}
+    return mod
+
+
+@SETTINGS
+@given(items=st.lists(st.integers(-3, 5), max_size=7), n=st.integers(-20, 40))
+def test_changes_of_the_workflows_own_containers_mean_python(module: Any, items: list[int], n: int) -> None:
+    assert_python_meaning(module.artifacts["dedupe"], module.dedupe, items)
+    assert_python_meaning(module.artifacts["grow"], module.grow, n)
+
+
+def test_the_changes_are_rebindings_in_the_ir(module: Any) -> None:
+    ops = {n.op_type for n in module.artifacts["dedupe"][0].model.graph}
+    assert "CallMethod" not in ops  # append, add, sort, ... became operators and builtins
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [("changes_a_parameter", "items.append(1)"), ("changes_an_alias", "xs.append(n)"), ("changes_what_a_task_saw", "xs.append(n)")],
+)
+def test_a_change_something_else_can_see_is_refused(module: Any, name: str, line: str) -> None:
+    with pytest.raises(namu.WorkflowSyntaxError, match="never handed elsewhere") as info:
+        namu.compile(getattr(module, name))
+    assert line in info.value.source_line
