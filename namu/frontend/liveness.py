@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
-__all__ = ["SCAN_WALRUS", "assigned_names", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
+__all__ = ["SCAN_WALRUS", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -94,7 +94,7 @@ def walrus_targets(node: ast.AST | None) -> list[ast.Name]:
     return out
 
 
-def _header_expressions(stmt: ast.stmt) -> list[ast.expr]:
+def header_expressions(stmt: ast.stmt) -> list[ast.expr]:
     """The expressions a statement evaluates itself (not those of its nested blocks)."""
     if isinstance(stmt, (ast.If, ast.While)):
         return [stmt.test]
@@ -107,7 +107,7 @@ def _header_expressions(stmt: ast.stmt) -> list[ast.expr]:
 def _assignment_targets(stmts: Iterable[ast.stmt]) -> Iterator[ast.expr]:
     """The assignment targets of ``stmts`` and of their nested blocks, in source order."""
     for stmt in stmts:
-        for expression in _header_expressions(stmt):
+        for expression in header_expressions(stmt):
             yield from walrus_targets(expression)
         if isinstance(stmt, ast.Assign):
             yield from stmt.targets
@@ -135,11 +135,11 @@ def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
     not (they are assigned before anything after them reads them)."""
     if not SCAN_WALRUS.get():
         return _live_before_plain(stmt, live)
-    walrus = {t.id for e in _header_expressions(stmt) for t in walrus_targets(e)}
+    walrus = {t.id for e in header_expressions(stmt) for t in walrus_targets(e)}
     if not walrus or isinstance(stmt, ast.While):
         return _live_before_plain(stmt, live)
     bound: set[str] = set()
-    before = set().union(*(_loads_before_walrus(e, bound) for e in _header_expressions(stmt)))
+    before = set().union(*(_loads_before_walrus(e, bound) for e in header_expressions(stmt)))
     return (_live_before_plain(stmt, live) - walrus) | before
 
 

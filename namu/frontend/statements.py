@@ -19,6 +19,7 @@ from namu.frontend.builder import Scope, base_name
 from namu.frontend.liveness import (
     SCAN_WALRUS,
     assigned_names,
+    header_expressions,
     live_before,
     target_names,
 )
@@ -372,7 +373,7 @@ class StatementLowering:
         comparison)."""
         if not SCAN_WALRUS.get():
             return
-        for expression in _statement_expressions(stmt):
+        for expression in header_expressions(stmt):
             for node, where in _conditional_walruses(expression, None):
                 if isinstance(stmt, ast.While) and where is None:
                     where = "a `while` condition (assign before the loop and at the end of its body)"
@@ -494,16 +495,6 @@ def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
 
     folded = ast.If(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))
     return ast.copy_location(folded, stmt)
-
-
-def _statement_expressions(stmt: ast.stmt) -> list[ast.expr]:
-    """The expressions ``stmt`` evaluates itself (not its nested blocks')."""
-    if isinstance(stmt, (ast.If, ast.While)):
-        return [stmt.test]
-    if isinstance(stmt, ast.For):
-        return [stmt.iter]
-    value = getattr(stmt, "value", None)
-    return [value] if isinstance(value, ast.expr) else []
 
 
 def _conditional_walruses(node: ast.AST, where: str | None) -> Iterator[tuple[ast.NamedExpr, str | None]]:

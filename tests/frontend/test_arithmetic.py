@@ -11,11 +11,9 @@ operands the same holds for what ``fold-constants`` computes at compile time.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import namu
-from tests.frontend.wf_samples import AVAILABLE_EXECUTORS, outcome, plain
+from tests.frontend.wf_samples import OPT_LEVELS, assert_python_meaning
+from tests.frontend.wf_samples import identical as same
+from tests.frontend.wf_samples import import_source as _import
 
 #: (the expression, with operands ``a`` and ``b``); the workflow's ``op`` picks one.
 EXPRESSIONS = (
@@ -33,7 +33,6 @@ EXPRESSIONS = (
     "-a", "+a", "a ** 2", "a ** -2", "2 ** b", "a * 2.5 - b",
 )
 TYPES = ("int", "float", "bool")
-OPT_LEVELS = (0, 2)
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -58,16 +57,6 @@ def _module_source() -> str:
     return "\n".join(lines)
 
 
-def _import(path: Path, source: str) -> Any:
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[namu.Workflow, list[namu.Artifact]]]:
     """Per operand annotations: the workflow, and its artifacts at -O0 and -O2."""
@@ -79,15 +68,6 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     return result
 
 
-def same(a: Any, b: Any) -> bool:
-    """Identical types and equal values; floats and complexes equal to the bit (NaN, -0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (float, complex)):
-        return repr(a) == repr(b)
-    return a == b
-
-
 def too_big(expression: str, a: Any, b: Any) -> bool:
     """``a ** b`` whose value has millions of digits: plain Python would take ages too."""
     if "**" not in expression:
@@ -96,22 +76,6 @@ def too_big(expression: str, a: Any, b: Any) -> bool:
     if isinstance(base, float) or isinstance(exponent, float):
         return False
     return abs(exponent) > 64 and abs(base) > 1
-
-
-def assert_python_meaning(artifacts: list[namu.Artifact], wf: namu.Workflow, *args: Any) -> tuple[str, Any]:
-    """Every compiled run (each artifact of :data:`OPT_LEVELS`, each executor) gives what
-    ``wf`` gives as plain Python: value and type, or exception type. Returns the plain
-    outcome."""
-    kind, expected = outcome(plain, wf, *args)
-    for (level, art), executor in itertools.product(zip(OPT_LEVELS, artifacts), AVAILABLE_EXECUTORS):
-        got_kind, got = outcome(lambda: art.run(*args, executor=executor).value)
-        where = f"-O{level} {executor}"
-        assert got_kind == kind, f"{where}: {got_kind} {got!r}, Python: {kind} {expected!r}"
-        if kind == "value":
-            assert same(got, expected), f"{where}: {got!r} ({type(got).__name__}), Python: {expected!r} ({type(expected).__name__})"
-        else:
-            assert got is expected, f"{where}: raises {got.__name__}, Python raises {expected.__name__}"
-    return kind, expected
 
 
 @pytest.mark.parametrize(("left", "right"), list(itertools.product(TYPES, TYPES)))

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import namu
-from tests.frontend.test_arithmetic import OPT_LEVELS, _import
-from tests.frontend.test_python_values import assert_python_meaning
+from tests.frontend.wf_samples import OPT_LEVELS, assert_python_meaning
+from tests.frontend.wf_samples import import_source as _import
 
 SOURCE = '''
 import namu

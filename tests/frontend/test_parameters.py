@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import namu
-from tests.frontend.test_arithmetic import _import
+from tests.frontend.wf_samples import import_source as _import
 
 SOURCE = '''
 import namu

@@ -20,8 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import namu
-from tests.frontend.test_arithmetic import OPT_LEVELS, _import
-from tests.frontend.wf_samples import AVAILABLE_EXECUTORS, outcome, plain
+from tests.frontend.wf_samples import (
+    AVAILABLE_EXECUTORS,
+    OPT_LEVELS,
+    assert_python_meaning,
+    identical,
+)
+from tests.frontend.wf_samples import import_source as _import
 
 #: expressions of operands ``a`` and ``b``; the workflow's ``op`` picks one
 EXPRESSIONS = (
@@ -94,36 +99,6 @@ def _workflow(compiled: dict, left: str, right: str, op: int) -> tuple[namu.Work
     return compiled[left, right, op // GROUP]
 
 
-def same(a: Any, b: Any) -> bool:
-    """Identical types and equal values, recursively; floats equal to the bit (nan, -0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, set):
-        return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
-    return a == b
-
-
-def assert_python_meaning(artifacts: list[namu.Artifact], wf: namu.Workflow, *args: Any) -> tuple[str, Any]:
-    """Every compiled run gives what ``wf`` gives as plain Python (value and type, or
-    exception type)."""
-    kind, expected = outcome(plain, wf, *args)
-    for (level, art), executor in itertools.product(zip(OPT_LEVELS, artifacts), AVAILABLE_EXECUTORS):
-        got_kind, got = outcome(lambda: art.run(*args, executor=executor).value)
-        where = f"-O{level} {executor}, {args}"
-        assert got_kind == kind, f"{where}: {got_kind} {got!r}, Python: {kind} {expected!r}"
-        if kind == "value":
-            assert same(got, expected), f"{where}: {got!r} ({type(got).__name__}), Python: {expected!r} ({type(expected).__name__})"
-        else:
-            assert got is expected, f"{where}: raises {got.__name__}, Python raises {expected.__name__}"
-    return kind, expected
-
-
 @pytest.mark.parametrize(("left", "right"), list(itertools.product(TYPES, TYPES)))
 @SETTINGS
 @given(data=st.data(), op=st.integers(0, len(EXPRESSIONS) - 1))
@@ -164,7 +139,7 @@ def test_known_answers(compiled: dict, left: str, right: str, expression: str, a
     if isinstance(expected, type):
         assert (kind, value) == ("raises", expected)
     else:
-        assert (kind, same(value, expected)) == ("value", True)
+        assert (kind, identical(value, expected)) == ("value", True)
 
 
 def test_and_or_evaluate_their_right_side_only_when_python_does(tmp_path: Path) -> None:

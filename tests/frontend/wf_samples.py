@@ -10,7 +10,10 @@ with the same ONNX ``full_check``.
 
 import contextlib
 import importlib.util
+import itertools
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -194,4 +197,53 @@ def differential(wf: namu.Workflow, *args: Any, **kwargs: Any) -> Any:
         for executor in AVAILABLE_EXECUTORS:
             with pytest.raises(expected):
                 art.run(*args, executor=executor, **kwargs)
+    return kind, expected
+
+
+# ------------------------------------------------------------ compiled against plain
+#: the optimization levels the differential tests compile at
+OPT_LEVELS = (0, 2)
+
+
+def import_source(path: Path, source: str) -> Any:
+    """Write ``source`` to ``path`` and import it as a module named after the file (a
+    workflow must live in a file namu can read back)."""
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Identical types and equal values, recursively through tuples, lists, dicts and
+    sets; floats and complexes equal to the bit (NaN, -0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (float, complex)):
+        return repr(a) == repr(b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(identical, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, (set, frozenset)):
+        return len(a) == len(b) and all(any(identical(x, y) for y in b) for x in a)
+    return a == b
+
+
+def assert_python_meaning(artifacts: list[namu.Artifact], wf: namu.Workflow, *args: Any) -> tuple[str, Any]:
+    """Every compiled run (each artifact of :data:`OPT_LEVELS`, each executor) gives what
+    ``wf`` gives as plain Python: value and type, or exception type. Returns the plain
+    outcome."""
+    kind, expected = outcome(plain, wf, *args)
+    for (level, art), executor in itertools.product(zip(OPT_LEVELS, artifacts), AVAILABLE_EXECUTORS):
+        got_kind, got = outcome(lambda: art.run(*args, executor=executor).value)
+        where = f"-O{level} {executor}, {args}"
+        assert got_kind == kind, f"{where}: {got_kind} {got!r}, Python: {kind} {expected!r}"
+        if kind == "value":
+            assert identical(got, expected), f"{where}: {got!r} ({type(got).__name__}), Python: {expected!r} ({type(expected).__name__})"
+        else:
+            assert got is expected, f"{where}: raises {got.__name__}, Python raises {expected.__name__}"
     return kind, expected
