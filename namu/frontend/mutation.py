@@ -8,7 +8,9 @@ to a new list with the change made, so
 * ``xs.append(v)`` becomes ``xs = xs + [v]``; ``xs.extend(ys)`` ``xs = xs + list(ys)``;
   ``xs.insert(i, v)`` ``xs = xs[:i] + [v] + xs[i:]``; ``xs.sort(...)`` ``xs = sorted(xs,
   ...)``; ``xs.reverse()`` ``xs = xs[::-1]``;
-* ``s.add(v)`` becomes ``s = s | {v}``.
+* ``s.add(v)`` becomes ``s = s | {v}``;
+* ``d[key] = value``, for a dict (every assignment to ``d`` in the body makes one),
+  becomes ``d = d | dict([(key, value)])``.
 
 "Nothing else can see it" is checked on the source, conservatively: ``xs`` is not a
 parameter (the caller holds it), every assignment to it makes a new container (a
@@ -51,6 +53,9 @@ def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Calla
     stmts = copy.deepcopy(stmts)
     parents = {child: node for stmt in stmts for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
     private = {name for name in changed if _unshared(name, stmts, parents, is_builtin)}  # type: ignore[arg-type]
+    # `d[key] = value` only for dicts: the body's every assignment to `d` makes one
+    items = {_item_assigned(s) for s in _all_statements(stmts)} - {None}
+    private -= {name for name in items if not _always_dict(name, stmts, is_builtin)}  # type: ignore[arg-type]
     if not private:
         return stmts
     return _rewrite_block(stmts, private)
@@ -65,8 +70,21 @@ def _all_statements(stmts: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
+def _item_assigned(stmt: ast.stmt) -> str | None:
+    """``d`` for a statement ``d[key] = value`` (one target, not a slice)."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target = stmt.targets[0]
+        if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and not isinstance(target.slice, ast.Slice):
+            return target.value.id
+    return None
+
+
 def _changed_name(stmt: ast.stmt) -> str | None:
-    """``xs`` for a statement ``xs.append(...)`` (a method of :data:`REBOUND_METHODS`)."""
+    """``xs`` for a statement ``xs.append(...)`` (a method of :data:`REBOUND_METHODS`) or
+    ``xs[key] = value``."""
+    item = _item_assigned(stmt)
+    if item is not None:
+        return item
     if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
         return None
     func = stmt.value.func
@@ -85,6 +103,25 @@ def _fresh(value: ast.expr, is_builtin: Callable[[str], bool]) -> bool:
             and is_builtin(value.func.id))
 
 
+def _item_of(target: ast.expr, name: str) -> bool:
+    """Whether ``target`` is ``name[key]`` (an item assignment, rewritten itself)."""
+    return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id == name
+
+
+def _always_dict(name: str, stmts: list[ast.stmt], is_builtin: Callable[[str], bool]) -> bool:
+    """Whether every assignment to ``name`` in ``stmts`` makes a dict."""
+    for node in (n for stmt in stmts for n in ast.walk(stmt)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                value = node.value
+                made = isinstance(value, (ast.Dict, ast.DictComp)) or (
+                    isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict" and is_builtin("dict"))
+                if not made:
+                    return False
+    return True
+
+
 def _unshared(name: str, stmts: list[ast.stmt], parents: dict[ast.AST, ast.AST], is_builtin: Callable[[str], bool]) -> bool:
     for node in (n for stmt in stmts for n in ast.walk(stmt)):
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
@@ -92,7 +129,7 @@ def _unshared(name: str, stmts: list[ast.stmt], parents: dict[ast.AST, ast.AST],
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 if len(targets) != 1 or node.value is None or not _fresh(node.value, is_builtin) or isinstance(node, ast.AugAssign):
                     return False
-            elif any(name in {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} for t in targets):
+            elif any(name in {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} for t in targets if not _item_of(t, name)):
                 return False  # bound by unpacking, or as a loop target: not known to be fresh
         if isinstance(node, (ast.For, ast.comprehension)) and name in {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}:
             return False
@@ -138,8 +175,16 @@ def _rewrite_block(stmts: list[ast.stmt], private: set[str]) -> list[ast.stmt]:
     return out
 
 
-def _rebinding(stmt: ast.Expr, name: str) -> ast.stmt:
-    """``xs = <xs with the change>`` for the statement ``xs.method(...)``."""
+def _rebinding(stmt: ast.stmt, name: str) -> ast.stmt:
+    """``xs = <xs with the change>`` for the statement ``xs.method(...)`` or ``d[key] = value``."""
+    if isinstance(stmt, ast.Assign):  # d[key] = value  ->  d = d | dict([(key, value)])
+        target = stmt.targets[0]
+        assert isinstance(target, ast.Subscript)
+        pair = ast.Tuple(elts=[target.slice, stmt.value], ctx=ast.Load())
+        made = ast.Call(func=ast.Name(id="dict", ctx=ast.Load()), args=[ast.List(elts=[pair], ctx=ast.Load())], keywords=[])
+        return _located(ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())],
+                                   value=ast.BinOp(left=ast.Name(id=name, ctx=ast.Load()), op=ast.BitOr(), right=made)), stmt)
+    assert isinstance(stmt, ast.Expr)
     call = stmt.value
     assert isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
     method, args, keywords = call.func.attr, call.args, call.keywords
@@ -169,8 +214,12 @@ def _rebinding(stmt: ast.Expr, name: str) -> ast.stmt:
         value = ast.BinOp(left=load(), op=ast.BitOr(), right=ast.Set(elts=[args[0]]))
     else:
         return stmt  # arguments Python would refuse: left for the lowering to report
-    assign = ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=value)
+    return _located(ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=value), stmt)
+
+
+def _located(assign: ast.Assign, stmt: ast.stmt) -> ast.Assign:
+    """``assign`` with the nodes made here pointing at ``stmt`` (for error messages)."""
     for node in ast.walk(assign):
-        if not hasattr(node, "lineno"):  # the nodes made here point at the statement
+        if not hasattr(node, "lineno"):
             ast.copy_location(node, stmt)
     return assign

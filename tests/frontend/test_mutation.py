@@ -1,6 +1,6 @@
-"""``xs.append(v)`` and the other in-place changes of a list or set the workflow made
-itself lower as rebindings (``xs = xs + [v]``) and mean what Python says; a change of a
-value something else can see is refused with its location."""
+"""``xs.append(v)``, ``d[k] = v`` and the other in-place changes of a list, set or dict
+the workflow made itself lower as rebindings (``xs = xs + [v]``) and mean what Python
+says; a change of a value something else can see is refused with its location."""
 
 from __future__ import annotations
 
@@ -52,6 +52,22 @@ def grow(n: int):
 
 
 @namu.workflow
+def count(words: list[str]):
+    counts = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    counts["total"] = len(words)
+    return counts
+
+
+@namu.workflow
+def changes_a_list_item(n: int):
+    ys = [1, 2]
+    ys[0] = n
+    return ys
+
+
+@namu.workflow
 def changes_a_parameter(items: list[int]):
     items.append(1)
     return items
@@ -79,7 +95,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
     mod = _import(tmp_path_factory.mktemp("mutation") / "namu_mutation_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow")}
+    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow", "count")}
     return mod
 
 
@@ -88,6 +104,7 @@ def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_changes_of_the_workflows_own_containers_mean_python(module: Any, items: list[int], n: int) -> None:
     assert_python_meaning(module.artifacts["dedupe"], module.dedupe, items)
     assert_python_meaning(module.artifacts["grow"], module.grow, n)
+    assert_python_meaning(module.artifacts["count"], module.count, [str(i % 3) for i in items])
 
 
 def test_the_changes_are_rebindings_in_the_ir(module: Any) -> None:
@@ -103,3 +120,9 @@ def test_a_change_something_else_can_see_is_refused(module: Any, name: str, line
     with pytest.raises(namu.WorkflowSyntaxError, match="never handed elsewhere") as info:
         namu.compile(getattr(module, name))
     assert line in info.value.source_line
+
+
+def test_an_item_assignment_on_something_other_than_a_dict_the_body_made_is_refused(module: Any) -> None:
+    with pytest.raises(namu.WorkflowSyntaxError, match="subscript assignment is supported on a dict") as info:
+        namu.compile(module.changes_a_list_item)
+    assert "ys[0] = n" in info.value.source_line
