@@ -166,7 +166,7 @@ def _guarded(stmts: list[ast.stmt], flags: _Flags) -> list[ast.stmt]:
             skip = _at(ast.UnaryOp(op=ast.Not(), operand=flags.stopped(stmt)), stmt)
             out.append(_at(ast.If(test=skip, body=_guarded(rest, flags), orelse=[]), rest[0]))
             break
-    return out or [_at(ast.Pass(), stmts[0])] if stmts else out
+    return out  # never empty for a non-empty block: each statement gives at least one
 
 
 def _replace_jumps(stmt: ast.stmt, flags: _Flags) -> tuple[list[ast.stmt], bool]:
@@ -183,7 +183,7 @@ def _replace_jumps(stmt: ast.stmt, flags: _Flags) -> tuple[list[ast.stmt], bool]
             _assign(flags.brk, _const(True, stmt), stmt),
         ], True
     if isinstance(stmt, ast.If) and (_jumps(stmt.body) or _jumps(stmt.orelse)):
-        stmt.body = _guarded(stmt.body, flags) or [_at(ast.Pass(), stmt)]
+        stmt.body = _guarded(stmt.body, flags)
         stmt.orelse = _guarded(stmt.orelse, flags)
         return [stmt], True
     return [stmt], False
