@@ -25,7 +25,7 @@ from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, opset_imports
 from namu.ir.types import ValueType, set_type, type_of
 
-__all__ = ["MAX_NESTING", "IRBuilder", "Scope", "SourceInfo", "base_name"]
+__all__ = ["MAX_NESTING", "IRBuilder", "Scope", "SourceInfo", "base_name", "kwnames_attrs"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: How deep graphs may nest (If branches, Loop and Map bodies, counting those of the
@@ -255,15 +255,16 @@ class IRBuilder:
             inputs: the positional arguments, then the keyword arguments' values.
             kwnames: the keywords of the last ``len(kwnames)`` inputs.
         """
-        attrs: list[ir.Attr] = [ir.AttrString("task", self.ctx.task_key(task)), *_kwnames(kwnames)]
+        attrs: list[ir.Attr] = [ir.AttrString("task", self.ctx.task_key(task)), *kwnames_attrs(kwnames)]
         return self.emit1(scope, "Task", inputs, task.return_type, at, domain=NAMU_DOMAIN, attrs=attrs, names=[task.name])
 
     def call_slot(self, scope: Scope, slot: Slot, inputs: list[ir.Value], at: Any, kwnames: Sequence[str] = ()) -> ir.Value:
         """``namu.Slot <slot="name">``: a call of a role slot, bound to a task by
         ``resolve-slots``; ``inputs`` and ``kwnames`` as for :meth:`call_task`."""
-        attrs: list[ir.Attr] = [ir.AttrString("slot", slot.name), *_kwnames(kwnames)]
+        attrs: list[ir.Attr] = [ir.AttrString("slot", slot.name), *kwnames_attrs(kwnames)]
         return self.emit1(scope, "Slot", inputs, slot.return_type, at, domain=NAMU_DOMAIN, attrs=attrs, names=[slot.name])
 
 
-def _kwnames(kwnames: Sequence[str]) -> list[ir.Attr]:
+def kwnames_attrs(kwnames: Sequence[str]) -> list[ir.Attr]:
+    """The ``kwnames`` attribute of a call whose last inputs are keyword arguments (none without)."""
     return [ir.AttrStrings("kwnames", list(kwnames))] if kwnames else []

@@ -12,14 +12,14 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
 from namu.frontend.agents.agent import Agent
-from namu.frontend.builder import Scope
+from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.liveness import target_names
 from namu.frontend.mutation import REBOUND_METHODS
 from namu.frontend.reads import MISSING
@@ -122,7 +122,7 @@ class CallLowering:
             target = ast.unparse(func.value)
             lowered = ", ".join(sorted(REBOUND_METHODS))
             self.src.fail(node, f"`{ast.unparse(func)}()` changes `{target}` in place, which a workflow can do only as a "
-                                f"statement ({lowered}) on a list or set the body made and never handed elsewhere "
+                                f"statement ({lowered}, or `d[k] = v`) on a list, set or dict the body made and never handed elsewhere "
                                 f"(not a parameter, not passed to a task, not bound to another name); build a new value "
                                 f"instead, e.g. `{target} = {target} + [item]`, or do it inside a task")
         if name not in METHODS:
@@ -131,9 +131,7 @@ class CallLowering:
                                 "can be called on a workflow value; call it inside a task")
         receiver = self._expr(func.value, scope)
         args, kwnames = self._call_inputs(node, scope, generators=True)
-        attrs: list[ir.Attr] = [ir.AttrString("name", name)]
-        if kwnames:
-            attrs.append(ir.AttrStrings("kwnames", kwnames))
+        attrs = [ir.AttrString("name", name), *kwnames_attrs(kwnames)]
         rtype = method_type(name, type_of(receiver))
         return self.emit1(scope, "CallMethod", [receiver, *args], rtype, node, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
 
@@ -154,10 +152,16 @@ class CallLowering:
         attrs = [ir.AttrStrings("types", types)]
         return self.emit1(scope, "IsInstance", [value], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["isinstance"])
 
-    def _bind_check(self, node: ast.Call, sig: inspect.Signature, name: str) -> None:
-        placeholders = [object()] * len(node.args)
+    def _bind_check(self, node: ast.Call, sig: inspect.Signature, name: str,
+                    n_positional: int | None = None, kwnames: Sequence[str] | None = None) -> None:
+        """Fail at ``node`` unless ``sig`` binds the call's arguments (by default, as
+        written: ``node.args`` and its named keywords)."""
+        if n_positional is None:
+            n_positional = len(node.args)
+        if kwnames is None:
+            kwnames = [kw.arg for kw in node.keywords if kw.arg]
         try:
-            sig.bind(*placeholders, **{kw.arg: object() for kw in node.keywords if kw.arg})
+            sig.bind(*[object()] * n_positional, **{k: object() for k in kwnames})
         except TypeError as exc:
             self.src.fail(node, f"{name}(): {exc}")
 
@@ -199,11 +203,7 @@ class CallLowering:
                     self.src.fail(kw.value, f"{task.name}() got multiple values for keyword argument '{key}'")
                 kwnames.append(key)
                 args.append(item)  # type: ignore[arg-type]
-        n_positional = len(args) - len(kwnames)
-        try:
-            task.signature.bind(*[object()] * n_positional, **{k: object() for k in kwnames})
-        except TypeError as exc:
-            self.src.fail(node, f"{task.name}(): {exc}")
+        self._bind_check(node, task.signature, task.name, len(args) - len(kwnames), kwnames)
         return self.call_task(scope, task, args, node, kwnames)
 
     def _item_at(self, scope: Scope, value: ir.Value, index: int, vtype: ValueType, at: ast.AST) -> ir.Value:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import onnx_ir as ir
 
-from namu.frontend.builder import Scope
+from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
@@ -123,9 +123,7 @@ class ExpressionLowering:
     def _builtin(self, scope: Scope, name: str, args: list[ir.Value], at: ast.AST, kwnames: list[str] | None = None) -> ir.Value:
         """``namu.Builtin``: Python's builtin ``name`` on ``args`` (the last ones named by ``kwnames``)."""
         kwnames = kwnames or []
-        attrs: list[ir.Attr] = [ir.AttrString("name", name)]
-        if kwnames:
-            attrs.append(ir.AttrStrings("kwnames", kwnames))
+        attrs = [ir.AttrString("name", name), *kwnames_attrs(kwnames)]
         rtype = BUILTINS[name]([type_of(a) for a in args[: len(args) - len(kwnames)]])
         return self.emit1(scope, "Builtin", args, rtype, at, domain=NAMU_DOMAIN, attrs=attrs, names=[name])
 

@@ -26,6 +26,7 @@ from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.types import ValueType, arithmetic_type, builtin_class, item_type, join_all
 from namu.ops.registry import Built, OpEnv, Typer, op
 from namu.ops.spans import with_span
+from namu.runtime.tasks.bindings import input_splitter
 
 __all__ = ["BUILTINS", "INSTANCE_TYPES", "METHODS", "MUTATING"]
 
@@ -157,8 +158,13 @@ def _with_keywords(fn: Callable[..., Any], kwnames: tuple[str, ...]) -> Callable
     """``fn`` taking its keyword arguments' values as its last ``len(kwnames)`` inputs."""
     if not kwnames:
         return fn
-    n = len(kwnames)
-    return lambda *args: fn(*args[:-n], **dict(zip(kwnames, args[-n:])))
+    split = input_splitter(kwnames)
+
+    def call(*inputs: Any) -> Any:
+        args, kwargs = split(inputs)
+        return fn(*args, **kwargs)
+
+    return call
 
 
 def _builtin_type(_typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
