@@ -26,6 +26,7 @@ __all__ = [
     "Seq",
     "SeqStep",
     "Sink",
+    "Try",
     "__version__",
 ]
 
@@ -178,13 +179,46 @@ class Function:
     """A function call: the node's inputs are ``body``'s inputs and its outputs ``body``'s
     outputs; the body reads its outer values from the caller's context.
 
+    A function on a cycle of calls (recursion) is made with :meth:`declare` before the
+    plans of the cycle exist, and given its body once with :meth:`define`. A run raises
+    ``RecursionError`` when calls nest deeper than its ``recursion_limit``.
+
     Raises:
         namu.errors.KernelError: ``body`` is not a Plan.
     """
 
     def __new__(cls, body: Plan) -> Self: ...
+    @staticmethod
+    def declare(n_inputs: int, n_outputs: int) -> Function:
+        """A function whose body, with these input and output counts, comes later."""
+    def define(self, body: Plan) -> None:
+        """Give a declared function its body.
+
+        Raises:
+            namu.errors.KernelError: it already has one, or ``body``'s input and output
+                counts are not the declared ones.
+        """
+    @property
+    def body(self) -> Plan | None: ...
+
+@final
+class Try:
+    """A catch region: the node's inputs are one captured value per key; it runs ``body``
+    (no inputs, one output per node output). If the body raises an ``Exception``, its
+    other frames are stopped and ``handler`` runs on the exception (one input, one output
+    per node output). The outputs of whichever finished are the node's.
+
+    Raises:
+        namu.errors.KernelError: ``body`` or ``handler`` is not a Plan, or a key is not an int.
+    """
+
+    def __new__(cls, body: Plan, handler: Plan, keys: Sequence[int] = ()) -> Self: ...
     @property
     def body(self) -> Plan: ...
+    @property
+    def handler(self) -> Plan: ...
+    @property
+    def keys(self) -> tuple[int, ...]: ...
 
 @final
 class SeqStep:
@@ -234,7 +268,7 @@ class Seq:
     def steps(self) -> tuple[SeqStep, ...]: ...
 
 #: a node's op.
-Op = Callable[..., Any] | Call | Native | Map | If | Loop | Function | Seq
+Op = Callable[..., Any] | Call | Native | Map | If | Loop | Function | Try | Seq
 
 @final
 class Context:
@@ -346,6 +380,7 @@ class Plan:
         max_concurrency: int = 256,
         contextvars: Any = None,
         on_stop: Callable[[int], object] | None = None,
+        recursion_limit: int = 1000,
     ) -> list[Any]:
         """Run the plan once.
 
@@ -362,6 +397,9 @@ class Plan:
             on_stop: ``on_stop(running)`` is called once when an interrupted run starts
                 waiting for ``running`` thread-mode calls, which cannot be stopped (a
                 second interrupt abandons them).
+            recursion_limit: most :class:`Function` calls nested in one another
+                (default 1000, Python's own); a deeper call raises ``RecursionError``.
+                Nesting costs heap frames, not the thread's stack.
 
         Returns:
             The values of ``output_slots``, in order, as a new list.

@@ -30,6 +30,7 @@ fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ops::If>()?;
     m.add_class::<ops::Loop>()?;
     m.add_class::<ops::Function>()?;
+    m.add_class::<ops::Try>()?;
     m.add_class::<ops::Seq>()?;
     m.add_class::<ops::SeqStep>()?;
     Ok(())

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import onnx_ir as ir
 
 from namu.frontend.builder import Scope, kwnames_attrs
+from namu.frontend.catch import CaughtAs, ExceptionTest
 from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
@@ -77,6 +78,18 @@ class ExpressionLowering:
         if lowering is None:
             self.src.fail(node, f"{type(node).__name__} expressions are not supported in a workflow")
         return getattr(self, lowering)(node, scope)
+
+    def _exception_test(self, node: ExceptionTest, scope: Scope) -> ir.Value:
+        """An ``except`` clause's test (:mod:`namu.frontend.catch`): ``namu.ExceptionMatches``."""
+        attrs = [ir.AttrStrings("types", self.exception_classes(node.types, scope))]
+        exc = self._expr(node.exception, scope)
+        return self.emit1(scope, "ExceptionMatches", [exc], ValueType.bool(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["matches"])
+
+    def _caught_as(self, node: CaughtAs, scope: Scope) -> ir.Value:
+        """What ``except ... as name`` binds: ``namu.Caught``."""
+        attrs = [ir.AttrStrings("types", self.exception_classes(node.types, scope))]
+        exc = self._expr(node.exception, scope)
+        return self.emit1(scope, "Caught", [exc], ValueType.opaque("BaseException"), node, domain=NAMU_DOMAIN, attrs=attrs, names=["caught"])
 
     def _constant_expr(self, node: ast.Constant, scope: Scope) -> ir.Value:
         return self.constant(scope, node.value, node)
@@ -488,4 +501,6 @@ _LOWERINGS: dict[type[ast.expr], str] = {
     ast.SetComp: "_set_comprehension",
     ast.NamedExpr: "_named_expr",
     ast.DictComp: "_dict_comprehension",
+    ExceptionTest: "_exception_test",
+    CaughtAs: "_caught_as",
 }

@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
-__all__ = ["SCAN_WALRUS", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
+__all__ = ["CATCH_KEEPS", "SCAN_WALRUS", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -79,6 +79,12 @@ def first_assignments(stmts: Iterable[ast.stmt]) -> dict[str, ast.expr]:
 SCAN_WALRUS: ContextVar[bool] = ContextVar("namu_scan_walrus", default=True)
 
 
+#: whether a catch region keeps the variables its body assigns alive through it (their
+#: value from before is what its exception path leaves); off, liveness asks which reads
+#: the program itself makes
+CATCH_KEEPS: ContextVar[bool] = ContextVar("namu_catch_keeps", default=True)
+
+
 def walrus_targets(node: ast.AST | None) -> list[ast.Name]:
     """The targets of the assignment expressions (``y := ...``) of an expression, in
     source order (not those inside a comprehension, which the lowering refuses)."""
@@ -120,6 +126,14 @@ def _assignment_targets(stmts: Iterable[ast.stmt]) -> Iterator[ast.expr]:
         elif isinstance(stmt, (ast.If, ast.While)):
             yield from _assignment_targets(stmt.body)
             yield from _assignment_targets(stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            yield from _assignment_targets(stmt.body)
+            for handler in stmt.handlers:
+                if handler.name is not None:
+                    yield ast.copy_location(ast.Name(id=handler.name, ctx=ast.Store()), handler)
+                yield from _assignment_targets(handler.body)
+            yield from _assignment_targets(stmt.orelse)
+            yield from _assignment_targets(stmt.finalbody)
 
 
 def live_before(stmts: Sequence[ast.stmt], live_after: set[str]) -> set[str]:
@@ -192,5 +206,11 @@ def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
                 break
             body_entry = new
         return expr_loads(stmt.iter) | body_entry | live
+    if isinstance(stmt, ast.Try):
+        # A catch region (namu.frontend.catch rewrites a body's try statements into them
+        # before liveness runs): the body may stop anywhere, so what is live after it may
+        # still hold its value from before; the flag is assigned on both paths.
+        live = live - {h.name for h in stmt.handlers if h.name}
+        return live_before(stmt.body, live) | (live if CATCH_KEEPS.get() else set())
     # Expr and anything else: reads only (unsupported statements are rejected later)
     return live | expr_loads(stmt)

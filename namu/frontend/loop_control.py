@@ -28,6 +28,11 @@ import copy
 import itertools
 from collections.abc import Iterator
 
+from namu.frontend.synthetic import assign as _assign
+from namu.frontend.synthetic import at as _at
+from namu.frontend.synthetic import const as _const
+from namu.frontend.synthetic import name as _name
+
 __all__ = ["rewrite_loop_control"]
 
 _LOOPS = (ast.For, ast.While)
@@ -187,23 +192,3 @@ def _replace_jumps(stmt: ast.stmt, flags: _Flags) -> tuple[list[ast.stmt], bool]
         stmt.orelse = _guarded(stmt.orelse, flags)
         return [stmt], True
     return [stmt], False
-
-
-def _name(name: str, at: ast.AST) -> ast.Name:
-    return _at(ast.Name(id=name, ctx=ast.Load()), at)
-
-
-def _const(value: object, at: ast.AST) -> ast.Constant:
-    return _at(ast.Constant(value=value), at)
-
-
-def _assign(name: str, value: ast.expr, at: ast.AST) -> ast.Assign:
-    return _at(ast.Assign(targets=[_at(ast.Name(id=name, ctx=ast.Store()), at)], value=value), at)
-
-
-def _at(node: ast.AST, at: ast.AST) -> ast.AST:  # type: ignore[type-var]
-    """``node`` at ``at``'s source position (for error messages)."""
-    ast.copy_location(node, at)
-    if hasattr(at, "end_lineno"):
-        node.end_lineno, node.end_col_offset = at.end_lineno, at.end_col_offset  # type: ignore[attr-defined]
-    return node

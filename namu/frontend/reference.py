@@ -21,8 +21,8 @@ MARKERS = ("<!-- workflow-reference:start -->", "<!-- workflow-reference:end -->
 
 #: how each rejected ``ast`` class is written in source, for the table
 _WRITTEN: dict[type[ast.AST], str] = {
-    ast.Try: "try: ... except ...", ast.With: "with ...:", ast.AsyncWith: "async with ...:",
-    ast.AsyncFor: "async for ...:", ast.Raise: "raise ...", ast.Assert: "assert ...", ast.Delete: "del x",
+    ast.TryStar: "try: ... except* ...", ast.With: "with ...:", ast.AsyncWith: "async with ...:",
+    ast.AsyncFor: "async for ...:", ast.Delete: "del x",
     ast.Global: "global x", ast.Nonlocal: "nonlocal x", ast.Import: "import m", ast.ImportFrom: "from m import x",
     ast.FunctionDef: "def f(): ...", ast.AsyncFunctionDef: "async def f(): ...", ast.ClassDef: "class C: ...",
     ast.Break: "break", ast.Continue: "continue", ast.Match: "match x: ...", ast.Lambda: "lambda x: ...",

@@ -16,13 +16,10 @@ __all__ = ["REJECTED_EXPRESSIONS", "REJECTED_FORMS", "REJECTED_STATEMENTS"]
 
 #: Statements with no lowering, by their ``ast`` class.
 REJECTED_STATEMENTS: dict[type[ast.stmt], str] = {
-    ast.Try: "try/except is not supported in a workflow; handle errors inside a task "
-    "(or use @namu.task(retries=..., on_error='skip'))",
+    ast.TryStar: "`try ... except*` (exception groups) is not supported in a workflow; use `except`",
     ast.With: "`with` is not supported in a workflow; open resources inside a task",
     ast.AsyncWith: "`async with` is not supported in a workflow",
     ast.AsyncFor: "`async for` is not supported in a workflow",
-    ast.Raise: "`raise` is not supported in a workflow; raise inside a task",
-    ast.Assert: "`assert` is not supported in a workflow; check inside a task",
     ast.Delete: "`del` is not supported in a workflow",
     ast.Global: "`global` is not supported in a workflow",
     ast.Nonlocal: "`nonlocal` is not supported in a workflow",

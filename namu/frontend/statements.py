@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 import onnx_ir as ir
 
+from namu.errors import WorkflowSyntaxError
 from namu.frontend.builder import Scope, base_name
+from namu.frontend.catch import Catch, Guard, rewrite_try
 from namu.frontend.liveness import (
+    CATCH_KEEPS,
     SCAN_WALRUS,
     assigned_names,
     header_expressions,
@@ -29,6 +32,7 @@ from namu.frontend.names import Namespace
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.types import ValueType, accepts, from_annotation, join, type_of
+from namu.ops.exceptions import class_name, resolve_class
 
 __all__ = ["Returned", "StatementLowering"]
 
@@ -37,7 +41,7 @@ __all__ = ["Returned", "StatementLowering"]
 class Returned:
     """What a block returns: one value, a tuple of values, or a dict of values."""
 
-    kind: str  # "value" | "tuple" | "dict"
+    kind: str  # "value" | "tuple" | "dict" | "raise" (every path raises: no values)
     values: list[ir.Value]
     keys: list[str] = dataclasses.field(default_factory=list)
     node: ast.AST | None = None
@@ -62,6 +66,7 @@ class StatementLowering:
         args = fdef.args
         params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
         body = rewrite_mutations(body, params, self._is_builtin)
+        body = rewrite_try(body, self.src.fail)
         body = rewrite_loop_control(body)
         if not _terminates(body):
             end = ast.Return(value=None)
@@ -69,7 +74,9 @@ class StatementLowering:
             end.lineno = getattr(fdef.body[-1], "end_lineno", end.lineno)
             body.append(end)
         result = self._block(body, scope, set())
-        assert result is not None  # the body ends in a return
+        assert result is not None  # the body ends in a return (or raises)
+        if result.kind == "raise":
+            return Returned("value", [self.constant(scope, None, fdef, "none")], node=result.node)
         return result
 
     def _block(self, stmts: list[ast.stmt], scope: Scope, live_out: set[str]) -> Returned | None:
@@ -91,7 +98,8 @@ class StatementLowering:
             result = self._stmt(stmt, scope, live[i])
             if result is not None:
                 if i + 1 < len(stmts):
-                    self.src.fail(stmts[i + 1], "unreachable code after `return`")
+                    word = "raise" if result.kind == "raise" else "return"
+                    self.src.fail(stmts[i + 1], f"unreachable code after `{word}`")
                 return result
         return None
 
@@ -142,6 +150,13 @@ class StatementLowering:
         if isinstance(stmt, ast.For):
             self._for(stmt, scope, live_after)
             return None
+        if isinstance(stmt, Catch):
+            self._catch(stmt, scope, live_after)
+            return None
+        if isinstance(stmt, ast.Raise):
+            return self._raise(stmt, scope)
+        if isinstance(stmt, ast.Assert):
+            return self._assert(stmt, scope, live_after)
         self.src.fail(stmt, f"{type(stmt).__name__} statements are not supported in a workflow")
 
     def _annotated(self, stmt: ast.AnnAssign, scope: Scope) -> ir.Value:
@@ -149,12 +164,7 @@ class StatementLowering:
         of an unannotated task, ``[]``) its type. Annotations never change what Python
         computes, and namu's ops compute exactly what Python does, so trusting them is safe."""
         assert stmt.value is not None
-        try:
-            code = compile(ast.Expression(stmt.annotation), self.src.filename, "eval")
-            annotation = eval(code, self._globals, Namespace(self))  # noqa: S307
-        except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
-            self.src.fail(stmt.annotation, f"cannot evaluate the annotation: {type(exc).__name__}: {exc}")
-        declared = from_annotation(annotation)
+        declared = from_annotation(self._static_value(stmt.annotation, "the annotation"))
         if isinstance(stmt.value, ast.List) and not stmt.value.elts and declared.kind == "list" and declared.is_onnx:
             dtype = declared.elem.onnx_type.dtype if declared.elem and declared.elem.kind != "list" else None  # type: ignore[union-attr]
             if dtype is not None:
@@ -166,6 +176,47 @@ class StatementLowering:
         if not accepts(declared, actual):  # PEP 484: `x: float = 3` is fine
             self.src.fail(stmt.annotation, f"the annotation says {declared} but the value is {actual}")
         return self.emit1(scope, "Identity", [value], declared, stmt, domain=NAMU_DOMAIN, names=[base_name(value.name)])
+
+    def _static_value(self, expr: ast.expr, what: str) -> object:
+        """The value of ``expr`` evaluated in the workflow's module (an annotation, the
+        classes of an ``except`` clause), its reads recorded like any other.
+
+        Raises:
+            WorkflowSyntaxError: ``expr`` cannot be evaluated, at its position.
+        """
+        try:
+            code = compile(ast.Expression(expr), self.src.filename, "eval")
+            return eval(code, self._globals, Namespace(self))  # noqa: S307
+        except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
+            self.src.fail(expr, f"cannot evaluate {what}: {type(exc).__name__}: {exc}")
+
+    def exception_classes(self, expr: ast.expr, scope: Scope) -> list[str]:
+        """The ``"module:qualname"`` names of the classes an ``except`` clause names
+        (a class, or a tuple of them), each checked to be importable by that name.
+
+        Raises:
+            WorkflowSyntaxError: ``expr`` reads a workflow variable, is not exception
+                classes, or names a class that cannot be imported by name.
+        """
+        local = sorted({n.id for n in ast.walk(expr) if isinstance(n, ast.Name)} & set(scope.env))
+        if local:
+            self.src.fail(expr, f"the classes of an `except` clause must be module-level names, not the workflow variable `{local[0]}`")
+        value = self._static_value(expr, "the classes of the `except` clause")
+        classes = value if isinstance(value, tuple) else (value,)
+        names = []
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                self.src.fail(expr, f"catching classes that do not inherit from BaseException is not allowed (got {cls!r})")
+            name = class_name(cls)
+            try:
+                importable = resolve_class(name) is cls
+            except Exception:  # noqa: BLE001 - not importable is the answer
+                importable = False
+            if not importable:
+                self.src.fail(expr, f"exception class {cls.__qualname__} cannot be imported as {name!r}, which a compiled "
+                                    "workflow needs; define it at module level")
+            names.append(name)
+        return names
 
     def _check_target(self, target: ast.expr) -> None:
         if isinstance(target, ast.Name):
@@ -231,12 +282,90 @@ class StatementLowering:
             return self.container(scope, "Tuple", ret.values, at)
         return self.dictionary(scope, ret.keys, ret.values, at)
 
+    # ------------------------------------------------------------------ errors
+    def _catch(self, stmt: Catch, scope: Scope, live_after: set[str]) -> None:
+        """A catch region (:class:`~namu.frontend.catch.Catch`): a ``namu.Try`` whose outputs
+        are the variables its statement assigns (the handler keeps their values from
+        before) and the flag (None, or the exception)."""
+        flag = stmt.flag
+        names = sorted((assigned_names(stmt.body) & live_after) - {flag})
+        body_scope, handler_scope = scope.child(), scope.child()
+        self._block(stmt.body, body_scope, live_after)
+        exc = self.graph_input(handler_scope, flag, ValueType.opaque("BaseException"))
+
+        def value(branch: Scope, name: str) -> ir.Value:
+            return branch.env[name] if name in branch.env else self.constant(branch, None, stmt, name)
+
+        body_outs = [self.ensure_local(body_scope, value(body_scope, n), stmt) for n in names]
+        body_outs.append(self.constant(body_scope, None, stmt, flag))
+        handler_outs = [self.ensure_local(handler_scope, value(handler_scope, n), stmt) for n in names]
+        handler_outs.append(exc)
+        self.dedupe_outputs(body_scope, body_outs, self.src.tree)
+        self.dedupe_outputs(handler_scope, handler_outs, self.src.tree)
+        out_types = [join(type_of(b), type_of(h)) for b, h in zip(body_outs, handler_outs)]
+        body_g = self.subgraph(body_scope, [], body_outs, "try_body")
+        handler_g = self.subgraph(handler_scope, [exc], handler_outs, "try_handler")
+        attrs = [ir.AttrGraph("body", body_g), ir.AttrGraph("handler", handler_g)]
+        outs = self.emit(scope, "Try", [], out_types, stmt, domain=NAMU_DOMAIN, attrs=attrs, names=[*names, flag])
+        for name, out in zip([*names, flag], outs):
+            scope.env[name] = out
+
+    def _raise(self, stmt: ast.Raise, scope: Scope) -> Returned:
+        """``raise E(args)`` / ``raise E`` (E an exception class the artifact can import)
+        makes the exception when it runs; ``raise value`` raises a value (a caught
+        exception)."""
+        if stmt.exc is None:
+            self.src.fail(stmt, "a bare `raise` is supported inside an `except` block only")
+        if stmt.cause is not None:
+            self.src.fail(stmt.cause, "`raise ... from ...` is not supported in a workflow; raise inside a task")
+        exc = stmt.exc
+        call = exc if isinstance(exc, ast.Call) else None
+        target = call.func if call is not None else exc
+        local = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} & set(scope.env)
+        cls = None
+        if not local and isinstance(target, (ast.Name, ast.Attribute)):
+            try:
+                cls = self._static_value(target, "the exception class")
+            except WorkflowSyntaxError:
+                cls = None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            args: list[ast.expr] = list(call.args) if call is not None else []
+            if call is not None and (call.keywords or any(isinstance(a, ast.Starred) for a in args)):
+                self.src.fail(call, "an exception raised in a workflow takes positional arguments only")
+            inputs = [self._expr(a, scope) for a in args]
+            attrs = [ir.AttrString("exception", self.exception_classes(target, scope)[0])]
+            self.emit(scope, "Raise", inputs, [], stmt, domain=NAMU_DOMAIN, attrs=attrs)
+        else:
+            self.emit(scope, "Raise", [self._expr(exc, scope)], [], stmt, domain=NAMU_DOMAIN)
+        return Returned("raise", [], node=stmt)
+
+    def _assert(self, stmt: ast.Assert, scope: Scope, live_after: set[str]) -> Returned | None:
+        """``assert test, message``: ``if not test: raise AssertionError(message)``
+        (always checked: a workflow has no ``-O``)."""
+        error = ast.Call(func=ast.Name(id="AssertionError", ctx=ast.Load()), args=[stmt.msg] if stmt.msg else [], keywords=[])
+        fails = ast.Raise(exc=error, cause=None)
+        check = ast.If(test=ast.UnaryOp(op=ast.Not(), operand=stmt.test), body=[fails], orelse=[])
+        for node in (error, error.func, fails, check, check.test):
+            ast.copy_location(node, stmt)
+        return self._if(check, scope, live_after)
+
     # ------------------------------------------------------------------ if / else
     def _if(self, stmt: ast.If, scope: Scope, live_after: set[str]) -> Returned | None:
         cond = self.truth(scope, self._expr(stmt.test, scope), stmt.test)
         then_scope, else_scope = scope.child(), scope.child()
         then_ret = self._block(stmt.body, then_scope, live_after)
         else_ret = self._block(stmt.orelse, else_scope, live_after)
+        then_raises, else_raises = (r is not None and r.kind == "raise" for r in (then_ret, else_ret))
+        if then_raises and else_raises:
+            self._branches(stmt, cond, then_scope, [], else_scope, [], [], scope)
+            return then_ret
+        if then_raises or else_raises:
+            # the raising branch gives the other's values: Nones, never read
+            kept, raising_scope = (else_ret, then_scope) if then_raises else (then_ret, else_scope)
+            nones = None
+            if kept is not None:
+                nones = Returned(kept.kind, [self.constant(raising_scope, None, stmt, "none") for _ in kept.values], keys=kept.keys)
+            then_ret, else_ret = (nones, kept) if then_raises else (kept, nones)
         if then_ret is not None and else_ret is not None:
             if not then_ret.same_shape(else_ret):
                 then_ret = Returned("value", [self._pack(then_scope, then_ret)])
@@ -247,8 +376,10 @@ class StatementLowering:
         assigned = assigned_names(stmt.body) | assigned_names(stmt.orelse)
         phis = sorted(assigned & live_after)
         for name in phis:
-            for branch, branch_scope in (("if", then_scope), ("else", else_scope)):
-                if name not in branch_scope.env:
+            for raises, branch_scope in ((then_raises, then_scope), (else_raises, else_scope)):
+                if name not in branch_scope.env and (raises or isinstance(stmt, Guard)):
+                    branch_scope.env[name] = self.constant(branch_scope, None, stmt, name)
+                elif name not in branch_scope.env:
                     self.src.fail(stmt, f"`{name}` is assigned only in some branches of this `if` but used after it; assign it in every branch or before the `if`")
         if not phis:
             if not then_scope.nodes and not else_scope.nodes:
@@ -300,7 +431,7 @@ class StatementLowering:
         # `else`, `break`, `continue` and `return` in the body were rewritten away (loop_control)
         header_live = live_before([stmt], live_after)
         carried = sorted(assigned_names(stmt.body) & (header_live | live_after))
-        self._check_carried(stmt, carried, scope, "while")
+        self._check_carried(stmt, carried, scope, "while", live_after)
         cond0 = self.truth(scope, self._expr(stmt.test, scope), stmt.test)
 
         def body(body_scope: Scope) -> ir.Value:
@@ -326,7 +457,7 @@ class StatementLowering:
 
             self._map(stmt, scope, seq, stmt.target, fan_out_body, flatten=False)
             return
-        self._check_carried(stmt, carried, scope, "for")
+        self._check_carried(stmt, carried, scope, "for", live_after)
         seq_type = type_of(seq)
         if not (seq_type.is_onnx and seq_type.kind == "list"):
             # Iterate like Python (dicts yield keys, strings characters): materialize first.
@@ -380,9 +511,22 @@ class StatementLowering:
                 if where is not None:
                     self.src.fail(node, f"an assignment expression (:=) is not supported in {where}")
 
-    def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str) -> None:
-        for name in carried:
-            if name not in scope.env:
+    def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str, live_after: set[str]) -> None:
+        """Every carried variable has a value before the loop. One that is carried only
+        because a catch region in the loop keeps it unchanged on its exception path (it is
+        unbound there in Python, and never read) starts as None."""
+        missing = [name for name in carried if name not in scope.env]
+        if not missing:
+            return
+        token = CATCH_KEEPS.set(False)
+        try:
+            read = live_before([stmt], live_after)
+        finally:
+            CATCH_KEEPS.reset(token)
+        for name in missing:
+            if name not in read:
+                scope.env[name] = self.constant(scope, None, stmt, name)
+            else:
                 self.src.fail(stmt, f"`{name}` is first assigned inside the `{kind}` loop but read before assignment in the loop or after it; assign it before the loop")
 
     def _loop(
@@ -471,7 +615,7 @@ def _terminates(stmts: Sequence[ast.stmt]) -> bool:
     if not stmts:
         return False
     last = stmts[-1]
-    if isinstance(last, ast.Return):
+    if isinstance(last, (ast.Return, ast.Raise)):
         return True
     if isinstance(last, ast.If):
         return _terminates(last.body) and _terminates(last.orelse)
@@ -493,7 +637,7 @@ def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
             return [*block[:-1], _append_rest(last, rest)]
         return [*block, *rest]
 
-    folded = ast.If(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))
+    folded = type(stmt)(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))  # a Guard stays one
     return ast.copy_location(folded, stmt)
 
 

@@ -1,4 +1,4 @@
-"""Control-flow ops: ``If``, ``Loop``, ``namu.Map``, ``namu.Fused`` and function calls.
+"""Control-flow ops: ``If``, ``Loop``, ``namu.Map``, ``namu.Try``, ``namu.Fused`` and function calls.
 
 Each runs subgraphs. The Python implementations here are what the reference executor
 runs; the kernel runs the same ops natively, from plans of their bodies (see
@@ -111,6 +111,38 @@ for _domain, _opset_note in ((ONNX_DOMAIN, ""), (NAMU_DOMAIN, ", for branches ca
     op(_domain, "Loop", f"Loop with the standard input/attribute layout{_opset_note}", types=_loop_type, kernel="loop", **_STRUCTURED)(
         _loop
     )
+
+
+# ---------------------------------------------------------------------- namu.Try
+def _try_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    """The join of the body's and the handler's values; the handler's input is the exception."""
+    body, handler = node.attributes["body"].as_graph(), node.attributes["handler"].as_graph()
+    if handler.inputs:
+        typer.settle(node, handler.inputs[0], ValueType.opaque("BaseException"), onnx_only=False)
+    typer.graph(body)
+    typer.graph(handler)
+    return [join(typer.type(b), typer.type(h)) for b, h in zip(body.outputs, handler.outputs)]
+
+
+@op(NAMU_DOMAIN, "Try", "catch region: run graph `body`; if it raises an Exception, run graph `handler` on it",
+    types=_try_type, kernel="try", **_STRUCTURED)
+def _try(node: ir.Node, env: OpEnv) -> Built:
+    """The body's outputs, or the handler's when the body raised an ``Exception`` (the
+    handler gets it as the run reports it: a task's failure as ``TaskError``)."""
+    caps = node_captures(node)
+    body = env.subgraph(node.attributes["body"].as_graph(), caps)
+    handler = env.subgraph(node.attributes["handler"].as_graph(), caps)
+    adapt = single_result(len(node.outputs))
+
+    def try_(*captured: Any) -> Any:
+        values = list(captured)
+        try:
+            outs = body(values)
+        except Exception as exc:  # noqa: BLE001 - the handler decides: it re-raises what it does not match
+            outs = handler([exc, *values])
+        return adapt(outs)
+
+    return try_, None
 
 
 # ---------------------------------------------------------------------- namu.Map

@@ -217,7 +217,7 @@ _REGISTRY: dict[tuple[str, str], OpDef] = {}
 _generation = 0
 #: the modules holding namu's own definitions, imported on the first lookup
 _DEFINITIONS = (
-    "namu.ops.values", "namu.ops.builtins", "namu.ops.control", "namu.ops.calls", "namu.ops.wire", "namu.ops.agents",
+    "namu.ops.values", "namu.ops.builtins", "namu.ops.control", "namu.ops.exceptions", "namu.ops.calls", "namu.ops.wire", "namu.ops.agents",
 )
 _loaded = False
 

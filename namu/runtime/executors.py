@@ -340,6 +340,13 @@ class KernelExecutor(Executor):
 
         return Loop(self._body(node.attributes["body"].as_graph()), len(node.inputs) - 2, keys), None
 
+    def _try(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
+        from namu._kernel import Try
+
+        body = self._body(node.attributes["body"].as_graph())
+        handler = self._body(node.attributes["handler"].as_graph())
+        return Try(body, handler, keys), None
+
     def _function(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import Function
 
@@ -424,6 +431,7 @@ _LOWERINGS: dict[str, Callable[[KernelExecutor, ir.Node, list[int]], tuple[Any, 
     "fused": KernelExecutor._fused,
     "if": KernelExecutor._if,
     "loop": KernelExecutor._loop,
+    "try": KernelExecutor._try,
     "function": KernelExecutor._function,
 }
 

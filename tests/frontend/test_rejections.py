@@ -82,31 +82,6 @@ def expect_rejection(wf: namu.Workflow, tag: str, construct: str, reason: str, *
 
 
 # ------------------------------------------------------------------ statements
-def test_try_except():
-    @namu.workflow
-    def wf(x: int) -> int:
-        try:  # <try>
-            y = add(x, 1)
-        except ValueError:
-            y = 0
-        return y
-
-    expect_rejection(wf, "try", "try", "try/except")
-
-
-def test_try_finally():
-    @namu.workflow
-    def wf(x: int) -> int:
-        y = add(x, 1)
-        try:  # <try-finally>
-            y = add(y, 1)
-        finally:
-            y = add(y, 2)
-        return y
-
-    expect_rejection(wf, "try-finally", "try", "try/except", via="method")
-
-
 def test_with():
     @namu.workflow
     def wf(path: str) -> str:
@@ -178,25 +153,6 @@ def test_class_def():
         return add(x, 1)
 
     expect_rejection(wf, "class", "class", "class definitions")
-
-
-def test_raise():
-    @namu.workflow
-    def wf(x: int) -> int:
-        if x < 0:
-            raise ValueError("negative")  # <raise>
-        return add(x, 1)
-
-    expect_rejection(wf, "raise", "raise", "`raise`")
-
-
-def test_assert():
-    @namu.workflow
-    def wf(x: int) -> int:
-        assert x > 0  # <assert>
-        return add(x, 1)
-
-    expect_rejection(wf, "assert", "assert", "`assert`")
 
 
 def test_del():

@@ -71,10 +71,14 @@ def plain(wf: namu.Workflow, *args: Any, **kwargs: Any) -> Any:
 
 
 def outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
-    """``("value", v)`` or ``("raises", ExceptionType)``: for comparing two evaluations."""
+    """``("value", v)`` or ``("raises", ExceptionType)``: for comparing two evaluations. A
+    task's failure counts as the task's own exception (a run reports it as
+    ``TaskError`` with that exception as ``__cause__``)."""
     try:
         return ("value", fn(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - the type is what we compare
+        while isinstance(exc, namu.TaskError) and isinstance(exc.__cause__, Exception):
+            exc = exc.__cause__
         return ("raises", type(exc))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from namu.errors import IRVerificationError
+from namu.errors import IRVerificationError, TaskError
 from namu.ir.opsets import NAMU_DOMAIN, ONNX_DOMAIN, PARTITION_DOMAIN, WORKFLOW_DOMAIN
 from namu.ops import ANY_OP, definition, lookup, op, registered
 from namu.ops.registry import _REGISTRY
@@ -31,6 +31,13 @@ def _scalar(value: Any) -> ir.TensorProtocol:
 
 
 #: (domain, op_type, attributes, inputs, Python's value of the op on them)
+def _task_failure(exc: Exception) -> TaskError:
+    """``exc`` as a run reports a task raising it."""
+    failure = TaskError("task 't' failed", task="t")
+    failure.__cause__ = exc
+    return failure
+
+
 EXAMPLES: list[tuple[str, str, list[ir.Attr], list[Any], Any]] = [
     (ONNX_DOMAIN, "Constant", [T("value", _scalar(7))], [], 7),
     (NAMU_DOMAIN, "None", [], [], None),
@@ -78,6 +85,7 @@ EXAMPLES: list[tuple[str, str, list[ir.Attr], list[Any], Any]] = [
     (NAMU_DOMAIN, "Builtin", [S("name", "sorted"), STRS("kwnames", ["reverse"])], [[2, 3, 1], True], [3, 2, 1]),
     (NAMU_DOMAIN, "IsInstance", [STRS("types", ["int", "str"])], ["a"], True),
     (NAMU_DOMAIN, "CallMethod", [S("name", "split"), STRS("kwnames", ["sep"])], ["a,b", ","], ["a", "b"]),
+    (NAMU_DOMAIN, "ExceptionMatches", [STRS("types", ["builtins:LookupError"])], [_task_failure(KeyError("k"))], True),
 ]
 #: ops with bodies, task calls or wires: the tests running them in real workflows
 STRUCTURAL: dict[tuple[str, str], str] = {
@@ -92,6 +100,7 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     (NAMU_DOMAIN, "Send"): "tests/runtime/test_partitions.py",
     (NAMU_DOMAIN, "Recv"): "tests/runtime/test_partitions.py",
     (NAMU_DOMAIN, "Slot"): "tests/passes/test_resolve_slots.py",
+    **dict.fromkeys([(NAMU_DOMAIN, op) for op in ("Try", "Caught", "Raise")], "tests/frontend/test_try_except.py"),
     (WORKFLOW_DOMAIN, ANY_OP): "tests/passes/test_inline_functions.py",
     (PARTITION_DOMAIN, ANY_OP): "tests/runtime/test_partitions.py",
     **dict.fromkeys(
@@ -151,7 +160,7 @@ def test_effect_classes_are_read_from_the_registry() -> None:
     assert (ONNX_DOMAIN, "Add") in CANNOT_RAISE and (NAMU_DOMAIN, "Arith") not in CANNOT_RAISE
     assert (NAMU_DOMAIN, "Arith") in PURE_BUILTINS and (NAMU_DOMAIN, "GetAttr") not in PURE_BUILTINS
     assert (NAMU_DOMAIN, "ToList") in FRESH_MUTABLE and (NAMU_DOMAIN, "ToList") not in PURE_BUILTINS
-    assert CONTROL_FLOW == {(d, o) for d in (ONNX_DOMAIN, NAMU_DOMAIN) for o in ("If", "Loop")} | {(NAMU_DOMAIN, "Map")}
+    assert CONTROL_FLOW == {(d, o) for d in (ONNX_DOMAIN, NAMU_DOMAIN) for o in ("If", "Loop")} | {(NAMU_DOMAIN, "Map"), (NAMU_DOMAIN, "Try")}
 
 
 def test_a_new_op_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,11 +16,14 @@
 //! | `Map(body, keys, flatten, on_item_error, on_start, on_item_done)` | runs `body` once per item of input 0 |
 //! | `If(then_branch, else_branch, keys)` | runs one branch, on the truth of input 0              |
 //! | `Loop(body, n_carried, keys)`     | ONNX `Loop`: runs `body` while the trip count and condition allow |
-//! | `Function(body)`                  | runs `body` on the node's inputs                         |
+//! | `Function(body)`, `Function.declare(n_in, n_out)` | runs `body` on the node's inputs (a declared body comes later, for recursion) |
+//! | `Try(body, handler, keys)`        | runs `body`; on an exception, `handler` on it            |
 //! | `Seq(steps)`, `SeqStep(op, args, error_handler)` | runs a fused chain of calls straight-line  |
 //!
 //! `keys` are the context keys of a node's captured inputs (those after the op's own): the
 //! node sets them in a fork of its frame's context, where its bodies' `outer` slots read them.
+
+use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -384,23 +387,78 @@ impl Loop {
 
 /// `Function(body)`: a function call. The node's inputs are the body's inputs and its
 /// outputs the body's outputs; the body reads outer values from the caller's context.
+///
+/// A recursive function (one whose body calls it, directly or through others) is made
+/// with `Function.declare(n_inputs, n_outputs)` before its body is planned, and given
+/// its body once with `define(body)`: the plans of the bodies on the cycle then hold the
+/// same `Function`. A run checks its nesting of function calls against its
+/// `recursion_limit`.
 #[pyclass(frozen, module = "namu._kernel", name = "Function")]
 pub struct Function {
-    /// The function body.
-    pub body: Py<Plan>,
+    /// The function body, once defined.
+    body: OnceLock<Py<Plan>>,
+    /// How many inputs and outputs the body has.
+    signature: (usize, usize),
+}
+
+impl Function {
+    /// The function body, or None before `define`.
+    pub fn body(&self) -> Option<&Py<Plan>> {
+        self.body.get()
+    }
+
+    /// How many inputs and outputs the body has (or will have).
+    pub fn signature(&self) -> (usize, usize) {
+        self.signature
+    }
+}
+
+/// A plan's input and output counts.
+fn plan_signature(body: &Py<Plan>) -> (usize, usize) {
+    let graph = &body.get().graph;
+    (graph.input_slots.len(), graph.output_slots.len())
 }
 
 #[pymethods]
 impl Function {
     #[new]
     fn new(body: &Bound<'_, PyAny>) -> Result<Self, KernelError> {
-        Ok(Function { body: plan(body, field("Function", "body"))? })
+        let body = plan(body, field("Function", "body"))?;
+        let signature = plan_signature(&body);
+        Ok(Function { body: OnceLock::from(body), signature })
     }
 
-    /// The function body.
-    #[getter]
-    fn body(&self, py: Python<'_>) -> Py<Plan> {
-        self.body.clone_ref(py)
+    /// A function whose body comes later (`define`): for a call that a body on a cycle of
+    /// calls makes before the cycle's plans exist.
+    #[staticmethod]
+    fn declare(n_inputs: usize, n_outputs: usize) -> Self {
+        Function { body: OnceLock::new(), signature: (n_inputs, n_outputs) }
+    }
+
+    /// Gives a declared function its body (once, with the declared input and output counts).
+    fn define(&self, body: &Bound<'_, PyAny>) -> Result<(), KernelError> {
+        let body = plan(body, field("Function", "body"))?;
+        let site = field("Function", "body");
+        if plan_signature(&body) != self.signature {
+            let (n_in, n_out) = self.signature;
+            let (b_in, b_out) = plan_signature(&body);
+            return Err(KernelError::Malformed {
+                site,
+                detail: format!(
+                    "declared with {n_in} inputs and {n_out} outputs, defined with {b_in} and {b_out}"
+                ),
+            });
+        }
+        self.body.set(body).map_err(|_| KernelError::Malformed {
+            site,
+            detail: "the function already has a body".into(),
+        })
+    }
+
+    /// The function body (None before `define`).
+    #[getter(body)]
+    fn get_body(&self, py: Python<'_>) -> Option<Py<Plan>> {
+        self.body.get().map(|body| body.clone_ref(py))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> Result<String, KernelError> {
@@ -408,7 +466,70 @@ impl Function {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.body)
+        if let Some(body) = self.body.get() {
+            visit.call(body)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Try(body, handler, keys=())`: a catch region. The node's inputs are one captured value
+/// per key; it runs `body` (no inputs, one output per node output). If the body raises an
+/// `Exception`, its other frames are stopped and `handler` runs on the exception (one
+/// input, one output per node output); the outputs of whichever finished are the node's.
+/// An exception the handler raises fails the node. Anything else (Ctrl+C, `SystemExit`)
+/// stops the run as everywhere.
+#[pyclass(frozen, module = "namu._kernel", name = "Try")]
+pub struct Try {
+    /// The protected region.
+    pub body: Py<Plan>,
+    /// Runs on the body's exception.
+    pub handler: Py<Plan>,
+    /// Context key of each captured input.
+    pub keys: Vec<i64>,
+}
+
+#[pymethods]
+impl Try {
+    #[new]
+    #[pyo3(signature = (body, handler, keys = None), text_signature = "(body, handler, keys=())")]
+    fn new(
+        body: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+    ) -> Result<Self, KernelError> {
+        Ok(Try {
+            body: plan(body, field("Try", "body"))?,
+            handler: plan(handler, field("Try", "handler"))?,
+            keys: optional_keys(keys, field("Try", "keys"))?,
+        })
+    }
+
+    /// The protected region.
+    #[getter]
+    fn body(&self, py: Python<'_>) -> Py<Plan> {
+        self.body.clone_ref(py)
+    }
+
+    /// The plan run on the body's exception.
+    #[getter]
+    fn handler(&self, py: Python<'_>) -> Py<Plan> {
+        self.handler.clone_ref(py)
+    }
+
+    /// The context keys of the captured inputs.
+    #[getter]
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.keys)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> Result<String, KernelError> {
+        repr_of(slf.as_any(), "Try", &["body", "handler", "keys"])
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.body)?;
+        visit.call(&self.handler)
     }
 }
 

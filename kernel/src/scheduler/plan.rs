@@ -13,7 +13,7 @@ use crate::error::{KernelError, Site};
 use crate::scheduler::engine::{RunOptions, execute};
 use crate::scheduler::extract::{fields, int, ints, items};
 use crate::scheduler::graph::{Graph, GraphSpec, NodeSlots};
-use crate::scheduler::ops::{Call, Function, If, Loop, Map, Mode, Native, Seq, SeqStep, StepOp};
+use crate::scheduler::ops::{Call, Function, If, Loop, Map, Mode, Native, Seq, SeqStep, StepOp, Try};
 
 /// What a node does: its op descriptor (see [`crate::scheduler::ops`]), as the run loop
 /// reads it.
@@ -31,6 +31,8 @@ pub enum Op {
     /// Call a function body: the node's inputs are the body's inputs, its outputs the
     /// body's outputs.
     Function(Py<Function>),
+    /// A catch region: run the body; on an exception, the handler on it.
+    Try(Py<Try>),
     /// Run a straight-line sequence of calls and builtin ops as one node, without the
     /// ready queue between them; the last step's result is the node's.
     Seq(SeqOp),
@@ -92,7 +94,8 @@ impl Op {
             Op::Map(map) => vec![&map.get().body],
             Op::If(branch) => vec![&branch.get().then_branch, &branch.get().else_branch],
             Op::Loop(op) => vec![&op.get().body],
-            Op::Function(op) => vec![&op.get().body],
+            Op::Function(op) => op.get().body().into_iter().collect(),
+            Op::Try(op) => vec![&op.get().body, &op.get().handler],
         }
     }
 
@@ -105,6 +108,7 @@ impl Op {
             Op::If(op) => visit.call(op)?,
             Op::Loop(op) => visit.call(op)?,
             Op::Function(op) => visit.call(op)?,
+            Op::Try(op) => visit.call(op)?,
             Op::Seq(seq) => {
                 for step in &seq.steps {
                     visit.call(&step.op)?;
@@ -222,6 +226,8 @@ impl Plan {
         }
         let concurrent = ops.iter().any(|op| match op {
             Op::Call(call) => call.mode != Mode::Inline,
+            // A body defined later (recursion) may run anything: plan for concurrency.
+            Op::Function(function) if function.get().body().is_none() => true,
             other => other.bodies().iter().any(|body| body.get().concurrent),
         });
         let mut graph = py.detach(|| Graph::build(&spec))?;
@@ -255,7 +261,9 @@ impl Plan {
     ///     on_stop: `on_stop(running)` is called once when an interrupted run starts
     ///         waiting for `running` thread-mode calls, which cannot be stopped (a second
     ///         interrupt abandons them).
-    #[pyo3(signature = (inputs, *, context = None, driver = None, workers = None, max_concurrency = 256, contextvars = None, on_stop = None))]
+    ///     recursion_limit: most function calls nested in one another (default 1000,
+    ///         Python's own); a deeper call raises `RecursionError`.
+    #[pyo3(signature = (inputs, *, context = None, driver = None, workers = None, max_concurrency = 256, contextvars = None, on_stop = None, recursion_limit = 1000))]
     #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn run<'py>(
         &self,
@@ -267,6 +275,7 @@ impl Plan {
         max_concurrency: usize,
         contextvars: Option<Bound<'py, PyAny>>,
         on_stop: Option<Bound<'py, PyAny>>,
+        recursion_limit: u32,
     ) -> Result<Bound<'py, PyList>, KernelError> {
         let options = RunOptions {
             context: context
@@ -277,6 +286,7 @@ impl Plan {
             max_concurrency: max_concurrency.max(1),
             contextvars,
             on_stop,
+            recursion_limit,
         };
         execute(py, self, inputs, options)
     }
@@ -352,6 +362,8 @@ fn parse_op(node: usize, op: &Bound<'_, PyAny>, n_inputs: usize) -> Result<Op, K
         Op::Loop(body.clone().unbind())
     } else if let Ok(function) = op.cast::<Function>() {
         Op::Function(function.clone().unbind())
+    } else if let Ok(region) = op.cast::<Try>() {
+        Op::Try(region.clone().unbind())
     } else if let Ok(seq) = op.cast::<Seq>() {
         Op::Seq(seq_op(py, node, seq.get(), n_inputs)?)
     } else {
@@ -466,10 +478,27 @@ fn check_op_shape(node: usize, op: &Op, n_in: usize, n_out: usize) -> Result<(),
             }
         }
         Op::Function(op) => {
-            let (b_in, b_out) = sig(&op.get().body);
+            let (b_in, b_out) = op.get().signature();
             if b_in != n_in || b_out != n_out {
                 fail(format!(
                     "a function node's inputs and outputs match its body's ({b_in} in, {b_out} out); got {n_in} in, {n_out} out"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Op::Try(op) => {
+            let Try { body, handler, keys } = op.get();
+            let (b_in, b_out) = sig(body);
+            let (h_in, h_out) = sig(handler);
+            if n_in != keys.len() {
+                fail(format!(
+                    "a try node takes one input per key; got {n_in} inputs for {} keys",
+                    keys.len()
+                ))
+            } else if b_in != 0 || h_in != 1 || b_out != n_out || h_out != n_out {
+                fail(format!(
+                    "a try body takes no inputs and its handler one (the exception), both with one output per node output ({n_out}); got body ({b_in} in, {b_out} out), handler ({h_in} in, {h_out} out)"
                 ))
             } else {
                 Ok(())

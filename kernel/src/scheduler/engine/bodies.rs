@@ -1,4 +1,4 @@
-//! Nodes with bodies: a fan-out, an `If`, a `Loop` or a function call runs child frames,
+//! Nodes with bodies: a fan-out, an `If`, a `Loop`, a function call or a catch region runs child frames,
 //! tracked as a [`Sub`] until the node finishes (with its children's outputs) or fails.
 //!
 //! The node sets the values its body captures into a fork of its frame's context once, and
@@ -15,7 +15,9 @@ use super::Engine;
 use super::frames::Link;
 use crate::context::{Key, Values};
 use crate::error::KernelError;
-use crate::scheduler::ops::{Function, If, Loop, Map};
+use pyo3::exceptions::{PyRecursionError, PyRuntimeError};
+
+use crate::scheduler::ops::{Function, If, Loop, Map, Try};
 use crate::scheduler::plan::Plan;
 
 /// A node of some frame that is running child frames.
@@ -43,6 +45,9 @@ enum SubKind<'p, 'py> {
         results: Vec<Option<Bound<'py, PyAny>>>,
         done: usize,
     },
+    /// Catch region: the body's outputs are the node's; if the body fails, the handler
+    /// runs on the exception (`handling`) and its outputs are the node's.
+    Try { handler: &'p Plan, base: Values, handling: bool },
     /// Loop: one child per iteration, one after another.
     Loop { body: &'p Plan, base: Values, trip: Option<i64>, iteration: i64, n_carried: usize },
 }
@@ -60,16 +65,46 @@ impl<'p, 'py> Engine<'p, 'py> {
         self.start_single(id, node, branch, base, Vec::new())
     }
 
-    /// Starts function-call node `node` of frame `id`: its body on the node's inputs.
+    /// Starts function-call node `node` of frame `id`: its body on the node's inputs, one
+    /// level deeper in the run's nesting of calls (past `recursion_limit`, the node raises
+    /// `RecursionError`, as Python does past its recursion limit).
     pub(super) fn start_function(
         &mut self,
         id: u32,
         node: u32,
         op: &'p Function,
     ) -> Result<(), KernelError> {
+        let depth = self.frames[id as usize].depth + 1;
+        if depth > self.options.recursion_limit {
+            let limit = self.options.recursion_limit;
+            let err = PyRecursionError::new_err(format!(
+                "maximum recursion depth exceeded: more than {limit} sub-workflow calls nested in one another (the run's recursion_limit)"
+            ));
+            return self.fail_node(id, node, err);
+        }
+        let Some(body) = op.body() else {
+            let err = PyRuntimeError::new_err("a declared function was called before its body was defined");
+            return self.fail_node(id, node, err);
+        };
         let inputs = self.inputs(id, node)?;
         let base = self.frames[id as usize].ctx.clone();
-        self.start_single(id, node, op.body.get(), base, inputs)
+        let sub = self.new_sub(id, node, SubKind::Single);
+        let child = self.spawn_frame(body.get(), base, inputs, Some(Link { sub, index: 0 }))?;
+        self.frames[child.0 as usize].depth = depth;
+        self.adopt(sub, child);
+        Ok(())
+    }
+
+    /// Starts catch-region node `node` of frame `id`: its body, in a context holding the
+    /// node's captured inputs (the handler, if it runs, reads them there too).
+    pub(super) fn start_try(&mut self, id: u32, node: u32, op: &'p Try) -> Result<(), KernelError> {
+        let inputs = self.inputs(id, node)?;
+        let base = self.capture(id, &op.keys, &inputs);
+        let kind = SubKind::Try { handler: op.handler.get(), base: base.clone(), handling: false };
+        let sub = self.new_sub(id, node, kind);
+        let child = self.spawn_frame(op.body.get(), base, Vec::new(), Some(Link { sub, index: 0 }))?;
+        self.adopt(sub, child);
+        Ok(())
     }
 
     /// Runs `body` on `inputs` in context `base` as the one child of node `node` of frame
@@ -271,7 +306,7 @@ impl<'p, 'py> Engine<'p, 'py> {
         let Some(sub) = self.subs[link.sub as usize].as_mut() else { return Ok(()) };
         sub.children.retain(|&(c, _)| c != child);
         match &mut sub.kind {
-            SubKind::Single => self.finish_sub(link.sub, outputs),
+            SubKind::Single | SubKind::Try { .. } => self.finish_sub(link.sub, outputs),
             SubKind::Loop { iteration, n_carried, .. } => {
                 *iteration += 1;
                 let n_carried = *n_carried;
@@ -339,8 +374,9 @@ impl<'p, 'py> Engine<'p, 'py> {
         self.fail_node(sub.frame, sub.node, err)
     }
 
-    /// Child frame `child` of `link` failed with `err`. A fan-out with an
-    /// `on_item_error` hook asks it whether to drop the item; otherwise the node fails.
+    /// Child frame `child` of `link` failed with `err`. A catch region whose body failed
+    /// runs its handler on the exception; a fan-out with an `on_item_error` hook asks it
+    /// whether to drop the item; otherwise the node fails.
     pub(super) fn child_failed(
         &mut self,
         child: u32,
@@ -350,6 +386,17 @@ impl<'p, 'py> Engine<'p, 'py> {
         let py = self.py;
         let Some(sub) = self.subs[link.sub as usize].as_mut() else { return Ok(()) };
         sub.children.retain(|&(c, _)| c != child);
+        if let SubKind::Try { handler, base, handling } = &mut sub.kind {
+            if !*handling {
+                *handling = true;
+                let (handler, base) = (*handler, base.clone());
+                let exception = err.into_value(py).into_bound(py).into_any();
+                let sub_id = link.sub;
+                let child = self.spawn_frame(handler, base, vec![exception], Some(Link { sub: sub_id, index: 1 }))?;
+                self.adopt(sub_id, child);
+                return Ok(());
+            }
+        }
         if let SubKind::Map { op, live, done, .. } = &mut sub.kind {
             if let Some(on_item_error) = &op.on_item_error {
                 let decision = on_item_error.bind(py).call1((err.value(py), link.index));

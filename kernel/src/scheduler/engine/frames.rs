@@ -42,6 +42,8 @@ pub(super) struct Frame<'p, 'py> {
     pub(super) order: Rc<[u32]>,
     /// Subs of this frame's nodes that are running bodies.
     pub(super) subs: Vec<u32>,
+    /// How many function calls this frame runs inside (0 for the root's frames).
+    pub(super) depth: u32,
 }
 
 /// A frame finished or failed; handled by [`Engine::drain_events`], so that chains of
@@ -63,6 +65,9 @@ impl<'p, 'py> Engine<'p, 'py> {
     ) -> Result<(u32, u32), KernelError> {
         let py = self.py;
         let graph = &plan.graph;
+        let depth = parent
+            .and_then(|link| self.subs[link.sub as usize].as_ref())
+            .map_or(0, |sub| self.frames[sub.frame as usize].depth);
         let order: Rc<[u32]> = match parent {
             None => Rc::from([]),
             Some(link) => match self.subs[link.sub as usize].as_ref() {
@@ -91,6 +96,7 @@ impl<'p, 'py> Engine<'p, 'py> {
                     parent: None,
                     order: Rc::from([]),
                     subs: Vec::new(),
+                    depth: 0,
                 });
                 id
             }
@@ -106,6 +112,7 @@ impl<'p, 'py> Engine<'p, 'py> {
         frame.parent = parent;
         frame.order = order;
         frame.subs.clear();
+        frame.depth = depth;
         for (&slot, value) in graph.input_slots.iter().zip(inputs) {
             if graph.keep[slot as usize] {
                 frame.slots[slot as usize] = Some(value);

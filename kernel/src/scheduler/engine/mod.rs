@@ -97,6 +97,8 @@ pub struct RunOptions<'py> {
     /// `on_stop(running)`: called once when an interrupted run starts waiting for
     /// `running` thread-mode calls that cannot be stopped.
     pub on_stop: Option<Bound<'py, PyAny>>,
+    /// Most function calls nested in one another (a deeper call raises `RecursionError`).
+    pub recursion_limit: u32,
 }
 
 /// Runs `plan` on `inputs` and returns the values of its output slots.

@@ -57,6 +57,7 @@ impl<'p, 'py> Engine<'p, 'py> {
             Op::If(branch) => self.start_if(id, node, branch.get()),
             Op::Loop(body) => self.start_loop(id, node, body.get()),
             Op::Function(function) => self.start_function(id, node, function.get()),
+            Op::Try(region) => self.start_try(id, node, region.get()),
             Op::Seq(seq) => self.run_seq(id, node, seq),
         }
     }
