@@ -14,7 +14,7 @@ import builtins
 import inspect
 from collections.abc import Iterator, Sequence
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnx_ir as ir
 
@@ -33,11 +33,7 @@ from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.types import ValueType, type_of
 from namu.ops.builtins import BUILTINS, INSTANCE_TYPES, METHODS, MUTATING, method_type
 
-if TYPE_CHECKING:
-    from namu.frontend.context import CompileContext
-    from namu.frontend.source import FunctionSource
-
-__all__ = ["CallLowering", "code_names", "lower_callees"]
+__all__ = ["CallLowering", "add_function", "code_names", "lower_callees"]
 
 
 class CallLowering:
@@ -236,8 +232,13 @@ class CallLowering:
                 inputs.append(self._expr(bound.arguments[param.name], scope))
             else:
                 inputs.append(self.constant(scope, param.default, node, param.name))
-        function = self.ctx.functions[fname]
-        if wf.inline and scope.depth + self.ctx.function_nesting[fname] > self.nesting:
+        function = self.ctx.functions.get(fname)
+        if function is None:
+            # A call closing a cycle (the callee is being lowered): by name, as ONNX forbids
+            # recursive function references; the callee returns one packed value.
+            attrs = [ir.AttrString("function", fname)]
+            return self.emit1(scope, "CallFunction", inputs, ValueType.opaque(), node, domain=NAMU_DOMAIN, attrs=attrs, names=[fname])
+        if wf.inline and id(wf) not in self.ctx.recursive and scope.depth + self.ctx.function_nesting[fname] > self.nesting:
             inlined = f" (counting the sub-workflow bodies the call of `{wf.name}` inlines)"
             self.nest(scope.depth + self.ctx.function_nesting[fname], node, inlined)
         out_types = [type_of(v) for v in function.outputs]
@@ -284,15 +285,16 @@ class CallLowering:
         lowers only a callee that the static scan could not see.
         """
         ctx = self.ctx
-        _check_not_recursive(wf, ctx, self.src, at)
         existing = ctx.function_of.get(id(wf))
         if existing is not None:
             return existing, ctx.function_signatures[existing]
+        if wf in ctx.in_progress:
+            return _recursive_call(self, wf)
         lowering = type(self)(wf, ctx)
         ctx.in_progress.append(wf)
         try:
             lower_callees(lowering)
-            return _add_function(lowering)
+            return add_function(lowering)
         finally:
             ctx.in_progress.pop()
 
@@ -345,10 +347,20 @@ def _may_lead_to_workflow(value: Any) -> bool:
     return value is not MISSING and hasattr(value, "__dict__") and not isinstance(value, (Task, Slot))
 
 
-def _check_not_recursive(wf: Workflow, ctx: CompileContext, src: FunctionSource, at: ast.AST) -> None:
-    if wf in ctx.in_progress:
-        chain = " -> ".join(w.name for w in [*ctx.in_progress, wf])
-        src.fail(at, f"recursive workflow call ({chain}) is not supported")
+def _recursive_call(caller: CallLowering, wf: Workflow) -> tuple[str, Signature]:
+    """A call of ``wf`` while ``wf`` is being lowered (it is on ``ctx.in_progress``): a
+    cycle of calls. Every workflow on the cycle becomes a function kept at run time (never
+    inlined) that returns one value (a tuple or dict result packed), so a call knows its
+    callee's outputs before the callee's body is lowered; the callee's function name is
+    reserved here. The kernel runs the calls as frames, limited by the run's
+    ``recursion_limit`` (as Python by its recursion limit)."""
+    ctx = caller.ctx
+    for member in ctx.in_progress[ctx.in_progress.index(wf):]:
+        ctx.recursive.setdefault(id(member), ctx.fresh(member.name))
+    callee = type(caller)(wf, ctx)
+    params = callee._parameters(callee.src.tree, Scope({}))[1]
+    signature = Signature(name=wf.name, file=caller.src.filename, params=params, returns="value", return_keys=[])
+    return ctx.recursive[id(wf)], signature
 
 
 def lower_callees(caller: CallLowering) -> None:
@@ -365,8 +377,10 @@ def lower_callees(caller: CallLowering) -> None:
     try:
         while pending:
             lowering, calls = pending[-1]
-            for at, callee in calls:
-                _check_not_recursive(callee, ctx, lowering.src, at)
+            for _at, callee in calls:
+                if callee in ctx.in_progress:
+                    _recursive_call(lowering, callee)  # marks the cycle; lowered where it started
+                    continue
                 if id(callee) not in ctx.function_of:
                     inner = type(caller)(callee, ctx)
                     ctx.in_progress.append(callee)
@@ -375,20 +389,21 @@ def lower_callees(caller: CallLowering) -> None:
             else:
                 pending.pop()
                 if pending:  # a callee: all of its own callees are lowered
-                    _add_function(lowering)
+                    add_function(lowering)
                     ctx.in_progress.pop()
     finally:
         del ctx.in_progress[depth:]
 
 
-def _add_function(lowering: CallLowering) -> tuple[str, Signature]:
+def add_function(lowering: CallLowering) -> tuple[str, Signature]:
     """Lower a sub-workflow's body into a function of the model; its name and signature."""
     ctx, wf = lowering.ctx, lowering.wf
+    lowering.as_function = True
     graph, sig = lowering.lower_graph()
-    name = ctx.fresh(wf.name)
+    name = ctx.recursive.get(id(wf)) or ctx.fresh(wf.name)
     graph.name = name
     function = ir.Function(WORKFLOW_DOMAIN, name, graph=graph, attributes=[])
-    if not wf.inline:
+    if not wf.inline or id(wf) in ctx.recursive:
         function.metadata_props[INLINE_KEY] = "false"  # inline-functions keeps its calls
     ctx.functions[name] = function
     ctx.function_signatures[name] = sig

@@ -44,6 +44,8 @@ class CompileContext(TaskKeys):
         function_of: ``id(workflow)`` -> the name of the function it was lowered to.
         in_progress: the workflows being lowered, outermost first (a call of one of
             them is recursion).
+        recursive: ``id(workflow)`` -> the function name reserved for a workflow on a
+            cycle of calls (lowered as a kept function returning one packed value).
         reads: the names resolved, for :meth:`NameReads.current`.
         slots: the role-slot bindings the sources lowered bring (an agent's LLM and tools).
     """
@@ -57,6 +59,7 @@ class CompileContext(TaskKeys):
         self.function_nesting: dict[str, int] = {}
         self.function_of: dict[int, str] = {}
         self.in_progress: list[Workflow] = []
+        self.recursive: dict[int, str] = {}
         self.reads = NameReads()
         self.slots: dict[str, Any] = {}
 

@@ -38,7 +38,7 @@ from typing import Any
 import onnx_ir as ir
 
 from namu.frontend.builder import IRBuilder, Scope, base_name
-from namu.frontend.calls import CallLowering, lower_callees
+from namu.frontend.calls import CallLowering, add_function, lower_callees
 from namu.frontend.context import CompileContext
 from namu.frontend.expressions import ExpressionLowering
 from namu.frontend.liveness import SCAN_WALRUS, first_assignments
@@ -46,7 +46,7 @@ from namu.frontend.names import NameResolution, Namespace, is_literal
 from namu.frontend.reads import is_mutable
 from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.source import FunctionSource
-from namu.frontend.statements import StatementLowering
+from namu.frontend.statements import Returned, StatementLowering
 from namu.frontend.workflow import Workflow
 from namu.ir.metadata import Parameter, Signature
 from namu.ir.scopes import subgraphs
@@ -70,6 +70,8 @@ def lower_workflow(workflow: Workflow, ctx: CompileContext) -> tuple[ir.Graph, S
     try:
         lower_callees(lowering)
         graph, signature = lowering.lower_graph()
+        if id(workflow) in ctx.recursive:  # it calls itself: those calls need it as a function
+            add_function(_Lowering(workflow, ctx))
     finally:
         ctx.in_progress.pop()
     if ctx.functions:
@@ -107,6 +109,8 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
     """The lowering of one workflow's body into a graph."""
 
     nesting_advice = "move the inner work into a task, or mark a sub-workflow @namu.workflow(inline=False)"
+    #: lowering the body of a sub-workflow function (not the main graph)
+    as_function = False
 
     def __init__(self, workflow: Workflow, ctx: CompileContext) -> None:
         super().__init__(ctx, FunctionSource(workflow.fn))
@@ -141,6 +145,8 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
         scope = Scope({})
         inputs, params = self._parameters(fdef, scope)
         result = self._function_body(fdef, scope)
+        if self.as_function and id(self.wf) in self.ctx.recursive:  # one value: see calls._recursive_call
+            result = Returned("value", [self._pack(scope, result)])
         outputs = [self.ensure_local(scope, v, fdef) for v in result.values]
         self.dedupe_outputs(scope, outputs, fdef)
         graph = self.main_graph(scope, inputs, outputs, self.wf.name)

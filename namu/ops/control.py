@@ -9,6 +9,7 @@ from the enclosing scope as extra inputs after its own (``namu.ir.scopes.node_ca
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import onnx_ir as ir
@@ -26,7 +27,13 @@ from namu.ops.registry import (
     unsupported,
 )
 
-__all__ = ["map_flatten", "record_skip", "single_result", "sweep_bodies"]
+__all__ = ["CALL_DEPTH", "RECURSION_LIMIT", "called_function", "map_flatten", "record_skip", "single_result", "sweep_bodies"]
+
+#: how many sub-workflow calls the running Python code is nested in (the reference
+#: executor's count; the kernel counts its frames itself)
+CALL_DEPTH: ContextVar[int] = ContextVar("namu_call_depth", default=0)
+#: the run's ``recursion_limit`` (set by the reference executor for its run)
+RECURSION_LIMIT: ContextVar[int] = ContextVar("namu_recursion_limit", default=1000)
 
 
 def single_result(n_outputs: int) -> Callable[[list[Any]], Any]:
@@ -248,6 +255,14 @@ def _function_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[V
     return typer.call_function(node, args)
 
 
+def called_function(node: ir.Node) -> str:
+    """The name of the model function a call node calls: a ``namu.workflow`` node's op
+    type, or a ``namu.CallFunction`` node's ``function``."""
+    if node.domain == NAMU_DOMAIN:
+        return node.attributes["function"].as_string()
+    return node.op_type
+
+
 @op(WORKFLOW_DOMAIN, ANY_OP, "call the sub-workflow function of that name (kept with inline=False)", types=_function_type,
     kernel="function")
 def _function_call(node: ir.Node, env: OpEnv) -> Built:
@@ -255,7 +270,7 @@ def _function_call(node: ir.Node, env: OpEnv) -> Built:
     first runs, prepared once per executor: preparing never recurses down a chain of
     calls (a chain of 300 functions prepares like one), and a function called from many
     places is prepared once."""
-    name = node.op_type
+    name = called_function(node)
     if name not in env.functions:
         return unsupported(node, env)
     adapt = single_result(len(node.outputs))
@@ -265,6 +280,22 @@ def _function_call(node: ir.Node, env: OpEnv) -> Built:
         nonlocal runner
         if runner is None:
             runner = env.function(name)
-        return adapt(runner(list(args)))
+        depth = CALL_DEPTH.get() + 1
+        limit = RECURSION_LIMIT.get()
+        if depth > limit:
+            raise RecursionError(
+                f"maximum recursion depth exceeded: more than {limit} sub-workflow calls nested in one another "
+                "(the run's recursion_limit)"
+            )
+        token = CALL_DEPTH.set(depth)
+        try:
+            return adapt(runner(list(args)))
+        finally:
+            CALL_DEPTH.reset(token)
 
     return call, None
+
+
+op(NAMU_DOMAIN, "CallFunction", "call the sub-workflow function named by `function`: a call that closes a cycle of "
+   "calls (recursion), which ONNX forbids as a direct function reference",
+   types=lambda _t, node, _a: [ValueType.opaque()] * len(node.outputs), kernel="function")(_function_call)

@@ -186,7 +186,12 @@ class Artifact:
             try:
                 if hooks is not None:
                     hooks.on_run_start(info)
-                outputs = runner(inputs, max_concurrency=options.max_concurrency, workers=options.workers)
+                outputs = runner(
+                    inputs,
+                    max_concurrency=options.max_concurrency,
+                    workers=options.workers,
+                    recursion_limit=options.recursion_limit,
+                )
             except SkipItem as exc:  # an on_error="skip" task failed outside any fan-out
                 cls = TaskTimeoutError if isinstance(exc, TaskTimeoutError) else TaskError
                 error = cls(str(exc), task=exc.task, span=exc.span)

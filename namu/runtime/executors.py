@@ -32,7 +32,7 @@ from namu.ir.lifetimes import freed_names, last_uses
 from namu.ir.metadata import CAPABILITY_GATED, FREE_KEY, PRIORITY_KEY, Passport
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.scopes import callees_first, captures, node_captures, subgraphs
-from namu.ops.control import map_flatten, record_skip
+from namu.ops.control import RECURSION_LIMIT, called_function, map_flatten, record_skip
 from namu.ops.registry import ErrorHandler, SubgraphRunner
 from namu.ops.registry import definition as op_definition
 from namu.ops.spans import span_note
@@ -44,7 +44,7 @@ from namu.runtime.ops import (
     gate_body,
     task_call_site,
 )
-from namu.runtime.options import DEFAULT_MAX_CONCURRENCY
+from namu.runtime.options import DEFAULT_MAX_CONCURRENCY, DEFAULT_RECURSION_LIMIT
 from namu.runtime.result import current_run
 from namu.runtime.tasks import SkipItem, TaskBinding, task_coroutine_fn, task_node
 
@@ -132,7 +132,13 @@ class ReferenceExecutor(Executor):
             steps.append((fn, handler, None, inputs, list(node.outputs), drop))
         outputs = list(graph.outputs)
 
-        def run(values: list[Any], **_options: Any) -> list[Any]:
+        def run(values: list[Any], recursion_limit: int | None = None, **_options: Any) -> list[Any]:
+            if recursion_limit is not None:
+                token = RECURSION_LIMIT.set(recursion_limit)
+                try:
+                    return run(values)
+                finally:
+                    RECURSION_LIMIT.reset(token)
             env: dict[int, Any] = {id(p): v for p, v in zip(params, values)}
             for fn, handler, const, inputs, outs, drop in steps:
                 if fn is None:
@@ -202,7 +208,7 @@ class KernelExecutor(Executor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._keys: dict[int, int] = {}
-        self._function_plans: dict[str, Any] = {}
+        self._function_ops: dict[str, Any] = {}
         self._receiving: dict[int, bool] = {}
 
     def prepare(self, graph: ir.Graph, captures: Sequence[ir.Value] = ()) -> SubgraphRunner:
@@ -211,7 +217,13 @@ class KernelExecutor(Executor):
         if not plan.concurrent:
             return plan.run
 
-        def run(values: list[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY, workers: int | None = None) -> list[Any]:
+        def run(
+            values: list[Any],
+            *,
+            max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+            workers: int | None = None,
+            recursion_limit: int = DEFAULT_RECURSION_LIMIT,
+        ) -> list[Any]:
             context = contextvars.copy_context()
             with async_driver(context) as driver:
                 return plan.run(
@@ -221,18 +233,28 @@ class KernelExecutor(Executor):
                     workers=workers,
                     contextvars=context,
                     on_stop=_announce_stop,
+                    recursion_limit=recursion_limit,
                 )
 
         return run
 
     def _plan_functions(self) -> None:
-        """Plan the kept sub-workflows (``inline=False``), callees first: a call finds its
-        callee's plan ready, so a chain of calls of any depth plans without recursing."""
-        if self._function_plans:
+        """Plan the kept sub-workflows (``inline=False``, recursive ones), callees first: a
+        call finds its callee's ``Function`` ready, so a chain of calls of any depth plans
+        without recursing. A call on a cycle (recursion) finds it not planned yet and
+        declares it (:meth:`_function`); it is defined when its body's plan is made."""
+        if self._function_ops:
             return
         kept = {f.identifier(): f for f in self.functions.values() if f.domain == WORKFLOW_DOMAIN}
         for function in callees_first(kept):
-            self._function_plans[function.name] = self._body(function.graph)
+            plan = self._body(function.graph)
+            declared = self._function_ops.get(function.name)
+            if declared is None:
+                from namu._kernel import Function
+
+                self._function_ops[function.name] = Function(plan)
+            else:
+                declared.define(plan)
 
     def _key(self, value: ir.Value) -> int:
         key = self._keys.get(id(value))
@@ -350,13 +372,14 @@ class KernelExecutor(Executor):
     def _function(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import Function
 
-        name = node.op_type
+        name = called_function(node)
         if name not in self.functions:
             return build_node(node, self)  # raises: no such function
-        plan = self._function_plans.get(name)
-        if plan is None:
-            plan = self._function_plans[name] = self._body(self.functions[name].graph)
-        return Function(plan), None
+        op = self._function_ops.get(name)
+        if op is None:
+            graph = self.functions[name].graph
+            op = self._function_ops[name] = Function.declare(len(graph.inputs), len(graph.outputs))
+        return op, None
 
     def _task(self, node: ir.Node, keys: list[int]) -> tuple[Any, ErrorHandler | None]:
         from namu._kernel import Call

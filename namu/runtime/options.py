@@ -26,10 +26,12 @@ from pydantic import (
 from namu.runtime.executor_registry import executor_class, executor_names
 from namu.runtime.hooks import RunHooks, compose
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "Flag", "RunOptions", "with_run_option_keywords"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_RECURSION_LIMIT", "Flag", "RunOptions", "with_run_option_keywords"]
 
 #: most async task calls one run keeps in flight (NeuraCraft's default cap).
 DEFAULT_MAX_CONCURRENCY = 256
+#: most sub-workflow calls nested in one another in a run (Python's default recursion limit).
+DEFAULT_RECURSION_LIMIT = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +121,10 @@ class RunOptions(BaseModel):
     )
     workers: Annotated[int | None, Flag()] = Field(
         None, ge=1, description="Threads of the worker pool for thread-mode tasks (default: the number of CPUs)."
+    )
+    recursion_limit: Annotated[int, Flag()] = Field(
+        DEFAULT_RECURSION_LIMIT, ge=1,
+        description="Most sub-workflow calls nested in one another (a recursive workflow); a deeper call raises RecursionError.",
     )
 
     @classmethod

@@ -448,31 +448,6 @@ def test_non_literal_module_global():
     expect_rejection(wf, "non-literal-global", "NOT_A_LITERAL", "is a set")
 
 
-def test_recursion():
-    @namu.workflow
-    def rec(n: int) -> int:
-        if n <= 0:
-            return 0
-        return rec(add(n, -1))  # <recursion>
-
-    err = expect_rejection(rec, "recursion", "rec(add", "recursive workflow call")
-    assert "rec -> rec" in err.reason
-
-
-def test_mutual_recursion():
-    @namu.workflow
-    def ping(n: int) -> int:
-        return pong(n)
-
-    @namu.workflow
-    def pong(n: int) -> int:
-        return ping(n)  # <pong>
-
-    # Reported where the cycle closes, with the whole chain.
-    err = expect_rejection(ping, "pong", "ping(n)", "recursive workflow call")
-    assert "ping -> pong -> ping" in err.reason
-
-
 # ------------------------------------------------------------------ scoping and typing
 def test_variable_assigned_in_one_branch_used_after():
     @namu.workflow

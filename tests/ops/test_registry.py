@@ -102,6 +102,7 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     (NAMU_DOMAIN, "Slot"): "tests/passes/test_resolve_slots.py",
     **dict.fromkeys([(NAMU_DOMAIN, op) for op in ("Try", "Caught", "Raise")], "tests/frontend/test_try_except.py"),
     (WORKFLOW_DOMAIN, ANY_OP): "tests/passes/test_inline_functions.py",
+    (NAMU_DOMAIN, "CallFunction"): "tests/frontend/test_recursion.py",
     (PARTITION_DOMAIN, ANY_OP): "tests/runtime/test_partitions.py",
     **dict.fromkeys(
         [(NAMU_DOMAIN, f"Agent{step}") for step in ("Start", "Observe", "Pending", "Route", "UnknownTool", "Record", "Going", "Finish")],
