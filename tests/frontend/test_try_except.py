@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 import namu
 from namu.errors import WorkflowSyntaxError
-from tests.frontend.wf_samples import AVAILABLE_EXECUTORS, OPT_LEVELS, assert_python_meaning, outcome, plain
+from tests.frontend.wf_samples import (
+    AVAILABLE_EXECUTORS,
+    OPT_LEVELS,
+    assert_python_meaning,
+    outcome,
+    plain,
+)
 from tests.frontend.wf_samples import import_source as _import
 
 SOURCE = '''
