@@ -2,7 +2,8 @@
 
 Each example is a random DAG of statements (task calls, scalar ops, conditional
 expressions, operators, builtins and methods on strings and lists, if/else, while
-loops, loops with break/continue/else, fan-outs, tasks that fail on some inputs, tasks that
+loops, loops with break/continue/else, try/except/else/finally around failing tasks,
+fan-outs, tasks that fail on some inputs, tasks that
 fail transiently and succeed on retry, tasks that fail more often than they are retried,
 ``async def`` tasks), written as real source into a module, compiled, and run:
 
@@ -130,7 +131,23 @@ async def aboom(a: int) -> int:
 KINDS = [
     "task", "mix", "op", "ifexp", "if", "fanout", "while", "boom", "for",
     "flaky", "fragile", "async", "aflaky", "aboom", "flakyfan", "taskfan", "asyncfan", "flakywhile", "pyops", "jumps",
+    "catch",
 ]  # fmt: skip
+#: try statements around failing tasks (``{v}`` the variable assigned, ``{a}``, ``{b}``
+#: ints): each fails in at most one way (``fragile`` past its retries raises a
+#: RuntimeError no handler matches); a fan-out inside a try calls ``boom``, which records
+#: no attempts, so a concurrent run that starts more items than Python compares equal
+CATCHES = [
+    "try:\n    {v} = boom({a})\nexcept ValueError as e:\n    {v} = len(str(e))",
+    "try:\n    {v} = fragile({a})\nexcept ConnectionError:\n    {v} = -1",
+    "try:\n    {v} = total([boom(x + {a}) for x in span({b} % 5)])\nexcept ValueError:\n    {v} = 0\n"
+    "else:\n    {v} = {v} + 1\nfinally:\n    {v} = add2({v}, 1)",
+    "{v} = {a}\nfor x in span({b} % 5):\n    try:\n        {v} = add2({v}, boom(x + {v} % 7))\n"
+    "    except ArithmeticError:\n        break\n    except LookupError:\n        pass\n    except ValueError:\n"
+    "        continue\n    {v} = {v} + 1",
+    "try:\n    try:\n        {v} = mix(boom({a}), {b})\n    finally:\n        {v} = add2({a}, 2)\nexcept Exception:\n"
+    "    {v} = {b}",
+]
 #: statements of Python operators, builtins and methods on strings and lists (an int
 #: result, so later statements can read it); ``{a}``, ``{b}``, ``{c}`` are ints
 PYOPS = [
@@ -232,6 +249,9 @@ def workflows(draw: st.DrawFn) -> Program:
                 f"{v} = {a}\nfor x in span({b} % 6):\n    if mix({v}, x) % 5 == 0:\n        break\n"
                 f"    if x % 2:\n        continue\n    {v} = add2({v}, x)\nelse:\n    {v} = {v} + 1"
             )
+            reads = (a, b)
+        elif kind == "catch":
+            src = draw(st.sampled_from(CATCHES)).format(v=v, a=a, b=b)
             reads = (a, b)
         elif kind == "pyops":
             form = draw(st.sampled_from(PYOPS))
