@@ -58,6 +58,9 @@ class Guard(ast.If):
     there in Python (reading it would raise), so the lowering gives it None on that path
     instead of refusing the ``if``."""
 
+    #: read by liveness (``CATCH_KEEPS``)
+    guard = True
+
 
 class ExceptionTest(ast.expr):
     """Whether the exception in ``exception`` (a name) matches ``types`` (an ``except``

@@ -80,8 +80,9 @@ SCAN_WALRUS: ContextVar[bool] = ContextVar("namu_scan_walrus", default=True)
 
 
 #: whether a catch region keeps the variables its body assigns alive through it (their
-#: value from before is what its exception path leaves); off, liveness asks which reads
-#: the program itself makes
+#: value from before is what its exception path leaves), and a guard of the try rewrite
+#: (an ``if`` with ``guard`` set) those of the statements it skips after an exception;
+#: off, liveness asks which reads the program itself makes on its path without exceptions
 CATCH_KEEPS: ContextVar[bool] = ContextVar("namu_catch_keeps", default=True)
 
 
@@ -189,6 +190,8 @@ def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
     if isinstance(stmt, ast.Return):
         return expr_loads(stmt.value)
     if isinstance(stmt, ast.If):
+        if not stmt.orelse and not CATCH_KEEPS.get() and getattr(stmt, "guard", False):
+            return expr_loads(stmt.test) | live_before(stmt.body, live)  # its skip path: see CATCH_KEEPS
         return expr_loads(stmt.test) | live_before(stmt.body, live) | live_before(stmt.orelse, live)
     if isinstance(stmt, ast.While):
         header = live | expr_loads(stmt.test)

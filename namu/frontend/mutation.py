@@ -61,12 +61,18 @@ def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Calla
     return _rewrite_block(stmts, private)
 
 
+def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists nested in ``stmt`` (an ``if``, a loop, a ``try`` and its handlers)."""
+    blocks = [getattr(stmt, field, []) for field in ("body", "orelse", "finalbody")]
+    return blocks + [handler.body for handler in getattr(stmt, "handlers", [])]
+
+
 def _all_statements(stmts: list[ast.stmt]) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for stmt in stmts:
         out.append(stmt)
-        for field in ("body", "orelse"):
-            out += _all_statements(getattr(stmt, field, []))
+        for block in _blocks(stmt):
+            out += _all_statements(block)
     return out
 
 
@@ -108,14 +114,28 @@ def _item_of(target: ast.expr, name: str) -> bool:
     return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id == name
 
 
+def _assigned_value(target: ast.expr, value: ast.expr | None, name: str) -> ast.expr | None:
+    """The expression ``target = value`` binds ``name`` to: ``value`` itself, or its item
+    in a parallel assignment of literals (``a, b = {}, []``); None if it binds no such
+    expression (``name`` not plainly assigned, or unpacked from a value)."""
+    if isinstance(target, ast.Name):
+        return value if target.id == name else None
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) and len(target.elts) == len(value.elts):
+        if not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts)):
+            for t, v in zip(target.elts, value.elts):
+                found = _assigned_value(t, v, name)
+                if found is not None:
+                    return found
+    return None
+
+
 def _always_dict(name: str, stmts: list[ast.stmt], is_builtin: Callable[[str], bool]) -> bool:
     """Whether every assignment to ``name`` in ``stmts`` makes a dict."""
     for node in (n for stmt in stmts for n in ast.walk(stmt)):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                value = node.value
-                made = isinstance(value, (ast.Dict, ast.DictComp)) or (
+            for value in (_assigned_value(t, node.value, name) for t in targets):
+                made = value is None or isinstance(value, (ast.Dict, ast.DictComp)) or (
                     isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict" and is_builtin("dict"))
                 if not made:
                     return False
@@ -126,8 +146,9 @@ def _unshared(name: str, stmts: list[ast.stmt], parents: dict[ast.AST, ast.AST],
     for node in (n for stmt in stmts for n in ast.walk(stmt)):
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                if len(targets) != 1 or node.value is None or not _fresh(node.value, is_builtin) or isinstance(node, ast.AugAssign):
+            values = [_assigned_value(t, node.value, name) for t in targets]
+            if any(v is not None for v in values):
+                if len(targets) != 1 or not _fresh(values[0], is_builtin) or isinstance(node, ast.AugAssign):  # type: ignore[arg-type]
                     return False
             elif any(name in {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} for t in targets if not _item_of(t, name)):
                 return False  # bound by unpacking, or as a loop target: not known to be fresh
@@ -148,7 +169,7 @@ def _reads_only(node: ast.Name, parents: dict[ast.AST, ast.AST], is_builtin: Cal
     parent = parents.get(node)
     if isinstance(parent, (ast.BinOp, ast.Compare, ast.UnaryOp, ast.FormattedValue, ast.Return)):
         return True
-    if isinstance(parent, (ast.Tuple, ast.List)) and isinstance(parents.get(parent), ast.Return):
+    if isinstance(parent, (ast.Tuple, ast.List, ast.Dict)) and isinstance(parents.get(parent), ast.Return):
         return True  # returned: nothing runs after it
     if isinstance(parent, ast.Subscript) and parent.value is node:
         return True
@@ -168,9 +189,8 @@ def _rewrite_block(stmts: list[ast.stmt], private: set[str]) -> list[ast.stmt]:
         if name in private:
             out.append(_rebinding(stmt, name))  # type: ignore[arg-type]
             continue
-        for field in ("body", "orelse"):
-            if getattr(stmt, field, None):
-                setattr(stmt, field, _rewrite_block(getattr(stmt, field), private))
+        for block in _blocks(stmt):
+            block[:] = _rewrite_block(block, private)
         out.append(stmt)
     return out
 

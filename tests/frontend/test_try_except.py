@@ -171,6 +171,30 @@ def catches_own_raise(x: int):
     return r
 
 
+@namu.task(retries=1)
+def fetch(url: str) -> str:
+    if "bad" in url:
+        raise ConnectionError("refused")
+    if "slow" in url:
+        raise TimeoutError("slow")
+    return url.upper()
+
+
+@namu.workflow
+def fetch_all(urls: list[str]) -> dict:
+    """The example of docs/workflows.md: containers the body made change in a loop's try
+    (a parallel assignment makes them), a handler appends, finally logs."""
+    pages, failed = {}, []
+    for url in urls:
+        try:
+            pages[url] = fetch(url)
+        except (TimeoutError, ConnectionError) as e:
+            failed.append(f"{url}: {e}")
+        finally:
+            note(url)
+    return {"pages": pages, "failed": failed}
+
+
 @namu.workflow
 def calls_sub(xs: list[int]):
     """A workflow with a try, called as a sub-workflow inside another try."""
@@ -181,7 +205,7 @@ def calls_sub(xs: list[int]):
 '''
 
 NAMES = (
-    "keeps_partial", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
+    "fetch_all", "keeps_partial", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
     "catches_own_raise", "calls_sub",
 )
 values = st.one_of(st.integers(-3, 60), st.sampled_from([0, 51, -1]))
@@ -216,6 +240,12 @@ def test_a_handler_sees_what_the_body_assigned_before_the_exception(module: Any,
     assert_same_calls(module, "fan_out", xs)
     assert_same_calls(module, "in_loop", xs)
     assert_python_meaning(module.artifacts["calls_sub"], module.calls_sub, xs)
+
+
+@SETTINGS
+@given(urls=st.lists(st.sampled_from(["a", "bad", "slow", "c", "a"]), max_size=5))
+def test_the_documented_example(module: Any, urls: list[str]) -> None:
+    assert_same_calls(module, "fetch_all", urls)
 
 
 @SETTINGS
