@@ -18,6 +18,7 @@ import onnx_ir as ir
 
 from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.catch import CaughtAs, ExceptionTest
+from namu.frontend.liveness import walrus_targets
 from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
@@ -236,7 +237,34 @@ class ExpressionLowering:
         rhs = self._expr(operand, rhs_scope)
         keep = self.identity(keep_scope, acc, operand)
         then_val, else_val = (rhs, keep) if op == "And" else (keep, rhs)
-        return self._branches(node, cond, then_scope, [then_val], else_scope, [else_val], [op.lower()], scope=scope)[0]
+        return self._expression_branches(node, [operand], cond, then_scope, then_val, else_scope, else_val, op.lower(), scope)
+
+    def _expression_branches(
+        self,
+        node: ast.expr,
+        parts: list[ast.expr],
+        cond: ir.Value,
+        then_scope: Scope,
+        then_val: ir.Value,
+        else_scope: Scope,
+        else_val: ir.Value,
+        hint: str,
+        scope: Scope,
+    ) -> ir.Value:
+        """The ``If`` choosing between two lowered sub-expressions; a name that an
+        assignment expression in ``parts`` binds on one path becomes a phi: the new value
+        where it ran, the old one (or None, Python's unbound) where it did not."""
+        names = sorted({t.id for part in parts for t in walrus_targets(part)})
+
+        def bound(branch: Scope, name: str) -> ir.Value:
+            return branch.env[name] if name in branch.env else self.constant(branch, None, node, name)
+
+        then_vals = [then_val, *(bound(then_scope, n) for n in names)]
+        else_vals = [else_val, *(bound(else_scope, n) for n in names)]
+        outs = self._branches(node, cond, then_scope, then_vals, else_scope, else_vals, [hint, *names], scope=scope)
+        for name, value in zip(names, outs[1:]):
+            scope.env[name] = value
+        return outs[0]
 
     def _compare(self, node: ast.Compare, scope: Scope) -> ir.Value:
         left = self._expr(node.left, scope)
@@ -255,7 +283,7 @@ class ExpressionLowering:
         then_scope, else_scope = scope.child(), scope.child()
         tail = self._chain(node, right, rest, then_scope)
         false = self.identity(else_scope, test, node)
-        return self._branches(node, test, then_scope, [tail], else_scope, [false], ["chain"], scope)[0]
+        return self._expression_branches(node, [c for _, c in rest], test, then_scope, tail, else_scope, false, "chain", scope)
 
     def _compare_one(self, op: ast.cmpop, left: ir.Value, right: ir.Value, scope: Scope, node: ast.AST) -> ir.Value:
         symbol = _SYMBOLS.get(type(op), type(op).__name__)
@@ -342,7 +370,7 @@ class ExpressionLowering:
         then_scope, else_scope = scope.child(), scope.child()
         then_val = self._expr(node.body, then_scope)
         else_val = self._expr(node.orelse, else_scope)
-        return self._branches(node, cond, then_scope, [then_val], else_scope, [else_val], ["choice"], scope=scope)[0]
+        return self._expression_branches(node, [node.body, node.orelse], cond, then_scope, then_val, else_scope, else_val, "choice", scope)
 
     def _subscript(self, node: ast.Subscript, scope: Scope) -> ir.Value:
         if isinstance(node.slice, ast.Slice):

@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
-__all__ = ["CATCH_KEEPS", "SCAN_WALRUS", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
+__all__ = ["CATCH_KEEPS", "COMPREHENSION", "SCAN_WALRUS", "conditional_walruses", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -150,7 +150,8 @@ def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
     not (they are assigned before anything after them reads them)."""
     if not SCAN_WALRUS.get():
         return _live_before_plain(stmt, live)
-    walrus = {t.id for e in header_expressions(stmt) for t in walrus_targets(e)}
+    # the names every evaluation binds (not one that may not run: its old value stays live)
+    walrus = {n.target.id for e in header_expressions(stmt) for n, where in conditional_walruses(e) if where is None}  # type: ignore[attr-defined]
     if not walrus or isinstance(stmt, ast.While):
         return _live_before_plain(stmt, live)
     bound: set[str] = set()
@@ -217,3 +218,32 @@ def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
         return live_before(stmt.body, live) | (live if CATCH_KEEPS.get() else set())
     # Expr and anything else: reads only (unsupported statements are rejected later)
     return live | expr_loads(stmt)
+
+
+#: where a comprehension's assignment expression binds (:func:`conditional_walruses`)
+COMPREHENSION = "a comprehension"
+
+
+def conditional_walruses(node: ast.AST, where: str | None = None) -> Iterator[tuple[ast.NamedExpr, str | None]]:
+    """Each ``:=`` under ``node``, with what makes its evaluation conditional (None: it
+    always runs when the statement does)."""
+    if isinstance(node, ast.NamedExpr):
+        yield node, where
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        for child in ast.walk(node):
+            if isinstance(child, ast.NamedExpr):
+                yield child, COMPREHENSION
+        return
+    for field, value in ast.iter_fields(node):
+        children = value if isinstance(value, list) else [value]
+        for index, child in enumerate(children):
+            if not isinstance(child, ast.AST):
+                continue
+            inner = where
+            if isinstance(node, ast.BoolOp) and index > 0:
+                inner = inner or "the right side of `and`/`or`"
+            elif isinstance(node, ast.IfExp) and field in ("body", "orelse"):
+                inner = inner or "a branch of a conditional expression"
+            elif isinstance(node, ast.Compare) and field == "comparators" and index > 0:
+                inner = inner or "a later link of a chained comparison"
+            yield from conditional_walruses(child, inner)

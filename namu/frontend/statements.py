@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import onnx_ir as ir
 
@@ -20,11 +20,14 @@ from namu.frontend.builder import Scope, base_name
 from namu.frontend.catch import Catch, Guard, rewrite_try
 from namu.frontend.liveness import (
     CATCH_KEEPS,
+    COMPREHENSION,
     SCAN_WALRUS,
     assigned_names,
+    conditional_walruses,
     header_expressions,
     live_before,
     target_names,
+    walrus_targets,
 )
 from namu.frontend.loop_control import rewrite_loop_control
 from namu.frontend.mutation import rewrite_mutations
@@ -430,9 +433,10 @@ class StatementLowering:
     def _while(self, stmt: ast.While, scope: Scope, live_after: set[str]) -> None:
         # `else`, `break`, `continue` and `return` in the body were rewritten away (loop_control)
         header_live = live_before([stmt], live_after)
-        carried = sorted(assigned_names(stmt.body) & (header_live | live_after))
-        self._check_carried(stmt, carried, scope, "while", live_after)
+        tested = {t.id for t in walrus_targets(stmt.test)}  # `while (line := read()):` binds every test
+        carried = sorted((assigned_names(stmt.body) | tested) & (header_live | live_after))
         cond0 = self.truth(scope, self._expr(stmt.test, scope), stmt.test)
+        self._check_carried(stmt, carried, scope, "while", live_after)
 
         def body(body_scope: Scope) -> ir.Value:
             self._block(stmt.body, body_scope, header_live)
@@ -497,19 +501,18 @@ class StatementLowering:
         return ValueType.opaque()
 
     def _check_walrus(self, stmt: ast.stmt) -> None:
-        """Refuse an assignment expression (``:=``) where its binding would depend on
-        a path the IR takes inside an expression: a ``while`` condition (evaluated again
-        each iteration), a comprehension, or an operand that may not be evaluated (the
-        right of ``and``/``or``, a branch of ``x if c else y``, a later link of a chained
-        comparison)."""
+        """Refuse an assignment expression (``:=``) in a comprehension (Python binds it in
+        the enclosing function, from whichever item ran last; namu's items are a fan-out).
+        One on a path that may not run (the right of ``and``/``or``, a branch of ``x if c
+        else y``, a later link of a chained comparison) binds a phi value: the new value
+        where it ran, the old one (or None, Python's unbound) where it did not."""
         if not SCAN_WALRUS.get():
             return
         for expression in header_expressions(stmt):
-            for node, where in _conditional_walruses(expression, None):
-                if isinstance(stmt, ast.While) and where is None:
-                    where = "a `while` condition (assign before the loop and at the end of its body)"
-                if where is not None:
-                    self.src.fail(node, f"an assignment expression (:=) is not supported in {where}")
+            for node, where in conditional_walruses(expression):
+                if where == COMPREHENSION:
+                    self.src.fail(node, "an assignment expression (:=) is not supported in a comprehension; "
+                                        "use a for loop")
 
     def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str, live_after: set[str]) -> None:
         """Every carried variable has a value before the loop. One that is carried only
@@ -639,28 +642,3 @@ def _append_rest(stmt: ast.If, rest: list[ast.stmt]) -> ast.If:
 
     folded = type(stmt)(test=stmt.test, body=extend(stmt.body), orelse=extend(stmt.orelse))  # a Guard stays one
     return ast.copy_location(folded, stmt)
-
-
-def _conditional_walruses(node: ast.AST, where: str | None) -> Iterator[tuple[ast.NamedExpr, str | None]]:
-    """Each ``:=`` under ``node``, with what makes its evaluation conditional (None: it
-    always runs when the statement does)."""
-    if isinstance(node, ast.NamedExpr):
-        yield node, where
-    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-        for child in ast.walk(node):
-            if isinstance(child, ast.NamedExpr):
-                yield child, "a comprehension"
-        return
-    for field, value in ast.iter_fields(node):
-        children = value if isinstance(value, list) else [value]
-        for index, child in enumerate(children):
-            if not isinstance(child, ast.AST):
-                continue
-            inner = where
-            if isinstance(node, ast.BoolOp) and index > 0:
-                inner = inner or "the right side of `and`/`or`"
-            elif isinstance(node, ast.IfExp) and field in ("body", "orelse"):
-                inner = inner or "a branch of a conditional expression"
-            elif isinstance(node, ast.Compare) and field == "comparators" and index > 0:
-                inner = inner or "a later link of a chained comparison"
-            yield from _conditional_walruses(child, inner)

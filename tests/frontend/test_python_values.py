@@ -223,6 +223,22 @@ def walrus(xs: list[int], x: int):
     for v in xs:
         total = total + (w := v * 2) + w
     return y, n, total, (z := x + 1) * z, [n := n + 1, n]
+
+
+@namu.workflow
+def conditional_walrus(xs: list[int], x: int):
+    """:= where it may not run: the name keeps its old value (None if it had none) there."""
+    y, t = -1, None
+    r = x > 0 and (y := sq(x)) > 3
+    s = x or (t := x + 1)
+    v = (w := sq(x)) if x % 2 else (w := x - 1)
+    k = 0
+    ok = x < len(xs) < (k := sq(len(xs)))
+    out = []
+    while (item := xs[0] if xs else None) is not None:
+        out = out + [sq(item)]
+        xs = xs[1:]
+    return r, y, s, t, v, w, ok, k, out, item
 '''
 
 
@@ -235,6 +251,7 @@ def test_comprehensions_and_assignment_expressions_mean_python(tmp_path_factory:
     module = _compiled_module(tmp_path_factory)
     assert_python_meaning(module.artifacts["comprehensions"], module.comprehensions, xs, words)
     assert_python_meaning(module.artifacts["walrus"], module.walrus, xs, x)
+    assert_python_meaning(module.artifacts["conditional_walrus"], module.conditional_walrus, xs, x)
 
 
 _MODULES: dict[str, Any] = {}
@@ -245,7 +262,7 @@ def _compiled_module(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if "module" not in _MODULES:
         module = _import(tmp_path_factory.mktemp("comprehensions") / "namu_comprehension_samples.py", COMPREHENSIONS)
         module.artifacts = {
-            name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in ("comprehensions", "walrus")
+            name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in ("comprehensions", "walrus", "conditional_walrus")
         }
         _MODULES["module"] = module
     return _MODULES["module"]

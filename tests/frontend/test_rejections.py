@@ -267,26 +267,6 @@ def test_special_attribute_read():
     expect_rejection(wf, "attr-dunder", "x.__class__", "special attribute `__class__`")
 
 
-def test_walrus_on_a_path_that_may_not_run():
-    @namu.workflow
-    def wf(x: int) -> int:
-        y = 0
-        z = x > 0 and (y := add(x, 1))  # <walrus>
-        return y + z
-
-    expect_rejection(wf, "walrus", "y :=", "the right side of `and`/`or`")
-
-
-def test_walrus_in_a_while_condition():
-    @namu.workflow
-    def wf(x: int) -> int:
-        while (y := add(x, 1)) < 10:  # <walrus-while>
-            x = y
-        return x
-
-    expect_rejection(wf, "walrus-while", "y :=", "a `while` condition")
-
-
 def test_walrus_in_a_comprehension():
     @namu.workflow
     def wf(xs: list[int]) -> list[int]:
