@@ -21,7 +21,6 @@ import onnx_ir as ir
 from namu.frontend.agents.agent import Agent
 from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.liveness import target_names
-from namu.frontend.mutation import REBOUND_METHODS
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.slot import Slot
@@ -116,11 +115,10 @@ class CallLowering:
         name = func.attr
         if name in MUTATING:
             target = ast.unparse(func.value)
-            lowered = ", ".join(sorted(REBOUND_METHODS))
             self.src.fail(node, f"`{ast.unparse(func)}()` changes `{target}` in place, which a workflow can do only as a "
-                                f"statement ({lowered}, or `d[k] = v`) on a list, set or dict the body made and never handed elsewhere "
-                                f"(not a parameter, not passed to a task, not bound to another name); build a new value "
-                                f"instead, e.g. `{target} = {target} + [item]`, or do it inside a task")
+                                "statement or the whole right side of an assignment (`v = xs.pop()`), on a list, set or dict "
+                                "the body made and never handed elsewhere (not a parameter, not passed to a task, not bound to "
+                                f"another name); build a new value instead, e.g. `{target} = {target} + [item]`, or do it inside a task")
         if name not in METHODS:
             self.src.fail(node, f"cannot call `{ast.unparse(func)}` in a workflow: only methods that change nothing "
                                 "(methods of str, bytes, list, tuple, dict, set, int and float such as split, strip, join, get, items) "

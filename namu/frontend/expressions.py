@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import onnx_ir as ir
 
-from namu.frontend.builder import Scope, kwnames_attrs
+from namu.frontend.builder import Scope, base_name, kwnames_attrs
 from namu.frontend.catch import CaughtAs, ExceptionTest
 from namu.frontend.liveness import walrus_targets
+from namu.frontend.mutation import InPlace
 from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_EXPRESSIONS, REJECTED_FORMS
@@ -79,6 +80,20 @@ class ExpressionLowering:
         if lowering is None:
             self.src.fail(node, f"{type(node).__name__} expressions are not supported in a workflow")
         return getattr(self, lowering)(node, scope)
+
+    def _in_place(self, node: InPlace, scope: Scope) -> ir.Value:
+        """An in-place change of a container the body owns (:mod:`namu.frontend.mutation`):
+        ``namu.Mutated``, the changed copy (and, ``both``, the method's result, as a tuple)."""
+        receiver = self._expr(node.receiver, scope)
+        call = ast.Call(func=node.receiver, args=node.args, keywords=node.keywords)
+        args, kwnames = self._call_inputs(ast.copy_location(call, node), scope, generators=True)
+        attrs = [ir.AttrString("name", node.method), *kwnames_attrs(kwnames)]
+        rtype = type_of(receiver)
+        ctype = ValueType.opaque(rtype.kind) if rtype.kind in ("list", "dict", "set") else ValueType.opaque()
+        names = [base_name(receiver.name), node.method]
+        changed, result = self.emit(scope, "Mutated", [receiver, *args], [ctype, ValueType.opaque()], node, domain=NAMU_DOMAIN,
+                                    attrs=attrs, names=names)
+        return self.container(scope, "Tuple", [changed, result], node) if node.both else changed
 
     def _exception_test(self, node: ExceptionTest, scope: Scope) -> ir.Value:
         """An ``except`` clause's test (:mod:`namu.frontend.catch`): ``namu.ExceptionMatches``."""
@@ -530,5 +545,6 @@ _LOWERINGS: dict[type[ast.expr], str] = {
     ast.NamedExpr: "_named_expr",
     ast.DictComp: "_dict_comprehension",
     ExceptionTest: "_exception_test",
+    InPlace: "_in_place",
     CaughtAs: "_caught_as",
 }

@@ -7,10 +7,17 @@ to a new list with the change made, so
 
 * ``xs.append(v)`` becomes ``xs = xs + [v]``; ``xs.extend(ys)`` ``xs = xs + list(ys)``;
   ``xs.insert(i, v)`` ``xs = xs[:i] + [v] + xs[i:]``; ``xs.sort(...)`` ``xs = sorted(xs,
-  ...)``; ``xs.reverse()`` ``xs = xs[::-1]``;
-* ``s.add(v)`` becomes ``s = s | {v}``;
-* ``d[key] = value``, for a dict (every assignment to ``d`` in the body makes one),
-  becomes ``d = d | dict([(key, value)])``.
+  ...)``; ``xs.reverse()`` ``xs = xs[::-1]``; ``s.add(v)`` ``s = s | {v}`` (typed
+  rewrites: the result keeps a list's element type);
+* every other change -- ``xs[i] = v`` (and ``xs[i] += v``), ``del xs[i]``, ``xs.pop()``,
+  ``d.update(e)``, ``d.setdefault(k, [])``, ``s.discard(v)``, ... of :data:`MUTATING` --
+  becomes :class:`InPlace`: ``namu.Mutated`` runs the method on a shallow copy and
+  gives back the copy and the method's result, so ``v = xs.pop()`` is ``xs, v =
+  <copy after pop>, <popped>`` with Python's exact meaning (``IndexError``, negative
+  indices, slices).
+
+A change lowers this way as a statement, or as the whole right side of an assignment
+(``v = xs.pop()``); elsewhere in an expression it is refused with its location.
 
 "Nothing else can see it" is checked on the source, conservatively: ``xs`` is not a
 parameter (the caller holds it), every assignment to it makes a new container (a
@@ -27,7 +34,9 @@ import ast
 import copy
 from collections.abc import Callable
 
-__all__ = ["REBOUND_METHODS", "rewrite_mutations"]
+from namu.ops.builtins import MUTATING
+
+__all__ = ["REBOUND_METHODS", "InPlace", "rewrite_mutations"]
 
 #: the changes that lower as rebindings, by method name
 REBOUND_METHODS = frozenset({"append", "extend", "insert", "sort", "reverse", "add"})
@@ -36,6 +45,14 @@ REBOUND_METHODS = frozenset({"append", "extend", "insert", "sort", "reverse", "a
 _READING_BUILTINS = frozenset({"len", "sum", "min", "max", "sorted", "list", "tuple", "set", "frozenset", "dict",
                                "any", "all", "str", "repr", "bool"})
 _FRESH_BUILTINS = frozenset({"list", "sorted", "set", "dict"})
+
+
+class InPlace(ast.expr):
+    """``receiver.method(*args, **keywords)`` on a copy of ``receiver`` (``method`` one of
+    :data:`MUTATING`, ``__setitem__`` or ``__delitem__``): the changed copy, or with
+    ``both`` the tuple (changed copy, the method's result)."""
+
+    _fields = ("receiver", "method", "args", "keywords", "both")
 
 
 def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Callable[[str], bool]) -> list[ast.stmt]:
@@ -53,9 +70,6 @@ def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Calla
     stmts = copy.deepcopy(stmts)
     parents = {child: node for stmt in stmts for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
     private = {name for name in changed if _unshared(name, stmts, parents, is_builtin)}  # type: ignore[arg-type]
-    # `d[key] = value` only for dicts: the body's every assignment to `d` makes one
-    items = {_item_assigned(s) for s in _all_statements(stmts)} - {None}
-    private -= {name for name in items if not _always_dict(name, stmts, is_builtin)}  # type: ignore[arg-type]
     if not private:
         return stmts
     return _rewrite_block(stmts, private)
@@ -76,27 +90,43 @@ def _all_statements(stmts: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _item_assigned(stmt: ast.stmt) -> str | None:
-    """``d`` for a statement ``d[key] = value`` (one target, not a slice)."""
+def _item_target(stmt: ast.stmt) -> ast.Subscript | None:
+    """``xs[key]`` of a statement ``xs[key] = value``, ``xs[key] += value`` or ``del xs[key]``
+    (one target, a name's item or slice)."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target: ast.expr = stmt.targets[0]
+    elif isinstance(stmt, ast.AugAssign):
+        target = stmt.target
+    elif isinstance(stmt, ast.Delete) and len(stmt.targets) == 1:
         target = stmt.targets[0]
-        if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and not isinstance(target.slice, ast.Slice):
-            return target.value.id
+    else:
+        return None
+    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+        return target
+    return None
+
+
+def _mutating_call(value: ast.expr | None) -> ast.Call | None:
+    """``value`` if it is ``name.method(...)`` with a method of :data:`MUTATING`."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and isinstance(value.func.value, ast.Name):
+        if value.func.attr in MUTATING:
+            return value
     return None
 
 
 def _changed_name(stmt: ast.stmt) -> str | None:
-    """``xs`` for a statement ``xs.append(...)`` (a method of :data:`REBOUND_METHODS`) or
-    ``xs[key] = value``."""
-    item = _item_assigned(stmt)
+    """``xs`` for a statement that changes ``xs`` in place: ``xs.method(...)`` (a method of
+    :data:`MUTATING`), ``v = xs.method(...)``, ``xs[key] = value``, ``xs[key] += value``
+    or ``del xs[key]``."""
+    item = _item_target(stmt)
     if item is not None:
-        return item
-    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
-        return None
-    func = stmt.value.func
-    if isinstance(func, ast.Attribute) and func.attr in REBOUND_METHODS and isinstance(func.value, ast.Name):
-        return func.value.id
-    return None
+        return item.value.id  # type: ignore[attr-defined]
+    call = None
+    if isinstance(stmt, ast.Expr):
+        call = _mutating_call(stmt.value)
+    elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        call = _mutating_call(stmt.value)
+    return call.func.value.id if call is not None else None  # type: ignore[attr-defined]
 
 
 def _fresh(value: ast.expr, is_builtin: Callable[[str], bool]) -> bool:
@@ -127,19 +157,6 @@ def _assigned_value(target: ast.expr, value: ast.expr | None, name: str) -> ast.
                 if found is not None:
                     return found
     return None
-
-
-def _always_dict(name: str, stmts: list[ast.stmt], is_builtin: Callable[[str], bool]) -> bool:
-    """Whether every assignment to ``name`` in ``stmts`` makes a dict."""
-    for node in (n for stmt in stmts for n in ast.walk(stmt)):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for value in (_assigned_value(t, node.value, name) for t in targets):
-                made = value is None or isinstance(value, (ast.Dict, ast.DictComp)) or (
-                    isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict" and is_builtin("dict"))
-                if not made:
-                    return False
-    return True
 
 
 def _unshared(name: str, stmts: list[ast.stmt], parents: dict[ast.AST, ast.AST], is_builtin: Callable[[str], bool]) -> bool:
@@ -196,18 +213,34 @@ def _rewrite_block(stmts: list[ast.stmt], private: set[str]) -> list[ast.stmt]:
 
 
 def _rebinding(stmt: ast.stmt, name: str) -> ast.stmt:
-    """``xs = <xs with the change>`` for the statement ``xs.method(...)`` or ``d[key] = value``."""
-    if isinstance(stmt, ast.Assign):  # d[key] = value  ->  d = d | dict([(key, value)])
-        target = stmt.targets[0]
-        assert isinstance(target, ast.Subscript)
-        pair = ast.Tuple(elts=[target.slice, stmt.value], ctx=ast.Load())
-        made = ast.Call(func=ast.Name(id="dict", ctx=ast.Load()), args=[ast.List(elts=[pair], ctx=ast.Load())], keywords=[])
-        return _located(ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())],
-                                   value=ast.BinOp(left=ast.Name(id=name, ctx=ast.Load()), op=ast.BitOr(), right=made)), stmt)
+    """The rebinding of ``name`` that a statement changing it in place stands for (see the
+    module's docstring)."""
+    item = _item_target(stmt)
+    if item is not None:
+        key = item.slice
+        if isinstance(key, ast.Slice):  # xs[a:b] = ys: the key is slice(a, b, None)
+            bounds = [b if b is not None else ast.Constant(value=None) for b in (key.lower, key.upper, key.step)]
+            key = ast.Call(func=ast.Name(id="slice", ctx=ast.Load()), args=bounds, keywords=[])
+        if isinstance(stmt, ast.Delete):
+            return _in_place(name, "__delitem__", [key], [], stmt)
+        value = stmt.value  # type: ignore[attr-defined]
+        if isinstance(stmt, ast.AugAssign):  # xs[k] += v  ->  xs[k] = xs[k] + v, xs[k] read once
+            read = ast.Subscript(value=ast.Name(id=name, ctx=ast.Load()), slice=copy.deepcopy(key), ctx=ast.Load())
+            value = ast.BinOp(left=read, op=stmt.op, right=value)
+        return _in_place(name, "__setitem__", [key, value], [], stmt)
+    if isinstance(stmt, ast.Assign):  # v = xs.pop()  ->  xs, v = <both>
+        call = _mutating_call(stmt.value)
+        assert call is not None and isinstance(call.func, ast.Attribute)
+        both = InPlace(receiver=ast.Name(id=name, ctx=ast.Load()), method=call.func.attr, args=call.args,
+                       keywords=call.keywords, both=True)
+        targets = ast.Tuple(elts=[ast.Name(id=name, ctx=ast.Store()), stmt.targets[0]], ctx=ast.Store())
+        return _located(ast.Assign(targets=[targets], value=both), stmt)
     assert isinstance(stmt, ast.Expr)
     call = stmt.value
     assert isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
     method, args, keywords = call.func.attr, call.args, call.keywords
+    if method not in REBOUND_METHODS:
+        return _in_place(name, method, args, keywords, stmt)
 
     def load() -> ast.Name:
         return ast.Name(id=name, ctx=ast.Load())
@@ -232,9 +265,15 @@ def _rebinding(stmt: ast.stmt, name: str) -> ast.stmt:
         value = part(None, None, ast.Constant(value=-1))
     elif method == "add" and len(args) == 1 and not keywords:
         value = ast.BinOp(left=load(), op=ast.BitOr(), right=ast.Set(elts=[args[0]]))
-    else:
-        return stmt  # arguments Python would refuse: left for the lowering to report
+    else:  # arguments Python would refuse: Python's own error, when the run gets there
+        return _in_place(name, method, args, keywords, stmt)
     return _located(ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=value), stmt)
+
+
+def _in_place(name: str, method: str, args: list[ast.expr], keywords: list[ast.keyword], stmt: ast.stmt) -> ast.Assign:
+    """``name = InPlace(name.method(*args, **keywords))``."""
+    change = InPlace(receiver=ast.Name(id=name, ctx=ast.Load()), method=method, args=args, keywords=keywords, both=False)
+    return _located(ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=change), stmt)
 
 
 def _located(assign: ast.Assign, stmt: ast.stmt) -> ast.Assign:

@@ -55,9 +55,11 @@ def reference() -> str:
         "",
         f"Methods that change nothing, on any workflow value: {_names(METHODS)}.",
         "",
-        f"Methods that change their receiver: {_names(MUTATING)}. As a statement on a list or set the body made and never "
-        f"handed elsewhere (not a parameter, not passed to a task, not bound to another name), {_names(REBOUND_METHODS)} "
-        "lower as rebindings (`xs.append(v)` is `xs = xs + [v]`); anything else is refused, with a way out "
+        f"Methods that change their receiver: {_names(MUTATING)}. On a list, set or dict the body made and never "
+        "handed elsewhere (not a parameter, not passed to a task, not bound to another name), each lowers as a "
+        "rebinding, as a statement or as the whole right side of an assignment (`v = xs.pop()`): "
+        f"{_names(REBOUND_METHODS)} as operators (`xs.append(v)` is `xs = xs + [v]`), the others, and `xs[k] = v`, "
+        "`xs[k] += v`, `del xs[k]`, as `namu.Mutated` on a copy; anything else is refused, with a way out "
         "(`xs = xs + [v]`, or a task).",
         "",
         "### Rejected constructs",

@@ -48,8 +48,9 @@ REJECTED_FORMS: dict[str, str] = {
     "def wf(*args)": "*args parameters are not supported in a workflow",
     "def wf(**kwargs)": "**kwargs parameters are not supported in a workflow",
     "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
-    "x[i] = ...": "subscript assignment is supported on a dict the body made and never handed elsewhere "
-    "(`d[k] = v` is then `d = d | {k: v}`); other values are immutable in a workflow: build a new one",
+    "x[i] = ...": "subscript assignment is supported on a list or dict the body made and never handed elsewhere "
+    "(not a parameter, not passed to a task, not bound to another name); other values are immutable in a "
+    "workflow: build a new one",
     "*xs, y = ...": "starred assignment is not supported in a workflow",
     "f(*args)": "*args in a call is supported in task calls, with an operand of a length known when "
     "compiling (a tuple of known items, or a literal)",

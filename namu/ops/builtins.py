@@ -5,7 +5,11 @@
 * ``namu.IsInstance``: ``isinstance(x, (T, ...))`` for builtin classes named by ``types``;
 * ``namu.CallMethod``: ``x.name(*args, **kwargs)`` for a method of :data:`METHODS`,
   the ones of ``str``, ``bytes``, ``list``, ``tuple``, ``dict``, ``set``, ``int`` and
-  ``float`` that return a value and change nothing (:data:`MUTATING` lists the ones a workflow refuses).
+  ``float`` that return a value and change nothing;
+* ``namu.Mutated``: ``x.name(*args, **kwargs)`` for a method of :data:`MUTATING` (or
+  ``__setitem__``/``__delitem__``) run on a shallow copy of ``x``: the changed copy and
+  the method's result (a workflow changes only containers it made and never handed
+  elsewhere: :mod:`namu.frontend.mutation`).
 
 An artifact names the builtin or the method; the op checks the name against these lists
 when it is built, so an artifact cannot call ``eval``, ``open`` or ``list.append``.
@@ -15,6 +19,7 @@ Each result type is what Python gives where the operand types say it, else ``obj
 from __future__ import annotations
 
 import builtins
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +33,7 @@ from namu.ops.registry import Built, OpEnv, Typer, op
 from namu.ops.spans import with_span
 from namu.runtime.tasks.bindings import input_splitter
 
-__all__ = ["BUILTINS", "INSTANCE_TYPES", "METHODS", "MUTATING"]
+__all__ = ["BUILTINS", "INSTANCE_TYPES", "ITEM_CHANGES", "METHODS", "MUTATING"]
 
 _INT, _FLOAT, _BOOL, _STR = ValueType.int(), ValueType.float(), ValueType.bool(), ValueType.str()
 _OBJECT = ValueType.opaque()
@@ -91,6 +96,7 @@ BUILTINS: dict[str, Callable[[list[ValueType]], ValueType]] = {
     "set": _named("set"),
     "frozenset": _named("frozenset"),
     "range": _named("range"),
+    "slice": _named("slice"),
     "enumerate": _named("enumerate"),
     "zip": _named("zip"),
     "reversed": _named("reversed"),
@@ -125,6 +131,9 @@ MUTATING = frozenset({
     "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "update", "setdefault",
     "popitem", "add", "discard", "difference_update", "intersection_update", "symmetric_difference_update",
 })
+
+#: the item changes ``namu.Mutated`` runs besides :data:`MUTATING`: ``xs[k] = v``, ``del xs[k]``
+ITEM_CHANGES = frozenset({"__setitem__", "__delitem__"})
 
 
 def method_type(name: str, receiver: ValueType) -> ValueType:
@@ -204,3 +213,24 @@ def _call_method(node: ir.Node, _env: OpEnv) -> Built:
         return getattr(receiver, name)(*args, **kwargs)
 
     return with_span(_with_keywords(call, _kwnames(node)), node), None
+
+
+def _mutated_type(_typer: Typer, _node: ir.Node, args: list[ValueType]) -> list[ValueType]:
+    """The changed copy is a container of the receiver's class (its items may have any
+    type now); the method's result is any value."""
+    receiver = args[0] if args else _OBJECT
+    return [ValueType.opaque(receiver.kind) if receiver.kind in ("list", "dict", "set") else _OBJECT, _OBJECT]
+
+
+@op(NAMU_DOMAIN, "Mutated", "a shallow copy of input 0 changed by its method `name` (the other inputs its arguments), "
+    "and the method's result", types=_mutated_type, pure=True, fresh=True)
+def _mutated(node: ir.Node, _env: OpEnv) -> Built:
+    name = node.attributes["name"].as_string()
+    if name not in MUTATING and name not in ITEM_CHANGES:
+        raise IRVerificationError(f"{_where(node)}: namu.Mutated {name!r} is not a method that changes a container")
+
+    def mutated(receiver: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        changed = copy.copy(receiver)
+        return changed, getattr(changed, name)(*args, **kwargs)
+
+    return with_span(_with_keywords(mutated, _kwnames(node)), node), None

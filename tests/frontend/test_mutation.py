@@ -1,6 +1,7 @@
-"""``xs.append(v)``, ``d[k] = v`` and the other in-place changes of a list, set or dict
-the workflow made itself lower as rebindings (``xs = xs + [v]``) and mean what Python
-says; a change of a value something else can see is refused with its location."""
+"""``xs.append(v)``, ``xs[i] = v``, ``v = xs.pop()`` and the other in-place changes of a
+list, set or dict the workflow made itself lower as rebindings (``xs = xs + [v]``, or a
+changed copy) and mean what Python says; a change of a value something else can see is
+refused with its location."""
 
 from __future__ import annotations
 
@@ -61,10 +62,37 @@ def count(words: list[str]):
 
 
 @namu.workflow
-def changes_a_list_item(n: int):
+def items(n: int, k: int, keys: list[str]):
+    """Item assignment, deletion and the mutating methods that return a value."""
+    xs = [0] * (n % 6)
+    for i in range(n % 6):
+        xs[i] = double(i)
+    xs[-1] += 100
+    del xs[0]
+    counts = {}
+    for w in keys:
+        counts[w] = counts.get(w, 0) + 1
+    counts[keys[0] if keys else "none"] += 5
+    ys = list(range(5))
+    last = ys.pop()
+    first = ys.pop(k % 4)
+    ys[1:3] = ["x"]
+    d = {"a": 1}
+    d.update({"b": n})
+    got = d.setdefault("c", [])
+    popped = d.pop(keys[-1] if keys else "a", None)
+    s = {1, 2}
+    s.discard(k)
+    zs = [3, 1]
+    zs.remove(k)
+    return xs, counts, ys, last, first, d, got, popped, s, zs
+
+
+@namu.workflow
+def changes_a_list_item_in_an_expression(n: int):
     ys = [1, 2]
-    ys[0] = n
-    return ys
+    total = n + ys.pop()
+    return total
 
 
 @namu.workflow
@@ -95,7 +123,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
     mod = _import(tmp_path_factory.mktemp("mutation") / "namu_mutation_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow", "count")}
+    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow", "count", "items")}
     return mod
 
 
@@ -105,6 +133,14 @@ def test_changes_of_the_workflows_own_containers_mean_python(module: Any, items:
     assert_python_meaning(module.artifacts["dedupe"], module.dedupe, items)
     assert_python_meaning(module.artifacts["grow"], module.grow, n)
     assert_python_meaning(module.artifacts["count"], module.count, [str(i % 3) for i in items])
+
+
+@SETTINGS
+@given(n=st.integers(-3, 12), k=st.integers(-1, 4), keys=st.lists(st.sampled_from(["a", "b", "c"]), max_size=4))
+def test_item_changes_and_mutating_methods_mean_python(module: Any, n: int, k: int, keys: list[str]) -> None:
+    """Python's values and Python's errors (IndexError from ``xs[-1]`` on an empty list,
+    ValueError from ``remove``, KeyError from ``counts[k] += 5``)."""
+    assert_python_meaning(module.artifacts["items"], module.items, n, k, keys)
 
 
 def test_the_changes_are_rebindings_in_the_ir(module: Any) -> None:
@@ -122,7 +158,7 @@ def test_a_change_something_else_can_see_is_refused(module: Any, name: str, line
     assert line in info.value.source_line
 
 
-def test_an_item_assignment_on_something_other_than_a_dict_the_body_made_is_refused(module: Any) -> None:
-    with pytest.raises(namu.WorkflowSyntaxError, match="subscript assignment is supported on a dict") as info:
-        namu.compile(module.changes_a_list_item)
-    assert "ys[0] = n" in info.value.source_line
+def test_a_change_inside_an_expression_is_refused(module: Any) -> None:
+    with pytest.raises(namu.WorkflowSyntaxError, match="as a statement") as info:
+        namu.compile(module.changes_a_list_item_in_an_expression)
+    assert "ys.pop()" in info.value.source_line

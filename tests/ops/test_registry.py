@@ -85,6 +85,7 @@ EXAMPLES: list[tuple[str, str, list[ir.Attr], list[Any], Any]] = [
     (NAMU_DOMAIN, "Builtin", [S("name", "sorted"), STRS("kwnames", ["reverse"])], [[2, 3, 1], True], [3, 2, 1]),
     (NAMU_DOMAIN, "IsInstance", [STRS("types", ["int", "str"])], ["a"], True),
     (NAMU_DOMAIN, "CallMethod", [S("name", "split"), STRS("kwnames", ["sep"])], ["a,b", ","], ["a", "b"]),
+    (NAMU_DOMAIN, "Mutated", [S("name", "pop")], [[1, 2, 3]], ([1, 2], 3)),
     (NAMU_DOMAIN, "ExceptionMatches", [STRS("types", ["builtins:LookupError"])], [_task_failure(KeyError("k"))], True),
 ]
 #: ops with bodies, task calls or wires: the tests running them in real workflows
@@ -114,7 +115,7 @@ EXECUTORS = [ReferenceExecutor, KernelExecutor]
 
 def _run(executor: type, domain: str, op_type: str, attributes: list[ir.Attr], args: list[Any]) -> Any:
     inputs = [ir.Value(name=f"x{i}") for i in range(len(args))]
-    n_outputs = len(args[0]) if op_type == "Unpack" else 1
+    n_outputs = len(args[0]) if op_type == "Unpack" else 2 if op_type == "Mutated" else 1
     node = ir.Node(domain, op_type, inputs, attributes=attributes, num_outputs=n_outputs)
     graph = ir.Graph(inputs, list(node.outputs), nodes=[node], opset_imports={"": 21, "namu": 1})
     outputs = executor({}).prepare(graph)(list(args))
