@@ -58,7 +58,7 @@ class Guard(ast.If):
     there in Python (reading it would raise), so the lowering gives it None on that path
     instead of refusing the ``if``."""
 
-    #: read by liveness (``CATCH_KEEPS``)
+    #: read by liveness (``PHI_READS``)
     guard = True
 
 

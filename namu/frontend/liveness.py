@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
-__all__ = ["CATCH_KEEPS", "COMPREHENSION", "SCAN_WALRUS", "conditional_walruses", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
+__all__ = ["PHI_READS", "COMPREHENSION", "SCAN_WALRUS", "conditional_walruses", "assigned_names", "header_expressions", "expr_loads", "first_assignments", "live_before", "target_names", "walrus_targets"]
 
 
 def target_names(target: ast.expr) -> set[str]:
@@ -79,11 +79,12 @@ def first_assignments(stmts: Iterable[ast.stmt]) -> dict[str, ast.expr]:
 SCAN_WALRUS: ContextVar[bool] = ContextVar("namu_scan_walrus", default=True)
 
 
-#: whether a catch region keeps the variables its body assigns alive through it (their
-#: value from before is what its exception path leaves), and a guard of the try rewrite
-#: (an ``if`` with ``guard`` set) those of the statements it skips after an exception;
-#: off, liveness asks which reads the program itself makes on its path without exceptions
-CATCH_KEEPS: ContextVar[bool] = ContextVar("namu_catch_keeps", default=True)
+#: whether liveness counts the reads a phi makes of a variable's value from before, on a
+#: path that does not assign it: a catch region's exception path, the skip path of a
+#: guard of the try rewrite (an ``if`` with ``guard`` set), an assignment expression that
+#: may not run. Off, liveness asks which reads the program itself makes (where the old
+#: value is Python's unbound, the lowering gives None).
+PHI_READS: ContextVar[bool] = ContextVar("namu_phi_reads", default=True)
 
 
 def walrus_targets(node: ast.AST | None) -> list[ast.Name]:
@@ -127,6 +128,15 @@ def _assignment_targets(stmts: Iterable[ast.stmt]) -> Iterator[ast.expr]:
         elif isinstance(stmt, (ast.If, ast.While)):
             yield from _assignment_targets(stmt.body)
             yield from _assignment_targets(stmt.orelse)
+        elif isinstance(stmt, ast.Match):
+            # imported here: namu.frontend.patterns builds on this module
+            from namu.frontend.patterns import pattern_captures
+
+            for case in stmt.cases:
+                yield from pattern_captures(case.pattern)
+                yield from _assignment_targets(case.body)
+        elif isinstance(stmt, ast.Delete):
+            yield from (t for t in stmt.targets if isinstance(t, ast.Name))
         elif isinstance(stmt, ast.Try):
             yield from _assignment_targets(stmt.body)
             for handler in stmt.handlers:
@@ -151,7 +161,8 @@ def _live_before_stmt(stmt: ast.stmt, live: set[str]) -> set[str]:
     if not SCAN_WALRUS.get():
         return _live_before_plain(stmt, live)
     # the names every evaluation binds (not one that may not run: its old value stays live)
-    walrus = {n.target.id for e in header_expressions(stmt) for n, where in conditional_walruses(e) if where is None}  # type: ignore[attr-defined]
+    keeps = PHI_READS.get()
+    walrus = {n.target.id for e in header_expressions(stmt) for n, where in conditional_walruses(e) if where is None or not keeps}  # type: ignore[attr-defined]
     if not walrus or isinstance(stmt, ast.While):
         return _live_before_plain(stmt, live)
     bound: set[str] = set()
@@ -190,9 +201,11 @@ def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
         return (live - target_names(stmt.target)) | expr_loads(stmt.value)
     if isinstance(stmt, ast.Return):
         return expr_loads(stmt.value)
+    if isinstance(stmt, ast.Delete):
+        return (live - {t.id for t in stmt.targets if isinstance(t, ast.Name)}) | expr_loads(stmt)
     if isinstance(stmt, ast.If):
-        if not stmt.orelse and not CATCH_KEEPS.get() and getattr(stmt, "guard", False):
-            return expr_loads(stmt.test) | live_before(stmt.body, live)  # its skip path: see CATCH_KEEPS
+        if not stmt.orelse and not PHI_READS.get() and getattr(stmt, "guard", False):
+            return expr_loads(stmt.test) | live_before(stmt.body, live)  # its skip path: see PHI_READS
         return expr_loads(stmt.test) | live_before(stmt.body, live) | live_before(stmt.orelse, live)
     if isinstance(stmt, ast.While):
         header = live | expr_loads(stmt.test)
@@ -215,7 +228,7 @@ def _live_before_plain(stmt: ast.stmt, live: set[str]) -> set[str]:
         # before liveness runs): the body may stop anywhere, so what is live after it may
         # still hold its value from before; the flag is assigned on both paths.
         live = live - {h.name for h in stmt.handlers if h.name}
-        return live_before(stmt.body, live) | (live if CATCH_KEEPS.get() else set())
+        return live_before(stmt.body, live) | (live if PHI_READS.get() else set())
     # Expr and anything else: reads only (unsupported statements are rejected later)
     return live | expr_loads(stmt)
 

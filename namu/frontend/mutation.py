@@ -76,9 +76,10 @@ def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Calla
 
 
 def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
-    """The statement lists nested in ``stmt`` (an ``if``, a loop, a ``try`` and its handlers)."""
+    """The statement lists nested in ``stmt`` (an ``if``, a loop, a ``try`` and its
+    handlers, a ``match`` and its cases)."""
     blocks = [getattr(stmt, field, []) for field in ("body", "orelse", "finalbody")]
-    return blocks + [handler.body for handler in getattr(stmt, "handlers", [])]
+    return blocks + [part.body for part in (*getattr(stmt, "handlers", []), *getattr(stmt, "cases", []))]
 
 
 def _all_statements(stmts: list[ast.stmt]) -> list[ast.stmt]:

@@ -22,10 +22,10 @@ MARKERS = ("<!-- workflow-reference:start -->", "<!-- workflow-reference:end -->
 #: how each rejected ``ast`` class is written in source, for the table
 _WRITTEN: dict[type[ast.AST], str] = {
     ast.TryStar: "try: ... except* ...", ast.With: "with ...:", ast.AsyncWith: "async with ...:",
-    ast.AsyncFor: "async for ...:", ast.Delete: "del x",
+    ast.AsyncFor: "async for ...:",
     ast.Global: "global x", ast.Nonlocal: "nonlocal x", ast.Import: "import m", ast.ImportFrom: "from m import x",
     ast.FunctionDef: "def f(): ...", ast.AsyncFunctionDef: "async def f(): ...", ast.ClassDef: "class C: ...",
-    ast.Break: "break", ast.Continue: "continue", ast.Match: "match x: ...", ast.Lambda: "lambda x: ...",
+    ast.Break: "break", ast.Continue: "continue", ast.Lambda: "lambda x: ...",
     ast.Await: "await x", ast.Yield: "yield x", ast.YieldFrom: "yield from x", ast.NamedExpr: "(y := x)",
     ast.SetComp: "{x for x in xs}", ast.DictComp: "{k: v for ...}", ast.GeneratorExp: "(x for x in xs)",
     ast.Starred: "*xs",

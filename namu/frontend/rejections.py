@@ -20,7 +20,6 @@ REJECTED_STATEMENTS: dict[type[ast.stmt], str] = {
     ast.With: "`with` is not supported in a workflow; open resources inside a task",
     ast.AsyncWith: "`async with` is not supported in a workflow",
     ast.AsyncFor: "`async for` is not supported in a workflow",
-    ast.Delete: "`del` is not supported in a workflow",
     ast.Global: "`global` is not supported in a workflow",
     ast.Nonlocal: "`nonlocal` is not supported in a workflow",
     ast.Import: "imports are not supported in a workflow; import at module level",
@@ -29,7 +28,6 @@ REJECTED_STATEMENTS: dict[type[ast.stmt], str] = {
     "define a @namu.task at module level",
     ast.AsyncFunctionDef: "nested function definitions are not supported in a workflow",
     ast.ClassDef: "class definitions are not supported in a workflow",
-    ast.Match: "`match` is not supported in a workflow; use if/elif",
 }
 
 #: Expressions with no lowering, by their ``ast`` class.
@@ -51,6 +49,8 @@ REJECTED_FORMS: dict[str, str] = {
     "x[i] = ...": "subscript assignment is supported on a list or dict the body made and never handed elsewhere "
     "(not a parameter, not passed to a task, not bound to another name); other values are immutable in a "
     "workflow: build a new one",
+    "del x[i]": "`del` of an item is supported on a list or dict the body made and never handed elsewhere; "
+    "other values are immutable in a workflow: build a new one",
     "*xs, y = ...": "starred assignment is not supported in a workflow",
     "f(*args)": "*args in a call is supported in task calls, with an operand of a length known when "
     "compiling (a tuple of known items, or a literal)",

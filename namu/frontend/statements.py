@@ -19,8 +19,8 @@ from namu.errors import WorkflowSyntaxError
 from namu.frontend.builder import Scope, base_name
 from namu.frontend.catch import Catch, Guard, rewrite_try
 from namu.frontend.liveness import (
-    CATCH_KEEPS,
     COMPREHENSION,
+    PHI_READS,
     SCAN_WALRUS,
     assigned_names,
     conditional_walruses,
@@ -32,6 +32,7 @@ from namu.frontend.liveness import (
 from namu.frontend.loop_control import rewrite_loop_control
 from namu.frontend.mutation import rewrite_mutations
 from namu.frontend.names import Namespace
+from namu.frontend.patterns import rewrite_match
 from namu.frontend.rejections import REJECTED_FORMS, REJECTED_STATEMENTS
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.types import ValueType, accepts, from_annotation, join, type_of
@@ -69,6 +70,10 @@ class StatementLowering:
         args = fdef.args
         params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
         body = rewrite_mutations(body, params, self._is_builtin)
+        matched = rewrite_match(body, self.src.fail)
+        if matched is not body:
+            SCAN_WALRUS.set(True)  # its captures are assignment expressions (reset with the lowering's scan)
+        body = matched
         body = rewrite_try(body, self.src.fail)
         body = rewrite_loop_control(body)
         if not _terminates(body):
@@ -160,6 +165,9 @@ class StatementLowering:
             return self._raise(stmt, scope)
         if isinstance(stmt, ast.Assert):
             return self._assert(stmt, scope, live_after)
+        if isinstance(stmt, ast.Delete):
+            self._delete(stmt, scope)
+            return None
         self.src.fail(stmt, f"{type(stmt).__name__} statements are not supported in a workflow")
 
     def _annotated(self, stmt: ast.AnnAssign, scope: Scope) -> ir.Value:
@@ -342,6 +350,19 @@ class StatementLowering:
             self.emit(scope, "Raise", [self._expr(exc, scope)], [], stmt, domain=NAMU_DOMAIN)
         return Returned("raise", [], node=stmt)
 
+    def _delete(self, stmt: ast.Delete, scope: Scope) -> None:
+        """``del x``: the name is unbound from here (a later read is Python's
+        ``UnboundLocalError``; a workflow gives None, as for any unbound name on a path).
+        ``del xs[k]`` of a container the body owns was rewritten (mutation); another is
+        refused."""
+        for target in stmt.targets:
+            if not isinstance(target, ast.Name):
+                self.src.fail(target, REJECTED_FORMS["del x[i]"])
+        for target in stmt.targets:
+            if target.id not in scope.env:  # type: ignore[attr-defined]
+                self.src.fail(target, f"cannot delete `{target.id}`: it is not bound here")  # type: ignore[attr-defined]
+            scope.env[target.id] = self.constant(scope, None, target, target.id)  # type: ignore[attr-defined]
+
     def _assert(self, stmt: ast.Assert, scope: Scope, live_after: set[str]) -> Returned | None:
         """``assert test, message``: ``if not test: raise AssertionError(message)``
         (always checked: a workflow has no ``-O``)."""
@@ -516,16 +537,17 @@ class StatementLowering:
 
     def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str, live_after: set[str]) -> None:
         """Every carried variable has a value before the loop. One that is carried only
-        because a catch region in the loop keeps it unchanged on its exception path (it is
+        because a phi in the loop keeps its old value on a path that does not assign it (a
+        catch region's exception path, an assignment expression that did not run: it is
         unbound there in Python, and never read) starts as None."""
         missing = [name for name in carried if name not in scope.env]
         if not missing:
             return
-        token = CATCH_KEEPS.set(False)
+        token = PHI_READS.set(False)
         try:
             read = live_before([stmt], live_after)
         finally:
-            CATCH_KEEPS.reset(token)
+            PHI_READS.reset(token)
         for name in missing:
             if name not in read:
                 scope.env[name] = self.constant(scope, None, stmt, name)

@@ -155,27 +155,26 @@ def test_class_def():
     expect_rejection(wf, "class", "class", "class definitions")
 
 
-def test_del():
+def test_del_of_an_item_of_a_parameter():
+    @namu.workflow
+    def wf(d: dict) -> dict:
+        del d["k"]  # <del>
+        return d
+
+    expect_rejection(wf, "del", 'd["k"]', "`del` of an item")
+
+
+def test_match_class_pattern_of_a_class_that_is_not_builtin():
     @namu.workflow
     def wf(x: int) -> int:
-        y = add(x, 1)
-        del y  # <del>
-        return x
-
-    expect_rejection(wf, "del", "del", "`del`")
-
-
-def test_match():
-    @namu.workflow
-    def wf(x: int) -> int:
-        match x:  # <match>
-            case 1:
+        match x:
+            case namu.Artifact():  # <match>
                 y = 10
             case _:
                 y = 20
         return y
 
-    expect_rejection(wf, "match", "match", "`match`")
+    expect_rejection(wf, "match", "namu.Artifact", "builtin classes only")
 
 
 def test_unreachable_code_after_return():
