@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import namu
-from tests.frontend.wf_samples import OPT_LEVELS, assert_python_meaning
-from tests.frontend.wf_samples import import_source as _import
+from tests.frontend.wf_samples import (
+    assert_python_meaning,
+    compiled_samples,
+)
 
 SOURCE = '''
 import namu
@@ -115,9 +117,7 @@ small = st.integers(-5, 40)
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mod = _import(tmp_path_factory.mktemp("loops") / "namu_loop_control_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in NAMES}
-    return mod
+    return compiled_samples(tmp_path_factory.mktemp("loops"), "namu_loop_control_samples", SOURCE, NAMES)
 
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

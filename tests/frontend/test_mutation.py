@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import namu
-from tests.frontend.wf_samples import OPT_LEVELS, assert_python_meaning
-from tests.frontend.wf_samples import import_source as _import
+from tests.frontend.wf_samples import (
+    assert_python_meaning,
+    compiled_samples,
+)
 
 SOURCE = '''
 import namu
@@ -122,9 +124,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mod = _import(tmp_path_factory.mktemp("mutation") / "namu_mutation_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in ("dedupe", "grow", "count", "items")}
-    return mod
+    return compiled_samples(tmp_path_factory.mktemp("mutation"), "namu_mutation_samples", SOURCE, ("dedupe", "grow", "count", "items"))
 
 
 @SETTINGS

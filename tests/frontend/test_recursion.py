@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 import namu
 from tests.cli.test_cli import namu_cli
-from tests.frontend.wf_samples import OPT_LEVELS, assert_python_meaning
-from tests.frontend.wf_samples import import_source as _import
+from tests.frontend.wf_samples import (
+    assert_python_meaning,
+    compiled_samples,
+)
 
 SOURCE = '''
 import namu
@@ -97,9 +99,7 @@ NAMES = ("fact", "fib", "is_even", "pair", "total", "parse_all", "facts")
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mod = _import(tmp_path_factory.mktemp("recursion") / "namu_recursion_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in NAMES}
-    return mod
+    return compiled_samples(tmp_path_factory.mktemp("recursion"), "namu_recursion_samples", SOURCE, NAMES)
 
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

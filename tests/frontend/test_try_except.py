@@ -15,8 +15,8 @@ import namu
 from namu.errors import WorkflowSyntaxError
 from tests.frontend.wf_samples import (
     AVAILABLE_EXECUTORS,
-    OPT_LEVELS,
     assert_python_meaning,
+    compiled_samples,
     outcome,
     plain,
 )
@@ -213,9 +213,7 @@ values = st.one_of(st.integers(-3, 60), st.sampled_from([0, 51, -1]))
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    mod = _import(tmp_path_factory.mktemp("catch") / "namu_try_samples.py", SOURCE)
-    mod.artifacts = {name: [namu.compile(getattr(mod, name), opt_level=level) for level in OPT_LEVELS] for name in NAMES}
-    return mod
+    return compiled_samples(tmp_path_factory.mktemp("catch"), "namu_try_samples", SOURCE, NAMES)
 
 
 def assert_same_calls(module: Any, name: str, *args: Any) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import importlib.util
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +218,14 @@ def import_source(path: Path, source: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
+    return module
+
+
+def compiled_samples(directory: Path, stem: str, source: str, names: Sequence[str]) -> Any:
+    """The module of ``source`` (written to ``directory/stem.py``), with ``artifacts``: each
+    workflow of ``names`` compiled at every level of :data:`OPT_LEVELS`."""
+    module = import_source(directory / f"{stem}.py", source)
+    module.artifacts = {name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in names}
     return module
 
 
