@@ -111,19 +111,60 @@ class ExpressionLowering:
         return self.constant(scope, node.value, node)
 
     def _list(self, node: ast.List, scope: Scope) -> ir.Value:
-        return self.container(scope, "List", [self._expr(e, scope) for e in node.elts], node)
+        return self._display(node, "List", "list", "add", scope)
 
     def _tuple(self, node: ast.Tuple, scope: Scope) -> ir.Value:
-        return self.container(scope, "Tuple", [self._expr(e, scope) for e in node.elts], node)
+        return self._display(node, "Tuple", "tuple", "add", scope)
+
+    def _display(self, node: ast.List | ast.Tuple | ast.Set, op: str, builtin: str, join: str, scope: Scope) -> ir.Value:
+        """A list, tuple or set display; with ``*xs`` items, the runs of plain items and
+        each ``builtin(xs)`` joined by ``join`` in order (``[a, *xs]`` is ``[a] +
+        list(xs)``, ``{*s, a}`` is ``set(s) | {a}``), each operand evaluated in order."""
+        if not any(isinstance(e, ast.Starred) for e in node.elts):
+            items = [self._expr(e, scope) for e in node.elts]
+            if op == "Set":
+                return self.emit1(scope, "Set", items, ValueType.opaque("set"), node, domain=NAMU_DOMAIN, names=["set"])
+            return self.container(scope, op, items, node)
+        parts: list[ir.Value] = []
+        run: list[ast.expr] = []
+        for element in [*node.elts, None]:
+            if element is not None and not isinstance(element, ast.Starred):
+                run.append(element)
+                continue
+            if run:
+                plain = type(node)(elts=run, ctx=ast.Load()) if op != "Set" else ast.Set(elts=run)
+                parts.append(self._display(ast.copy_location(plain, run[0]), op, builtin, join, scope))
+                run = []
+            if element is not None:
+                parts.append(self._builtin(scope, builtin, [self._expr(element.value, scope)], element))
+        result = parts[0]
+        for part in parts[1:]:
+            result = self._arith(scope, join, [result, part], node)
+        return result
 
     def _dict(self, node: ast.Dict, scope: Scope) -> ir.Value:
-        keys = []
-        for k in node.keys:
-            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-                self.src.fail(k or node, "dict literals in a workflow need string-literal keys")
-            keys.append(k.value)
-        values = [self._expr(v, scope) for v in node.values]
-        return self.dictionary(scope, keys, values, node)
+        """A dict display: ``namu.Dict`` when every key is a string literal; else
+        ``dict()`` of its ``(key, value)`` pairs, and with ``**m`` items the runs of pairs
+        and each ``dict(m)`` joined by ``|`` in order (later keys win, as in Python)."""
+        if all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys):
+            values = [self._expr(v, scope) for v in node.values]
+            return self.dictionary(scope, [k.value for k in node.keys], values, node)  # type: ignore[union-attr]
+        parts: list[ir.Value] = []
+        pairs: list[ir.Value] = []
+        for key, value in [*zip(node.keys, node.values), (None, None)]:
+            if key is not None:
+                pair = [self._expr(key, scope), self._expr(value, scope)]  # type: ignore[arg-type]
+                pairs.append(self.container(scope, "Tuple", pair, key))
+                continue
+            if pairs:
+                parts.append(self._builtin(scope, "dict", [self.container(scope, "List", pairs, node)], node))
+                pairs = []
+            if value is not None:
+                parts.append(self._builtin(scope, "dict", [self._expr(value, scope)], value))
+        result = parts[0]
+        for part in parts[1:]:
+            result = self._arith(scope, "or_", [result, part], node)
+        return result
 
     def _list_comprehension(self, node: ast.ListComp, scope: Scope) -> ir.Value:
         return self._listcomp(node, node.generators, scope)
@@ -370,13 +411,22 @@ class ExpressionLowering:
             field = "{"
             if part.conversion != -1:
                 field += "!" + chr(part.conversion)
-            if part.format_spec is not None:
-                spec = part.format_spec
-                if not all(isinstance(v, ast.Constant) for v in getattr(spec, "values", [])):
-                    self.src.fail(node, REJECTED_FORMS['f"{x:{width}}"'])
-                field += ":" + "".join(str(v.value) for v in spec.values)  # type: ignore[attr-defined]
-            template.append(field + "}")
             values.append(self._expr(part.value, scope))
+            if part.format_spec is not None:
+                # a nested field (`f"{x:>{width}}"`) is a nested `{}` of the template, its
+                # value the next input: str.format numbers them in the order f-strings
+                # evaluate them
+                field += ":"
+                for spec_part in part.format_spec.values:  # type: ignore[attr-defined]
+                    if isinstance(spec_part, ast.Constant):
+                        field += str(spec_part.value)
+                        continue
+                    inner = "{" + ("!" + chr(spec_part.conversion) if spec_part.conversion != -1 else "")
+                    if spec_part.format_spec is not None:
+                        inner += ":" + "".join(str(v.value) for v in spec_part.format_spec.values)
+                    field += inner + "}"
+                    values.append(self._expr(spec_part.value, scope))
+            template.append(field + "}")
         attrs = [ir.AttrString("template", "".join(template))]
         return self.emit1(scope, "Format", values, ValueType.str(), node, domain=NAMU_DOMAIN, attrs=attrs, names=["fstring"])
 
@@ -423,9 +473,8 @@ class ExpressionLowering:
         return value
 
     def _set(self, node: ast.Set, scope: Scope) -> ir.Value:
-        """``{a, b}``: ``namu.Set`` of the items."""
-        items = [self._expr(e, scope) for e in node.elts]
-        return self.emit1(scope, "Set", items, ValueType.opaque("set"), node, domain=NAMU_DOMAIN, names=["set"])
+        """``{a, b}``: ``namu.Set`` of the items (``{*s, a}``: ``set(s) | {a}``)."""
+        return self._display(node, "Set", "set", "or_", scope)
 
     def _is_safe(self, node: ast.AST, scope: Scope) -> bool:
         """True when evaluating ``node`` can neither raise nor have an effect, so it may

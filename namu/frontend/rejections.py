@@ -38,7 +38,8 @@ REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
     ast.YieldFrom: "`yield from` is not supported in a workflow",
     ast.GeneratorExp: "a generator expression is supported as the argument of a builtin or a "
     "method (`sum(f(x) for x in xs)`, `\", \".join(...)`); elsewhere use a list comprehension",
-    ast.Starred: "starred expressions are not supported in a workflow",
+    ast.Starred: "a starred expression is supported in a list, tuple or set display, a task call and an "
+    "assignment target",
 }
 
 #: Forms of supported constructs that have no lowering, by how they are written.
@@ -51,12 +52,9 @@ REJECTED_FORMS: dict[str, str] = {
     "workflow: build a new one",
     "del x[i]": "`del` of an item is supported on a list or dict the body made and never handed elsewhere; "
     "other values are immutable in a workflow: build a new one",
-    "*xs, y = ...": "starred assignment is not supported in a workflow",
     "f(*args)": "*args in a call is supported in task calls, with an operand of a length known when "
     "compiling (a tuple of known items, or a literal)",
     "f(**kwargs)": "**kwargs in a call is supported in task calls, with an operand of keys known when "
     "compiling (a dict literal with string keys, or a name bound to one)",
     "[... async for ...]": "async comprehensions are not supported in a workflow",
-    'f"{x:{width}}"': "nested replacement fields in an f-string's format spec are not supported "
-    "in a workflow; format inside a task",
 }

@@ -122,7 +122,8 @@ class StatementLowering:
             value = stmt.value
             for target in stmt.targets:
                 self._check_target(target)
-            if len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
+            if (len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+                    and not any(isinstance(e, ast.Starred) for e in (*stmt.targets[0].elts, *value.elts))):
                 self._assign_parallel(stmt.targets[0], value, scope)
                 return None
             result = self._expr(value, scope)
@@ -233,15 +234,16 @@ class StatementLowering:
         if isinstance(target, ast.Name):
             return
         if isinstance(target, (ast.Tuple, ast.List)):
+            starred = [elt for elt in target.elts if isinstance(elt, ast.Starred)]
+            if len(starred) > 1:
+                self.src.fail(starred[1], "multiple starred expressions in assignment")
             for elt in target.elts:
-                self._check_target(elt)
+                self._check_target(elt.value if isinstance(elt, ast.Starred) else elt)
             return
         if isinstance(target, ast.Attribute):
             self.src.fail(target, REJECTED_FORMS["x.name = ..."])
         if isinstance(target, ast.Subscript):
             self.src.fail(target, REJECTED_FORMS["x[i] = ..."])
-        if isinstance(target, ast.Starred):
-            self.src.fail(target, REJECTED_FORMS["*xs, y = ..."])
         self.src.fail(target, "unsupported assignment target")
 
     def _assign_parallel(self, target: ast.Tuple | ast.List, value: ast.Tuple | ast.List, scope: Scope) -> None:
@@ -258,6 +260,16 @@ class StatementLowering:
         assert isinstance(target, (ast.Tuple, ast.List))
         n = len(target.elts)
         vtype = type_of(value)
+        star = next((i for i, t in enumerate(target.elts) if isinstance(t, ast.Starred)), None)
+        if star is not None:  # `a, *rest, b = value`: the starred name gets a list of the middle items
+            item_types = [ValueType.opaque()] * n
+            item_types[star] = ValueType.opaque("list")
+            names = [t.id if isinstance(t, ast.Name) else "item" for t in target.elts]
+            attrs = [ir.AttrInt64("star", star)]
+            parts = self.emit(scope, "Unpack", [value], item_types, at, domain=NAMU_DOMAIN, names=names, attrs=attrs)
+            for t, part in zip(target.elts, parts):
+                self._bind(t.value if isinstance(t, ast.Starred) else t, part, scope, at)
+            return
         if vtype.items is not None:
             if len(vtype.items) != n:
                 self.src.fail(at, f"cannot unpack a {vtype} into {n} names")
@@ -273,7 +285,7 @@ class StatementLowering:
 
     def _return(self, stmt: ast.Return, scope: Scope) -> Returned:
         value = stmt.value
-        if isinstance(value, ast.Tuple):
+        if isinstance(value, ast.Tuple) and not any(isinstance(v, ast.Starred) for v in value.elts):
             return Returned("tuple", [self._expr(v, scope) for v in value.elts], node=stmt)
         if isinstance(value, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys) and value.keys:
             keys = [k.value for k in value.keys]  # type: ignore[union-attr]

@@ -334,6 +334,9 @@ _simple(NAMU_DOMAIN, "Set", lambda *items: set(items), "a set of the inputs (`{a
 
 def _unpack_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[ValueType]:
     source, n = args[0], len(node.outputs)
+    star = _star(node)
+    if star is not None:
+        return [ValueType.opaque("list") if i == star else item_type(source) for i in range(n)]
     if source.items is not None:
         if len(source.items) != n:
             typer.fail(node, f"cannot unpack {source} into {n} values")
@@ -341,10 +344,18 @@ def _unpack_type(typer: Typer, node: ir.Node, args: list[ValueType]) -> list[Val
     return [item_type(source)] * n
 
 
-@op(NAMU_DOMAIN, "Unpack", "unpack an iterable into exactly N outputs (Python's tuple unpacking)",
-    types=_unpack_type, pure=True, fold="evaluate")
+def _star(node: ir.Node) -> int | None:
+    """The output a starred target (``*rest``) takes, or None."""
+    attr = node.attributes.get("star")
+    return attr.as_int() if attr is not None else None
+
+
+@op(NAMU_DOMAIN, "Unpack", "unpack an iterable into exactly N outputs (Python's tuple unpacking); with `star`, "
+    "that output gets a list of the items the others leave (`a, *rest, b = x`)", types=_unpack_type, pure=True,
+    fold="evaluate")
 def _unpack(node: ir.Node, _env: OpEnv) -> Built:
     n = len(node.outputs)
+    star = _star(node)
 
     def unpack(value: Any) -> tuple[Any, ...]:
         items = tuple(value)
@@ -353,4 +364,11 @@ def _unpack(node: ir.Node, _env: OpEnv) -> Built:
             raise ValueError(f"{qualifier} values to unpack (expected {n}, got {len(items)})")
         return items
 
-    return with_span(unpack, node), None
+    def unpack_starred(value: Any) -> tuple[Any, ...]:
+        items = tuple(value)
+        if len(items) < n - 1:
+            raise ValueError(f"not enough values to unpack (expected at least {n - 1}, got {len(items)})")
+        end = len(items) - (n - 1 - star)  # type: ignore[operator]
+        return (*items[:star], list(items[star:end]), *items[end:])
+
+    return with_span(unpack if star is None else unpack_starred, node), None

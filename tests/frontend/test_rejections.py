@@ -205,15 +205,6 @@ def test_subscript_assignment():
     expect_rejection(wf, "subscript-assign", "xs[0]", "subscript assignment")
 
 
-def test_starred_assignment():
-    @namu.workflow
-    def wf(xs: list[int]) -> int:
-        first, *rest = xs  # <starred-assign>
-        return first
-
-    expect_rejection(wf, "starred-assign", "*rest", "starred assignment")
-
-
 def test_unpack_count_mismatch():
     @namu.workflow
     def wf(x: int) -> int:
@@ -240,14 +231,6 @@ def test_lambda():
         return x
 
     expect_rejection(wf, "lambda", "lambda", "lambda")
-
-
-def test_fstring_with_a_nested_format_spec():
-    @namu.workflow
-    def wf(x: float, width: int) -> str:
-        return f"value: {x:{width}}"  # <fstring-spec>
-
-    expect_rejection(wf, "fstring-spec", "f\"", "nested replacement fields")
 
 
 def test_attribute_read_of_a_module_level_name():
