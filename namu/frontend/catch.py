@@ -22,8 +22,9 @@ The IR has one primitive, :class:`Catch`: ``try: <statement> except BaseExceptio
 * with ``finally``: all of the above protected once more by ``_namu_pending_N``, then the
   ``finally`` block, then ``if _namu_pending_N is not None: raise _namu_pending_N``.
 
-``return``, ``break`` and ``continue`` inside a ``try`` that has a ``finally`` would have
-to run the ``finally`` block on their way out; they are refused, located.
+A ``return``, ``break`` or ``continue`` that leaves a ``try`` with ``finally`` runs a copy
+of the ``finally`` block first, as Python does on the way out (one inside the ``finally``
+block itself, which would drop the exception in flight, is refused).
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class _Rewrite:
         orelse = self.block(stmt.orelse)
         finalbody = self.block(stmt.finalbody)
         if stmt.finalbody:
-            for part in [body, orelse, *(b for _, b in handlers), finalbody]:
-                self._refuse_jumps(part)
+            self._refuse_jumps(finalbody)
+            body, orelse = self._through_finally(body, finalbody), self._through_finally(orelse, finalbody)
+            handlers = [(h, self._through_finally(b, finalbody)) for h, b in handlers]
         flag = f"_namu_exc_{n}"
         out: list[ast.stmt] = [assign(flag, const(None, stmt), stmt), *self.protect(body, flag, guard_first=False)]
         if handlers:
@@ -216,17 +218,42 @@ class _Rewrite:
         inside = collections.Counter(_loads(stmt))
         return all(self.loads[n] == inside[n] for n in assigned_names([stmt]))
 
-    def _refuse_jumps(self, stmts: list[ast.stmt]) -> None:
-        """A ``return``, ``break`` or ``continue`` leaving a ``try`` with ``finally``."""
+    def _through_finally(self, stmts: list[ast.stmt], finalbody: list[ast.stmt], in_loop: bool = False) -> list[ast.stmt]:
+        """``stmts`` with a copy of ``finalbody`` run before each ``return``, and each
+        ``break``/``continue`` of a loop around the ``try`` (not one of a loop inside it):
+        Python runs the ``finally`` block on the way out. A returned value is evaluated
+        first (its exception goes to the handlers, as in Python)."""
+        out: list[ast.stmt] = []
         for stmt in stmts:
+            if isinstance(stmt, ast.Return):
+                if stmt.value is None or isinstance(stmt.value, (ast.Name, ast.Constant)):
+                    out += [*copy.deepcopy(finalbody), stmt]
+                else:
+                    value = f"_namu_value_{next(self.counter)}"
+                    give = at(ast.Return(value=name(value, stmt)), stmt)
+                    out += [assign(value, stmt.value, stmt), *copy.deepcopy(finalbody), give]
+                continue
+            if isinstance(stmt, (ast.Break, ast.Continue)) and not in_loop:
+                out += [*copy.deepcopy(finalbody), stmt]
+                continue
+            loop = isinstance(stmt, (ast.For, ast.While))
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(stmt, field, None)
+                if isinstance(block, list) and block:
+                    setattr(stmt, field, self._through_finally(block, finalbody, in_loop or (loop and field == "body")))
+            for handler in getattr(stmt, "handlers", []):
+                handler.body = self._through_finally(handler.body, finalbody, in_loop)
+            out.append(stmt)
+        return out
+
+    def _refuse_jumps(self, finalbody: list[ast.stmt]) -> None:
+        """A ``return``, ``break`` or ``continue`` leaving a ``finally`` block (it would
+        drop the exception in flight)."""
+        for stmt in finalbody:
             for node in _own_nodes(stmt):
-                if isinstance(node, ast.Return):
-                    self.fail(node, "`return` inside a try statement with `finally` is not supported in a workflow; "
-                                    "assign the value and return after the try statement")
-                if isinstance(node, (ast.Break, ast.Continue)):
-                    word = "break" if isinstance(node, ast.Break) else "continue"
-                    self.fail(node, f"`{word}` out of a try statement with `finally` is not supported in a workflow; "
-                                    "set a variable and test it after the try statement")
+                word = "return" if isinstance(node, ast.Return) else "break" if isinstance(node, ast.Break) else "continue"
+                self.fail(node, f"`{word}` inside a `finally` block is not supported in a workflow (it would drop the "
+                                "exception in flight); set a variable and act on it after the try statement")
 
 
 def _own_nodes(stmt: ast.AST, in_loop: bool = False) -> Iterator[ast.AST]:

@@ -151,6 +151,34 @@ def guarded_while(n: int):
 
 
 @namu.workflow
+def through_finally(xs: list[int]):
+    """return, break and continue leave through the finally block, as in Python."""
+    out = []
+    for x in xs:
+        try:
+            if x == 0:
+                continue
+            if x > 50:
+                break
+            out = out + [risky(x)]
+        except ValueError:
+            return out, "value"
+        finally:
+            note("f" + str(x))
+    return out, "done"
+
+
+@namu.workflow
+def returns_through_finally(x: int):
+    try:
+        return risky(x)
+    except TooBig:
+        return -1
+    finally:
+        note("cleanup")
+
+
+@namu.workflow
 def raising(x: int):
     if x < 0:
         raise ValueError("negative")
@@ -205,7 +233,7 @@ def calls_sub(xs: list[int]):
 '''
 
 NAMES = (
-    "fetch_all", "keeps_partial", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
+    "fetch_all", "keeps_partial", "through_finally", "returns_through_finally", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
     "catches_own_raise", "calls_sub",
 )
 values = st.one_of(st.integers(-3, 60), st.sampled_from([0, 51, -1]))
@@ -237,6 +265,7 @@ def test_a_handler_sees_what_the_body_assigned_before_the_exception(module: Any,
     assert_same_calls(module, "keeps_partial", xs)
     assert_same_calls(module, "fan_out", xs)
     assert_same_calls(module, "in_loop", xs)
+    assert_same_calls(module, "through_finally", xs)
     assert_python_meaning(module.artifacts["calls_sub"], module.calls_sub, xs)
 
 
@@ -249,7 +278,7 @@ def test_the_documented_example(module: Any, urls: list[str]) -> None:
 @SETTINGS
 @given(x=values)
 def test_else_finally_nesting_and_reraise_run_in_python_order(module: Any, x: int) -> None:
-    for name in ("ordering", "nested", "reraises", "guarded_while", "raising", "catches_own_raise"):
+    for name in ("ordering", "nested", "reraises", "guarded_while", "raising", "catches_own_raise", "returns_through_finally"):
         assert_same_calls(module, name, x)
 
 
@@ -270,8 +299,10 @@ def test_an_unmatched_or_reraised_exception_fails_the_run_as_without_try(module:
             module.artifacts["raising"][0].run(3, executor=executor)
 
 
-def test_retries_and_skips_still_apply_inside_a_try(tmp_path: Any) -> None:
+def test_retries_timeouts_and_skips_still_apply_inside_a_try(tmp_path: Any) -> None:
     mod = _import(tmp_path / "namu_try_policies.py", '''
+import asyncio
+
 import namu
 
 ATTEMPTS = []
@@ -297,6 +328,20 @@ def fails(x: int) -> int:
     raise ConnectionError(x)
 
 
+@namu.task(timeout_s=0.05)
+async def slow(x: int) -> int:
+    await asyncio.sleep(5)
+    return x
+
+
+@namu.workflow
+def times_out(x: int):
+    try:
+        return slow(x)
+    except TimeoutError as e:
+        return "timed out: " + type(e).__name__
+
+
 @namu.workflow
 def policies(xs: list[int]):
     try:
@@ -311,6 +356,7 @@ def policies(xs: list[int]):
         mod.ATTEMPTS.clear()
         assert mod.policies.run([1, 2, 4], executor=executor).value == (3, [1, 2], -1)
         assert mod.ATTEMPTS == [3, 3]
+        assert mod.times_out.run(1, executor=executor).value == "timed out: TimeoutError"
 
 
 def test_the_compiled_graph_has_catch_regions(module: Any) -> None:
@@ -322,8 +368,8 @@ def test_the_compiled_graph_has_catch_regions(module: Any) -> None:
 
 
 REFUSED = {
-    "try:\n        return f(x)\n    finally:\n        f(0)\n    return 0": "`return` inside a try statement with `finally`",
-    "for y in [x]:\n        try:\n            f(y)\n        finally:\n            break\n    return 0": "`break` out of a try statement with `finally`",
+    "try:\n        v = f(x)\n    finally:\n        return 0": "`return` inside a `finally` block",
+    "for y in [x]:\n        try:\n            f(y)\n        finally:\n            break\n    return 0": "`break` inside a `finally` block",
     "try:\n        v = f(x)\n    except x:\n        v = 0\n    return v": "must be module-level names, not the workflow variable `x`",
     "try:\n        v = f(x)\n    except len:\n        v = 0\n    return v": "do not inherit from BaseException",
     "try:\n        v = f(x)\n    except* ValueError:\n        v = 0\n    return v": "except*",
