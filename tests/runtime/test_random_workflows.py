@@ -147,6 +147,9 @@ CATCHES = [
     "        continue\n    {v} = {v} + 1",
     "try:\n    try:\n        {v} = mix(boom({a}), {b})\n    finally:\n        {v} = add2({a}, 2)\nexcept Exception:\n"
     "    {v} = {b}",
+    "{v} = {a}\nfor x in span({b} % 5):\n    try:\n        if x == 1:\n            continue\n"
+    "        {v} = add2({v}, boom(x + {v} % 7))\n    except ValueError:\n        break\n    finally:\n"
+    "        {v} = {v} + 1",
 ]
 #: statements of Python operators, builtins and methods on strings and lists (an int
 #: result, so later statements can read it); ``{a}``, ``{b}``, ``{c}`` are ints
