@@ -21,6 +21,7 @@ import onnx_ir as ir
 from namu.frontend.agents.agent import Agent
 from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.liveness import target_names
+from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.slot import Slot
@@ -103,10 +104,18 @@ class CallLowering:
         return name not in self.local_names and self._resolve(name) is getattr(builtins, name, MISSING)
 
     def _is_value(self, node: ast.expr, scope: Scope) -> bool:
-        """Whether ``node`` is a workflow value (not a module, a task or a global): a
-        name bound in the body, or any expression but a dotted global name."""
+        """Whether ``node`` is a value a method may be called on (not a module, a task or
+        another global): a name bound in the body, any expression but a dotted global
+        name, or a global (or an attribute of one) that is a literal constant (``SEP`` of
+        ``SEP.join(xs)``, ``Config.NAME``), which lowers as a constant."""
         found = self._global_path(node)
-        return found is None or found[0].id in scope.env
+        if found is None or found[0].id in scope.env:
+            return True
+        if found[0].id in self.local_names:
+            return False
+        owner = self._resolve(found[0].id)
+        value = owner if not found[1] or owner is MISSING else self._follow(owner, found[1])
+        return value is not MISSING and is_literal(value)
 
     def _method_call(self, node: ast.Call, func: ast.Attribute, scope: Scope) -> ir.Value:
         """``x.name(...)`` on a workflow value: ``namu.CallMethod`` for a method that

@@ -378,10 +378,21 @@ class ExpressionLowering:
         """``x.name`` on a workflow value: ``namu.GetAttr``, read when the run gets there
         (an opaque value; annotate it to use it in arithmetic: ``n: int = rec.count``)."""
         base = node.value
+        found = self._global_path(node)
+        if found is not None and found[0].id not in scope.env and found[0].id not in self.local_names:
+            # `math.pi`, `config.RETRIES`: a literal constant of a module-level object is
+            # folded in, as a module-level literal is (the read is recorded: a change makes
+            # the compile stale)
+            owner = self._resolve(found[0].id)
+            value = MISSING if owner is MISSING else self._follow(owner, found[1])
+            if value is not MISSING and is_literal(value):
+                self.ctx.reads.constant(value)
+                return self.constant(scope, value, node, node.attr)
         if isinstance(base, ast.Name) and base.id not in scope.env:
             if base.id in self.local_names:
                 self._fail_unbound_local(base, base.id)
-            self.src.fail(node, f"attribute reads are supported on workflow values only; `{base.id}` is not one (read `{ast.unparse(node)}` inside a task)")
+            self.src.fail(node, f"attribute reads are supported on workflow values and on literal constants of modules "
+                                f"and classes; `{ast.unparse(node)}` is neither (read it inside a task)")
         if node.attr.startswith("__") and node.attr.endswith("__"):
             self.src.fail(node, f"special attribute `{node.attr}` cannot be read in a workflow; do it inside a task")
         value = self._expr(base, scope)

@@ -277,3 +277,28 @@ def test_a_generator_expression_fans_out() -> None:
         module = _import(Path(scratch) / "namu_fanout_sum_samples.py", COMPREHENSIONS)
         ops = [n.op_type for n in namu.compile(module.comprehensions).model.graph]
     assert ops.count("Map") >= 8 and "Builtin" in ops
+
+
+def test_literal_constants_of_modules_and_classes_fold_in(tmp_path: Path) -> None:
+    """``math.pi``, ``Config.NAME.upper()``, ``SEP.join(xs)``: literal constants reached
+    through module-level names are constants of the IR, read again when they change."""
+    module = _import(tmp_path / "namu_module_constants.py", """
+import math
+
+import namu
+
+SEP = ", "
+
+
+class Config:
+    RETRIES = 3
+    NAME = "cfg"
+
+
+@namu.workflow
+def consts(x: float, xs: list[str]):
+    return x * math.pi, Config.RETRIES + 1, Config.NAME.upper(), math.inf > x, SEP.join(xs)
+""")
+    assert module.consts(2.0, ["a", "b"]) == module.consts.fn(2.0, ["a", "b"]) == (2.0 * math.pi, 4, "CFG", True, "a, b")
+    module.Config.RETRIES = 10
+    assert module.consts(2.0, [])[1] == 11  # the compile read Config.RETRIES: it is stale now

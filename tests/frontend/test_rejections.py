@@ -236,9 +236,9 @@ def test_lambda():
 def test_attribute_read_of_a_module_level_name():
     @namu.workflow
     def wf(x: int) -> float:
-        return x + math.pi  # <attr-global>
+        return x + math.sqrt  # <attr-global>
 
-    expect_rejection(wf, "attr-global", "math.pi", "attribute reads are supported on workflow values only")
+    expect_rejection(wf, "attr-global", "math.sqrt", "attribute reads are supported on workflow values and on literal constants")
 
 
 def test_special_attribute_read():
