@@ -51,6 +51,9 @@ _STANDARD_ARITH = {
     ("mul", "int"): "Mul", ("mul", "float"): "Mul", ("neg", "int"): "Neg", ("neg", "float"): "Neg",
     ("mod", "int"): "Mod",
 }
+#: the special attributes a workflow may read (``type(x).__name__``): names, nothing that
+#: reaches into an object's machinery
+_READABLE_DUNDERS = frozenset({"__name__", "__qualname__"})
 _COMPARE_NAMES = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
 _COMPARE = {ast.Lt: "Less", ast.LtE: "LessOrEqual", ast.Gt: "Greater", ast.GtE: "GreaterOrEqual"}
 #: How each operator is written, for messages.
@@ -393,7 +396,7 @@ class ExpressionLowering:
                 self._fail_unbound_local(base, base.id)
             self.src.fail(node, f"attribute reads are supported on workflow values and on literal constants of modules "
                                 f"and classes; `{ast.unparse(node)}` is neither (read it inside a task)")
-        if node.attr.startswith("__") and node.attr.endswith("__"):
+        if node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in _READABLE_DUNDERS:
             self.src.fail(node, f"special attribute `{node.attr}` cannot be read in a workflow; do it inside a task")
         value = self._expr(base, scope)
         attrs = [ir.AttrString("name", node.attr)]

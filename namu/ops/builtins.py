@@ -97,6 +97,7 @@ BUILTINS: dict[str, Callable[[list[ValueType]], ValueType]] = {
     "frozenset": _named("frozenset"),
     "range": _named("range"),
     "slice": _named("slice"),
+    "type": _named("type"),
     "enumerate": _named("enumerate"),
     "zip": _named("zip"),
     "reversed": _named("reversed"),

@@ -179,6 +179,20 @@ def returns_through_finally(x: int):
 
 
 @namu.workflow
+def convert(value):
+    """Builtin ops' own exceptions, caught or not: int(nan) is a ValueError, int(inf) an
+    OverflowError no handler takes, int([1]) a TypeError."""
+    try:
+        n = int(value)
+    except (ValueError, TypeError) as e:
+        return "not a number: " + type(value).__name__ + " " + str(len(str(e)) > 0)
+    else:
+        return n * 2 if n < 10**20 else -n
+    finally:
+        note("converted")
+
+
+@namu.workflow
 def raising(x: int):
     if x < 0:
         raise ValueError("negative")
@@ -233,7 +247,7 @@ def calls_sub(xs: list[int]):
 '''
 
 NAMES = (
-    "fetch_all", "keeps_partial", "through_finally", "returns_through_finally", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
+    "convert", "fetch_all", "keeps_partial", "through_finally", "returns_through_finally", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
     "catches_own_raise", "calls_sub",
 )
 values = st.one_of(st.integers(-3, 60), st.sampled_from([0, 51, -1]))
@@ -267,6 +281,20 @@ def test_a_handler_sees_what_the_body_assigned_before_the_exception(module: Any,
     assert_same_calls(module, "in_loop", xs)
     assert_same_calls(module, "through_finally", xs)
     assert_python_meaning(module.artifacts["calls_sub"], module.calls_sub, xs)
+
+
+mixed = st.recursive(
+    st.one_of(st.integers(-10**30, 10**30), st.floats(), st.text(max_size=4), st.sampled_from(["12", " 7 ", "x1", "1e3"])),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=2), children, max_size=2)),
+    max_leaves=4,
+)
+
+
+@SETTINGS
+@given(value=mixed)
+def test_builtin_exceptions_on_values_of_any_type(module: Any, value: Any) -> None:
+    """Strings, big ints, floats with nan and inf, nested lists and dicts."""
+    assert_same_calls(module, "convert", value)
 
 
 @SETTINGS
