@@ -18,6 +18,7 @@ import onnx_ir as ir
 from namu.errors import WorkflowSyntaxError
 from namu.frontend.builder import Scope, base_name
 from namu.frontend.catch import Catch, Guard, rewrite_try
+from namu.frontend.comprehensions import rewrite_binding_comprehensions
 from namu.frontend.liveness import (
     COMPREHENSION,
     PHI_READS,
@@ -69,6 +70,7 @@ class StatementLowering:
             body = body[1:]  # docstring
         args = fdef.args
         params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+        body = rewrite_binding_comprehensions(body)
         body = rewrite_mutations(body, params, self._is_builtin)
         matched = rewrite_match(body, self.src.fail)
         if matched is not body:
@@ -534,8 +536,10 @@ class StatementLowering:
         return ValueType.opaque()
 
     def _check_walrus(self, stmt: ast.stmt) -> None:
-        """Refuse an assignment expression (``:=``) in a comprehension (Python binds it in
-        the enclosing function, from whichever item ran last; namu's items are a fan-out).
+        """Refuse an assignment expression (``:=``) in a comprehension the rewrite left as
+        one (Python binds it in the enclosing function, from whichever item ran last;
+        namu's items are a fan-out; :mod:`namu.frontend.comprehensions` makes a loop of
+        one that is the whole value of its statement).
         One on a path that may not run (the right of ``and``/``or``, a branch of ``x if c
         else y``, a later link of a chained comparison) binds a phi value: the new value
         where it ran, the old one (or None, Python's unbound) where it did not."""
@@ -544,8 +548,9 @@ class StatementLowering:
         for expression in header_expressions(stmt):
             for node, where in conditional_walruses(expression):
                 if where == COMPREHENSION:
-                    self.src.fail(node, "an assignment expression (:=) is not supported in a comprehension; "
-                                        "use a for loop")
+                    self.src.fail(node, "an assignment expression (:=) in a comprehension is supported where the "
+                                        "comprehension is the whole value of an assignment, a `return` or an expression "
+                                        "statement (not in a generator expression); elsewhere use a for loop")
 
     def _check_carried(self, stmt: ast.stmt, carried: list[str], scope: Scope, kind: str, live_after: set[str]) -> None:
         """Every carried variable has a value before the loop. One that is carried only

@@ -239,6 +239,16 @@ def conditional_walrus(xs: list[int], x: int):
         out = out + [sq(item)]
         xs = xs[1:]
     return r, y, s, t, v, w, ok, k, out, item
+
+
+@namu.workflow
+def comprehension_walrus(xs: list[int], x: int):
+    """:= in a comprehension binds in the function, from the last item that ran it."""
+    y = None
+    kept = [y for v in xs if (y := sq(v) - x) > 0]
+    z = None
+    firsts = {v % 3: (z := v) for v in xs}
+    return kept, y, firsts, z
 '''
 
 
@@ -252,6 +262,7 @@ def test_comprehensions_and_assignment_expressions_mean_python(tmp_path_factory:
     assert_python_meaning(module.artifacts["comprehensions"], module.comprehensions, xs, words)
     assert_python_meaning(module.artifacts["walrus"], module.walrus, xs, x)
     assert_python_meaning(module.artifacts["conditional_walrus"], module.conditional_walrus, xs, x)
+    assert_python_meaning(module.artifacts["comprehension_walrus"], module.comprehension_walrus, xs, x)
 
 
 _MODULES: dict[str, Any] = {}
@@ -262,7 +273,7 @@ def _compiled_module(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if "module" not in _MODULES:
         module = _import(tmp_path_factory.mktemp("comprehensions") / "namu_comprehension_samples.py", COMPREHENSIONS)
         module.artifacts = {
-            name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in ("comprehensions", "walrus", "conditional_walrus")
+            name: [namu.compile(getattr(module, name), opt_level=level) for level in OPT_LEVELS] for name in ("comprehensions", "walrus", "conditional_walrus", "comprehension_walrus")
         }
         _MODULES["module"] = module
     return _MODULES["module"]

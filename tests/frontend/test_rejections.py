@@ -252,9 +252,9 @@ def test_special_attribute_read():
 def test_walrus_in_a_comprehension():
     @namu.workflow
     def wf(xs: list[int]) -> list[int]:
-        return [(y := add(x, 1)) for x in xs]  # <walrus-comp>
+        return len([(y := add(x, 1)) for x in xs])  # <walrus-comp>
 
-    expect_rejection(wf, "walrus-comp", "y :=", "a comprehension")
+    expect_rejection(wf, "walrus-comp", "y :=", "the whole value of an assignment")
 
 
 def test_generator_expression_outside_a_builtin_call():
