@@ -171,13 +171,22 @@ def run_command(
     if agent_only:
         fail(f"{agent_only[0]} applies to agents; {target} is a workflow")
     kwargs = parse_inputs(inputs, inputs_file, art.signature)
-    # inputs are given by name; positional-only parameters are passed by position
-    # (up to the first one not given: the rest take their defaults)
+    # inputs are given by name; positional-only parameters are passed by position (up to
+    # the first one not given: the rest take their defaults), and so is every positional
+    # one before a given *args, whose items follow them; a given **kwargs adds its keys
     args = []
-    for param in art.signature.params:
-        if param.kind != "positional_only" or param.name not in kwargs:
+    params = art.signature.params
+    varargs = next((p.name for p in params if p.kind == "var_positional" and p.name in kwargs), None)
+    for param in params:
+        by_position = param.kind == "positional_only" or (varargs is not None and param.kind == "positional_or_keyword")
+        if not by_position or param.name not in kwargs:
             break
         args.append(kwargs.pop(param.name))
+    if varargs is not None:
+        args.extend(kwargs.pop(varargs))
+    varkw = next((p.name for p in params if p.kind == "var_keyword" and p.name in kwargs), None)
+    if varkw is not None:
+        kwargs.update(kwargs.pop(varkw))
     try:
         with ProgressHooks(art.name) as progress:
             # Off a terminal nothing is drawn: no hooks, so the run pays nothing for them.

@@ -66,6 +66,9 @@ class CallLowering:
             callee = self._callee(node.func, scope)
             if isinstance(callee, Task):
                 return self._unpacked_task_call(node, callee, scope)
+            spliced = _spliced(node) if isinstance(callee, Workflow) else None
+            if spliced is not None:  # literal spreads into a sub-workflow's parameters
+                return self._workflow_call(spliced, callee, scope)
             bad = next((a for a in node.args if isinstance(a, ast.Starred)), None)
             if bad is not None:
                 self.src.fail(bad, REJECTED_FORMS["f(*args)"])
@@ -235,8 +238,15 @@ class CallLowering:
         bound = wf.signature.bind_partial(*node.args, **{kw.arg: kw.value for kw in node.keywords if kw.arg})
         inputs: list[ir.Value] = []
         for param in sig.params:
-            if param.name in bound.arguments:
-                inputs.append(self._expr(bound.arguments[param.name], scope))
+            given = bound.arguments.get(param.name)
+            if param.kind == "var_positional":  # the extra positional arguments, as a tuple
+                inputs.append(self._expr(ast.copy_location(ast.Tuple(elts=list(given or ()), ctx=ast.Load()), node), scope))
+            elif param.kind == "var_keyword":  # the extra keyword arguments, as a dict
+                items = dict(given or {})
+                keys: list[ast.expr | None] = [ast.copy_location(ast.Constant(value=k), node) for k in items]
+                inputs.append(self._expr(ast.copy_location(ast.Dict(keys=keys, values=list(items.values())), node), scope))
+            elif param.name in bound.arguments:
+                inputs.append(self._expr(given, scope))
             else:
                 inputs.append(self.constant(scope, param.default, node, param.name))
         function = self.ctx.functions.get(fname)
@@ -328,6 +338,29 @@ class CallLowering:
             callee = MISSING if base is MISSING else self._follow(base, found[1])
             if isinstance(callee, Workflow):
                 yield call, callee
+
+
+def _spliced(node: ast.Call) -> ast.Call | None:
+    """``node`` with its ``*`` operands that are tuple or list literals and its ``**``
+    operands that are dict literals with string keys spread into plain arguments, or None
+    when another operand is spread."""
+    args: list[ast.expr] = []
+    for arg in node.args:
+        if not isinstance(arg, ast.Starred):
+            args.append(arg)
+        elif isinstance(arg.value, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in arg.value.elts):
+            args += arg.value.elts
+        else:
+            return None
+    keywords: list[ast.keyword] = []
+    for kw in node.keywords:
+        if kw.arg is not None:
+            keywords.append(kw)
+        elif isinstance(kw.value, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in kw.value.keys):
+            keywords += [ast.copy_location(ast.keyword(arg=k.value, value=v), v) for k, v in zip(kw.value.keys, kw.value.values)]  # type: ignore[union-attr]
+        else:
+            return None
+    return ast.copy_location(ast.Call(func=node.func, args=args, keywords=keywords), node)
 
 
 def _is_agent_run(obj: Any) -> bool:

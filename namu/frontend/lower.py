@@ -44,13 +44,12 @@ from namu.frontend.expressions import ExpressionLowering
 from namu.frontend.liveness import SCAN_WALRUS, first_assignments
 from namu.frontend.names import NameResolution, Namespace, is_literal
 from namu.frontend.reads import is_mutable
-from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.source import FunctionSource
 from namu.frontend.statements import Returned, StatementLowering
 from namu.frontend.workflow import Workflow
 from namu.ir.metadata import Parameter, Signature
 from namu.ir.scopes import subgraphs
-from namu.ir.types import from_annotation
+from namu.ir.types import ValueType, from_annotation
 
 __all__ = ["CompileContext", "lower_workflow"]
 
@@ -162,9 +161,6 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
     def _parameters(self, fdef: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> tuple[list[ir.Value], list[Parameter]]:
         """The graph's inputs, one per parameter (bound in ``scope``), and the signature's parameters."""
         args = fdef.args
-        for bad, form in ((args.vararg, "def wf(*args)"), (args.kwarg, "def wf(**kwargs)")):
-            if bad is not None:
-                self.src.fail(bad, REJECTED_FORMS[form])
         sig = self.wf.signature
         try:
             hints = inspect.get_annotations(self.wf.fn, locals=Namespace(self), eval_str=True)
@@ -175,9 +171,20 @@ class _Lowering(StatementLowering, ExpressionLowering, CallLowering, NameResolut
         positional = [*args.posonlyargs, *args.args]
         default_nodes: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
         kinds = ["positional_only"] * len(args.posonlyargs) + ["positional_or_keyword"] * len(args.args)
-        for arg, default_node, kind in zip([*positional, *args.kwonlyargs], [*default_nodes, *args.kw_defaults],
-                                           [*kinds, *["keyword_only"] * len(args.kwonlyargs)]):
+        ordered: list[tuple[ast.arg, ast.expr | None, str]] = list(zip(positional, default_nodes, kinds))
+        if args.vararg is not None:
+            ordered.append((args.vararg, None, "var_positional"))
+        ordered += [(a, d, "keyword_only") for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+        if args.kwarg is not None:
+            ordered.append((args.kwarg, None, "var_keyword"))
+        for arg, default_node, kind in ordered:
             p = sig.parameters[arg.arg]
+            if kind.startswith("var_"):  # *args: a tuple of values, **kwargs: a dict by name
+                vtype = ValueType.opaque("tuple" if kind == "var_positional" else "dict")
+                scope.env[arg.arg] = value = self.graph_input(scope, arg.arg, vtype)
+                inputs.append(value)
+                params.append(Parameter(name=arg.arg, type=str(vtype), kind=kind))
+                continue
             vtype = from_annotation(hints.get(arg.arg, inspect.Parameter.empty))
             scope.env[arg.arg] = value = self.graph_input(scope, arg.arg, vtype)
             inputs.append(value)

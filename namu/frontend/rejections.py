@@ -44,8 +44,6 @@ REJECTED_EXPRESSIONS: dict[type[ast.expr], str] = {
 
 #: Forms of supported constructs that have no lowering, by how they are written.
 REJECTED_FORMS: dict[str, str] = {
-    "def wf(*args)": "*args parameters are not supported in a workflow",
-    "def wf(**kwargs)": "**kwargs parameters are not supported in a workflow",
     "x.name = ...": "attribute assignment is not supported in a workflow; values are immutable",
     "x[i] = ...": "subscript assignment is supported on a list or dict the body made and never handed elsewhere "
     "(not a parameter, not passed to a task, not bound to another name); other values are immutable in a "

@@ -230,10 +230,13 @@ class TaskTable(_Stored):
         return {t.key: t for t in self.tasks}
 
 
+#: the kinds of parameter, in the order a signature lists them
 _KINDS = {
     "positional_only": inspect.Parameter.POSITIONAL_ONLY,
     "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "var_positional": inspect.Parameter.VAR_POSITIONAL,
     "keyword_only": inspect.Parameter.KEYWORD_ONLY,
+    "var_keyword": inspect.Parameter.VAR_KEYWORD,
 }
 
 
@@ -251,7 +254,9 @@ class Parameter(_Strict):
     default: Any = None
     #: how it may be passed (``inspect.Parameter``'s kinds; artifacts older than the field
     #: have positional-or-keyword parameters only)
-    kind: Literal["positional_only", "positional_or_keyword", "keyword_only"] = "positional_or_keyword"
+    kind: Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"] = (
+        "positional_or_keyword"
+    )
 
     def python(self) -> inspect.Parameter:
         """This parameter as an ``inspect.Parameter`` (for binding arguments)."""
@@ -417,13 +422,14 @@ def _signature_problem(signature: Signature, model: ir.Model) -> str:
             return f"the signature's parameter name {param.name!r} is not a Python identifier"
         if names.count(param.name) > 1:
             return f"the signature names parameter {param.name!r} twice"
-        if param.kind != "keyword_only":
+        if param.kind in ("positional_only", "positional_or_keyword"):
             if after_default and not param.has_default:
                 return f"the signature's parameter {param.name!r} has no default but follows one that has"
             after_default = after_default or param.has_default
     kinds = [list(_KINDS).index(p.kind) for p in signature.params]
     if kinds != sorted(kinds):
-        return "the signature's parameters are not in the order positional-only, positional-or-keyword, keyword-only"
+        return ("the signature's parameters are not in the order positional-only, positional-or-keyword, *args, "
+                "keyword-only, **kwargs")
     inputs = len(model.graph.inputs)
     if len(names) != inputs:
         return f"the signature has {len(names)} parameter(s) but the graph takes {inputs} input(s)"

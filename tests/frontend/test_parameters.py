@@ -1,14 +1,18 @@
-"""Positional-only and keyword-only parameters of workflows, as Python binds them: from
-Python, from a sub-workflow call, from the CLI, and in a saved artifact."""
+"""Positional-only, keyword-only, ``*args`` and ``**kwargs`` parameters of workflows, as
+Python binds them: from Python, from a sub-workflow call, from the CLI, and in a saved
+artifact."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import namu
 from tests.frontend.wf_samples import import_source as _import
@@ -40,6 +44,19 @@ def place(a: int, b: int, *, c: int = 0) -> int:
 @namu.task
 def pair(x: int) -> tuple[int, int]:
     return x, x + 1
+
+
+@namu.workflow
+def variadic(first: int, *rest: int, scale: int = 1, **named: int):
+    total = first
+    for r in rest:
+        total = total + r
+    return total * scale, sorted(named.items()), len(rest)
+
+
+@namu.workflow
+def calls_variadic(x: int):
+    return variadic(x, 1, 2, scale=2, a=5), variadic(x), variadic(x, *(3, 4), **{"b": 1})
 
 
 @namu.workflow
@@ -89,6 +106,30 @@ def test_the_cli_passes_keyword_only_inputs_by_name(module, tmp_path: Path) -> N
                           capture_output=True, text=True, env=env, cwd=path.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith('[11, "x"]') or '"value": [11, "x"]' in proc.stdout
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.integers(-10**20, 10**20), rest=st.lists(st.integers(-5, 5), max_size=4),
+       named=st.dictionaries(st.sampled_from(["a", "b", "zz"]), st.integers(), max_size=3), scale=st.integers(-3, 3))
+def test_star_args_and_double_star_kwargs_parameters_bind_as_in_python(module, first: int, rest: list[int],
+                                                                         named: dict[str, int], scale: int) -> None:
+    expected = module.variadic.fn(first, *rest, scale=scale, **named)
+    for executor in ("kernel", "reference"):
+        assert module.variadic.run(first, *rest, scale=scale, **named, executor=executor).value == expected
+
+
+def test_star_args_and_double_star_kwargs_everywhere(module, tmp_path: Path) -> None:
+    """From a calling workflow (spread calls too), a saved artifact and the command line."""
+    assert module.calls_variadic(3) == module.calls_variadic.fn(3) == ((12, [("a", 5)], 2), (3, [], 0), (10, [("b", 1)], 2))
+    loaded = namu.load(namu.compile(module.variadic).save(tmp_path / "variadic.onnx"))
+    assert [p.kind for p in loaded.signature.params] == ["positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
+    assert loaded(1, 2, 3, scale=2, k=9) == (12, [("k", 9)], 2)
+    path = Path(module.__file__)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-m", "namu.cli", "run", f"{path}:variadic", "-i", "first=1", "-i", "rest=[2, 3]",
+                           "-i", "scale=2", "-i", 'named={"q": 4}', "--json"], capture_output=True, text=True, env=env, cwd=path.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["value"] == [12, [["q", 4]], 2]
 
 
 def test_star_and_double_star_spread_static_shapes_into_task_calls(module) -> None:

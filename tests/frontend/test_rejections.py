@@ -470,22 +470,6 @@ def test_name_used_before_assignment():
 
 
 # ------------------------------------------------------------------ signature
-def test_star_args_parameter():
-    @namu.workflow
-    def wf(x: int, *rest: int) -> int:  # <star-param>
-        return x
-
-    expect_rejection(wf, "star-param", "rest", "*args parameters")
-
-
-def test_double_star_kwargs_parameter():
-    @namu.workflow
-    def wf(x: int, **options: int) -> int:  # <kwargs-param>
-        return x
-
-    expect_rejection(wf, "kwargs-param", "options", "**kwargs parameters")
-
-
 def test_non_literal_default():
     @namu.workflow
     def wf(x: int, y: object = object()) -> int:  # <bad-default>
