@@ -12,7 +12,7 @@ from namu.cli.errors import fail, first_line
 from namu.cli.targets import existing_file
 from namu.errors import InputError
 
-__all__ = ["format_param", "parse_inputs"]
+__all__ = ["format_param", "format_params", "parse_inputs"]
 
 
 def parse_inputs(pairs: Sequence[str], inputs_file: str | None, signature: Any) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def _text_value(raw: str, is_str: bool) -> Any:
 
 def _known_input(name: str, signature: Any, where: str = "") -> None:
     if name not in {p.name for p in signature.params}:
-        takes = ", ".join(format_param(p) for p in signature.params) or "no inputs"
+        takes = format_params(signature.params) or "no inputs"
         fail(f"unknown input {name!r}{where} for workflow {signature.name}; it takes: {takes}")
 
 
@@ -136,8 +136,27 @@ def _json_kind(value: Any) -> str:
 
 
 def format_param(p: Any) -> str:
-    """``name: type = default`` of a signature parameter (a default as JSON)."""
+    """``name: type = default`` of a signature parameter (a default as JSON); ``*name`` and
+    ``**name`` for ``*args`` and ``**kwargs``."""
+    if p.kind in ("var_positional", "var_keyword"):
+        return ("*" if p.kind == "var_positional" else "**") + p.name
     text = f"{p.name}: {p.type}"
     if p.has_default:
         text += f" = {json.dumps(p.default)}"
     return text
+
+
+def format_params(params: list[Any]) -> str:
+    """A signature's parameter list as Python writes it, with ``/`` after the
+    positional-only ones and ``*`` before keyword-only ones that follow no ``*args``."""
+    parts: list[str] = []
+    for index, p in enumerate(params):
+        before = params[index - 1].kind if index else None
+        if before == "positional_only" and p.kind != "positional_only":
+            parts.append("/")
+        if p.kind == "keyword_only" and before not in ("keyword_only", "var_positional"):
+            parts.append("*")
+        parts.append(format_param(p))
+    if params and params[-1].kind == "positional_only":
+        parts.append("/")
+    return ", ".join(parts)

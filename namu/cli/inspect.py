@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from namu.cli.errors import EXIT_OK, fail, first_line
-from namu.cli.inputs import format_param
+from namu.cli.inputs import format_params
 from namu.cli.output import out, out_text, render
 from namu.cli.targets import existing_file
 from namu.errors import ArtifactError
@@ -121,7 +121,7 @@ def _signature(signature: Any, outputs: list[Any]) -> list[Any]:
     else:
         results = [("", str(type_of(outputs[0])) if outputs else "None")]
         returns = results[0][1]
-    params = ", ".join(format_param(p) for p in signature.params)
+    params = format_params(signature.params)
     rows = _table(
         ("", "name", "type", "default"),
         *(("input", p.name, p.type, json.dumps(p.default) if p.has_default else "") for p in signature.params),

@@ -197,3 +197,19 @@ def test_an_input_too_long_for_a_command_line(tmp_path: Path) -> None:
     assert (from_file.returncode, from_file.stdout.strip()) == (0, "50000"), from_file.stderr
     from_stdin = _namu(["run", "namu_cli_inputs_big.py:total", "--inputs", "-"], tmp_path, stdin=json.dumps({"ys": list(range(50_000))}))
     assert (from_stdin.returncode, from_stdin.stdout.strip()) == (0, "50000"), from_stdin.stderr
+
+
+def test_a_signature_is_listed_as_python_writes_it() -> None:
+    """``/`` after positional-only parameters, ``*`` before keyword-only ones, ``*args`` and
+    ``**kwargs`` by name (what `namu inspect` and input errors show)."""
+    from namu.cli.inputs import format_params
+    from namu.ir.metadata import Parameter
+
+    def p(name: str, kind: str, **kw: object) -> Parameter:
+        return Parameter(name=name, type="int", kind=kind, **kw)  # type: ignore[arg-type]
+
+    assert format_params([p("a", "positional_only"), p("b", "positional_or_keyword", has_default=True, default=1),
+                          p("c", "keyword_only")]) == "a: int, /, b: int = 1, *, c: int"
+    assert format_params([p("first", "positional_or_keyword"), p("rest", "var_positional"), p("scale", "keyword_only"),
+                          p("named", "var_keyword")]) == "first: int, *rest, scale: int, **named"
+    assert format_params([p("a", "positional_only")]) == "a: int, /"
