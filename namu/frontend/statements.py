@@ -341,8 +341,6 @@ class StatementLowering:
         exception)."""
         if stmt.exc is None:
             self.src.fail(stmt, "a bare `raise` is supported inside an `except` block only")
-        if stmt.cause is not None:
-            self.src.fail(stmt.cause, "`raise ... from ...` is not supported in a workflow; raise inside a task")
         exc = stmt.exc
         call = exc if isinstance(exc, ast.Call) else None
         target = call.func if call is not None else exc
@@ -358,10 +356,13 @@ class StatementLowering:
             if call is not None and (call.keywords or any(isinstance(a, ast.Starred) for a in args)):
                 self.src.fail(call, "an exception raised in a workflow takes positional arguments only")
             inputs = [self._expr(a, scope) for a in args]
-            attrs = [ir.AttrString("exception", self.exception_classes(target, scope)[0])]
-            self.emit(scope, "Raise", inputs, [], stmt, domain=NAMU_DOMAIN, attrs=attrs)
+            attrs: list[ir.Attr] = [ir.AttrString("exception", self.exception_classes(target, scope)[0])]
         else:
-            self.emit(scope, "Raise", [self._expr(exc, scope)], [], stmt, domain=NAMU_DOMAIN)
+            inputs, attrs = [self._expr(exc, scope)], []
+        if stmt.cause is not None:  # `raise ... from cause`: the cause is evaluated after the exception
+            inputs.append(self._expr(stmt.cause, scope))
+            attrs.append(ir.AttrInt64("cause", 1))
+        self.emit(scope, "Raise", inputs, [], stmt, domain=NAMU_DOMAIN, attrs=attrs)
         return Returned("raise", [], node=stmt)
 
     def _delete(self, stmt: ast.Delete, scope: Scope) -> None:

@@ -10,7 +10,8 @@ here look through that wrapper, so ``except ValueError`` matches what the task r
 * ``namu.Caught``: that exception, the value ``except ... as e`` binds;
 * ``namu.Raise``: raise input 0 (an exception, or an exception class), or -- with
   ``exception`` naming an exception class -- a new one made from the inputs
-  (``raise ValueError("bad")``, ``assert x, "message"``).
+  (``raise ValueError("bad")``, ``assert x, "message"``); with ``cause``, the last input
+  is the exception's cause (``raise ... from e``, ``from None``).
 
 Classes are named ``"module:qualname"`` and imported when the op is built, as a task is.
 """
@@ -91,22 +92,24 @@ def _caught(node: ir.Node, _env: OpEnv) -> Built:
     return caught, None
 
 
-@op(NAMU_DOMAIN, "Raise", "raise input 0, or a new exception of the class named by `exception` made from the inputs",
-    types=lambda _t, _n, _a: [])
+@op(NAMU_DOMAIN, "Raise", "raise input 0, or a new exception of the class named by `exception` made from the inputs; "
+    "with `cause` set, the last input is its __cause__ (`raise ... from ...`)", types=lambda _t, _n, _a: [])
 def _raise(node: ir.Node, _env: OpEnv) -> Built:
     attr = node.attributes.get("exception")
+    cause_attr = node.attributes.get("cause")
+    with_cause = cause_attr is not None and bool(cause_attr.as_int())
     note = span_note(node)
-    if attr is None:
+    cls = resolve_class(attr.as_string()) if attr is not None else None
 
-        def raise_value(value: Any) -> None:
-            if isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException)):
-                raise value
+    def raise_(*inputs: Any) -> None:
+        args, cause = (inputs[:-1], inputs[-1]) if with_cause else (inputs, None)
+        value = cls(*args) if cls is not None else args[0]
+        if not (isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException))):
             raise note(TypeError("exceptions must derive from BaseException"))
+        if not with_cause:
+            raise value
+        if cause is not None and not isinstance(cause, BaseException) and not (isinstance(cause, type) and issubclass(cause, BaseException)):
+            raise note(TypeError("exception causes must derive from BaseException"))
+        raise value from cause
 
-        return raise_value, None
-    cls = resolve_class(attr.as_string())
-
-    def raise_new(*args: Any) -> None:
-        raise cls(*args)
-
-    return raise_new, None
+    return raise_, None

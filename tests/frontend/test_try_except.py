@@ -203,6 +203,17 @@ def raising(x: int):
 
 
 @namu.workflow
+def chained(x: int):
+    """raise ... from: the cause is kept (compared as Python's, via the test)."""
+    try:
+        return risky(x)
+    except ValueError as e:
+        raise LookupError("wrapped") from e
+    except TooBig:
+        raise KeyError("quiet") from None
+
+
+@namu.workflow
 def catches_own_raise(x: int):
     try:
         if x % 2:
@@ -247,7 +258,7 @@ def calls_sub(xs: list[int]):
 '''
 
 NAMES = (
-    "convert", "fetch_all", "keeps_partial", "through_finally", "returns_through_finally", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
+    "chained", "convert", "fetch_all", "keeps_partial", "through_finally", "returns_through_finally", "ordering", "nested", "reraises", "fan_out", "in_loop", "guarded_while", "raising",
     "catches_own_raise", "calls_sub",
 )
 values = st.one_of(st.integers(-3, 60), st.sampled_from([0, 51, -1]))
@@ -306,7 +317,8 @@ def test_the_documented_example(module: Any, urls: list[str]) -> None:
 @SETTINGS
 @given(x=values)
 def test_else_finally_nesting_and_reraise_run_in_python_order(module: Any, x: int) -> None:
-    for name in ("ordering", "nested", "reraises", "guarded_while", "raising", "catches_own_raise", "returns_through_finally"):
+    for name in ("ordering", "nested", "reraises", "guarded_while", "raising", "catches_own_raise", "returns_through_finally",
+                 "chained"):
         assert_same_calls(module, name, x)
 
 
@@ -325,6 +337,12 @@ def test_an_unmatched_or_reraised_exception_fails_the_run_as_without_try(module:
         assert isinstance(info.value.__cause__, ValueError)
         with pytest.raises(AssertionError, match="three is not allowed"):
             module.artifacts["raising"][0].run(3, executor=executor)
+        with pytest.raises(LookupError, match="wrapped") as chained:
+            module.artifacts["chained"][1].run(-1, executor=executor)
+        assert isinstance(chained.value.__cause__, ValueError)
+        with pytest.raises(KeyError) as quiet:
+            module.artifacts["chained"][1].run(60, executor=executor)
+        assert quiet.value.__cause__ is None and quiet.value.__suppress_context__
 
 
 def test_retries_timeouts_and_skips_still_apply_inside_a_try(tmp_path: Any) -> None:
@@ -401,7 +419,6 @@ REFUSED = {
     "try:\n        v = f(x)\n    except x:\n        v = 0\n    return v": "must be module-level names, not the workflow variable `x`",
     "try:\n        v = f(x)\n    except len:\n        v = 0\n    return v": "do not inherit from BaseException",
     "try:\n        v = f(x)\n    except* ValueError:\n        v = 0\n    return v": "except*",
-    "raise ValueError(x) from None": "`raise ... from ...` is not supported",
     "raise": "a bare `raise` is supported inside an `except` block only",
 }
 
