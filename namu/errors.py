@@ -70,6 +70,7 @@ __all__ = [
     "TaskResolutionError",
     "TaskTimeoutError",
     "TypeCheckError",
+    "RoleBindingError",
     "UnboundSlotError",
     "UncacheableResult",
     "UnhashableValue",
@@ -250,6 +251,12 @@ class TypeCheckError(CompileError):
 
 class UnboundSlotError(CompileError):
     """A role slot (an agent's LLM, a federated Module's aggregator, ...) has no binding."""
+
+
+class RoleBindingError(CompileError):
+    """What a role slot is bound to does not implement the slot's role: a method is
+    missing or cannot take the role's arguments (the message names the slot, the role and
+    the method)."""
 
 
 class PassError(NamuError):
