@@ -187,8 +187,9 @@ class ExpressionLowering:
 
     def _generator_argument(self, node: ast.expr, scope: Scope) -> ir.Value:
         """An argument of a builtin or a method: a generator expression is lowered as
-        the list comprehension of the same items (a fan-out; every item runs, even where
-        ``any``/``all`` would stop at the first decisive one), any other as itself."""
+        the list comprehension of the same items (a fan-out; every item runs: the
+        ``any``/``all`` that must stop at the first decisive item were made loops by
+        :mod:`namu.frontend.comprehensions` where they could be), any other as itself."""
         if isinstance(node, ast.GeneratorExp):
             return self._listcomp(node, node.generators, scope)
         return self._expr(node, scope)

@@ -18,7 +18,7 @@ import onnx_ir as ir
 from namu.errors import WorkflowSyntaxError
 from namu.frontend.builder import Scope, base_name
 from namu.frontend.catch import Catch, Guard, rewrite_try
-from namu.frontend.comprehensions import rewrite_binding_comprehensions
+from namu.frontend.comprehensions import rewrite_ordered_comprehensions
 from namu.frontend.liveness import (
     COMPREHENSION,
     PHI_READS,
@@ -70,7 +70,7 @@ class StatementLowering:
             body = body[1:]  # docstring
         args = fdef.args
         params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-        body = rewrite_binding_comprehensions(body)
+        body = rewrite_ordered_comprehensions(body, self._is_builtin)
         body = rewrite_mutations(body, params, self._is_builtin)
         matched = rewrite_match(body, self.src.fail)
         if matched is not body:

@@ -25,6 +25,7 @@ from tests.frontend.wf_samples import (
     OPT_LEVELS,
     assert_python_meaning,
     identical,
+    outcome,
 )
 from tests.frontend.wf_samples import import_source as _import
 
@@ -313,3 +314,45 @@ def consts(x: float, xs: list[str]):
     assert module.consts(2.0, ["a", "b"]) == module.consts.fn(2.0, ["a", "b"]) == (2.0 * math.pi, 4, "CFG", True, "a, b")
     module.Config.RETRIES = 10
     assert module.consts(2.0, [])[1] == 11  # the compile read Config.RETRIES: it is stale now
+
+
+SHORT_CIRCUIT = '''
+import namu
+
+CALLS = []
+
+
+@namu.task
+def check(x: int) -> bool:
+    CALLS.append(x)
+    if x < 0:
+        raise ValueError(x)
+    return x > 2
+
+
+@namu.workflow
+def scan(xs: list[int]):
+    found = any(check(x) for x in xs)
+    if all(check(x) for x in xs if x != 0):
+        return found, "all"
+    return found, any(x > 100 for x in xs)
+'''
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(xs=st.lists(st.integers(-1, 5), max_size=6))
+def test_any_and_all_stop_at_the_first_decisive_item(tmp_path_factory: pytest.TempPathFactory, xs: list[int]) -> None:
+    """``any``/``all`` of a generator, as a statement's value or an ``if``'s test, call the
+    tasks Python calls, in order, and no more (a later item's exception never happens)."""
+    if "scan" not in _MODULES:
+        module = _import(tmp_path_factory.mktemp("short_circuit") / "namu_short_circuit_samples.py", SHORT_CIRCUIT)
+        module.artifacts = [namu.compile(module.scan, opt_level=level) for level in OPT_LEVELS]
+        _MODULES["scan"] = module
+    module = _MODULES["scan"]
+    module.CALLS.clear()
+    expected = outcome(module.scan.fn, xs)
+    expected_calls = list(module.CALLS)
+    for art, executor in itertools.product(module.artifacts, ("kernel", "reference")):
+        module.CALLS.clear()
+        assert outcome(lambda: art.run(xs, executor=executor).value) == expected
+        assert module.CALLS == expected_calls
