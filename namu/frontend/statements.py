@@ -70,13 +70,19 @@ class StatementLowering:
             body = body[1:]  # docstring
         args = fdef.args
         params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-        body = rewrite_ordered_comprehensions(body, self._is_builtin)
+        # The rewrites that look for a construct run only when the source's text may hold
+        # it (a search of the text costs nothing next to a walk over a big body's tree).
+        text = self.src.text
+        if ":=" in text or "any" in text or "all" in text:
+            body = rewrite_ordered_comprehensions(body, self._is_builtin)
         body = rewrite_mutations(body, params, self._is_builtin)
-        matched = rewrite_match(body, self.src.fail)
-        if matched is not body:
-            SCAN_WALRUS.set(True)  # its captures are assignment expressions (reset with the lowering's scan)
-        body = matched
-        body = rewrite_try(body, self.src.fail)
+        if "match" in text:
+            matched = rewrite_match(body, self.src.fail)
+            if matched is not body:
+                SCAN_WALRUS.set(True)  # its captures are assignment expressions (reset with the lowering's scan)
+            body = matched
+        if "try" in text:
+            body = rewrite_try(body, self.src.fail)
         body = rewrite_loop_control(body)
         if not _terminates(body):
             end = ast.Return(value=None)
