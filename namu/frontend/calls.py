@@ -14,14 +14,13 @@ import builtins
 import inspect
 from collections.abc import Iterator, Sequence
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
 from namu.frontend.agents.agent import Agent
 from namu.frontend.builder import Scope, kwnames_attrs
 from namu.frontend.liveness import target_names
-from namu.frontend.names import is_literal
 from namu.frontend.reads import MISSING
 from namu.frontend.rejections import REJECTED_FORMS
 from namu.frontend.slot import Slot
@@ -32,6 +31,9 @@ from namu.ir.metadata import INLINE_KEY, Signature
 from namu.ir.opsets import NAMU_DOMAIN, WORKFLOW_DOMAIN
 from namu.ir.types import ValueType, type_of
 from namu.ops.builtins import BUILTINS, INSTANCE_TYPES, METHODS, MUTATING, method_type
+
+if TYPE_CHECKING:
+    from namu.frontend.context import CompileContext
 
 __all__ = ["CallLowering", "add_function", "code_names", "lower_callees"]
 
@@ -112,13 +114,7 @@ class CallLowering:
         name, or a global (or an attribute of one) that is a literal constant (``SEP`` of
         ``SEP.join(xs)``, ``Config.NAME``), which lowers as a constant."""
         found = self._global_path(node)
-        if found is None or found[0].id in scope.env:
-            return True
-        if found[0].id in self.local_names:
-            return False
-        owner = self._resolve(found[0].id)
-        value = owner if not found[1] or owner is MISSING else self._follow(owner, found[1])
-        return value is not MISSING and is_literal(value)
+        return found is None or found[0].id in scope.env or self._global_constant(node, scope.env) is not MISSING
 
     def _method_call(self, node: ast.Call, func: ast.Attribute, scope: Scope) -> ir.Value:
         """``x.name(...)`` on a workflow value: ``namu.CallMethod`` for a method that
@@ -395,12 +391,23 @@ def _recursive_call(caller: CallLowering, wf: Workflow) -> tuple[str, Signature]
     reserved here. The kernel runs the calls as frames, limited by the run's
     ``recursion_limit`` (as Python by its recursion limit)."""
     ctx = caller.ctx
+    _mark_cycle(ctx, wf)
+    name = ctx.recursive[id(wf)]
+    signature = ctx.function_signatures.get(name)
+    if signature is None:  # once per function: add_function replaces it with the same shape
+        callee = type(caller)(wf, ctx)
+        params = callee._parameters(callee.src.tree, Scope({}))[1]
+        signature = ctx.function_signatures[name] = Signature(
+            name=wf.name, file=callee.src.filename, params=params, returns="value", return_keys=[]
+        )
+    return name, signature
+
+
+def _mark_cycle(ctx: CompileContext, wf: Workflow) -> None:
+    """Reserve a function name for each workflow on the cycle that a call of ``wf``
+    (being lowered) closes: they are the recursive ones."""
     for member in ctx.in_progress[ctx.in_progress.index(wf):]:
         ctx.recursive.setdefault(id(member), ctx.fresh(member.name))
-    callee = type(caller)(wf, ctx)
-    params = callee._parameters(callee.src.tree, Scope({}))[1]
-    signature = Signature(name=wf.name, file=caller.src.filename, params=params, returns="value", return_keys=[])
-    return ctx.recursive[id(wf)], signature
 
 
 def lower_callees(caller: CallLowering) -> None:
@@ -419,7 +426,7 @@ def lower_callees(caller: CallLowering) -> None:
             lowering, calls = pending[-1]
             for _at, callee in calls:
                 if callee in ctx.in_progress:
-                    _recursive_call(lowering, callee)  # marks the cycle; lowered where it started
+                    _mark_cycle(ctx, callee)  # lowered where the cycle started
                     continue
                 if id(callee) not in ctx.function_of:
                     inner = type(caller)(callee, ctx)

@@ -38,7 +38,7 @@ import copy
 import itertools
 from collections.abc import Callable, Iterator
 
-from namu.frontend.synthetic import assign, at, const, name
+from namu.frontend.synthetic import assign, at, const, name, nested_blocks
 
 __all__ = ["rewrite_ordered_comprehensions"]
 
@@ -95,11 +95,8 @@ class _Rewrite:
     def block(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         for stmt in stmts:
-            for field in ("body", "orelse", "finalbody"):
-                if isinstance(getattr(stmt, field, None), list):
-                    setattr(stmt, field, self.block(getattr(stmt, field)))
-            for part in (*getattr(stmt, "handlers", []), *getattr(stmt, "cases", [])):
-                part.body = self.block(part.body)
+            for block in nested_blocks(stmt):
+                block[:] = self.block(block)
             field = "value" if isinstance(stmt, (ast.Assign, ast.Return, ast.Expr)) else "test" if isinstance(stmt, ast.If) else None
             value = getattr(stmt, field) if field is not None else None
             if self.ordered(value):

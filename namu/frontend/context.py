@@ -39,7 +39,8 @@ class CompileContext(TaskKeys):
     Attributes:
         tasks: the tasks called, by task key (:meth:`task_key`).
         functions: the sub-workflow functions lowered, by name.
-        function_signatures: each function's signature, by name.
+        function_signatures: each function's signature, by name (a recursive one's from its
+            first recursive call, before its body is lowered).
         function_nesting: how deep each function's graphs nest once inlined, by name.
         function_of: ``id(workflow)`` -> the name of the function it was lowered to.
         in_progress: the workflows being lowered, outermost first (a call of one of

@@ -34,7 +34,7 @@ from namu.ir.types import (
     operator_type,
     type_of,
 )
-from namu.ops.builtins import BUILTINS
+from namu.ops.builtins import BUILTINS, mutated_type
 
 __all__ = ["ExpressionLowering"]
 
@@ -91,10 +91,9 @@ class ExpressionLowering:
         call = ast.Call(func=node.receiver, args=node.args, keywords=node.keywords)
         args, kwnames = self._call_inputs(ast.copy_location(call, node), scope, generators=True)
         attrs = [ir.AttrString("name", node.method), *kwnames_attrs(kwnames)]
-        rtype = type_of(receiver)
-        ctype = ValueType.opaque(rtype.kind) if rtype.kind in ("list", "dict", "set") else ValueType.opaque()
         names = [base_name(receiver.name), node.method]
-        changed, result = self.emit(scope, "Mutated", [receiver, *args], [ctype, ValueType.opaque()], node, domain=NAMU_DOMAIN,
+        out_types = [mutated_type(type_of(receiver)), ValueType.opaque()]
+        changed, result = self.emit(scope, "Mutated", [receiver, *args], out_types, node, domain=NAMU_DOMAIN,
                                     attrs=attrs, names=names)
         return self.container(scope, "Tuple", [changed, result], node) if node.both else changed
 
@@ -140,9 +139,13 @@ class ExpressionLowering:
                 run = []
             if element is not None:
                 parts.append(self._builtin(scope, builtin, [self._expr(element.value, scope)], element))
+        return self._joined(scope, join, parts, node)
+
+    def _joined(self, scope: Scope, op: str, parts: list[ir.Value], node: ast.AST) -> ir.Value:
+        """``parts[0] op parts[1] op ...``, left to right (the pieces of a display)."""
         result = parts[0]
         for part in parts[1:]:
-            result = self._arith(scope, join, [result, part], node)
+            result = self._arith(scope, op, [result, part], node)
         return result
 
     def _dict(self, node: ast.Dict, scope: Scope) -> ir.Value:
@@ -164,10 +167,7 @@ class ExpressionLowering:
                 pairs = []
             if value is not None:
                 parts.append(self._builtin(scope, "dict", [self._expr(value, scope)], value))
-        result = parts[0]
-        for part in parts[1:]:
-            result = self._arith(scope, "or_", [result, part], node)
-        return result
+        return self._joined(scope, "or_", parts, node)
 
     def _list_comprehension(self, node: ast.ListComp, scope: Scope) -> ir.Value:
         return self._listcomp(node, node.generators, scope)
@@ -382,16 +382,13 @@ class ExpressionLowering:
         """``x.name`` on a workflow value: ``namu.GetAttr``, read when the run gets there
         (an opaque value; annotate it to use it in arithmetic: ``n: int = rec.count``)."""
         base = node.value
-        found = self._global_path(node)
-        if found is not None and found[0].id not in scope.env and found[0].id not in self.local_names:
-            # `math.pi`, `config.RETRIES`: a literal constant of a module-level object is
+        constant = self._global_constant(node, scope.env)
+        if constant is not MISSING:
+            # `math.pi`, `Config.RETRIES`: a literal constant of a module-level object is
             # folded in, as a module-level literal is (the read is recorded: a change makes
             # the compile stale)
-            owner = self._resolve(found[0].id)
-            value = MISSING if owner is MISSING else self._follow(owner, found[1])
-            if value is not MISSING and is_literal(value):
-                self.ctx.reads.constant(value)
-                return self.constant(scope, value, node, node.attr)
+            self.ctx.reads.constant(constant)
+            return self.constant(scope, constant, node, node.attr)
         if isinstance(base, ast.Name) and base.id not in scope.env:
             if base.id in self.local_names:
                 self._fail_unbound_local(base, base.id)

@@ -34,6 +34,7 @@ import ast
 import copy
 from collections.abc import Callable
 
+from namu.frontend.synthetic import nested_blocks
 from namu.ops.builtins import MUTATING
 
 __all__ = ["REBOUND_METHODS", "InPlace", "rewrite_mutations"]
@@ -75,18 +76,11 @@ def rewrite_mutations(stmts: list[ast.stmt], params: set[str], is_builtin: Calla
     return _rewrite_block(stmts, private)
 
 
-def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
-    """The statement lists nested in ``stmt`` (an ``if``, a loop, a ``try`` and its
-    handlers, a ``match`` and its cases)."""
-    blocks = [getattr(stmt, field, []) for field in ("body", "orelse", "finalbody")]
-    return blocks + [part.body for part in (*getattr(stmt, "handlers", []), *getattr(stmt, "cases", []))]
-
-
 def _all_statements(stmts: list[ast.stmt]) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for stmt in stmts:
         out.append(stmt)
-        for block in _blocks(stmt):
+        for block in nested_blocks(stmt):
             out += _all_statements(block)
     return out
 
@@ -207,7 +201,7 @@ def _rewrite_block(stmts: list[ast.stmt], private: set[str]) -> list[ast.stmt]:
         if name in private:
             out.append(_rebinding(stmt, name))  # type: ignore[arg-type]
             continue
-        for block in _blocks(stmt):
+        for block in nested_blocks(stmt):
             block[:] = _rewrite_block(block, private)
         out.append(stmt)
     return out

@@ -10,6 +10,7 @@ reused.
 from __future__ import annotations
 
 import ast
+from collections.abc import Container
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from namu.frontend.reads import MISSING, NameReads
@@ -78,6 +79,17 @@ class NameResolution:
             path.append(func.attr)
             func = func.value
         return (func, tuple(reversed(path))) if isinstance(func, ast.Name) else None
+
+    def _global_constant(self, node: ast.expr, scope_env: Container[str]) -> Any:
+        """The literal constant (``is_literal``) a module-level name or a dotted path from
+        one reads (``SEP``, ``math.pi``, ``Config.NAME``; the read recorded in
+        ``ctx.reads``), or :data:`MISSING`: a body's variable, a local name, anything else."""
+        found = self._global_path(node)
+        if found is None or found[0].id in scope_env or found[0].id in self.local_names:
+            return MISSING
+        owner = self._resolve(found[0].id)
+        value = owner if not found[1] or owner is MISSING else self._follow(owner, found[1])
+        return value if value is not MISSING and is_literal(value) else MISSING
 
     def _follow(self, base: Any, path: tuple[str, ...]) -> Any:
         """``base.<path...>`` (recorded in ``ctx.reads``), or :data:`MISSING`."""

@@ -30,7 +30,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from namu.frontend.synthetic import assign, at, const, name
+from namu.frontend.synthetic import assign, at, const, name, nested_blocks
 
 __all__ = ["pattern_captures", "rewrite_match"]
 
@@ -56,11 +56,8 @@ class _Rewrite:
     def block(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
         out: list[ast.stmt] = []
         for stmt in stmts:
-            for field in ("body", "orelse", "finalbody"):
-                if isinstance(getattr(stmt, field, None), list):
-                    setattr(stmt, field, self.block(getattr(stmt, field)))
-            for handler in getattr(stmt, "handlers", []):
-                handler.body = self.block(handler.body)
+            for block in nested_blocks(stmt):  # a match's case bodies too
+                block[:] = self.block(block)
             if isinstance(stmt, ast.Match):
                 out += self.match(stmt)
             else:
@@ -74,8 +71,7 @@ class _Rewrite:
             test = self.test(case.pattern, name(subject, case.pattern))
             if case.guard is not None:
                 test = at(ast.BoolOp(op=ast.And(), values=[test, case.guard]), case.guard)
-            body = self.block(case.body)
-            chain = [at(ast.If(test=test, body=body, orelse=chain), case.pattern)]
+            chain = [at(ast.If(test=test, body=case.body, orelse=chain), case.pattern)]
         return [assign(subject, stmt.subject, stmt), *chain]
 
     def test(self, pattern: ast.pattern, subject: ast.expr) -> ast.expr:

@@ -1,12 +1,13 @@
 """Python syntax the frontend's source-to-source rewrites make, placed at the source
-position of the code it replaces (so an error in it points at the user's line)."""
+position of the code it replaces (so an error in it points at the user's line), and the
+statement lists they walk."""
 
 from __future__ import annotations
 
 import ast
 from typing import TypeVar
 
-__all__ = ["assign", "at", "const", "is_none", "name"]
+__all__ = ["assign", "at", "const", "is_none", "name", "nested_blocks"]
 
 _Node = TypeVar("_Node", bound=ast.AST)
 
@@ -38,3 +39,11 @@ def is_none(identifier: str, where: ast.AST, *, negate: bool = False) -> ast.Com
     """``identifier is None`` (``is not None`` with ``negate``)."""
     op: ast.cmpop = ast.IsNot() if negate else ast.Is()
     return at(ast.Compare(left=name(identifier, where), ops=[op], comparators=[const(None, where)]), where)
+
+
+def nested_blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists nested in ``stmt``, as the very lists it holds (a rewrite
+    replaces one in place with ``block[:] = ...``): an ``if``'s or a loop's body and
+    ``else``, a ``try``'s body, handlers, ``else`` and ``finally``, a ``match``'s cases."""
+    blocks = [getattr(stmt, field) for field in ("body", "orelse", "finalbody") if isinstance(getattr(stmt, field, None), list)]
+    return blocks + [part.body for part in (*getattr(stmt, "handlers", []), *getattr(stmt, "cases", []))]

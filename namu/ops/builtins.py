@@ -33,7 +33,7 @@ from namu.ops.registry import Built, OpEnv, Typer, op
 from namu.ops.spans import with_span
 from namu.runtime.tasks.bindings import input_splitter
 
-__all__ = ["BUILTINS", "INSTANCE_TYPES", "ITEM_CHANGES", "METHODS", "MUTATING"]
+__all__ = ["BUILTINS", "INSTANCE_TYPES", "ITEM_CHANGES", "METHODS", "MUTATING", "mutated_type"]
 
 _INT, _FLOAT, _BOOL, _STR = ValueType.int(), ValueType.float(), ValueType.bool(), ValueType.str()
 _OBJECT = ValueType.opaque()
@@ -216,15 +216,15 @@ def _call_method(node: ir.Node, _env: OpEnv) -> Built:
     return with_span(_with_keywords(call, _kwnames(node)), node), None
 
 
-def _mutated_type(_typer: Typer, _node: ir.Node, args: list[ValueType]) -> list[ValueType]:
-    """The changed copy is a container of the receiver's class (its items may have any
-    type now); the method's result is any value."""
-    receiver = args[0] if args else _OBJECT
-    return [ValueType.opaque(receiver.kind) if receiver.kind in ("list", "dict", "set") else _OBJECT, _OBJECT]
+def mutated_type(receiver: ValueType) -> ValueType:
+    """The type of a ``namu.Mutated`` copy of a ``receiver``: a container of its class
+    (its items may have any type now), else any value."""
+    return ValueType.opaque(receiver.kind) if receiver.kind in ("list", "dict", "set") else _OBJECT
 
 
 @op(NAMU_DOMAIN, "Mutated", "a shallow copy of input 0 changed by its method `name` (the other inputs its arguments), "
-    "and the method's result", types=_mutated_type, pure=True, fresh=True)
+    "and the method's result", types=lambda _t, _n, args: [mutated_type(args[0] if args else _OBJECT), _OBJECT],
+    pure=True, fresh=True)
 def _mutated(node: ir.Node, _env: OpEnv) -> Built:
     name = node.attributes["name"].as_string()
     if name not in MUTATING and name not in ITEM_CHANGES:
