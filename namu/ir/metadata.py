@@ -45,6 +45,7 @@ __all__ = [
     "FREE_KEY",
     "INLINE_KEY",
     "PASSPORT_KEY",
+    "HANDLERS_KEY",
     "PLACEMENT_KEY",
     "PRIORITY_KEY",
     "SIGNATURE_KEY",
@@ -80,6 +81,9 @@ DIGEST_KEY = "namu.digest"
 INLINE_KEY = "namu.inline"
 #: after infer-placement: the placement the node runs in (``"local"``, ``"gpu"``, ...).
 PLACEMENT_KEY = "namu.placement"
+#: model metadata (``partition``): JSON object, handler placement -> the channel of the
+#: remote fan-out its partition serves (a handler runs once per item, on a peer of that class)
+HANDLERS_KEY = "namu.handlers"
 
 #: passport capability: a task call's retries, timeout and fallback apply only where a
 #: ``namu.Gate`` guards it (provided by insert-resilience-gates); without it, every call

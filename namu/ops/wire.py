@@ -1,5 +1,7 @@
-"""Wire ops: ``namu.Send`` and ``namu.Recv``, the only way partitions exchange values
-(``synthesize-wire-ops`` inserts them; :mod:`namu.runtime.wire` carries the values)."""
+"""Wire ops, the only way partitions exchange values: ``namu.Send`` and ``namu.Recv``
+(``synthesize-wire-ops`` inserts them; :mod:`namu.runtime.wire` carries the values), and
+the remote fan-out's ``namu.Scatter`` and ``namu.Gather`` (``partition`` inserts them;
+:mod:`namu.runtime.federation` carries the requests and replies)."""
 
 from __future__ import annotations
 
@@ -32,3 +34,26 @@ def _recv(node: ir.Node, _env: OpEnv) -> Built:
     from namu.runtime.wire import recv_op
 
     return recv_op(node), None
+
+
+@op(NAMU_DOMAIN, "Scatter",
+    "remote fan-out: send each item of input 0 (with the other inputs) to the peer of placement `to` it names; "
+    "output: the exchange", types=unknown_types)
+def _scatter(node: ir.Node, _env: OpEnv) -> Built:
+    from namu.runtime.federation import scatter_op
+
+    return scatter_op(node), None
+
+
+def _gather_awaited(node: ir.Node, _env: OpEnv) -> Callable[..., Any]:
+    from namu.runtime.federation import gather_coroutine_fn
+
+    return gather_coroutine_fn(node)
+
+
+@op(NAMU_DOMAIN, "Gather", "the replies of a namu.Scatter's exchange, in item order (peers that missed the deadline "
+    "left out)", types=unknown_types, awaited=_gather_awaited)
+def _gather(node: ir.Node, _env: OpEnv) -> Built:
+    from namu.runtime.federation import gather_op
+
+    return gather_op(node), None

@@ -21,7 +21,7 @@ from namu.ir.scopes import callees_first, node_captures, subgraphs, walk
 from namu.passes.base import Example, NamuPass, PassContext, fail
 from namu.passes.registry import register
 
-__all__ = ["InferPlacementPass", "ensure_placed", "op_index", "placement_of"]
+__all__ = ["InferPlacementPass", "ensure_placed", "is_fanout", "op_index", "placement_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,14 @@ class InferPlacementPass(NamuPass):
                 self.broken(f"{node.op_type} has no placement", node)
             for body in subgraphs(node):
                 for inner in body:
-                    if inner.metadata_props.get(PLACEMENT_KEY) != place:
+                    if inner.metadata_props.get(PLACEMENT_KEY) != place and not is_fanout(inner):
                         self.broken(f"{inner.op_type} is not placed with its {node.op_type} ({place!r})", inner)
+
+
+def is_fanout(node: ir.Node) -> bool:
+    """Whether ``node`` is a fan-out (``namu.Map``), the one construct that may run at
+    another placement than the body holding it (a remote fan-out)."""
+    return node.op_type == "Map" and node.domain == NAMU_DOMAIN
 
 
 def placement_of(node: ir.Node, default: str) -> str:
@@ -152,6 +158,8 @@ class Placer:
         self.task_placements = task_placements
         self.functions = functions
         self._function_units: dict[str, tuple[str, ir.Node] | None] = {}
+        #: id -> (node, placement) of every remote fan-out found (see the pass's doc)
+        self.remote: dict[int, tuple[ir.Node, str]] = {}
         #: nodes labelled by the last :meth:`place_model`
         self.placed = 0
         self._changed = 0
@@ -206,8 +214,20 @@ class Placer:
             units.append(self._function_unit(node.op_type, node))
         elif not bodies:
             return None
-        units.extend(self._unit(inner) for body in bodies for inner in body)
-        return _shared(units, node)
+        fanouts: list[tuple[ir.Node, tuple[str, ir.Node] | None]] = []
+        for body in bodies:
+            for inner in body:
+                if is_fanout(inner):
+                    fanouts.append((inner, self._unit(inner)))
+                else:
+                    units.append(self._unit(inner))
+        shared = _shared(units, node)
+        for fanout, unit in fanouts:
+            if unit is not None and shared is not None and unit[0] != shared[0]:
+                self.remote[id(fanout)] = (fanout, unit[0])  # runs at its own placement
+            else:
+                shared = _shared([shared, unit], node)
+        return shared
 
     def _function_unit(self, name: str, call: ir.Node | None) -> tuple[str, ir.Node] | None:
         """The unit of the function ``name`` (computed once); a mixed one fails at ``call``
@@ -246,6 +266,10 @@ class Placer:
             assert place is not None
             self._label(node, place)
             for inner in inner_nodes:
+                self._label(inner, place)
+        for fanout, place in self.remote.values():  # bodies first labelled with their op's
+            self._label(fanout, place)
+            for inner in _nested(subgraphs(fanout)):
                 self._label(inner, place)
 
     def _consumers_placement(

@@ -7,14 +7,15 @@ import logging
 
 import onnx_ir as ir
 
-from namu.errors import IRVerificationError
-from namu.ir.metadata import PLACEMENT_KEY
-from namu.ir.opsets import PARTITION_DOMAIN
-from namu.ir.scopes import node_captures
-from namu.ir.types import set_type, type_of, value_like
-from namu.passes.base import Example, NamuPass
-from namu.passes.infer_placement import ensure_placed, placement_of
+from namu.errors import CompileError, IRVerificationError
+from namu.ir.metadata import HANDLERS_KEY, PLACEMENT_KEY, SPAN_KEY
+from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
+from namu.ir.scopes import node_captures, subgraphs, walk
+from namu.ir.types import ValueType, set_type, type_of, value_like
+from namu.passes.base import Example, NamuPass, fail
+from namu.passes.infer_placement import ensure_placed, is_fanout, placement_of
 from namu.passes.registry import register
+from namu.passes.rewire import Names
 from namu.passes.synthesize_wire_ops import SynthesizeWireOpsPass, wire_problem
 
 __all__ = ["PARTITIONS_KEY", "PartitionPass"]
@@ -59,6 +60,19 @@ class PartitionPass(NamuPass):
     exactly so; the kernel runs a ``Recv`` as an awaitable and never blocks on it, so it
     only follows data dependencies, which the global order proves acyclic.
 
+    **Remote fan-outs** (``infer-placement``: a fan-out whose body runs at placement
+    ``P``, nested in control flow of another placement, as a federated server's round
+    loop sends each client its work) are split at the fan-out: its body becomes the
+    **handler partition** ``namu.partition.P``, whose inputs are the item and the values
+    the body read from outside (made explicit), and whose outputs are the item's
+    results; a peer of class ``P`` runs it once per request. In its place the enclosing
+    body gets the wire pair ``namu.Scatter <channel, to = P>(items, values...)`` -- one
+    request per item, to the peer the item names -- and ``namu.Gather <channel, from =
+    P>(exchange)``, the replies in item order. Model metadata ``namu.handlers`` maps each
+    handler placement to its channel. The split is the one Flower makes between a
+    strategy (server) and a client app, and bytesandbrains between per-peer functions at
+    wire ops; here the compiler finds the cut from placements.
+
     With a single placement (every op at the default) the pass changes nothing.
 
     Guarantees:
@@ -70,6 +84,9 @@ class PartitionPass(NamuPass):
     Raises:
         IRVerificationError: an op reads a value produced at another placement without
             a wire op (``synthesize-wire-ops`` did not run).
+        CompileError: two remote fan-outs go to one placement (one handler per peer
+            class), or a placement has both a handler and ops of the main graph; at the
+            second fan-out's line.
     """
 
     EXAMPLE = Example(
@@ -101,12 +118,16 @@ class PartitionPass(NamuPass):
         groups: dict[str, list[ir.Node]] = {default: []}
         for node in nodes:
             groups.setdefault(placement_of(node, default), []).append(node)
-        if len(groups) == 1:
+        handlers = _RemoteFanouts(model, default).split(set(groups))
+        self.changed(len(handlers))
+        if len(groups) == 1 and not handlers:
             return self.result(model)
         problem = wire_problem(graph, default)
         if problem:
             raise IRVerificationError(f"{problem}: run synthesize-wire-ops before partition")
-        order = [default, *sorted(p for p in groups if p != default)]
+        order = [default, *sorted(p for p in (*groups, *handlers) if p != default)]
+        if handlers:
+            model.metadata_props[HANDLERS_KEY] = json.dumps(handlers, sort_keys=True)
 
         inputs, outputs = list(graph.inputs), list(graph.outputs)
         graph.remove(nodes)
@@ -114,6 +135,8 @@ class PartitionPass(NamuPass):
         graph.outputs.clear()
         model.opset_imports.setdefault(PARTITION_DOMAIN, 1)
         for place in order:
+            if place in handlers:
+                continue  # made by the split
             is_default = place == default
             body = ir.Graph(
                 inputs if is_default else [],
@@ -155,3 +178,82 @@ class PartitionPass(NamuPass):
                     producer = value.producer() if value is not None else None
                     if producer is not None and producer.graph is not body:
                         self.broken(f"partition {place!r} reads {value.name!r} from another partition", node)
+
+
+class _RemoteFanouts:
+    """Splits the remote fan-outs of ``model`` (see :class:`PartitionPass`)."""
+
+    def __init__(self, model: ir.Model, default: str) -> None:
+        self.model = model
+        self.default = default
+        self.names = Names(model)
+
+    def split(self, main_placements: set[str]) -> dict[str, str]:
+        """Split every remote fan-out; return handler placement -> channel."""
+        handlers: dict[str, str] = {}
+        first: dict[str, ir.Node] = {}
+        for node in walk(self.model):
+            outer = placement_of(node, self.default)
+            for body in subgraphs(node):
+                for inner in list(body):
+                    place = placement_of(inner, self.default)
+                    if not is_fanout(inner) or place == outer:
+                        continue
+                    if place in first or place in main_placements:
+                        where = first[place].metadata_props.get(SPAN_KEY, "?") if place in first else "the main graph"
+                        fail(
+                            inner,
+                            f"a second fan-out runs at placement {place!r} (the first is at {where}): a peer "
+                            "class serves one remote fan-out; do both steps in one task of that placement",
+                            error=CompileError,
+                        )
+                    first[place] = inner
+                    handlers[place] = self._split(body, inner, outer, place)
+        return handlers
+
+    def _split(self, graph: ir.Graph, fanout: ir.Node, outer: str, place: str) -> str:
+        """Replace ``fanout`` (in ``graph``) by a Scatter/Gather pair; its body becomes
+        the handler partition of ``place``. Returns the channel."""
+        body = fanout.attributes["body"].as_graph()
+        captured = node_captures(fanout)
+        inside = {id(n) for n in walk(body)}
+        params: list[ir.Value] = []
+        for value in captured:
+            param = value_like(value, self.names.fresh(f"{value.name}_{place}"))
+            for use in list(value.uses()):
+                if id(use.node) in inside:
+                    use.node.replace_input_with(use.idx, param)
+            params.append(param)
+        inputs, outputs, nodes = list(body.inputs), list(body.outputs), list(body)
+        body.remove(nodes)
+        body.inputs.clear()
+        body.outputs.clear()
+        handler = ir.Graph([*inputs, *params], outputs, nodes=nodes, name=place, opset_imports=dict(self.model.opset_imports))
+        self.model.functions[(PARTITION_DOMAIN, place, "")] = ir.Function(PARTITION_DOMAIN, place, graph=handler, attributes=[])
+
+        result = fanout.outputs[0].name if fanout.outputs else "items"
+        channel = f"{result}@{place}"
+        scatter = ir.Node(
+            NAMU_DOMAIN, "Scatter", [fanout.inputs[0], *captured],
+            attributes=[ir.AttrString("channel", channel), ir.AttrString("to", place)],
+            num_outputs=1, name=self.names.fresh(f"scatter_{result}"),
+        )
+        scatter.outputs[0].name = self.names.fresh(f"{result}_exchange")
+        set_type(scatter.outputs[0], ValueType.opaque())
+        flatten = fanout.attributes.get("flatten")
+        gather = ir.Node(
+            NAMU_DOMAIN, "Gather", [scatter.outputs[0]],
+            attributes=[ir.AttrString("channel", channel), ir.AttrString("from", place),
+                        ir.AttrInt64("flatten", flatten.as_int() if flatten is not None else 0)],
+            num_outputs=len(fanout.outputs), name=self.names.fresh(f"gather_{result}"),
+        )
+        for new, old in zip(gather.outputs, fanout.outputs):
+            set_type(new, type_of(old))
+        for node in (scatter, gather):
+            node.metadata_props[PLACEMENT_KEY] = outer
+            if SPAN_KEY in fanout.metadata_props:
+                node.metadata_props[SPAN_KEY] = fanout.metadata_props[SPAN_KEY]
+        ir.convenience.replace_nodes_and_values(
+            graph, fanout, [fanout], [scatter, gather], list(fanout.outputs), list(gather.outputs)
+        )
+        return channel

@@ -26,6 +26,7 @@ waiting receives never take the places of async task calls.
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import onnx_ir as ir
 
 from namu.errors import IRVerificationError
+from namu.ir.metadata import HANDLERS_KEY
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
 from namu.runtime.wire import RunAborted, open_bus
 
@@ -66,8 +68,23 @@ def prepare_model(executor: Any, model: ir.Model, wire_timeout_s: float | None =
         if len(launcher) != 1 or launcher[0].domain != PARTITION_DOMAIN or launcher[0].op_type not in partitions:
             raise IRVerificationError("a partitioned model's main graph must be one call of its default partition")
         default = launcher[0].op_type
-        remote = [(name, executor.prepare(f.graph), _recvs(f.graph)) for name, f in partitions.items() if name != default]
-        return PartitionedRunner(executor.prepare(partitions[default].graph), _recvs(partitions[default].graph), remote, wire_timeout_s)
+        handlers = set(json.loads(model.metadata_props.get(HANDLERS_KEY, "{}")))
+        remote = [(name, executor.prepare(f.graph), _recvs(f.graph)) for name, f in partitions.items()
+                  if name != default and name not in handlers]
+        runner = executor.prepare(partitions[default].graph)
+        if remote or _wire_ops(partitions[default].graph):
+            runner = PartitionedRunner(runner, _recvs(partitions[default].graph), remote, wire_timeout_s)
+        if not handlers:
+            return runner
+        from namu.runtime.federation import FederatedRunner, WireGates, artifact_digest
+
+        gates = {
+            n.attributes["channel"].as_string(): WireGates.of(n)
+            for n in ir.traversal.RecursiveGraphIterator(partitions[default].graph)
+            if n.domain == NAMU_DOMAIN and n.op_type == "Scatter"
+        }
+        prepared = {name: _handler(executor.prepare(partitions[name].graph)) for name in handlers}
+        return FederatedRunner(runner, prepared, gates, artifact_digest(model))
     runner = executor.prepare(model.graph)
     if not _wire_ops(model.graph):
         return runner
@@ -124,6 +141,11 @@ class PartitionedRunner:
         if bus.failure is not None:
             raise bus.failure
         return outputs
+
+
+def _handler(runner: Runner) -> Callable[[list[Any]], list[Any]]:
+    """A handler partition's runner as ``inputs -> outputs`` (one request's work)."""
+    return lambda inputs: runner(inputs)
 
 
 def _run_partition(bus: Any, place: str, runner: Runner, options: dict[str, Any]) -> None:
