@@ -66,7 +66,7 @@ def compile(  # noqa: A001
     if slots:
         updates["slots"] = {**config.slots, **slots}
     if updates:
-        config = CompileConfig.model_validate({**config.model_dump(), **updates})
+        config = CompileConfig.model_validate({**config.model_dump(exclude_unset=True), **updates})
     names = list(passes) if passes is not None else pipeline(config.opt_level, config.disabled_passes)
     return _compile(source, config, names, after_pass)[0]
 
@@ -94,6 +94,8 @@ def _compile(
         lowered = lower(source)
         if lowered.slots:  # the source's own bindings (an agent's), under the compile's
             config = config.model_copy(update={"slots": {**lowered.slots, **config.slots}})
+        if lowered.placement and "placement" not in config.model_fields_set:
+            config = config.model_copy(update={"placement": lowered.placement})
         context = PassContext(config=config, tasks=lowered.tasks, pipeline=tuple(names))
         model, records = run_passes(lowered.model, names, context=context, after_pass=after_pass)
     passport = metadata.Passport.stored_in(model)  # the frontend's provisional one, at least

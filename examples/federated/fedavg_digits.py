@@ -41,7 +41,7 @@ def initial_params() -> list:
     return _model().params()
 
 
-@namu.task
+@namu.task(placement="client")
 def local_train(params: list, client: int, clients: int, epochs: int) -> tuple:
     """One client's round: its parameters after ``epochs`` local epochs, and how many
     samples it trained on."""
@@ -67,7 +67,7 @@ def test_accuracy(params: list) -> float:
     return round(_model(params).evaluate(x_test, y_test)["accuracy"], 4)
 
 
-@namu.workflow
+@namu.workflow(placement="server")
 def fedavg_digits(rounds: int = 20, clients: int = 10, epochs: int = 1) -> list:
     params = initial_params()
     history = []

@@ -6,6 +6,7 @@ objects and ``.py`` files; the lowering itself is :mod:`namu.frontend.lower`.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class PythonFrontend:
         """
         ctx = CompileContext()
         graph, signature, digest = lower_workflow(source, ctx)
-        return ctx.lowered(graph, signature, digest)
+        return dataclasses.replace(ctx.lowered(graph, signature, digest), placement=getattr(source, "placement", None))
 
 
 #: The registered instance.

@@ -70,6 +70,8 @@ class Lowered:
             source that reads no Python names).
         slots: the role-slot bindings the source brings (an agent binds its LLM and
             tool slots to namu's tasks); the compile's own ``slots`` override them.
+        placement: the default placement the source asks for
+            (``@namu.workflow(placement=...)``), used when the compile sets none.
     """
 
     model: ir.Model
@@ -78,6 +80,7 @@ class Lowered:
     digest: str
     reads: NameReads = dataclasses.field(default_factory=NameReads)
     slots: dict[str, Any] = dataclasses.field(default_factory=dict)
+    placement: str | None = None
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from namu.runtime.result import RunResult
 
 __all__ = ["Workflow", "workflow"]
+
+#: a placement name, as ``CompileConfig.placement`` and task options accept it
+_PLACEMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 class Workflow:
@@ -39,9 +43,12 @@ class Workflow:
         inline: when called from another workflow, the call is inlined into the caller
             (default); ``False`` keeps it a call of the sub-workflow's FunctionProto, so
             the body appears once in the artifact however often it is called.
+        placement: where the workflow's own ops run -- the caller's partition, the
+            compile's default placement -- when the compile does not set one (a
+            federated program says ``"server"``); None: ``CompileConfig.placement``.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, inline: bool = True) -> None:
+    def __init__(self, fn: Callable[..., Any], *, inline: bool = True, placement: str | None = None) -> None:
         if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
             raise TaskDefinitionError(
                 f"@namu.workflow needs a plain `def` function; {fn.__qualname__} is "
@@ -50,6 +57,7 @@ class Workflow:
         self.fn = fn
         self.name: str = fn.__name__
         self.inline = inline
+        self.placement = placement
         self._compiled: tuple[Artifact, NameReads] | None = None
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
@@ -112,10 +120,10 @@ class Workflow:
 @overload
 def workflow(fn: Callable[..., Any], /) -> Workflow: ...
 @overload
-def workflow(*, inline: bool = ...) -> Callable[[Callable[..., Any]], Workflow]: ...
+def workflow(*, inline: bool = ..., placement: str | None = ...) -> Callable[[Callable[..., Any]], Workflow]: ...
 
 
-def workflow(fn: Callable[..., Any] | None = None, /, *, inline: bool = True) -> Any:
+def workflow(fn: Callable[..., Any] | None = None, /, *, inline: bool = True, placement: str | None = None) -> Any:
     """Mark a function as a namu workflow (see :class:`Workflow`); usable bare
     (``@namu.workflow``) or with options (``@namu.workflow(inline=False)``).
 
@@ -123,24 +131,28 @@ def workflow(fn: Callable[..., Any] | None = None, /, *, inline: bool = True) ->
         fn: the function (when used without parentheses).
         inline: ``False`` keeps calls of this workflow from other workflows as calls of
             its FunctionProto instead of inlining its body into each caller.
+        placement: the placement of the workflow's own ops when the compile sets none
+            (``@namu.workflow(placement="server")`` for a federated program's round loop).
 
     Returns:
         A :class:`Workflow`, or a decorator producing one.
 
     Raises:
         TaskDefinitionError: ``fn`` is async, a generator, or already a task/workflow,
-            or ``inline`` is not a bool.
+            ``inline`` is not a bool, or ``placement`` not a placement name.
     """
     from namu.frontend.task import Task
 
     if not isinstance(inline, bool):
         raise TaskDefinitionError(f"@namu.workflow(inline=...) needs a bool, got {inline!r}")
+    if placement is not None and not (isinstance(placement, str) and _PLACEMENT.match(placement)):
+        raise TaskDefinitionError(f"@namu.workflow(placement=...) needs a placement name such as 'server', got {placement!r}")
 
     def decorate(f: Callable[..., Any]) -> Workflow:
         if isinstance(f, (Task, Workflow)):
             raise TaskDefinitionError(f"{f!r} is already a namu task or workflow")
         if not inspect.isfunction(f):
             raise TaskDefinitionError(f"@namu.workflow needs a function, got {f!r}")
-        return Workflow(f, inline=inline)
+        return Workflow(f, inline=inline, placement=placement)
 
     return decorate(fn) if fn is not None else decorate

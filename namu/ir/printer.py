@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -180,14 +181,14 @@ def _attr_value(node: ir.Node, attr: ir.Attr) -> str:
                 return str(attr.as_int())
         return str(attr.as_int())
     if t == ir.AttributeType.FLOAT:
-        return _float(attr.as_float())
+        return _float32(attr.as_float())
     if t == ir.AttributeType.STRING:
         text = attr.as_string()
         return text if text.isidentifier() else json.dumps(text)
     if t == ir.AttributeType.INTS:
         return "[" + ", ".join(str(i) for i in attr.as_ints()) + "]"
     if t == ir.AttributeType.FLOATS:
-        return "[" + ", ".join(_float(f) for f in attr.as_floats()) + "]"
+        return "[" + ", ".join(_float32(f) for f in attr.as_floats()) + "]"
     if t == ir.AttributeType.STRINGS:
         return "[" + ", ".join(json.dumps(s) for s in attr.as_strings()) + "]"
     if t == ir.AttributeType.TENSOR:
@@ -195,6 +196,18 @@ def _attr_value(node: ir.Node, attr: ir.Attr) -> str:
     if t == ir.AttributeType.TENSORS:
         return "[" + ", ".join(_tensor_literal(x) for x in attr.as_tensors()) + "]"
     return f"<{t.name.lower()}>"
+
+
+def _float32(value: float) -> str:
+    """A float attribute (ONNX stores them as float32) as the shortest decimal that reads
+    back as the same float32: ``0.05``, not ``0.05000000074505806``."""
+    if math.isfinite(value):
+        stored = struct.unpack("f", struct.pack("f", value))[0]
+        for digits in range(1, 10):
+            text = f"{value:.{digits}g}"
+            if struct.unpack("f", struct.pack("f", float(text)))[0] == stored:
+                return repr(float(text))
+    return _float(value)
 
 
 def _float(value: float) -> str:

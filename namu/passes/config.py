@@ -31,6 +31,13 @@ class CompileConfig(pydantic.BaseModel):
         placement: the placement of ops not annotated otherwise (``"local"``).
         wire_timeout_s: how long a ``Recv`` waits for its ``Send`` before the run fails
             (seconds), or None to wait forever.
+        fanout_deadline_s: how long a remote fan-out (``namu.Scatter``: a federated
+            round's requests to its clients) may take, in seconds; at its deadline it
+            closes with the replies it has. Finite, so a round never waits forever.
+        min_replies: replies a remote fan-out needs to close at its deadline; with fewer
+            the run fails naming the missing peers.
+        peer_max_failures: missed deadlines or errors in a row after which a peer is
+            marked down and not asked until it speaks again.
         slots: role-slot bindings, ``{"slot": impl}`` for every partition or
             ``{"placement/slot": impl}`` for one; an impl is a ``@namu.task``.
         check_guarantees: after every run of a pass, check its stated guarantees
@@ -50,6 +57,9 @@ class CompileConfig(pydantic.BaseModel):
     priority: int = 0
     placement: str = pydantic.Field(default=DEFAULT_PLACEMENT, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     wire_timeout_s: float | None = pydantic.Field(default=None, gt=0)
+    fanout_deadline_s: float = pydantic.Field(default=300.0, gt=0)
+    min_replies: int = pydantic.Field(default=1, ge=0)
+    peer_max_failures: int = pydantic.Field(default=3, ge=1)
     slots: dict[str, Any] = pydantic.Field(default_factory=dict)
     check_guarantees: bool = False
 

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 @register(
     "insert-resilience-gates",
     "every task call with retries, a timeout or a fallback (and every Recv, given wire_timeout_s) "
-    "runs inside a namu.Gate carrying that policy",
+    "runs inside a namu.Gate carrying that policy; every namu.Scatter carries its wire gates",
     after=("resolve-slots", "synthesize-wire-ops"),
     level=0,
     provides=(CAPABILITY_GATED,),
@@ -71,7 +71,18 @@ class InsertResilienceGatesPass(NamuPass):
     is dropped only when the fallback fails too (the skipped item reports the fallback's
     error).
 
+    A remote fan-out's ``namu.Scatter`` carries its **wire gates** as attributes, which
+    the federation's Node enforces (:mod:`namu.federated.node`): ``deadline_s``
+    (``CompileConfig.fanout_deadline_s``; the exchange closes then with the replies it
+    has), ``min_replies`` (fewer by the deadline fail the run, naming the missing
+    peers), ``max_failures`` (``peer_max_failures``: a peer failing that often in a row
+    is marked down and not asked until it speaks again), ``backoff_base_s`` /
+    ``backoff_max_s`` (re-sending a request the transport could not deliver) and
+    ``dedup`` (one reply per peer per item counts).
+
     Guarantees:
+        every ``namu.Scatter`` carries ``deadline_s``, ``min_replies``, ``max_failures``,
+            ``backoff_base_s``, ``backoff_max_s`` and ``dedup``
         every ``namu.Task`` (outside gate bodies) whose policy has retries, a timeout or a fallback is the single op of a ``namu.Gate`` body
         every ``namu.Recv`` is, when ``wire_timeout_s`` is set
         gate attributes: ``retries`` (int), ``timeout_s`` (float, 0 = none), ``backoff_base_s``, ``backoff_max_s`` (floats), ``fallback`` (task key, "" = none)
@@ -100,7 +111,8 @@ class InsertResilienceGatesPass(NamuPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         options = {t.key: t.options for t in TaskTable.of(model).tasks}
-        gater = _Gater(model, TaskPolicies(options, self.context.config), self.context.config.wire_timeout_s)
+        config = self.context.config
+        gater = _Gater(model, TaskPolicies(options, config), config.wire_timeout_s, _wire_gates(config))
         for graph in top_graphs(model):
             gater.graph(graph)
         logger.debug("inserted %d gates", gater.inserted)
@@ -119,6 +131,8 @@ class InsertResilienceGatesPass(NamuPass):
                     self.broken("a task call with retries, a timeout or a fallback runs outside a namu.Gate", node)
                 if _is(node, "Recv") and wire_timeout_s is not None:
                     self.broken("a namu.Recv runs outside a namu.Gate although wire_timeout_s is set", node)
+                if _is(node, "Scatter") and any(a.name not in node.attributes for a in _wire_gates(self.context.config)):
+                    self.broken("a namu.Scatter lacks its wire gates", node)
                 pending += subgraphs(node)
 
 
@@ -214,13 +228,27 @@ def _is(node: ir.Node, op_type: str) -> bool:
     return node.op_type == op_type and node.domain == NAMU_DOMAIN
 
 
+def _wire_gates(config: CompileConfig) -> list[ir.Attr]:
+    """The wire-gate attributes of a ``namu.Scatter`` under ``config``."""
+    return [
+        _float32("deadline_s", config.fanout_deadline_s),
+        ir.AttrInt64("min_replies", config.min_replies),
+        ir.AttrInt64("max_failures", config.peer_max_failures),
+        _float32("backoff_base_s", 0.05),
+        _float32("backoff_max_s", 2.0),
+        ir.AttrInt64("dedup", 1),
+    ]
+
+
 class _Gater:
     """Rewrites the graphs of one model; names stay unique model-wide."""
 
-    def __init__(self, model: ir.Model, policies: TaskPolicies, wire_timeout_s: float | None) -> None:
+    def __init__(self, model: ir.Model, policies: TaskPolicies, wire_timeout_s: float | None,
+                 wire_gates: list[ir.Attr]) -> None:
         self.model = model
         self.policies = policies
         self.wire_timeout_s = wire_timeout_s
+        self.wire_gates = wire_gates
         self.inserted = 0
         self.names = Names(model)
         self._output_refs: dict[int, list[tuple[ir.Graph, int]]] | None = None
@@ -250,6 +278,11 @@ class _Gater:
             elif _is(node, "Recv"):
                 if self.wire_timeout_s is not None:
                     self.gate(graph, node, TaskPolicy(timeout_s=self.wire_timeout_s))
+            elif _is(node, "Scatter"):
+                for attr in self.wire_gates:
+                    if attr.name not in node.attributes:
+                        node.attributes[attr.name] = attr
+                        self.inserted += 1
             elif not _is(node, "Gate"):  # a gate's op is guarded already
                 for g in subgraphs(node):
                     self.graph(g)
