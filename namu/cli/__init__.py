@@ -69,6 +69,7 @@ class LazyCommand(NamedTuple):
 #: the commands of ``namu``, by name.
 COMMANDS = {
     "compile": LazyCommand("namu.cli.compile:compile_command", "Compile a workflow or an agent into an ONNX artifact."),
+    "federated": LazyCommand("namu.cli.federated:federated_group", "Run a federated program's server or one of its clients."),
     "inspect": LazyCommand("namu.cli.inspect:inspect_command", "Show an artifact's passport, tasks and graph."),
     "run": LazyCommand("namu.cli.execute:run_command", "Run a workflow, an agent or an artifact and print its result."),
     "runs": LazyCommand("namu.cli.runs:runs_group", "List and show the recorded agent runs."),

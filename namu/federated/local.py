@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from namu.errors import describe_exception
-from namu.federated.node import ClientNode, Closed, Envelope, Request, ServerNode
+from namu.federated.node import ClientNode, Closed, Request, ServerNode
 
 if TYPE_CHECKING:
     from namu.runtime.federation import FederatedRunner, Handler, WireGates
@@ -90,15 +89,7 @@ class LocalFederation:
                 replies, requests = client.poll(now)
                 for request in requests:
                     if isinstance(request, Request):
-                        self._answer(client, handlers[placement], request.envelope)
+                        client.serve(request.envelope, handlers[placement])
                 for reply in (*replies, *client.poll(now)[0]):
                     server.receive(reply, time.monotonic_ns())
 
-    @staticmethod
-    def _answer(client: ClientNode, handler: Handler, request: Envelope) -> None:
-        try:
-            outputs = handler(list(request.payload))
-        except Exception as exc:  # noqa: BLE001 - the server sees it as the peer's error
-            client.fail(request, describe_exception(exc))
-        else:
-            client.reply(request, outputs)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 __all__ = [
@@ -464,6 +464,18 @@ class ClientNode:
     def fail(self, request: Envelope, message: str) -> None:
         """Answer ``request`` with an error ``message`` (the handler raised)."""
         self._answer(request, "error", message)
+
+    def serve(self, request: Envelope, handler: Callable[[list[Any]], Any]) -> None:
+        """Run ``handler`` (the adapter's: the handler partition) on ``request``'s payload
+        and answer with its outputs, or with the error it raised."""
+        from namu.errors import describe_exception
+
+        try:
+            outputs = handler(list(request.payload))
+        except Exception as exc:  # noqa: BLE001 - the server sees it as this peer's error
+            self.fail(request, describe_exception(exc))
+        else:
+            self.reply(request, outputs)
 
     def _answer(self, request: Envelope, kind: Kind, payload: Any) -> None:
         answer = Envelope(kind, self.peer_id, request.sender, request.channel, request.round,

@@ -217,6 +217,39 @@ class Artifact:
         resumed = journal.served if journal is not None else 0
         return RunResult(self._shape(outputs), list(state.skipped), elapsed, options.executor, resumed)
 
+    def handler_placements(self) -> list[str]:
+        """The peer classes this artifact has handler partitions for (a federated
+        program's ``["client"]``), sorted; empty for any other workflow."""
+        import json
+
+        return sorted(json.loads(self.model.metadata_props.get(metadata.HANDLERS_KEY, "{}")))
+
+    def handler(self, placement: str, executor: str = "kernel") -> Any:
+        """The handler partition of ``placement`` as ``inputs -> outputs``: what a peer of
+        that class runs for each request of a remote fan-out (``namu federated client``).
+
+        Raises:
+            KeyError: the artifact has no handler partition for ``placement`` (the
+                message lists those it has).
+        """
+        from namu.runtime.federation import FederatedRunner
+
+        runner = self._runner(executor, frozenset())
+        handlers = runner.handlers if isinstance(runner, FederatedRunner) else {}
+        if placement not in handlers:
+            have = ", ".join(sorted(handlers)) or "none"
+            raise KeyError(f"{self.name} has no handler partition {placement!r} (it has: {have})")
+        run = handlers[placement]
+
+        def handle(inputs: list[Any]) -> list[Any]:
+            token = enter_run(RunState(hooks=None, events=frozenset(), disk_cache=None))
+            try:
+                return run(inputs)
+            finally:
+                exit_run(token)
+
+        return handle
+
     def _shape(self, outputs: list[Any]) -> Any:
         kind = self.signature.returns
         if kind == "tuple":
