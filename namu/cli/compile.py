@@ -59,6 +59,13 @@ __all__ = ["compile_command"]
     help="Bind a role slot to a @namu.task of the workflow's file, or FILE.py:TASK "
     "(repeatable; `PLACEMENT/NAME=...` binds it in one partition only).",
 )
+@click.option("--fanout-deadline-s", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Federated: how long a round's requests to clients may take (default 300); the round then "
+              "closes with the answers it has.")
+@click.option("--min-replies", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Federated: answers a round needs by its deadline (default 1); fewer fail the run naming the missing peers.")
+@click.option("--peer-max-failures", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Federated: failures in a row after which a peer is not asked until it speaks again (default 3).")
 def compile_command(
     target: str | None,
     output: str | None,
@@ -69,6 +76,9 @@ def compile_command(
     timings: bool,
     print_passes: bool,
     slots: tuple[str, ...],
+    fanout_deadline_s: float | None,
+    min_replies: int | None,
+    peer_max_failures: int | None,
 ) -> int:
     """Compile a workflow into an ONNX artifact.
 
@@ -92,9 +102,11 @@ def compile_command(
       namu compile wf.py --timings --dump-after fold-constants
       namu compile agents/calc.yaml -o calc.onnx --dump-after insert-resilience-gates
       namu compile agent.py --slot llm=ask_claude
+      namu compile fedavg.py --fanout-deadline-s 30 --min-replies 8
     """
     from namu.ir.printer import count_nodes
     from namu.passes import get, pipeline
+    from namu.passes.config import CompileConfig
     from namu.runtime.atomic_write import resolve_output
 
     level = int(opt_level)
@@ -124,7 +136,10 @@ def compile_command(
         fail(str(exc))
     dump_path = Path(dump_dir) if dump_dir else Path.cwd() / f"{workflow}.ir"
     after = _ir_dumper(dump_path, set(dump_after)) if dump_after else None
-    art = compile_workflow(source, workflow, opt_level=level, disable=disabled, slots=slot_bindings(slots, source), after_pass=after)
+    wire = {"fanout_deadline_s": fanout_deadline_s, "min_replies": min_replies, "peer_max_failures": peer_max_failures}
+    config = CompileConfig(**{k: v for k, v in wire.items() if v is not None})
+    art = compile_workflow(source, workflow, opt_level=level, disable=disabled, slots=slot_bindings(slots, source),
+                           after_pass=after, config=config)
     try:
         written = art.save(out_path)
     except OutputPathError as exc:

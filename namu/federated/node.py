@@ -468,12 +468,13 @@ class ClientNode:
     def serve(self, request: Envelope, handler: Callable[[list[Any]], Any]) -> None:
         """Run ``handler`` (the adapter's: the handler partition) on ``request``'s payload
         and answer with its outputs, or with the error it raised."""
-        from namu.errors import describe_exception
+        from namu.errors import TaskError, describe_exception
 
         try:
             outputs = handler(list(request.payload))
         except Exception as exc:  # noqa: BLE001 - the server sees it as this peer's error
-            self.fail(request, describe_exception(exc))
+            cause = exc.__cause__ if isinstance(exc, TaskError) and exc.__cause__ is not None else exc
+            self.fail(request, describe_exception(cause))
         else:
             self.reply(request, outputs)
 

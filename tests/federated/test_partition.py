@@ -1,0 +1,117 @@
+"""A federated program compiles into a server and a client partition with a
+Scatter/Gather wire pair between them, and runs in one process as plain Python would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+import namu
+from namu.errors import CompileError
+from namu.passes.config import CompileConfig
+from namu.runtime.user_code import import_path
+from tests.cli.test_cli import namu_cli
+from tests.frontend.wf_samples import import_source
+
+PROGRAM = Path(__file__).resolve().parent / "programs" / "fedprog.py"
+
+
+@pytest.fixture(scope="module")
+def fedprog():
+    return import_path(PROGRAM).fedprog
+
+
+def test_the_program_is_partitioned_into_a_server_and_a_client_function(fedprog) -> None:
+    art = namu.compile(fedprog)
+    functions = {f.name: f for f in art.model.functions.values() if f.domain == "namu.partition"}
+    assert sorted(functions) == ["client", "server"]
+    client = functions["client"].graph
+    assert [v.name for v in client.inputs][0] == "c"  # the item: the peer's id
+    assert [n.op_type for n in client] == ["Task"]
+    assert client.node(0).attributes["task"].as_string().endswith("local_train")
+    server_ops = [n.op_type for n in namu.ir.scopes.walk(functions["server"].graph)]
+    assert "Scatter" in server_ops and "Gather" in server_ops and "Map" not in server_ops
+    assert art.handler_placements() == ["client"]
+    onnx.checker.check_model(art.to_proto(), full_check=True)
+
+
+def test_namu_inspect_shows_both_partitions_and_the_wire_gates(tmp_path: Path) -> None:
+    assert namu_cli("compile", str(PROGRAM), "-o", "fed.onnx", "--fanout-deadline-s", "7.5", "--min-replies", "2",
+                    cwd=tmp_path).returncode == 0
+    proc = namu_cli("inspect", "fed.onnx", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "function namu.partition.client(%c, " in proc.stdout
+    assert "function namu.partition.server(%rounds, %clients, %out):" in proc.stdout
+    scatter = next(line for line in proc.stdout.splitlines() if "namu.Scatter" in line)
+    for gate in ("to=client", "deadline_s=7.5", "min_replies=2", "max_failures=3", "backoff_base_s=0.05", "dedup=1"):
+        assert gate in scatter
+    assert "namu.Gather" in proc.stdout
+
+
+@pytest.mark.parametrize("executor", ["kernel", "reference"])
+@pytest.mark.parametrize("level", [0, 2])
+def test_one_process_runs_the_federation_as_plain_python(fedprog, executor: str, level: int) -> None:
+    art = namu.compile(fedprog, opt_level=level)
+    assert art.run(rounds=2, clients=3, executor=executor).value == fedprog.fn(rounds=2, clients=3)
+
+
+def test_a_saved_artifact_runs_the_federation_after_loading(fedprog, tmp_path: Path) -> None:
+    path = namu.compile(fedprog).save(tmp_path / "fed.onnx")
+    assert namu.load(path)(rounds=1, clients=2) == fedprog.fn(rounds=1, clients=2)
+
+
+def test_a_client_failure_leaves_the_round_to_the_others_when_min_replies_allows(tmp_path: Path) -> None:
+    module = import_source(tmp_path / "fedfail.py", '''
+import namu
+
+@namu.task(placement="client")
+def train(peer: int) -> int:
+    if peer == 1:
+        raise ValueError("no data on peer 1")
+    return peer * 10
+
+@namu.task
+def aggregate(updates: list) -> int:
+    return sum(updates)
+
+@namu.workflow(placement="server")
+def fedfail(rounds: int = 2) -> list:
+    total = []
+    for r in range(rounds):
+        updates = [train(c) for c in range(3)]
+        total.append(aggregate(updates))
+    return total
+''')
+    tolerant = namu.compile(module.fedfail, config=CompileConfig(min_replies=2))
+    assert tolerant(rounds=2) == [20, 20]  # peers 0 and 2 answered each round
+    strict = namu.compile(module.fedfail, config=CompileConfig(min_replies=3))
+    with pytest.raises(namu.federated.node.FederationError,
+                       match=r"2 of 3 peers answered, 3 needed \(min_replies\); missing: 1 \(ValueError: no data on peer 1\)"):
+        strict(rounds=1)
+
+
+def test_two_remote_fanouts_to_one_peer_class_are_refused_at_the_second(tmp_path: Path) -> None:
+    module = import_source(tmp_path / "fedtwo.py", '''
+import namu
+
+@namu.task(placement="client")
+def fit(peer: int) -> int:
+    return peer
+
+@namu.task
+def total(xs: list) -> int:
+    return sum(xs)
+
+@namu.workflow(placement="server")
+def fedtwo(rounds: int = 2) -> int:
+    s = 0
+    for r in range(rounds):
+        a = total([fit(c) for c in range(3)])
+        b = total([fit(c) for c in range(2)])
+        s = s + a + b
+    return s
+''')
+    with pytest.raises(CompileError, match=r"fedtwo.py:17:19: a second fan-out runs at placement 'client'"):
+        namu.compile(module.fedtwo)
