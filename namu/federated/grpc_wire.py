@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from namu.federated.driver import ServerDriver
 from namu.federated.envelope import decode, encode
 from namu.federated.node import (
     ClientNode,
-    Closed,
     Envelope,
     FederationError,
     PeerDown,
@@ -42,6 +42,7 @@ from namu.federated.node import (
     Request,
     ServerNode,
 )
+from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
     from namu.runtime.federation import FederatedRunner, Handler, WireGates
@@ -59,7 +60,7 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-class GrpcFederation:
+class GrpcFederation(ServerDriver):
     """The server side of a federation over gRPC (see the module doc).
 
     Args:
@@ -74,12 +75,12 @@ class GrpcFederation:
 
     def __init__(self, address: str, digest: str, gates: WireGates,
                  on_event: Callable[[Any], None] | None = None) -> None:
-        self.node = ServerNode(digest=digest, max_failures=gates.max_failures,
-                               backoff_base_s=gates.backoff_base_s, backoff_max_s=gates.backoff_max_s)
-        self.on_event = on_event
+        state = current_run()
+        super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
+                                    backoff_max_s=gates.backoff_max_s),
+                         state.journal if state is not None else None, on_event)
         self._lock = threading.Condition()
         self._streams: dict[str, queue.SimpleQueue[Any]] = {}
-        self._futures: dict[int, concurrent.futures.Future[Any]] = {}
         self._stopping = False
         self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="namu-wire"),
                                    options=[("grpc.max_receive_message_length", 256 << 20),
@@ -131,15 +132,13 @@ class GrpcFederation:
     # ------------------------------------------------------------------ Federation
     def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates) -> int:
         with self._lock:
-            exchange = self.node.scatter(channel, peers, payloads, now_ns=time.time_ns(), deadline_s=gates.deadline_s,
-                                         min_replies=gates.min_replies)
-            self._futures[exchange] = concurrent.futures.Future()
+            exchange = self._start(channel, peers, payloads, gates, time.time_ns())
             self._lock.notify_all()
             return exchange
 
     def result(self, exchange: int) -> concurrent.futures.Future[Any]:
         with self._lock:
-            return self._futures[exchange]
+            return super().result(exchange)
 
     # ------------------------------------------------------------------ the pump
     def _pump(self) -> None:
@@ -153,17 +152,12 @@ class GrpcFederation:
                         self.node.undeliverable(envelope, now)
                     else:
                         stream.put(envelope)
+                self._handle(events)
                 for event in events:
-                    if isinstance(event, Closed):
-                        future = self._futures.pop(event.result.exchange, None)
-                        if future is not None:
-                            future.set_result(event.result)
-                    elif isinstance(event, Refused):
+                    if isinstance(event, Refused):
                         logger.warning("refused peer %s: %s", event.peer, event.reason)
                     elif isinstance(event, (PeerDown, PeerUp)):
                         logger.info("%s", event)
-                    if self.on_event is not None:
-                        self.on_event(event)
                 if outbound or events:
                     continue  # routing may have made more to do (undeliverable -> backoff)
                 wake = self.node.next_wakeup_ns()

@@ -12,13 +12,14 @@ by the time ``namu.Scatter`` returns. That is the simulation mode of Flower
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from namu.federated.node import ClientNode, Closed, Request, ServerNode
+from namu.federated.driver import ServerDriver
+from namu.federated.node import ClientNode, Request, ServerNode
+from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
     from namu.runtime.federation import FederatedRunner, Handler, WireGates
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["LocalFederation"]
 
 
-class LocalFederation:
+class LocalFederation(ServerDriver):
     """Server and clients of one run, in this process (see the module doc).
 
     Args:
@@ -36,13 +37,13 @@ class LocalFederation:
     """
 
     def __init__(self, handlers: dict[str, Handler], digest: str, gates: WireGates) -> None:
+        state = current_run()
+        super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
+                                    backoff_max_s=gates.backoff_max_s), state.journal if state is not None else None)
         self.handlers = handlers
         self.digest = digest
-        self.server = ServerNode(digest=digest, max_failures=gates.max_failures,
-                                 backoff_base_s=gates.backoff_base_s, backoff_max_s=gates.backoff_max_s)
         #: peer id -> (its node, its placement)
         self.clients: dict[str, tuple[ClientNode, str]] = {}
-        self._futures: dict[int, concurrent.futures.Future[Any]] = {}
 
     @classmethod
     @contextlib.contextmanager
@@ -55,41 +56,27 @@ class LocalFederation:
         now = time.monotonic_ns()
         for peer in peers:
             if peer not in self.clients:
-                self._join(peer, to, now)
-        exchange = self.server.scatter(channel, peers, payloads, now_ns=now, deadline_s=gates.deadline_s,
-                                       min_replies=gates.min_replies)
-        self._futures[exchange] = concurrent.futures.Future()
+                client = ClientNode(peer, digest=self.digest, server=self.node.peer_id)
+                self.clients[peer] = (client, to)
+                self.node.receive(client.hello(), now)
+        exchange = self._start(channel, peers, payloads, gates, now)
         self._pump()
         return exchange
 
-    def result(self, exchange: int) -> concurrent.futures.Future[Any]:
-        """The future result of ``exchange`` (already done: a local exchange closes in
-        :meth:`scatter`)."""
-        return self._futures.pop(exchange)
-
-    def _join(self, peer: str, placement: str, now: int) -> None:
-        client = ClientNode(peer, digest=self.digest, server=self.server.peer_id)
-        self.clients[peer] = (client, placement)
-        self.server.receive(client.hello(), now)
-
     def _pump(self) -> None:
         """Deliver envelopes both ways until nothing is left to send."""
-        server, clients, handlers = self.server, self.clients, self.handlers
+        server, clients, handlers = self.node, self.clients, self.handlers
         while True:
             now = time.monotonic_ns()
             outbound, events = server.poll(now)
-            for event in events:
-                if isinstance(event, Closed):
-                    self._futures[event.result.exchange].set_result(event.result)
+            self._handle(events)
             if not outbound:
                 return
             for envelope in outbound:
                 client, placement = clients[envelope.recipient]
                 client.receive(envelope, now)
-                replies, requests = client.poll(now)
-                for request in requests:
-                    if isinstance(request, Request):
-                        client.serve(request.envelope, handlers[placement])
-                for reply in (*replies, *client.poll(now)[0]):
+                for event in client.poll(now)[1]:
+                    if isinstance(event, Request):
+                        client.serve(event.envelope, handlers[placement])
+                for reply in client.poll(now)[0]:
                     server.receive(reply, time.monotonic_ns())
-

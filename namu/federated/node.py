@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 __all__ = [
+    "Answered",
     "ClientNode",
     "Closed",
     "Envelope",
@@ -128,6 +129,16 @@ class Closed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Answered:
+    """Event: ``peer`` answered item ``item`` of ``exchange`` with ``results`` (it counts)."""
+
+    exchange: int
+    item: int
+    peer: str
+    results: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class PeerDown:
     """Event: ``peer`` failed ``failures`` times in a row and is not asked until it speaks."""
 
@@ -157,7 +168,7 @@ class Request:
     envelope: Envelope
 
 
-Event = Closed | PeerDown | PeerUp | Refused | Request
+Event = Answered | Closed | PeerDown | PeerUp | Refused | Request
 
 
 @dataclasses.dataclass(slots=True)
@@ -233,6 +244,7 @@ class ServerNode:
         now_ns: int,
         deadline_s: float,
         min_replies: int,
+        known: Mapping[int, Any] | None = None,
     ) -> int:
         """Start an exchange: one request per item, ``payloads[i]`` to ``peers[i]``.
 
@@ -247,6 +259,8 @@ class ServerNode:
             deadline_s: how long the exchange may take (seconds, > 0).
             min_replies: answers needed to close at the deadline (>= 0; capped at the
                 number of items).
+            known: item index -> results already known (a restarted server's journal):
+                those items are not asked again.
 
         Returns:
             The exchange id, for :meth:`poll`'s :class:`Closed` event.
@@ -265,6 +279,9 @@ class ServerNode:
                              min(min_replies, len(peers)))
         self._exchanges[exchange_id] = exchange
         for i, (peer, payload) in enumerate(zip(peers, payloads)):
+            if known and i in known:
+                exchange.results[i] = known[i]
+                continue
             if peer in self.down:
                 exchange.missing[i] = "down"
                 continue
@@ -314,6 +331,7 @@ class ServerNode:
             return
         if envelope.kind == "reply":
             exchange.results[item] = envelope.payload
+            self._events.append(Answered(exchange.id, item, sender, envelope.payload))
         else:
             exchange.missing[item] = str(envelope.payload)
             self._failed(sender)

@@ -179,7 +179,7 @@ class Artifact:
             hooks = compose(journal, options.hooks)  # the journal first: it serves recorded calls
             events = needs(hooks)
             runner = self._runner(options.executor, events, options.task_mode)
-            state = RunState(hooks=hooks, events=events, disk_cache=disk_cache)
+            state = RunState(hooks=hooks, events=events, disk_cache=disk_cache, journal=journal)
             info = RunInfo(self.name, options.executor) if hooks is not None else None
             token = enter_run(state)
             start = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from namu.runtime.cache import DiskCache
+    from namu.runtime.checkpoint import Journal
     from namu.runtime.hooks import RunHooks
 
 __all__ = ["RunResult", "RunState", "SkippedItem", "current_run"]
@@ -39,12 +40,15 @@ class RunState:
         events: the events ``hooks`` overrides (``namu.runtime.hooks.needs``).
         skipped: fan-out items dropped so far.
         disk_cache: the on-disk result cache enabled for the run, or None.
+        journal: the run's checkpoint journal (``checkpoint=``), or None; besides task
+            calls it keeps the replies of remote fan-outs (:mod:`namu.runtime.federation`).
     """
 
     hooks: RunHooks | None = None
     events: frozenset[str] = frozenset()
     skipped: list[SkippedItem] = dataclasses.field(default_factory=list)
     disk_cache: DiskCache | None = None
+    journal: Journal | None = None
 
 
 _CURRENT: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("namu_run", default=None)

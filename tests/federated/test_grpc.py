@@ -125,3 +125,52 @@ def test_cli_misuse_is_one_line_and_exit_code_2(tmp_path: Path, argv: list[str],
 def test_a_workflow_without_a_peer_class_is_not_served(tmp_path: Path) -> None:
     (tmp_path / "plain.py").write_text("import namu\n\n@namu.workflow\ndef plain(x: int = 1) -> int:\n    return x + 1\n")
     assert_error(namu_cli("federated", "client", "plain.py", "--peer", "0", cwd=tmp_path), 2, "is not a federated program")
+
+
+def test_a_server_killed_mid_round_resumes_from_its_checkpoint_to_the_same_parameters(tmp_path: Path) -> None:
+    """SIGKILL the server while round 1 waits for a straggler (two replies in, journaled),
+    start it again with the same command: the finished work and the two replies are
+    served from the checkpoint, only the straggler's peer is asked again, the clients
+    that were waiting reconnect and continue, and the final parameters are those of an
+    uninterrupted run."""
+    import sqlite3
+
+    art = _compile(tmp_path, "fed.onnx", "--fanout-deadline-s", "120", "--min-replies", "3")
+    local = namu_cli("run", art, "-i", "rounds=3", "-i", "clients=3", "-i", "out=local.onnx", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+
+    command = (art, "-i", "rounds=3", "-i", "clients=3", "-i", "out=remote.onnx", "--checkpoint", "server.ckpt")
+    server, address = _server(*command[:1], tmp_path, *command[1:])
+    port = address.rsplit(":", 1)[1]
+    healthy = [_namu("federated", "client", art, "--server", address, "--peer", str(c), cwd=tmp_path) for c in (0, 1)]
+    marker = tmp_path / "training"
+    straggler = _namu("federated", "client", art, "--server", address, "--peer", "2", cwd=tmp_path,
+                      FED_SLOW_MARKER=str(marker))
+    replies = 0
+    deadline = time.monotonic() + 60
+    while (replies < 2 or not marker.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(tmp_path / "server.ckpt", timeout=0.05) as db:
+                replies = db.execute("SELECT count(*) FROM calls WHERE task = 'namu.Gather'").fetchone()[0]
+        except sqlite3.Error:
+            pass
+    assert replies == 2 and marker.exists(), "round 1 never reached the straggler with two replies in"
+    server.send_signal(signal.SIGKILL)
+    server.communicate()
+    straggler.send_signal(signal.SIGKILL)
+    straggler.communicate()
+
+    restarted = _namu("federated", "server", art, "--listen", f"127.0.0.1:{port}", "--json", *command[1:], cwd=tmp_path)
+    back = _namu("federated", "client", art, "--server", address, "--peer", "2", cwd=tmp_path)
+    code, out, err = _finish(restarted)
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["resumed_calls"] >= 3  # initial parameters and the two replies, at least
+    assert (tmp_path / "remote.onnx").read_bytes() == (tmp_path / "local.onnx").read_bytes()
+    answered = {}
+    for peer, client in ((0, healthy[0]), (1, healthy[1]), (2, back)):
+        code, _, err = _finish(client)
+        assert code == 0, err
+        answered[peer] = err
+    assert "peer 2 answered 3 requests" in answered[2]  # round 1's, asked again, then 2 and 3

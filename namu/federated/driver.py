@@ -1,0 +1,108 @@
+"""What every server-side adapter does around the sans-IO ServerNode.
+
+:class:`ServerDriver` is the base of :class:`~namu.federated.local.LocalFederation` and
+:class:`~namu.federated.grpc_wire.GrpcFederation`: it starts exchanges (serving the
+replies a checkpointed run already has), completes their futures when the Node closes
+them, and journals every reply as it arrives. The adapters add only how envelopes
+travel and what the clock is.
+
+**Snapshot and restore.** With ``checkpoint=`` (``--checkpoint``), each reply is
+committed to the run's SQLite journal the moment it counts, keyed like a task call:
+``("namu.reply:<channel>", item, content digest of the request, occurrence)``. A server
+killed in the middle of a round and started again with the same command replays the
+run: finished task calls and every reply already received are served from the journal,
+and only the peers whose answers were missing are asked again. The Node's own state
+(peer health, round numbers) is rebuilt by the replay itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from namu.errors import UnhashableValue
+from namu.federated.node import Answered, Closed, Event, ServerNode
+
+if TYPE_CHECKING:
+    from namu.runtime.checkpoint import Journal
+    from namu.runtime.federation import WireGates
+
+__all__ = ["ServerDriver"]
+
+logger = logging.getLogger(__name__)
+
+
+class ServerDriver:
+    """Exchanges, futures and the reply journal of one server Node.
+
+    Args:
+        node: the server's Node.
+        journal: the run's checkpoint journal, or None.
+        on_event: called with every Node event (progress displays).
+    """
+
+    def __init__(self, node: ServerNode, journal: Journal | None = None,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        self.node = node
+        self.journal = journal
+        self.on_event = on_event
+        self._futures: dict[int, concurrent.futures.Future[Any]] = {}
+        self._taken: set[int] = set()  # exchanges whose future Gather holds
+        self._reply_keys: dict[int, list[bytes]] = {}
+
+    def _start(self, channel: str, peers: list[str], payloads: list[list[Any]], gates: WireGates, now_ns: int) -> int:
+        """Start an exchange on the Node; items the journal holds are not asked again."""
+        keys = self._keys(channel, payloads)
+        known: dict[int, Any] = {}
+        if keys is not None and self.journal is not None:
+            for i, key in enumerate(keys):
+                found, value = self.journal.lookup(key)
+                if found:
+                    known[i] = value
+        exchange = self.node.scatter(channel, peers, payloads, now_ns=now_ns, deadline_s=gates.deadline_s,
+                                     min_replies=gates.min_replies, known=known)
+        self._futures[exchange] = concurrent.futures.Future()
+        if keys is not None:
+            self._reply_keys[exchange] = keys
+        return exchange
+
+    def _keys(self, channel: str, payloads: list[list[Any]]) -> list[bytes] | None:
+        if self.journal is None:
+            return None
+        from namu.runtime.content import content_digest
+
+        try:
+            return [self.journal.call_key(f"namu.reply:{channel}", "", channel, content_digest(p)) for p in payloads]
+        except UnhashableValue:
+            return None  # these replies are not journaled: asked again on resume
+
+    def _handle(self, events: list[Event]) -> None:
+        """Complete closed exchanges, journal replies, pass events on."""
+        for event in events:
+            if isinstance(event, Answered):
+                keys = self._reply_keys.get(event.exchange)
+                if keys is not None and self.journal is not None:
+                    self.journal.record(keys[event.item], event.results, task="namu.Gather", span=f"item {event.item}")
+            elif isinstance(event, Closed):
+                self._reply_keys.pop(event.result.exchange, None)
+                exchange = event.result.exchange
+                future = self._futures.get(exchange)
+                if future is not None:
+                    future.set_result(event.result)
+                    if exchange in self._taken:
+                        self._taken.discard(exchange)
+                        del self._futures[exchange]
+            if self.on_event is not None:
+                self.on_event(event)
+
+    def result(self, exchange: int) -> concurrent.futures.Future[Any]:
+        """The future :class:`~namu.federated.node.ExchangeResult` of ``exchange``
+        (``namu.Gather`` takes it once)."""
+        future = self._futures[exchange]
+        if future.done():
+            del self._futures[exchange]
+        else:
+            self._taken.add(exchange)  # dropped when it closes
+        return future
