@@ -7,6 +7,13 @@ weighted by sample count. The workflow returns the held-out accuracy after each 
 
     namu run examples/federated/fedavg_digits.py --json
     namu run examples/federated/fedavg_digits.py -i rounds=5 -i clients=4
+    namu run examples/federated/fedavg_digits.py -i mu=0.1           # FedProx
+
+Across processes (one server, ten clients; docs/federated.md)::
+
+    namu compile examples/federated/fedavg_digits.py -o fedavg.onnx
+    namu federated server fedavg.onnx --json &
+    for c in 0 1 2 3 4 5 6 7 8 9; do namu federated client fedavg.onnx --peer $c & done
 
 Needs ``pip install "namu[federated]"`` (scikit-learn ships the data: nothing downloads).
 """
@@ -42,18 +49,25 @@ def initial_params() -> list:
 
 
 @namu.task(placement="client")
-def local_train(params: list, client: int, clients: int, epochs: int) -> tuple:
-    """One client's round: its parameters after ``epochs`` local epochs, and how many
-    samples it trained on."""
+def local_train(params: list, client: int, clients: int, epochs: int, mu: float) -> tuple:
+    """One client's round: its parameters after ``epochs`` local epochs (with FedProx's
+    proximal term ``(mu/2)*||w - w_t||^2`` when ``mu`` > 0), and how many samples it
+    trained on."""
     model = _model(params)
-    model.train(_source(client, clients).batches, epochs=epochs)
+    model.train(_source(client, clients).batches, epochs=epochs, prox_mu=mu)
     return model.params(), model.num_samples
 
 
+#: the server's aggregation, a role slot: FedAvg unless the compile binds another
+#: Aggregator (`namu compile ... --slot aggregator=namu.federated.aggregators:Median`)
+aggregator = namu.slot("aggregator", role="Aggregator", default=FedAvg)
+
+
 @namu.task
-def federated_average(start: list, updates: list) -> list:
-    """The round's new global parameters: FedAvg of the clients' parameters."""
-    aggregator = FedAvg()
+def federated_average(start: list, updates: list, strategy: str) -> list:
+    """The round's new global parameters: the bound aggregator (FedAvg by default) of
+    the clients' parameters."""
+    aggregator = namu.federated.bound(strategy)()
     aggregator.begin(start)
     for client, (params, num_samples) in enumerate(updates):
         aggregator.contribute(f"client-{client}", params, num_samples)
@@ -68,11 +82,11 @@ def test_accuracy(params: list) -> float:
 
 
 @namu.workflow(placement="server")
-def fedavg_digits(rounds: int = 20, clients: int = 10, epochs: int = 1) -> list:
+def fedavg_digits(rounds: int = 20, clients: int = 10, epochs: int = 1, mu: float = 0.0) -> list:
     params = initial_params()
     history = []
     for r in range(rounds):
-        updates = [local_train(params, c, clients, epochs) for c in range(clients)]
-        params = federated_average(params, updates)
+        updates = [local_train(params, c, clients, epochs, mu) for c in range(clients)]
+        params = federated_average(params, updates, aggregator())
         history.append({"round": r + 1, "accuracy": test_accuracy(params)})
     return history

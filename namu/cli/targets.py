@@ -6,6 +6,8 @@ suffix a registered frontend reads), a saved artifact (``ART.onnx``), and the ta
 from __future__ import annotations
 
 import contextlib
+import inspect
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -105,12 +107,13 @@ def compile_workflow(source: Any, name: str, **options: Any) -> namu.Artifact:
 
 
 def slot_bindings(specs: Sequence[str], source: Any) -> dict[str, Any]:
-    """``--slot NAME=TASK`` pairs -> ``{NAME: Task}``. TASK is a ``@namu.task`` of the
-    workflow's module (``source.fn``'s, for a ``@namu.workflow``), or ``FILE.py:TASK``.
+    """``--slot NAME=TASK`` pairs -> ``{NAME: Task}``. TASK is a ``@namu.task`` (or, for a
+    role slot, a class) of the workflow's module (``source.fn``'s, for a
+    ``@namu.workflow``), ``FILE.py:TASK`` or ``package.module:Class``.
 
     Raises:
-        CliError: a pair is malformed, TASK is not a task, or is a bare name and the
-            workflow has no Python module.
+        CliError: a pair is malformed, TASK is neither a task nor a class, cannot be
+            imported, or is a bare name and the workflow has no Python module.
     """
     bindings: dict[str, Any] = {}
     for spec in specs:
@@ -120,19 +123,31 @@ def slot_bindings(specs: Sequence[str], source: Any) -> dict[str, Any]:
             fail(f"--slot expects NAME=TASK or NAME=FILE.py:TASK, got {spec!r}")
         with _one_line():
             path, attr = split_target(target)
+            dotted, _, member = target.rpartition(":")
             if attr is not None and path.suffix.lower() == ".py":
                 from namu.frontend.python import import_file
 
                 module, where = import_file(registry.existing_file(path)), str(path)
+            elif _MODULE.match(dotted) and member and not dotted.endswith(".py"):
+                import importlib
+
+                try:
+                    module, attr, where = importlib.import_module(dotted), member, dotted
+                except ImportError as exc:
+                    fail(f"--slot {name}: cannot import {dotted}: {exc}")
             else:
                 module, attr, where = _workflow_module(source), target, "the workflow's module"
                 if module is None:
                     fail(f"--slot {name}: the workflow has no Python module to find {target!r} in; use {name}=FILE.py:{target}")
         obj = getattr(module, attr, None)
-        if not isinstance(obj, namu.Task):
-            fail(f"--slot {name}: {attr!r} is not a @namu.task in {where}")
+        if not isinstance(obj, namu.Task) and not inspect.isclass(obj):
+            fail(f"--slot {name}: {attr!r} is not a @namu.task (or, for a role slot, a class) in {where}")
         bindings[name] = obj
     return bindings
+
+
+#: a dotted module name (``--slot aggregator=namu.federated.aggregators:Median``)
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _workflow_module(source: Any) -> Any:

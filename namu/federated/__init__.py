@@ -29,6 +29,7 @@ __all__ = [
     "SoftmaxRegression",
     "TensorCodec",
     "TrimmedMean",
+    "bound",
     "check_binding",
     "digits",
     "dirichlet_partition",
@@ -36,7 +37,7 @@ __all__ = [
 
 _HOMES = {
     "MLP": "models", "SoftmaxRegression": "models",
-    "ROLES": "roles", "check_binding": "roles",
+    "ROLES": "roles", "check_binding": "roles", "bound": "roles",
     "DigitsSource": "data", "digits": "data", "dirichlet_partition": "data",
     "FedAvg": "aggregators", "Median": "aggregators", "TrimmedMean": "aggregators", "DifferentialPrivacy": "aggregators",
     "TensorCodec": "codecs", "RandomSelector": "selectors",

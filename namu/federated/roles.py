@@ -11,6 +11,8 @@ the slot, the role and the method.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import inspect
 from typing import Any
 
@@ -82,6 +84,24 @@ def check_binding(slot: str, role: str, impl: Any) -> None:
         if not _has_attribute(impl, attribute):
             raise RoleBindingError(f"slot {slot!r} is bound to {what}, which does not implement role {role}: "
                                    f"missing attribute {attribute}")
+
+
+@functools.cache
+def bound(path: str) -> Any:
+    """The class a role slot's call names (``"module:QualName"``, what ``resolve-slots``
+    makes of ``aggregator()``), imported once: ``bound(aggregator)()`` in a task.
+
+    Raises:
+        ImportError: the module cannot be imported, or has no such class.
+    """
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise ImportError(f"role binding {path!r}: {module_name} has no {qualname}") from None
+    return obj
 
 
 def _has_attribute(impl: Any, name: str) -> bool:

@@ -262,6 +262,10 @@ class IRBuilder:
         """``namu.Slot <slot="name">``: a call of a role slot, bound to a task by
         ``resolve-slots``; ``inputs`` and ``kwnames`` as for :meth:`call_task`."""
         attrs: list[ir.Attr] = [ir.AttrString("slot", slot.name), *kwnames_attrs(kwnames)]
+        if slot.role is not None:
+            attrs.append(ir.AttrString("role", slot.role))
+        if slot.default is not None:
+            self.ctx.slots.setdefault(slot.name, slot.default)  # under the compile's own bindings
         return self.emit1(scope, "Slot", inputs, slot.return_type, at, domain=NAMU_DOMAIN, attrs=attrs, names=[slot.name])
 
 

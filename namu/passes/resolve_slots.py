@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
 
 import onnx_ir as ir
 
-from namu.errors import IRVerificationError, TypeCheckError, UnboundSlotError
+from namu.errors import IRVerificationError, RoleBindingError, TypeCheckError, UnboundSlotError
 from namu.frontend.task import Task
 from namu.ir.metadata import TASKS_KEY, TaskTable, dump
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
@@ -55,6 +59,14 @@ class ResolveSlotsPass(NamuPass):
     against the bound task's annotations. So ``insert-resilience-gates`` gates a bound
     task with retries like any other call.
 
+    A slot declared with a ``role`` (``namu.slot("aggregator", role="Aggregator",
+    default=FedAvg)``) is bound to a **class** instead: the class must implement the
+    role's contract (:data:`namu.federated.roles.ROLES`: every method, callable with the
+    role's arguments, and every attribute), and the call becomes a ``Constant``, the
+    class's import path ``"module:QualName"``, which tasks turn back into the class
+    (``namu.federated.bound``). The slot's ``default`` is the binding when the compile
+    gives none.
+
     Guarantees:
         no ``namu.Slot`` remains in any graph, body or function;
         every task called is in the task table and among the compile's live tasks;
@@ -68,6 +80,9 @@ class ResolveSlotsPass(NamuPass):
         CompileError: a binding is not a ``@namu.task``, cannot take the call's
             arguments, or is placed (``@namu.task(placement=...)``) elsewhere than the
             partition it would run in.
+        RoleBindingError: a role slot's binding is not a module-level class, or does not
+            implement the role (names the slot, the role and the missing method or
+            attribute); at the slot call's line.
         TypeCheckError: the slot declares a return type (``returns=``) that the bound
             task's annotation contradicts, or (with ``infer-types`` in the pipeline) an
             argument of the call is not accepted by the bound task's annotation; at the
@@ -149,6 +164,10 @@ class _Binder:
                 f"a key {partition + '/' + name!r} binds it in this partition only)",
                 error=UnboundSlotError,
             )
+        role = node.attributes.get("role")
+        if role is not None:
+            self._bind_role(node, name, role.as_string(), impl)
+            return
         if not isinstance(impl, Task):
             fail(node, f"slot {name!r} is bound to {impl!r}, which is not a @namu.task")
         self._check(node, name, impl, partition)
@@ -166,6 +185,25 @@ class _Binder:
                 if attr.name not in node.attributes:
                     node.attributes[attr.name] = ir.AttrString("placement", partition) if attr.name == "placement" else attr
         self.bound.append((node, key))
+
+    def _bind_role(self, node: ir.Node, name: str, role: str, impl: Any) -> None:
+        """A role slot: check ``impl`` (a class) against the role's contract and make the
+        call its import path, a ``Constant`` string."""
+        from namu.federated.roles import check_binding
+
+        if not inspect.isclass(impl) or "<locals>" in impl.__qualname__:
+            fail(node, f"slot {name!r} (role {role}) is bound to {impl!r}: bind a class defined at module level",
+                 error=RoleBindingError)
+        try:
+            check_binding(name, role, impl)
+        except RoleBindingError as exc:
+            fail(node, str(exc), error=RoleBindingError)
+        path = f"{impl.__module__}:{impl.__qualname__}"
+        tensor = ir.StringTensor(np.array([path.encode("utf-8")], dtype=object).reshape(()), shape=ir.Shape([]))
+        node.domain, node.op_type = "", "Constant"
+        for attr in list(node.attributes):
+            del node.attributes[attr]
+        node.attributes["value"] = ir.AttrTensor("value", tensor)
 
     def _check(self, node: ir.Node, name: str, impl: Task, partition: str) -> None:
         kwnames_attr = node.attributes.get("kwnames")

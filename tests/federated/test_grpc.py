@@ -87,8 +87,10 @@ def test_a_client_with_another_artifact_is_refused_with_a_clear_message(tmp_path
 
 
 def test_a_client_killed_mid_round_misses_that_round_and_rejoins_a_later_one(tmp_path: Path) -> None:
-    art = _compile(tmp_path, "fed.onnx", "--fanout-deadline-s", "4", "--min-replies", "2")
-    server, address = _server(art, tmp_path, "-i", "rounds=4", "-i", "clients=3")
+    # peer 2 has until round 3's deadline, 24 s after round 1 began, to start again
+    # (a peer marked down after three misses is asked again once it says hello)
+    art = _compile(tmp_path, "fed.onnx", "--fanout-deadline-s", "8", "--min-replies", "2")
+    server, address = _server(art, tmp_path, "-i", "rounds=5", "-i", "clients=3")
     healthy = [_namu("federated", "client", art, "--server", address, "--peer", str(c), cwd=tmp_path) for c in (0, 1)]
     marker = tmp_path / "training"
     straggler = _namu("federated", "client", art, "--server", address, "--peer", "2", cwd=tmp_path,
@@ -105,7 +107,7 @@ def test_a_client_killed_mid_round_misses_that_round_and_rejoins_a_later_one(tmp
     assert code == 0, err
     history = json.loads(out)["value"]["history"]
     assert history[0]["answered"] == 2  # round 1 closed at its deadline with peers 0 and 1
-    assert [h["round"] for h in history] == [1, 2, 3, 4]
+    assert [h["round"] for h in history] == [1, 2, 3, 4, 5]
     assert any(h["answered"] == 3 for h in history[1:])  # peer 2 came back
     assert history[-1]["accuracy"] > history[0]["accuracy"]
     for client in (*healthy, rejoined):

@@ -1,0 +1,317 @@
+"""The federated benchmark's programs (``benchmarks/test_federated.py``), each written
+once for namu, for the plain Python loop (the floor) and for Flower's simulation.
+
+* **FedAvg on digits**: the setting of ``examples/federated/fedavg_digits.py`` (softmax
+  regression 64 -> 10, lr 0.1; scikit-learn's digits, Dirichlet(0.5) over 10 clients,
+  seed 0; FedAvg weighted by sample count over every client every round; one local
+  epoch). Each client times its own ``model.train`` (``time.perf_counter``) and returns
+  the seconds with its update; the server evaluates the global model on the held-out
+  digits after the initial parameters and after every round, and notes when each
+  evaluation ended. A round's wall time is the time between two such notes, and a
+  framework's own time is that less its clients' training seconds.
+* **A trivial client**: ``fit(params, peer) -> params + peer`` for many simulated
+  clients, to measure what a framework costs per client per round.
+
+namu runs the workflows below in one process (``LocalFederation``); their plain-Python
+bodies (``workflow.fn``) are the floor. Flower runs a ``ServerApp`` (legacy ``FedAvg``
+strategy with a server-side ``evaluate_fn``) and a ``ClientApp`` over a ``NumPyClient``
+in ``flwr.simulation.run_simulation``, its clients in Ray actors on this machine: Ray is
+bound to 127.0.0.1, and Flower's telemetry and Ray's usage reports are switched off
+before either is imported (:func:`flower`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import namu
+from namu.federated import DigitsSource, FedAvg, SoftmaxRegression, digits
+
+#: the setting of the accuracy benchmark (the issue's acceptance run)
+ROUNDS, CLIENTS, EPOCHS, ALPHA, SEED, LEARNING_RATE = 20, 10, 1, 0.5, 0, 0.1
+
+#: switched off before Flower or Ray is imported: nothing may leave this machine
+OFFLINE_ENV = {
+    "FLWR_TELEMETRY_ENABLED": "0",  # Flower posts an event per simulation start otherwise
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray reports cluster usage otherwise
+    # Ray finds its node address by routing to a public DNS server unless it is told it
+    # runs no multi-node cluster: then it binds the loopback address.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+# ---------------------------------------------------------------------- shared
+def make_model(params: list[np.ndarray] | None = None) -> SoftmaxRegression:
+    """The benchmark's model, from ``params`` if given."""
+    model = SoftmaxRegression(64, 10, lr=LEARNING_RATE)
+    if params is not None:
+        model.set_params(params)
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def source(client: int, clients: int) -> DigitsSource:
+    """Client ``client``'s share of the training set (made once per process)."""
+    return DigitsSource(client, clients, alpha=ALPHA, seed=SEED)
+
+
+def train(params: list[np.ndarray], client: int, clients: int) -> tuple[list[np.ndarray], int, float]:
+    """One client's round: its parameters after :data:`EPOCHS` local epochs from
+    ``params``, the samples it trained on, and the seconds ``model.train`` took."""
+    model, batches = make_model(params), source(client, clients).batches
+    start = time.perf_counter()
+    model.train(batches, epochs=EPOCHS)
+    elapsed = time.perf_counter() - start
+    return model.params(), model.num_samples, elapsed
+
+
+def accuracy(params: list[np.ndarray]) -> float:
+    """The accuracy of ``params`` on the held-out digits (a fraction)."""
+    _, _, x_test, y_test = digits()
+    return make_model(params).evaluate(x_test, y_test)["accuracy"]
+
+
+def centralized(epochs: int = ROUNDS) -> list[float]:
+    """The baseline: one model trained on all the training data, accuracy after each
+    epoch (batches of 16, shuffled per epoch from the seed)."""
+    x, y, _, _ = digits()
+    model = make_model()
+    history = []
+    for epoch in range(epochs):
+        order = np.random.default_rng((SEED, epoch)).permutation(len(y))
+        model.train([(x[order[i : i + 16]], y[order[i : i + 16]]) for i in range(0, len(y), 16)])
+        history.append(accuracy(model.params()))
+    return history
+
+
+@dataclass
+class Rounds:
+    """What a federated run noted per round: accuracy, the clients' training seconds
+    (summed over clients), and when the round's evaluation ended (``perf_counter``).
+    Entry 0 is the initial parameters' evaluation (no training)."""
+
+    accuracy: list[float] = field(default_factory=list)
+    train_s: list[float] = field(default_factory=list)
+    at: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, history: list[dict[str, float]]) -> Rounds:
+        """From the records of :func:`fedavg_timed`."""
+        return cls([h["accuracy"] for h in history], [h["train_s"] for h in history], [h["at"] for h in history])
+
+    def summary(self, clients: int) -> dict[str, Any]:
+        """Per round (1..n): accuracy, wall and training ms, the framework's own ms and
+        µs per client; and their medians over the rounds after the first (the first also
+        loads each client's data)."""
+        wall = np.diff(self.at) * 1e3
+        train_ms = np.array(self.train_s[1:]) * 1e3
+        own = wall - train_ms
+        steady = slice(1, None) if len(wall) > 1 else slice(None)
+        return {
+            "accuracy": self.accuracy[1:],
+            "wall_ms": wall.tolist(),
+            "train_ms": train_ms.tolist(),
+            "own_ms": own.tolist(),
+            "median_wall_ms": float(np.median(wall[steady])),
+            "median_train_ms": float(np.median(train_ms[steady])),
+            "median_own_ms": float(np.median(own[steady])),
+            "median_own_us_per_client": float(np.median(own[steady])) * 1e3 / clients,
+        }
+
+
+# ---------------------------------------------------------------------- namu
+@namu.task
+def initial_params() -> list:
+    """The global model's starting parameters."""
+    return make_model().params()
+
+
+@namu.task(placement="client")
+def local_train(params: list, client: int, clients: int) -> tuple:
+    """One client's round (:func:`train`)."""
+    return train(params, client, clients)
+
+
+@namu.task
+def federated_average(start: list, updates: list) -> list:
+    """FedAvg of the clients' parameters, weighted by their sample counts."""
+    aggregator = FedAvg()
+    aggregator.begin(start)
+    for client, (params, num_samples, _) in enumerate(updates):
+        aggregator.contribute(f"client-{client}", params, num_samples)
+    return aggregator.aggregate()
+
+
+@namu.task
+def evaluation(params: list, updates: list) -> dict:
+    """The round's record: the global model's accuracy, the clients' training seconds,
+    and when the evaluation ended."""
+    return {"accuracy": accuracy(params), "train_s": sum(u[2] for u in updates), "at": time.perf_counter()}
+
+
+@namu.workflow(placement="server")
+def fedavg_timed(rounds: int = ROUNDS, clients: int = CLIENTS) -> list:
+    params = initial_params()
+    history = [evaluation(params, [])]
+    for _ in range(rounds):
+        updates = [local_train(params, c, clients) for c in range(clients)]
+        params = federated_average(params, updates)
+        history.append(evaluation(params, updates))
+    return history
+
+
+@namu.task(placement="client")
+def fit(params: float, peer: int) -> float:
+    """The trivial client: the global value plus its peer number."""
+    return params + peer
+
+
+@namu.task
+def mean(updates: list) -> float:
+    """The trivial aggregate."""
+    return sum(updates) / len(updates)
+
+
+@namu.task
+def clock(params: float) -> float:
+    """When the round that produced ``params`` ended (``perf_counter``)."""
+    return time.perf_counter()
+
+
+@namu.workflow(placement="server")
+def trivial(rounds: int, clients: int) -> dict:
+    params = 0.0
+    ends = [clock(params)]
+    for _ in range(rounds):
+        updates = [fit(params, c) for c in range(clients)]
+        params = mean(updates)
+        ends.append(clock(params))
+    return {"params": params, "ends": ends}
+
+
+def trivial_answer(rounds: int, clients: int) -> float:
+    """What :func:`trivial` returns as ``params``: each round adds the mean peer number."""
+    return rounds * (clients - 1) / 2
+
+
+# ---------------------------------------------------------------------- Flower
+def flower() -> ModuleType:
+    """Import Flower with its telemetry off (and Ray's usage reports), or skip."""
+    import pytest
+
+    for name, value in OFFLINE_ENV.items():
+        os.environ[name] = value
+    pytest.importorskip("ray")
+    return pytest.importorskip("flwr")
+
+
+def _ray_backend(clients: int) -> dict[str, Any]:
+    """Flower's Ray backend: 2 CPUs on 127.0.0.1, and Flower's default of 2 CPUs per
+    client, so one actor runs the clients one after another (as namu's one process does)."""
+    return {
+        "client_resources": {"num_cpus": 2, "num_gpus": 0.0},
+        "init_args": {"num_cpus": 2, "_node_ip_address": "127.0.0.1", "include_dashboard": False,
+                      "log_to_driver": False, "logging_level": "ERROR"},
+    }
+
+
+def run_flower(make_client: Callable[[int], Any], evaluate: Callable[[list[np.ndarray]], float],
+               initial: list[np.ndarray], rounds: int, clients: int) -> tuple[list[float], list[float], list[float]]:
+    """Run Flower's simulation: ``FedAvg`` over every one of ``clients`` clients for
+    ``rounds`` rounds, the global model evaluated on the server by ``evaluate`` (after
+    the initial parameters and after every round).
+
+    Args:
+        make_client: partition id -> a ``NumPyClient`` whose ``fit`` reports
+            ``{"train_s": seconds}`` in its metrics.
+        evaluate: global parameters -> accuracy.
+        initial: the initial global parameters.
+
+    Returns:
+        Per evaluation (round 0 first): accuracy, the clients' summed training seconds
+        (0 for round 0), and when it ended (``perf_counter``).
+
+    Raises:
+        RuntimeError: a round lost clients (Flower logs a client's failure and goes on).
+    """
+    flower()
+    import logging
+
+    from flwr.client import ClientApp
+    from flwr.common import Context, ndarrays_to_parameters
+    from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+    from flwr.server.strategy import FedAvg as FlowerFedAvg
+    from flwr.simulation import run_simulation
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    noted = Rounds()
+    trained: list[float] = [0.0]
+    failures: list[int] = []
+
+    def evaluate_fn(server_round: int, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        noted.accuracy.append(evaluate(parameters))
+        noted.at.append(time.perf_counter())
+        return 0.0, {"accuracy": noted.accuracy[-1]}
+
+    def fit_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        trained.append(sum(float(m["train_s"]) for _, m in results))
+        if len(results) != clients:
+            failures.append(clients - len(results))
+        return {}
+
+    def server_fn(context: Context) -> ServerAppComponents:
+        strategy = FlowerFedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=clients,
+                                min_available_clients=clients, evaluate_fn=evaluate_fn,
+                                initial_parameters=ndarrays_to_parameters(initial),
+                                fit_metrics_aggregation_fn=fit_metrics)
+        return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))
+
+    def client_fn(context: Context) -> Any:
+        return make_client(int(context.node_config["partition-id"])).to_client()
+
+    run_simulation(ServerApp(server_fn=server_fn), ClientApp(client_fn=client_fn), num_supernodes=clients,
+                   backend_config=_ray_backend(clients))
+    if failures or len(noted.at) != rounds + 1:
+        raise RuntimeError(f"Flower's simulation lost clients ({failures}) or rounds ({len(noted.at) - 1} of {rounds})")
+    noted.train_s = trained
+    return noted.accuracy, noted.train_s, noted.at
+
+
+def flower_digits(rounds: int = ROUNDS, clients: int = CLIENTS) -> Rounds:
+    """FedAvg on digits in Flower's simulation (see the module doc)."""
+    flower()
+    from flwr.client import NumPyClient
+
+    class DigitsClient(NumPyClient):
+        def __init__(self, partition: int) -> None:
+            self.partition = partition
+
+        def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+            params, num_samples, train_s = train(parameters, self.partition, clients)
+            return params, num_samples, {"train_s": train_s}
+
+    return Rounds(*run_flower(DigitsClient, accuracy, make_model().params(), rounds, clients))
+
+
+def flower_trivial(rounds: int, clients: int) -> Rounds:
+    """The trivial client in Flower's simulation: ``fit`` returns ``params + partition``
+    (one float in a one-element array); ``accuracy`` holds the global value."""
+    flower()
+    from flwr.client import NumPyClient
+
+    class TrivialClient(NumPyClient):
+        def __init__(self, partition: int) -> None:
+            self.partition = partition
+
+        def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+            return [parameters[0] + self.partition], 1, {"train_s": 0.0}
+
+    return Rounds(*run_flower(TrivialClient, lambda params: float(params[0][0]), [np.zeros(1)], rounds, clients))
