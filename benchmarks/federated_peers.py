@@ -13,11 +13,12 @@ once for namu, for the plain Python loop (the floor) and for Flower's simulation
   clients, to measure what a framework costs per client per round.
 
 namu runs the workflows below in one process (``LocalFederation``); their plain-Python
-bodies (``workflow.fn``) are the floor. Flower runs a ``ServerApp`` (legacy ``FedAvg``
-strategy with a server-side ``evaluate_fn``) and a ``ClientApp`` over a ``NumPyClient``
-in ``flwr.simulation.run_simulation``, its clients in Ray actors on this machine: Ray is
-bound to 127.0.0.1, and Flower's telemetry and Ray's usage reports are switched off
-before either is imported (:func:`flower`).
+bodies (``workflow.fn``) are the floor. Flower runs a ``NumPyClient`` (in a
+``ClientApp``) and its ``FedAvg`` strategy (``fraction_fit=1.0``, every client required,
+a server-side ``evaluate_fn``) in either of its simulations (:data:`FLOWER_ENGINES`),
+its clients in Ray actors on this machine: Ray is bound to 127.0.0.1, and Flower's
+telemetry and Ray's usage reports are switched off before either is imported
+(:func:`flower`).
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ from namu.federated import DigitsSource, FedAvg, SoftmaxRegression, digits
 #: the setting of the accuracy benchmark (the issue's acceptance run)
 ROUNDS, CLIENTS, EPOCHS, ALPHA, SEED, LEARNING_RATE = 20, 10, 1, 0.5, 0, 0.1
 
-#: switched off before Flower or Ray is imported: nothing may leave this machine
-OFFLINE_ENV = {
+#: set before Flower or Ray is imported: nothing may leave this machine
+FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",  # Flower posts an event per simulation start otherwise
     "RAY_USAGE_STATS_ENABLED": "0",  # Ray reports cluster usage otherwise
     # Ray finds its node address by routing to a public DNS server unless it is told it
     # runs no multi-node cluster: then it binds the loopback address.
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Ray 2.5x warns (FutureWarning) at every ray.init without this; the suite's warnings are errors
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
 }
 
 
@@ -94,9 +97,10 @@ def centralized(epochs: int = ROUNDS) -> list[float]:
 
 @dataclass
 class Rounds:
-    """What a federated run noted per round: accuracy, the clients' training seconds
-    (summed over clients), and when the round's evaluation ended (``perf_counter``).
-    Entry 0 is the initial parameters' evaluation (no training)."""
+    """What a federated run noted per round: the global model's accuracy (the trivial
+    program: the global value), the clients' training seconds (summed over clients),
+    and when the round's evaluation ended (``perf_counter``). Entry 0 is the initial
+    parameters' evaluation (no training)."""
 
     accuracy: list[float] = field(default_factory=list)
     train_s: list[float] = field(default_factory=list)
@@ -107,24 +111,13 @@ class Rounds:
         """From the records of :func:`fedavg_timed`."""
         return cls([h["accuracy"] for h in history], [h["train_s"] for h in history], [h["at"] for h in history])
 
-    def summary(self, clients: int) -> dict[str, Any]:
-        """Per round (1..n): accuracy, wall and training ms, the framework's own ms and
-        µs per client; and their medians over the rounds after the first (the first also
-        loads each client's data)."""
+    def per_round(self) -> dict[str, list[float]]:
+        """Rounds 1..n: accuracy, wall ms, the clients' training ms, and the difference
+        (the framework's own ms)."""
         wall = np.diff(self.at) * 1e3
         train_ms = np.array(self.train_s[1:]) * 1e3
-        own = wall - train_ms
-        steady = slice(1, None) if len(wall) > 1 else slice(None)
-        return {
-            "accuracy": self.accuracy[1:],
-            "wall_ms": wall.tolist(),
-            "train_ms": train_ms.tolist(),
-            "own_ms": own.tolist(),
-            "median_wall_ms": float(np.median(wall[steady])),
-            "median_train_ms": float(np.median(train_ms[steady])),
-            "median_own_ms": float(np.median(own[steady])),
-            "median_own_us_per_client": float(np.median(own[steady])) * 1e3 / clients,
-        }
+        return {"accuracy": self.accuracy[1:], "wall_ms": wall.tolist(), "train_ms": train_ms.tolist(),
+                "own_ms": (wall - train_ms).tolist()}
 
 
 # ---------------------------------------------------------------------- namu
@@ -189,71 +182,81 @@ def clock(params: float) -> float:
 @namu.workflow(placement="server")
 def trivial(rounds: int, clients: int) -> dict:
     params = 0.0
+    values = [params]
     ends = [clock(params)]
     for _ in range(rounds):
         updates = [fit(params, c) for c in range(clients)]
         params = mean(updates)
+        values.append(params)
         ends.append(clock(params))
-    return {"params": params, "ends": ends}
+    return {"values": values, "ends": ends}
 
 
-def trivial_answer(rounds: int, clients: int) -> float:
-    """What :func:`trivial` returns as ``params``: each round adds the mean peer number."""
-    return rounds * (clients - 1) / 2
+def trivial_rounds(out: dict[str, list[float]]) -> Rounds:
+    """What a run of :func:`trivial` noted (the clients' work is not timed: ``train_s`` 0)."""
+    return Rounds(out["values"], [0.0] * len(out["ends"]), out["ends"])
+
+
+def trivial_answer(rounds: int, clients: int) -> list[float]:
+    """The global value after each of ``rounds`` rounds of the trivial program (round 0
+    first): each round adds the mean peer number."""
+    return [r * (clients - 1) / 2 for r in range(rounds + 1)]
 
 
 # ---------------------------------------------------------------------- Flower
+#: Flower's two ways to simulate: ``run_simulation`` (a ServerApp and a ClientApp, the
+#: messages through an in-memory SuperLink) and the legacy ``start_simulation`` (the
+#: strategy drives Ray client proxies directly; deprecated since Flower 1.13)
+FLOWER_ENGINES = ("run_simulation", "start_simulation")
+
+
 def flower() -> ModuleType:
-    """Import Flower with its telemetry off (and Ray's usage reports), or skip."""
+    """Import Flower with its telemetry, Ray's usage reports and Ray's accelerator
+    warning off (:data:`FLOWER_ENV`), or skip the benchmark."""
     import pytest
 
-    for name, value in OFFLINE_ENV.items():
-        os.environ[name] = value
+    os.environ.update(FLOWER_ENV)
     pytest.importorskip("ray")
     return pytest.importorskip("flwr")
 
 
-def _ray_backend(clients: int) -> dict[str, Any]:
-    """Flower's Ray backend: 2 CPUs on 127.0.0.1, and Flower's default of 2 CPUs per
-    client, so one actor runs the clients one after another (as namu's one process does)."""
-    return {
-        "client_resources": {"num_cpus": 2, "num_gpus": 0.0},
-        "init_args": {"num_cpus": 2, "_node_ip_address": "127.0.0.1", "include_dashboard": False,
-                      "log_to_driver": False, "logging_level": "ERROR"},
-    }
+#: Ray's backend for both: 2 CPUs on 127.0.0.1, and Flower's default of 2 CPUs per
+#: client, so that one actor runs the clients one after another (as namu's one process
+#: does) and their training seconds add up to the time they took.
+RAY_INIT = {"num_cpus": 2, "_node_ip_address": "127.0.0.1", "include_dashboard": False, "log_to_driver": False,
+            "logging_level": "ERROR"}
+CLIENT_RESOURCES = {"num_cpus": 2, "num_gpus": 0.0}
 
 
 def run_flower(make_client: Callable[[int], Any], evaluate: Callable[[list[np.ndarray]], float],
-               initial: list[np.ndarray], rounds: int, clients: int) -> tuple[list[float], list[float], list[float]]:
-    """Run Flower's simulation: ``FedAvg`` over every one of ``clients`` clients for
-    ``rounds`` rounds, the global model evaluated on the server by ``evaluate`` (after
-    the initial parameters and after every round).
+               initial: list[np.ndarray], rounds: int, clients: int, engine: str) -> Rounds:
+    """Run one of Flower's simulations (:data:`FLOWER_ENGINES`): ``FedAvg`` over every
+    one of ``clients`` clients for ``rounds`` rounds, the global model evaluated on the
+    server by ``evaluate`` after the initial parameters and after every round.
 
     Args:
         make_client: partition id -> a ``NumPyClient`` whose ``fit`` reports
             ``{"train_s": seconds}`` in its metrics.
         evaluate: global parameters -> accuracy.
         initial: the initial global parameters.
+        engine: ``"run_simulation"`` or ``"start_simulation"``.
 
     Returns:
-        Per evaluation (round 0 first): accuracy, the clients' summed training seconds
-        (0 for round 0), and when it ended (``perf_counter``).
+        What the run noted per evaluation (round 0 first).
 
     Raises:
-        RuntimeError: a round lost clients (Flower logs a client's failure and goes on).
+        RuntimeError: a round lost clients, or rounds are missing (Flower logs a failed
+            client and goes on).
     """
     flower()
     import logging
 
-    from flwr.client import ClientApp
     from flwr.common import Context, ndarrays_to_parameters
-    from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+    from flwr.server import ServerConfig
     from flwr.server.strategy import FedAvg as FlowerFedAvg
-    from flwr.simulation import run_simulation
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    noted = Rounds()
-    trained: list[float] = [0.0]
+    noted = Rounds(train_s=[0.0])
     failures: list[int] = []
 
     def evaluate_fn(server_round: int, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -262,30 +265,40 @@ def run_flower(make_client: Callable[[int], Any], evaluate: Callable[[list[np.nd
         return 0.0, {"accuracy": noted.accuracy[-1]}
 
     def fit_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-        trained.append(sum(float(m["train_s"]) for _, m in results))
+        noted.train_s.append(sum(float(m["train_s"]) for _, m in results))
         if len(results) != clients:
             failures.append(clients - len(results))
         return {}
 
-    def server_fn(context: Context) -> ServerAppComponents:
-        strategy = FlowerFedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=clients,
-                                min_available_clients=clients, evaluate_fn=evaluate_fn,
-                                initial_parameters=ndarrays_to_parameters(initial),
-                                fit_metrics_aggregation_fn=fit_metrics)
-        return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))
+    strategy = FlowerFedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=clients,
+                            min_available_clients=clients, evaluate_fn=evaluate_fn,
+                            initial_parameters=ndarrays_to_parameters(initial), fit_metrics_aggregation_fn=fit_metrics)
+    config = ServerConfig(num_rounds=rounds)
 
     def client_fn(context: Context) -> Any:
         return make_client(int(context.node_config["partition-id"])).to_client()
 
-    run_simulation(ServerApp(server_fn=server_fn), ClientApp(client_fn=client_fn), num_supernodes=clients,
-                   backend_config=_ray_backend(clients))
+    if engine == "run_simulation":
+        from flwr.client import ClientApp
+        from flwr.server import ServerApp, ServerAppComponents
+        from flwr.simulation import run_simulation
+
+        run_simulation(ServerApp(server_fn=lambda context: ServerAppComponents(strategy=strategy, config=config)),
+                       ClientApp(client_fn=client_fn), num_supernodes=clients,
+                       backend_config={"client_resources": CLIENT_RESOURCES, "init_args": RAY_INIT})
+    elif engine == "start_simulation":
+        from flwr.simulation import start_simulation
+
+        start_simulation(client_fn=client_fn, num_clients=clients, config=config, strategy=strategy,
+                         client_resources=CLIENT_RESOURCES, ray_init_args=RAY_INIT)
+    else:
+        raise ValueError(f"engine must be one of {FLOWER_ENGINES}, got {engine!r}")
     if failures or len(noted.at) != rounds + 1:
-        raise RuntimeError(f"Flower's simulation lost clients ({failures}) or rounds ({len(noted.at) - 1} of {rounds})")
-    noted.train_s = trained
-    return noted.accuracy, noted.train_s, noted.at
+        raise RuntimeError(f"Flower's {engine} lost clients ({failures}) or rounds ({len(noted.at) - 1} of {rounds})")
+    return noted
 
 
-def flower_digits(rounds: int = ROUNDS, clients: int = CLIENTS) -> Rounds:
+def flower_digits(engine: str, rounds: int = ROUNDS, clients: int = CLIENTS) -> Rounds:
     """FedAvg on digits in Flower's simulation (see the module doc)."""
     flower()
     from flwr.client import NumPyClient
@@ -298,12 +311,12 @@ def flower_digits(rounds: int = ROUNDS, clients: int = CLIENTS) -> Rounds:
             params, num_samples, train_s = train(parameters, self.partition, clients)
             return params, num_samples, {"train_s": train_s}
 
-    return Rounds(*run_flower(DigitsClient, accuracy, make_model().params(), rounds, clients))
+    return run_flower(DigitsClient, accuracy, make_model().params(), rounds, clients, engine)
 
 
-def flower_trivial(rounds: int, clients: int) -> Rounds:
+def flower_trivial(engine: str, rounds: int, clients: int) -> Rounds:
     """The trivial client in Flower's simulation: ``fit`` returns ``params + partition``
-    (one float in a one-element array); ``accuracy`` holds the global value."""
+    (one float in a one-element array), weight 1; ``accuracy`` holds the global value."""
     flower()
     from flwr.client import NumPyClient
 
@@ -314,4 +327,4 @@ def flower_trivial(rounds: int, clients: int) -> Rounds:
         def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
             return [parameters[0] + self.partition], 1, {"train_s": 0.0}
 
-    return Rounds(*run_flower(TrivialClient, lambda params: float(params[0][0]), [np.zeros(1)], rounds, clients))
+    return run_flower(TrivialClient, lambda params: float(params[0][0]), [np.zeros(1)], rounds, clients, engine)

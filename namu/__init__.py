@@ -63,7 +63,7 @@ from namu.errors import (
 from namu.frontend.slot import Slot, slot
 from namu.frontend.task import Task, task
 from namu.frontend.workflow import Workflow, workflow
-from namu.runtime.hooks import RunHooks
+from namu.runtime.hooks import RunHooks, emit
 from namu.runtime.result import RunResult, SkippedItem
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ __all__ = [
     "__version__",
     "agent",
     "compile",
+    "emit",
     "load",
     "slot",
     "task",

@@ -96,7 +96,8 @@ def run_option_flags(command: F) -> F:
     help='A JSON object of inputs, {"NAME": value, ...}, from FILE or stdin (-); '
     "-i options override its keys.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with --checkpoint); "
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: {value, skipped, elapsed_s} (and resumed_calls with "
+              "--checkpoint, rounds for a federated program); "
               "for an agent: {value (the answer), usage, iterations, tool_calls, stop, messages, run_id}.")
 @click.option("--stream", is_flag=True, help="Agents: print the answer as it arrives (tool calls on stderr).")
 @click.option("--override", "overrides", metavar="KEY=VALUE", multiple=True,
@@ -187,10 +188,15 @@ def run_command(
     varkw = next((p.name for p in params if p.kind == "var_keyword" and p.name in kwargs), None)
     if varkw is not None:
         kwargs.update(kwargs.pop(varkw))
+    rounds = None
+    if art.handler_placements():  # a federated program: --json lists its rounds
+        from namu.runtime.federation import RoundLog
+
+        rounds = RoundLog()
     try:
         with ProgressHooks(art.name) as progress:
             # Off a terminal nothing is drawn: no hooks, so the run pays nothing for them.
-            hooks = progress if progress.enabled else None
+            hooks = namu.runtime.hooks.compose(progress if progress.enabled else None, rounds if as_json else None)
             result = art.with_options(hooks=hooks, **options).run(*args, **kwargs)
     except InputError as exc:
         fail(first_line(exc))
@@ -212,6 +218,8 @@ def run_command(
         }
         if options["checkpoint"] is not None:
             document["resumed_calls"] = result.resumed_calls
+        if rounds is not None:
+            document["rounds"] = rounds.rounds
         out(json_document(document), nl=False)  # bytes: written as they are
         return EXIT_OK
     from rich.pretty import Pretty

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from namu.errors import UnhashableValue
 from namu.federated.node import Answered, Closed, Event, ServerNode
+from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
     from namu.runtime.checkpoint import Journal
@@ -48,6 +50,9 @@ class ServerDriver:
         self.node = node
         self.journal = journal
         self.on_event = on_event
+        #: the run that opened the driver (its hooks hear of each round, from any thread)
+        self.run_state = current_run()
+        self._started: dict[int, tuple[float, int]] = {}  # exchange -> (start, items asked)
         self._futures: dict[int, concurrent.futures.Future[Any]] = {}
         self._taken: set[int] = set()  # exchanges whose future Gather holds
         self._reply_keys: dict[int, list[bytes]] = {}
@@ -64,6 +69,8 @@ class ServerDriver:
         exchange = self.node.scatter(channel, peers, payloads, now_ns=now_ns, deadline_s=gates.deadline_s,
                                      min_replies=gates.min_replies, known=known)
         self._futures[exchange] = concurrent.futures.Future()
+        self._started[exchange] = (time.perf_counter(), len(peers) - len(known))
+        self._hear("scatter", {"channel": channel, "asked": len(peers) - len(known)})
         if keys is not None:
             self._reply_keys[exchange] = keys
         return exchange
@@ -82,10 +89,12 @@ class ServerDriver:
         """Complete closed exchanges, journal replies, pass events on."""
         for event in events:
             if isinstance(event, Answered):
+                self._hear("answered", {"peer": event.peer})
                 keys = self._reply_keys.get(event.exchange)
                 if keys is not None and self.journal is not None:
                     self.journal.record(keys[event.item], event.results, task="namu.Gather", span=f"item {event.item}")
             elif isinstance(event, Closed):
+                self._report(event.result)
                 self._reply_keys.pop(event.result.exchange, None)
                 exchange = event.result.exchange
                 future = self._futures.get(exchange)
@@ -96,6 +105,33 @@ class ServerDriver:
                         del self._futures[exchange]
             if self.on_event is not None:
                 self.on_event(event)
+
+    def _hear(self, what: str, data: dict[str, Any]) -> None:
+        """Progress for the run's hooks: a round's requests went out (``on_fanout``), a
+        peer answered (``on_item_done``)."""
+        state = self.run_state
+        if state is None or state.hooks is None:
+            return
+        if what == "scatter" and "fanout" in state.events:
+            state.hooks.on_fanout(data["asked"])
+        elif what == "answered" and "item_done" in state.events:
+            state.hooks.on_item_done()
+
+    def _report(self, result: Any) -> None:
+        """Tell the run's hooks that a round closed: ``on_event("round", data)``."""
+        start, asked = self._started.pop(result.exchange, (time.perf_counter(), 0))
+        state = self.run_state
+        if state is None or state.hooks is None or "event" not in state.events:
+            return
+        state.hooks.on_event("round", {
+            "channel": result.channel,
+            "round": result.round,
+            "asked": asked,
+            "answered": len(result.replied),
+            "missing": [peer for peer, _ in result.missing],
+            "elapsed_s": time.perf_counter() - start,
+            "failure": result.failure,
+        })
 
     def result(self, exchange: int) -> concurrent.futures.Future[Any]:
         """The future :class:`~namu.federated.node.ExchangeResult` of ``exchange``

@@ -112,6 +112,8 @@ class ExchangeResult:
         missing: the peers that did not answer, in item order, with why
             (``"down"``, ``"deadline"`` or the error message).
         failure: None if the exchange closed, else why it failed.
+        channel: the fan-out's channel.
+        round: the exchange's number on its channel (1, 2, ...).
     """
 
     exchange: int
@@ -119,6 +121,8 @@ class ExchangeResult:
     replied: list[str]
     missing: list[tuple[str, str]]
     failure: str | None = None
+    channel: str = ""
+    round: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -400,7 +404,8 @@ class ServerNode:
             failure = (f"round {exchange.round} of {exchange.channel!r}: {len(replied)} of {len(exchange.peers)} "
                        f"peers answered{' by the deadline' if at_deadline else ''}, {exchange.min_replies} needed "
                        f"(min_replies); missing: {named}")
-        self._events.append(Closed(ExchangeResult(exchange.id, results, replied, missing, failure)))
+        self._events.append(Closed(ExchangeResult(exchange.id, results, replied, missing, failure,
+                                                  exchange.channel, exchange.round)))
 
     # ------------------------------------------------------------------ snapshot
     def snapshot(self) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 

@@ -24,16 +24,19 @@ import contextvars
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Protocol
 
 import onnx_ir as ir
 
 from namu.ir.metadata import SPAN_KEY
+from namu.runtime.hooks import RunHooks
 
 __all__ = [
     "Federation",
     "FederatedRunner",
+    "RoundLog",
     "WireGates",
     "current_federation",
     "gather_coroutine_fn",
@@ -231,6 +234,25 @@ class FederatedRunner:
             backoff_base_s=min(g.backoff_base_s for g in gates),
             backoff_max_s=min(g.backoff_max_s for g in gates),
         )
+
+
+class RoundLog(RunHooks):
+    """Run hook collecting the rounds of a federated run (``on_event("round", data)``,
+    raised when a remote fan-out's exchange closes): ``namu run --json`` prints them.
+
+    Attributes:
+        rounds: one dict per closed exchange: ``channel``, ``round``, ``asked``,
+            ``answered``, ``missing`` (peer ids), ``elapsed_s``, ``failure``.
+    """
+
+    def __init__(self) -> None:
+        self.rounds: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def on_event(self, name: str, data: Mapping[str, Any]) -> None:
+        if name == "round":
+            with self._lock:
+                self.rounds.append(dict(data))
 
 
 def artifact_digest(model: ir.Model) -> str:

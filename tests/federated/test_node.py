@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from namu.federated.envelope import WireValueError, decode, encode
-from namu.federated.node import ClientNode, Closed, Envelope, PeerDown, PeerUp, Refused, Request, ServerNode
+from namu.federated.node import (
+    ClientNode,
+    Closed,
+    Envelope,
+    PeerDown,
+    PeerUp,
+    Refused,
+    Request,
+    ServerNode,
+)
 
 S = 1_000_000_000  # one second in ns
 

@@ -115,3 +115,28 @@ def fedtwo(rounds: int = 2) -> int:
 ''')
     with pytest.raises(CompileError, match=r"fedtwo.py:17:19: a second fan-out runs at placement 'client'"):
         namu.compile(module.fedtwo)
+
+
+def test_a_terminal_shows_one_line_per_round_with_its_metrics_and_json_lists_the_rounds(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from rich.console import Console
+
+    from namu.runtime.progress import ProgressHooks
+
+    example = import_path(Path(__file__).resolve().parents[2] / "examples" / "federated" / "fedavg_digits.py")
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, force_interactive=True, width=120)
+    art = namu.compile(example.fedavg_digits)
+    with ProgressHooks("fedavg", console=console) as progress:
+        history = art.run(rounds=3, clients=4, hooks=progress).value
+    assert progress.total == progress.completed == 12  # every client's answer advanced the bar
+    for h in history:
+        assert f"round {h['round']}: 4/4 clients answered in " in out.getvalue()
+        assert f"accuracy {h['accuracy']:.4g}" in out.getvalue()
+
+    proc = namu_cli("run", str(PROGRAM), "-i", "rounds=2", "-i", "clients=2", "--json", cwd=tmp_path)
+    rounds = json.loads(proc.stdout)["rounds"]
+    assert [(r["round"], r["asked"], r["answered"], r["missing"], r["failure"]) for r in rounds] == [
+        (1, 2, 2, [], None), (2, 2, 2, [], None)]
