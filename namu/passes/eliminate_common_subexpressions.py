@@ -11,13 +11,7 @@ import onnx_ir as ir
 from namu.ir.attrs import attributes_of
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import (
-    CONTROL_FLOW,
-    FRESH_MUTABLE,
-    PURE_BUILTINS,
-    pure_tasks,
-    task_of,
-)
+from namu.passes.effects import CONTROL_FLOW, FRESH_MUTABLE, PURE_BUILTINS, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import replace_node
 

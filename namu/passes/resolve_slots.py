@@ -10,12 +10,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from namu.errors import (
-    IRVerificationError,
-    RoleBindingError,
-    TypeCheckError,
-    UnboundSlotError,
-)
+from namu.errors import IRVerificationError, RoleBindingError, TypeCheckError, UnboundSlotError
 from namu.frontend.task import Task
 from namu.ir.metadata import TASKS_KEY, TaskTable, dump
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN

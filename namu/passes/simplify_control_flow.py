@@ -17,15 +17,7 @@ from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs, walk
 from namu.ir.types import set_type, type_of
 from namu.passes.base import Example, NamuPass
-from namu.passes.effects import (
-    CANNOT_RAISE,
-    CONTROL_FLOW,
-    FRESH_MUTABLE,
-    OpKey,
-    op_key,
-    pure_tasks,
-    task_of,
-)
+from namu.passes.effects import CANNOT_RAISE, CONTROL_FLOW, FRESH_MUTABLE, OpKey, op_key, pure_tasks, task_of
 from namu.passes.registry import register
 from namu.passes.rewire import adopt, detach, forward, replace_node
 

@@ -9,9 +9,9 @@ import onnx_ir as ir
 from namu.errors import IRVerificationError
 from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN
+from namu.ops.registry import lookup
 from namu.ir.scopes import subgraphs
 from namu.ir.types import TYPE_KEY
-from namu.ops.registry import lookup
 from namu.passes.base import Example, NamuPass
 from namu.passes.registry import register
 
