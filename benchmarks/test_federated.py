@@ -31,7 +31,13 @@ import namu
 from benchmarks import federated_peers as fp
 from namu.runtime.user_code import import_path
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [
+    pytest.mark.timeout(1800),
+    # Ray leaves its daemons' /dev/null handles and Popen objects to the garbage
+    # collector (ResourceWarning, reported as unraisable): Ray's leak, not a measured one
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "federated" / "fedavg_digits.py"
 #: namu and the floor: whole 20-round runs timed after one warm-up
@@ -61,12 +67,15 @@ def _isolated() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _settled() -> None:
+def _settled() -> Iterator[None]:
     """Before each benchmark, what earlier ones left is frozen out of the garbage
     collector's sight (as in ``test_agents.settle``): a full collection then scans only
-    what this benchmark made."""
+    what this benchmark made. After it, a collection, so that what Ray leaves is
+    collected under this module's warning filters."""
     gc.collect()
     gc.freeze()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="module")

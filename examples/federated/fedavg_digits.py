@@ -8,6 +8,7 @@ weighted by sample count. The workflow returns the held-out accuracy after each 
     namu run examples/federated/fedavg_digits.py --json
     namu run examples/federated/fedavg_digits.py -i rounds=5 -i clients=4
     namu run examples/federated/fedavg_digits.py -i mu=0.1           # FedProx
+    namu run examples/federated/fedavg_digits.py -i per_round=5      # 5 of 10 clients a round
 
 Across processes (one server, ten clients; docs/federated.md)::
 
@@ -25,7 +26,7 @@ import functools
 import numpy as np
 
 import namu
-from namu.federated import DigitsSource, FedAvg, SoftmaxRegression, digits
+from namu.federated import DigitsSource, FedAvg, RandomSelector, SoftmaxRegression, digits
 
 ALPHA, SEED, LEARNING_RATE = 0.5, 0, 0.1
 
@@ -74,6 +75,20 @@ def federated_average(start: list, updates: list, strategy: str) -> list:
     return aggregator.aggregate()
 
 
+#: which clients a round asks, a role slot: RandomSelector unless the compile binds another PeerSelector
+selector = namu.slot("selector", role="PeerSelector", default=RandomSelector)
+
+
+@namu.task
+def select_clients(strategy: str, clients: int, per_round: int, round_number: int) -> list:
+    """The clients round ``round_number`` asks: all of them, or ``per_round`` drawn by the
+    bound peer selector (the same draw for the same round, as Flower's ``fraction_fit``)."""
+    everyone = list(range(clients))
+    if per_round <= 0 or per_round >= clients:
+        return everyone
+    return namu.federated.bound(strategy)(seed=SEED).sample(everyone, per_round, round_number)
+
+
 @namu.task
 def test_accuracy(params: list) -> float:
     """The global model's accuracy on the held-out digits."""
@@ -84,11 +99,12 @@ def test_accuracy(params: list) -> float:
 
 
 @namu.workflow(placement="server")
-def fedavg_digits(rounds: int = 20, clients: int = 10, epochs: int = 1, mu: float = 0.0) -> list:
+def fedavg_digits(rounds: int = 20, clients: int = 10, epochs: int = 1, mu: float = 0.0, per_round: int = 0) -> list:
     params = initial_params()
     history = []
     for r in range(rounds):
-        updates = [local_train(params, c, clients, epochs, mu) for c in range(clients)]
+        chosen = select_clients(selector(), clients, per_round, r)
+        updates = [local_train(params, c, clients, epochs, mu) for c in chosen]
         params = federated_average(params, updates, aggregator())
         history.append({"round": r + 1, "accuracy": test_accuracy(params)})
     return history

@@ -90,3 +90,15 @@ def test_the_cli_refuses_a_wrong_binding_in_one_line_and_writes_nothing(tmp_path
     assert not (tmp_path / "bad.onnx").exists()
     assert_error(namu_cli("compile", str(EXAMPLE), "--slot", "aggregator=no_such_module_xyz:Thing", cwd=tmp_path),
                  2, "cannot import no_such_module_xyz")
+
+
+def test_a_peer_selector_role_slot_samples_clients_per_round(example, tmp_path: Path) -> None:
+    import json
+
+    proc = namu_cli("run", str(EXAMPLE), "-i", "per_round=4", "-i", "rounds=6", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [r["asked"] for r in document["rounds"]] == [4] * 6
+    chosen = [example.select_clients.fn("namu.federated.selectors:RandomSelector", 10, 4, r) for r in range(6)]
+    assert len({tuple(c) for c in chosen}) > 1  # another draw each round
+    assert document["value"] == example.fedavg_digits.fn(rounds=6, per_round=4)
