@@ -287,9 +287,16 @@ def run_flower(make_client: Callable[[int], Any], evaluate: Callable[[list[np.nd
                        ClientApp(client_fn=client_fn), num_supernodes=clients,
                        backend_config={"client_resources": CLIENT_RESOURCES, "init_args": RAY_INIT})
     elif engine == "start_simulation":
+        from flwr.server import Server, SimpleClientManager
         from flwr.simulation import start_simulation
 
-        start_simulation(client_fn=client_fn, num_clients=clients, config=config, strategy=strategy,
+        # One client proxy thread at a time: with Flower's default (a thread pool), its
+        # legacy actor pool loses a client now and then at 1,000 clients (a proxy finds
+        # the pool drained by another thread and fetches a future that is None); with one
+        # thread no client is lost, and rounds take no longer (one actor runs them anyway).
+        server = Server(client_manager=SimpleClientManager(), strategy=strategy)
+        server.set_max_workers(1)
+        start_simulation(client_fn=client_fn, num_clients=clients, config=config, server=server,
                          client_resources=CLIENT_RESOURCES, ray_init_args=RAY_INIT)
     else:
         raise ValueError(f"engine must be one of {FLOWER_ENGINES}, got {engine!r}")

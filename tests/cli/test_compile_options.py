@@ -74,7 +74,7 @@ def test_print_passes_lists_the_pipeline_of_each_level(capsys) -> None:
         ([], "error: missing FILE.py[:WORKFLOW] (or use --print-passes)"),
         (["opts_wf.py:talk"], "error: "),
         (["--slot", "llm", "opts_wf.py:talk"], "error: --slot expects NAME=TASK or NAME=FILE.py:TASK, got 'llm'"),
-        (["--slot", "llm=nothing", "opts_wf.py:talk"], "error: --slot llm: 'nothing' is not a @namu.task in the workflow's module"),
+        (["--slot", "llm=nothing", "opts_wf.py:talk"], "error: --slot llm: 'nothing' is not a @namu.task (or, for a role slot, a class) in the workflow's module"),
     ],
 )
 def test_misuse_is_one_line_and_exit_2(workdir: Path, capsys, args: list[str], message: str) -> None:

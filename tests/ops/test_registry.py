@@ -100,6 +100,8 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     (NAMU_DOMAIN, "Fused"): "tests/passes/test_fuse_tasks.py",
     (NAMU_DOMAIN, "Send"): "tests/runtime/test_partitions.py",
     (NAMU_DOMAIN, "Recv"): "tests/runtime/test_partitions.py",
+    (NAMU_DOMAIN, "Scatter"): "tests/federated/test_partition.py",
+    (NAMU_DOMAIN, "Gather"): "tests/federated/test_partition.py",
     (NAMU_DOMAIN, "Slot"): "tests/passes/test_resolve_slots.py",
     **dict.fromkeys([(NAMU_DOMAIN, op) for op in ("Try", "Caught", "Raise")], "tests/frontend/test_try_except.py"),
     (WORKFLOW_DOMAIN, ANY_OP): "tests/passes/test_inline_functions.py",
