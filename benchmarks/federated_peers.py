@@ -23,11 +23,17 @@ telemetry and Ray's usage reports are switched off before either is imported
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -36,6 +42,7 @@ import numpy as np
 import namu
 from namu.federated import DigitsSource, FedAvg, SoftmaxRegression, digits
 
+ROOT = Path(__file__).resolve().parents[1]
 #: the setting of the accuracy benchmark (the issue's acceptance run)
 ROUNDS, CLIENTS, EPOCHS, ALPHA, SEED, LEARNING_RATE = 20, 10, 1, 0.5, 0, 0.1
 
@@ -210,14 +217,42 @@ def trivial_answer(rounds: int, clients: int) -> list[float]:
 FLOWER_ENGINES = ("run_simulation", "start_simulation")
 
 
+def flower_missing() -> str | None:
+    """Why Flower's simulation cannot run here, or None when it can."""
+    for module in ("flwr", "ray"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'flwr[simulation]')"
+    return None
+
+
 def flower() -> ModuleType:
     """Import Flower with its telemetry, Ray's usage reports and Ray's accelerator
-    warning off (:data:`FLOWER_ENV`), or skip the benchmark."""
-    import pytest
-
+    warning off (:data:`FLOWER_ENV`)."""
     os.environ.update(FLOWER_ENV)
-    pytest.importorskip("ray")
-    return pytest.importorskip("flwr")
+    import flwr
+
+    return flwr
+
+
+def flower_run(program: str, engine: str, rounds: int, clients: int) -> Rounds:
+    """Run :func:`flower_digits` (``program="digits"``) or :func:`flower_trivial`
+    (``"trivial"``) in a fresh process, and return what it noted.
+
+    Each simulation gets a process of its own: Flower's simulations keep state in their
+    process (a ``run_simulation`` after a ``start_simulation`` waited minutes for its
+    first round here), and Ray's driver leaks file handles to the garbage collector.
+
+    Raises:
+        RuntimeError: the process failed (its stderr's end in the message).
+        subprocess.TimeoutExpired: it ran past 25 minutes.
+    """
+    env = {**os.environ, **FLOWER_ENV,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "benchmarks.federated_peers", program, engine, str(rounds), str(clients)]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    if proc.returncode != 0:
+        raise RuntimeError(f"Flower's {engine} ({program}, {clients} clients) failed:\n{proc.stderr[-4000:]}")
+    return Rounds(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 #: Ray's backend for both: 2 CPUs on 127.0.0.1, and Flower's default of 2 CPUs per
@@ -335,3 +370,13 @@ def flower_trivial(engine: str, rounds: int, clients: int) -> Rounds:
             return [parameters[0] + self.partition], 1, {"train_s": 0.0}
 
     return run_flower(TrivialClient, lambda params: float(params[0][0]), [np.zeros(1)], rounds, clients, engine)
+
+
+FLOWER_PROGRAMS = {"digits": flower_digits, "trivial": flower_trivial}
+
+if __name__ == "__main__":  # flower_run's process: PROGRAM ENGINE ROUNDS CLIENTS -> one JSON line
+    from benchmarks import federated_peers  # the clients' code by its importable name, for Ray's workers
+
+    program, engine, rounds, clients = sys.argv[1:]
+    noted = federated_peers.FLOWER_PROGRAMS[program](engine, int(rounds), int(clients))
+    print(json.dumps(dataclasses.asdict(noted)))

@@ -31,13 +31,7 @@ import namu
 from benchmarks import federated_peers as fp
 from namu.runtime.user_code import import_path
 
-pytestmark = [
-    pytest.mark.timeout(1800),
-    # Ray leaves its daemons' /dev/null handles and Popen objects to the garbage
-    # collector (ResourceWarning, reported as unraisable): Ray's leak, not a measured one
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = pytest.mark.timeout(1800)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "federated" / "fedavg_digits.py"
 #: namu and the floor: whole 20-round runs timed after one warm-up
@@ -67,15 +61,19 @@ def _isolated() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _settled() -> Iterator[None]:
+def _settled() -> None:
     """Before each benchmark, what earlier ones left is frozen out of the garbage
     collector's sight (as in ``test_agents.settle``): a full collection then scans only
-    what this benchmark made. After it, a collection, so that what Ray leaves is
-    collected under this module's warning filters."""
+    what this benchmark made."""
     gc.collect()
     gc.freeze()
-    yield
-    gc.collect()
+
+
+def need_flower() -> None:
+    """Skip the benchmark when Flower's simulation is not installed (never faked)."""
+    missing = fp.flower_missing()
+    if missing:
+        pytest.skip(missing)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +118,12 @@ def test_digits(benchmark: Any, reference: list[float], engine: str) -> None:
 @pytest.mark.benchmark(group="federated_digits")
 @pytest.mark.parametrize("engine", fp.FLOWER_ENGINES)
 def test_digits_flower(benchmark: Any, reference: list[float], engine: str) -> None:
-    """Flower: one whole simulation (Ray started and stopped inside the timed run)."""
-    fp.flower()
+    """Flower: one whole simulation in a process of its own (the timed run includes the
+    process's start and Ray's; the rounds are timed inside it)."""
+    need_flower()
     runs: list[fp.Rounds] = []
-    benchmark.pedantic(lambda: runs.append(fp.flower_digits(engine)), rounds=1, iterations=1)
+    benchmark.pedantic(lambda: runs.append(fp.flower_run("digits", engine, fp.ROUNDS, fp.CLIENTS)), rounds=1,
+                       iterations=1)
     summary = report(benchmark, runs, fp.CLIENTS)
     assert len(summary["accuracy"]) == fp.ROUNDS
     worst = max(abs(a - b) for a, b in zip(summary["accuracy"], reference))
@@ -147,9 +147,9 @@ def test_clients(benchmark: Any, engine: str) -> None:
 @pytest.mark.parametrize("engine", fp.FLOWER_ENGINES)
 def test_clients_flower(benchmark: Any, engine: str, clients: int) -> None:
     """Flower with ``clients`` trivial clients, :data:`FLOWER_TRIVIAL_ROUNDS` rounds."""
-    fp.flower()
+    need_flower()
     runs: list[fp.Rounds] = []
-    benchmark.pedantic(lambda: runs.append(fp.flower_trivial(engine, FLOWER_TRIVIAL_ROUNDS, clients)), rounds=1,
-                       iterations=1)
+    benchmark.pedantic(lambda: runs.append(fp.flower_run("trivial", engine, FLOWER_TRIVIAL_ROUNDS, clients)),
+                       rounds=1, iterations=1)
     report(benchmark, runs, clients)
     assert runs[0].accuracy == pytest.approx(fp.trivial_answer(FLOWER_TRIVIAL_ROUNDS, clients))

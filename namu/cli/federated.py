@@ -118,7 +118,7 @@ def client_command(target: str, address: str, peer: str, placement: str | None, 
     elif placement not in handlers:
         fail(f"{target} has no peer class {placement!r} (it has: {', '.join(handlers)})")
     try:
-        answered = run_client(address, peer, art.handler(placement), artifact_digest(art.model), retry_for_s=retry_for_s)
+        answered = run_client(address, peer, art.handlers(placement), artifact_digest(art.model), retry_for_s=retry_for_s)
     except FederationError as exc:
         fail(first_line(exc), EXIT_RUN_FAILED)
     click.echo(f"namu federated client: peer {peer} answered {answered} request{'s' * (answered != 1)}", err=True)

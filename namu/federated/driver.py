@@ -52,12 +52,13 @@ class ServerDriver:
         self.on_event = on_event
         #: the run that opened the driver (its hooks hear of each round, from any thread)
         self.run_state = current_run()
-        self._started: dict[int, tuple[float, int]] = {}  # exchange -> (start, items asked)
+        self._started: dict[int, tuple[float, int, str]] = {}  # exchange -> (start, items asked, label)
         self._futures: dict[int, concurrent.futures.Future[Any]] = {}
         self._taken: set[int] = set()  # exchanges whose future Gather holds
         self._reply_keys: dict[int, list[bytes]] = {}
 
-    def _start(self, channel: str, peers: list[str], payloads: list[list[Any]], gates: WireGates, now_ns: int) -> int:
+    def _start(self, channel: str, peers: list[str], payloads: list[list[Any]], gates: WireGates, now_ns: int,
+               label: str = "") -> int:
         """Start an exchange on the Node; items the journal holds are not asked again."""
         keys = self._keys(channel, payloads)
         known: dict[int, Any] = {}
@@ -69,7 +70,7 @@ class ServerDriver:
         exchange = self.node.scatter(channel, peers, payloads, now_ns=now_ns, deadline_s=gates.deadline_s,
                                      min_replies=gates.min_replies, known=known)
         self._futures[exchange] = concurrent.futures.Future()
-        self._started[exchange] = (time.perf_counter(), len(peers) - len(known))
+        self._started[exchange] = (time.perf_counter(), len(peers) - len(known), label or channel)
         self._hear("scatter", {"channel": channel, "asked": len(peers) - len(known)})
         if keys is not None:
             self._reply_keys[exchange] = keys
@@ -119,12 +120,13 @@ class ServerDriver:
 
     def _report(self, result: Any) -> None:
         """Tell the run's hooks that a round closed: ``on_event("round", data)``."""
-        start, asked = self._started.pop(result.exchange, (time.perf_counter(), 0))
+        start, asked, label = self._started.pop(result.exchange, (time.perf_counter(), 0, result.channel))
         state = self.run_state
         if state is None or state.hooks is None or "event" not in state.events:
             return
         state.hooks.on_event("round", {
             "channel": result.channel,
+            "label": label,
             "round": result.round,
             "asked": asked,
             "answered": len(result.replied),

@@ -45,7 +45,7 @@ from namu.federated.node import (
 from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
-    from namu.runtime.federation import FederatedRunner, Handler, WireGates
+    from namu.runtime.federation import FederatedRunner, Handlers, WireGates
 
 __all__ = ["METHOD", "GrpcFederation", "run_client"]
 
@@ -130,9 +130,10 @@ class GrpcFederation(ServerDriver):
         self._pump_thread.join(timeout=grace_s)
 
     # ------------------------------------------------------------------ Federation
-    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates) -> int:
+    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
+                label: str = "") -> int:
         with self._lock:
-            exchange = self._start(channel, peers, payloads, gates, time.time_ns())
+            exchange = self._start(channel, peers, payloads, gates, time.time_ns(), label)
             self._lock.notify_all()
             return exchange
 
@@ -212,7 +213,7 @@ class GrpcFederation(ServerDriver):
 def run_client(
     address: str,
     peer_id: str,
-    handler: Handler,
+    handlers: Handlers,
     digest: str,
     *,
     retry_for_s: float = 60.0,
@@ -223,7 +224,7 @@ def run_client(
     Args:
         address: the server's ``host:port``.
         peer_id: this peer's id (the fan-out items that name it).
-        handler: runs one request: ``[item, *values] -> outputs``.
+        handlers: by channel, what runs one request: ``[item, *values] -> outputs``.
         digest: this peer's artifact digest (the server refuses another).
         retry_for_s: how long to keep reconnecting while the server is away (seconds).
         on_request: called with each request before it runs (progress, tests).
@@ -263,7 +264,7 @@ def run_client(
                     if isinstance(event, Request):
                         if on_request is not None:
                             on_request(event.envelope)
-                        node.serve(event.envelope, handler)
+                        node.serve(event.envelope, handlers)
                         answered += 1
                 for envelope in node.poll(time.time_ns())[0]:
                     outbound.put(envelope)

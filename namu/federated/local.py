@@ -22,7 +22,7 @@ from namu.federated.node import ClientNode, Request, ServerNode
 from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
-    from namu.runtime.federation import FederatedRunner, Handler, WireGates
+    from namu.runtime.federation import FederatedRunner, Handlers, WireGates
 
 __all__ = ["LocalFederation"]
 
@@ -31,12 +31,12 @@ class LocalFederation(ServerDriver):
     """Server and clients of one run, in this process (see the module doc).
 
     Args:
-        handlers: placement -> handler partition runner.
+        handlers: placement -> its handlers by channel (the handler partition's).
         digest: the artifact digest (every simulated peer has it).
         gates: the node-wide gates (``max_failures``, backoff).
     """
 
-    def __init__(self, handlers: dict[str, Handler], digest: str, gates: WireGates) -> None:
+    def __init__(self, handlers: dict[str, Handlers], digest: str, gates: WireGates) -> None:
         state = current_run()
         super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
                                     backoff_max_s=gates.backoff_max_s), state.journal if state is not None else None)
@@ -51,7 +51,8 @@ class LocalFederation(ServerDriver):
         """The federation of one run of ``runner`` (a :class:`FederatedRunner` factory)."""
         yield cls(runner.handlers, runner.digest, runner.strictest())
 
-    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates) -> int:
+    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
+                label: str = "") -> int:
         """Send each payload to its peer, run the peers' handlers, collect the replies."""
         now = time.monotonic_ns()
         for peer in peers:
@@ -59,7 +60,7 @@ class LocalFederation(ServerDriver):
                 client = ClientNode(peer, digest=self.digest, server=self.node.peer_id)
                 self.clients[peer] = (client, to)
                 self.node.receive(client.hello(), now)
-        exchange = self._start(channel, peers, payloads, gates, now)
+        exchange = self._start(channel, peers, payloads, gates, now, label)
         self._pump()
         return exchange
 

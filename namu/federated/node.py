@@ -488,11 +488,17 @@ class ClientNode:
         """Answer ``request`` with an error ``message`` (the handler raised)."""
         self._answer(request, "error", message)
 
-    def serve(self, request: Envelope, handler: Callable[[list[Any]], Any]) -> None:
-        """Run ``handler`` (the adapter's: the handler partition) on ``request``'s payload
-        and answer with its outputs, or with the error it raised."""
+    def serve(self, request: Envelope, handlers: Mapping[str, Callable[[list[Any]], Any]]) -> None:
+        """Run the handler of ``request``'s channel (``handlers``: the adapter's, from the
+        handler partition) on its payload and answer with its outputs, or with the error
+        it raised (also when no handler serves the channel)."""
         from namu.errors import TaskError, describe_exception
 
+        handler = handlers.get(request.channel)
+        if handler is None:
+            self.fail(request, f"peer {self.peer_id} has no handler for channel {request.channel!r} "
+                               f"(it serves {', '.join(sorted(handlers)) or 'none'}): install the server's artifact")
+            return
         try:
             outputs = handler(list(request.payload))
         except Exception as exc:  # noqa: BLE001 - the server sees it as this peer's error

@@ -57,3 +57,10 @@ def _gather(node: ir.Node, _env: OpEnv) -> Built:
     from namu.runtime.federation import gather_op
 
     return gather_op(node), None
+
+
+@op(NAMU_DOMAIN, "Handle", "a request handler of a peer class: graph `body` runs once per request on wire `channel` "
+    "(through a federation); as a node, outputs `channel`", types=unknown_types)
+def _handle(node: ir.Node, _env: OpEnv) -> Built:
+    channel = node.attributes["channel"].as_string()
+    return (lambda: channel), None

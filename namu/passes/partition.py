@@ -62,14 +62,18 @@ class PartitionPass(NamuPass):
 
     **Remote fan-outs** (``infer-placement``: a fan-out whose body runs at placement
     ``P``, nested in control flow of another placement, as a federated server's round
-    loop sends each client its work) are split at the fan-out: its body becomes the
-    **handler partition** ``namu.partition.P``, whose inputs are the item and the values
-    the body read from outside (made explicit), and whose outputs are the item's
-    results; a peer of class ``P`` runs it once per request. In its place the enclosing
-    body gets the wire pair ``namu.Scatter <channel, to = P>(items, values...)`` -- one
-    request per item, to the peer the item names -- and ``namu.Gather <channel, from =
-    P>(exchange)``, the replies in item order. Model metadata ``namu.handlers`` maps each
-    handler placement to its channel. The split is the one Flower makes between a
+    loop sends each client its work) are split at the fan-out: its body becomes a request
+    handler, ``namu.Handle <channel> <body>``, in the **handler partition**
+    ``namu.partition.P`` (no inputs; one ``Handle`` per remote fan-out to ``P``, e.g.
+    training and evaluation, each output, the channel it serves, a partition output). A handler's body takes the item and the values
+    the fan-out's body read from outside (made explicit) and returns the item's results;
+    a peer of class ``P`` runs it once per request on its channel. In the fan-out's place
+    the enclosing body gets the wire pair ``namu.Scatter <channel, to = P, label>(items,
+    values...)`` -- one request per item, to the peer the item names; ``label`` is the
+    body's first task, for progress displays -- and
+    ``namu.Gather <channel, from = P>(exchange)``, the replies in item order. Model
+    metadata ``namu.handlers`` maps each handler placement to its channels. The split is
+    the one Flower makes between a
     strategy (server) and a client app, and bytesandbrains between per-peer functions at
     wire ops; here the compiler finds the cut from placements.
 
@@ -84,9 +88,8 @@ class PartitionPass(NamuPass):
     Raises:
         IRVerificationError: an op reads a value produced at another placement without
             a wire op (``synthesize-wire-ops`` did not run).
-        CompileError: two remote fan-outs go to one placement (one handler per peer
-            class), or a placement has both a handler and ops of the main graph; at the
-            second fan-out's line.
+        CompileError: a placement has both handlers and ops of the main graph (a peer
+            class serves requests only); at the fan-out's line.
     """
 
     EXAMPLE = Example(
@@ -188,10 +191,9 @@ class _RemoteFanouts:
         self.default = default
         self.names = Names(model)
 
-    def split(self, main_placements: set[str]) -> dict[str, str]:
-        """Split every remote fan-out; return handler placement -> channel."""
-        handlers: dict[str, str] = {}
-        first: dict[str, ir.Node] = {}
+    def split(self, main_placements: set[str]) -> dict[str, list[str]]:
+        """Split every remote fan-out; return handler placement -> its channels."""
+        handles: dict[str, list[ir.Node]] = {}
         for node in walk(self.model):
             outer = placement_of(node, self.default)
             for body in subgraphs(node):
@@ -199,21 +201,24 @@ class _RemoteFanouts:
                     place = placement_of(inner, self.default)
                     if not is_fanout(inner) or place == outer:
                         continue
-                    if place in first or place in main_placements:
-                        where = first[place].metadata_props.get(SPAN_KEY, "?") if place in first else "the main graph"
+                    if place in main_placements:
                         fail(
                             inner,
-                            f"a second fan-out runs at placement {place!r} (the first is at {where}): a peer "
-                            "class serves one remote fan-out; do both steps in one task of that placement",
+                            f"this fan-out runs at placement {place!r} for control flow at {outer!r}, and other ops of "
+                            f"the workflow run at {place!r} too: a peer class serves requests only; move those ops "
+                            "into a task of another placement",
                             error=CompileError,
                         )
-                    first[place] = inner
-                    handlers[place] = self._split(body, inner, outer, place)
-        return handlers
+                    handles.setdefault(place, []).append(self._split(body, inner, outer, place))
+        for place, nodes in handles.items():  # the partition returns the channels it serves
+            graph = ir.Graph([], [n.outputs[0] for n in nodes], nodes=nodes, name=place,
+                             opset_imports=dict(self.model.opset_imports))
+            self.model.functions[(PARTITION_DOMAIN, place, "")] = ir.Function(PARTITION_DOMAIN, place, graph=graph, attributes=[])
+        return {place: [n.attributes["channel"].as_string() for n in nodes] for place, nodes in handles.items()}
 
-    def _split(self, graph: ir.Graph, fanout: ir.Node, outer: str, place: str) -> str:
-        """Replace ``fanout`` (in ``graph``) by a Scatter/Gather pair; its body becomes
-        the handler partition of ``place``. Returns the channel."""
+    def _split(self, graph: ir.Graph, fanout: ir.Node, outer: str, place: str) -> ir.Node:
+        """Replace ``fanout`` (in ``graph``) by a Scatter/Gather pair; return the
+        ``namu.Handle`` holding its body, for the handler partition of ``place``."""
         body = fanout.attributes["body"].as_graph()
         captured = node_captures(fanout)
         inside = {id(n) for n in walk(body)}
@@ -228,14 +233,19 @@ class _RemoteFanouts:
         body.remove(nodes)
         body.inputs.clear()
         body.outputs.clear()
-        handler = ir.Graph([*inputs, *params], outputs, nodes=nodes, name=place, opset_imports=dict(self.model.opset_imports))
-        self.model.functions[(PARTITION_DOMAIN, place, "")] = ir.Function(PARTITION_DOMAIN, place, graph=handler, attributes=[])
-
         result = fanout.outputs[0].name if fanout.outputs else "items"
         channel = f"{result}@{place}"
+        handler = ir.Graph([*inputs, *params], outputs, nodes=nodes, name=self.names.fresh(f"handle_{result}"))
+        handle = ir.Node(NAMU_DOMAIN, "Handle", [], attributes=[ir.AttrString("channel", channel), ir.AttrGraph("body", handler)],
+                         num_outputs=1, name=self.names.fresh(f"handle_{result}"))
+        handle.outputs[0].name = self.names.fresh(f"{result}_handler")
+        set_type(handle.outputs[0], ValueType.str())
+
+        tasks = [n.attributes["task"].as_string() for n in walk(handler) if n.op_type == "Task" and n.domain == NAMU_DOMAIN]
         scatter = ir.Node(
             NAMU_DOMAIN, "Scatter", [fanout.inputs[0], *captured],
-            attributes=[ir.AttrString("channel", channel), ir.AttrString("to", place)],
+            attributes=[ir.AttrString("channel", channel), ir.AttrString("to", place),
+                        ir.AttrString("label", tasks[0] if tasks else result)],
             num_outputs=1, name=self.names.fresh(f"scatter_{result}"),
         )
         scatter.outputs[0].name = self.names.fresh(f"{result}_exchange")
@@ -249,11 +259,11 @@ class _RemoteFanouts:
         )
         for new, old in zip(gather.outputs, fanout.outputs):
             set_type(new, type_of(old))
-        for node in (scatter, gather):
-            node.metadata_props[PLACEMENT_KEY] = outer
+        for node, where in ((scatter, outer), (gather, outer), (handle, place)):
+            node.metadata_props[PLACEMENT_KEY] = where
             if SPAN_KEY in fanout.metadata_props:
                 node.metadata_props[SPAN_KEY] = fanout.metadata_props[SPAN_KEY]
         ir.convenience.replace_nodes_and_values(
             graph, fanout, [fanout], [scatter, gather], list(fanout.outputs), list(gather.outputs)
         )
-        return channel
+        return handle

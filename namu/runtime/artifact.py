@@ -33,6 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["Artifact"]
 
 
+def _in_a_run(run: Any) -> Any:
+    """``run`` (a handler) called inside a run of its own, as tasks expect."""
+
+    def handle(inputs: list[Any]) -> list[Any]:
+        token = enter_run(RunState(hooks=None, events=frozenset(), disk_cache=None))
+        try:
+            return run(inputs)
+        finally:
+            exit_run(token)
+
+    return handle
+
+
 class Artifact:
     """A compiled workflow. Call it like the workflow; save it as ``.onnx``.
 
@@ -224,9 +237,10 @@ class Artifact:
 
         return sorted(json.loads(self.model.metadata_props.get(metadata.HANDLERS_KEY, "{}")))
 
-    def handler(self, placement: str, executor: str = "kernel") -> Any:
-        """The handler partition of ``placement`` as ``inputs -> outputs``: what a peer of
-        that class runs for each request of a remote fan-out (``namu federated client``).
+    def handlers(self, placement: str, executor: str = "kernel") -> dict[str, Any]:
+        """The handlers of ``placement``'s partition, by channel, each ``inputs ->
+        outputs``: what a peer of that class runs for each request of a remote fan-out
+        (``namu federated client``).
 
         Raises:
             KeyError: the artifact has no handler partition for ``placement`` (the
@@ -239,16 +253,7 @@ class Artifact:
         if placement not in handlers:
             have = ", ".join(sorted(handlers)) or "none"
             raise KeyError(f"{self.name} has no handler partition {placement!r} (it has: {have})")
-        run = handlers[placement]
-
-        def handle(inputs: list[Any]) -> list[Any]:
-            token = enter_run(RunState(hooks=None, events=frozenset(), disk_cache=None))
-            try:
-                return run(inputs)
-            finally:
-                exit_run(token)
-
-        return handle
+        return {channel: _in_a_run(run) for channel, run in handlers[placement].items()}
 
     def _shape(self, outputs: list[Any]) -> Any:
         kind = self.signature.returns

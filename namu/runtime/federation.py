@@ -53,8 +53,10 @@ _FACTORY: contextvars.ContextVar[Callable[[FederatedRunner], contextlib.Abstract
     contextvars.ContextVar("namu_federation_factory", default=None)
 )
 
-#: run a handler partition: (inputs) -> outputs
+#: run one request of a remote fan-out: (inputs) -> outputs
 Handler = Callable[[list[Any]], list[Any]]
+#: a peer class's handlers, by channel
+Handlers = Mapping[str, Handler]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,8 +91,10 @@ class WireGates:
 class Federation(Protocol):
     """What carries a run's remote fan-outs to peers and back."""
 
-    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates) -> int:
-        """Send ``payloads[i]`` to peer ``peers[i]`` of placement ``to``; return the exchange id."""
+    def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
+                label: str = "") -> int:
+        """Send ``payloads[i]`` to peer ``peers[i]`` of placement ``to``; return the exchange
+        id (``label`` names the work in progress reports)."""
         ...
 
     def result(self, exchange: int) -> concurrent.futures.Future[Any]:
@@ -128,12 +132,15 @@ def scatter_op(node: ir.Node) -> Callable[..., int]:
     """The callable of a ``namu.Scatter`` node: ``(items, *values) -> exchange id``."""
     channel = node.attributes["channel"].as_string()
     to = node.attributes["to"].as_string()
+    label_attr = node.attributes.get("label")
+    label = label_attr.as_string() if label_attr is not None else channel
     gates = WireGates.of(node)
 
     def scatter(items: Any, *values: Any) -> int:
         items = list(items)
         rest = list(values)
-        return current_federation(node).scatter(channel, to, [str(i) for i in items], [[i, *rest] for i in items], gates)
+        peers = [str(i) for i in items]
+        return current_federation(node).scatter(channel, to, peers, [[i, *rest] for i in items], gates, label)
 
     return scatter
 
@@ -197,12 +204,12 @@ class FederatedRunner:
 
     Args:
         local: the default partition's runner.
-        handlers: handler placement -> runner of its partition (``inputs -> outputs``).
+        handlers: handler placement -> its handlers by channel (``inputs -> outputs``).
         gates: the gates of the model's ``namu.Scatter`` ops, by channel.
         digest: the artifact's digest (peers must have the same one).
     """
 
-    def __init__(self, local: Callable[..., list[Any]], handlers: dict[str, Handler], gates: dict[str, WireGates],
+    def __init__(self, local: Callable[..., list[Any]], handlers: dict[str, Handlers], gates: dict[str, WireGates],
                  digest: str) -> None:
         self.local = local
         self.handlers = handlers
@@ -241,7 +248,8 @@ class RoundLog(RunHooks):
     raised when a remote fan-out's exchange closes): ``namu run --json`` prints them.
 
     Attributes:
-        rounds: one dict per closed exchange: ``channel``, ``round``, ``asked``,
+        rounds: one dict per closed exchange: ``channel``, ``label`` (the client task),
+            ``round``, ``asked``,
             ``answered``, ``missing`` (peer ids), ``elapsed_s``, ``failure``.
     """
 

@@ -83,7 +83,14 @@ def prepare_model(executor: Any, model: ir.Model, wire_timeout_s: float | None =
             for n in ir.traversal.RecursiveGraphIterator(partitions[default].graph)
             if n.domain == NAMU_DOMAIN and n.op_type == "Scatter"
         }
-        prepared = {name: _handler(executor.prepare(partitions[name].graph)) for name in handlers}
+        prepared = {
+            name: {
+                n.attributes["channel"].as_string(): _handler(executor.prepare(n.attributes["body"].as_graph()))
+                for n in partitions[name].graph
+                if n.domain == NAMU_DOMAIN and n.op_type == "Handle"
+            }
+            for name in handlers
+        }
         return FederatedRunner(runner, prepared, gates, artifact_digest(model))
     runner = executor.prepare(model.graph)
     if not _wire_ops(model.graph):

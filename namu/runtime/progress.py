@@ -154,7 +154,7 @@ class ProgressHooks(RunHooks):
         self._print_round()
 
     def _print_round(self) -> None:
-        """``round 3: 10/10 clients answered in 0.41 s  accuracy 0.8412``: the round that
+        """``round 3 local_train: 10/10 clients answered in 0.41 s  accuracy 0.8412``: the round that
         closed last, with the metrics emitted since it closed (its evaluation)."""
         with self._lock:
             data, metrics = self._round, self._round_metrics
@@ -162,8 +162,8 @@ class ProgressHooks(RunHooks):
         if data is None:
             return
         missing = data.get("missing") or []
-        line = (f"round {data.get('round')}: {data.get('answered')}/{data.get('asked')} clients answered "
-                f"in {data.get('elapsed_s', 0.0):.2f} s")
+        line = (f"round {data.get('round')} {data.get('label', '')}: {data.get('answered')}/{data.get('asked')} "
+                f"clients answered in {data.get('elapsed_s', 0.0):.2f} s")
         if missing:
             line += f", missing {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}"
         if metrics:

@@ -45,7 +45,7 @@ def _deliver(server: ServerNode, clients: dict[str, ClientNode], now: int, answe
         client.receive(envelope, now)
         for event in client.poll(now)[1]:
             if isinstance(event, Request):
-                client.serve(event.envelope, answer)
+                client.serve(event.envelope, {event.envelope.channel: answer})
         for reply in client.poll(now)[0]:
             server.receive(reply, now)
     return events + server.poll(now)[1]
@@ -109,7 +109,7 @@ def test_a_client_answers_a_repeated_request_once_and_replays_its_answer() -> No
     client.receive(request, 0)
     [event] = client.poll(0)[1]
     calls = []
-    client.serve(event.envelope, lambda payload: calls.append(payload) or ["ok"])
+    client.serve(event.envelope, {"ch": lambda payload: calls.append(payload) or ["ok"]})
     [reply] = client.poll(0)[0]
     client.receive(request, 1)  # the server re-sent it
     out, events = client.poll(1)
@@ -128,7 +128,7 @@ def test_a_peer_that_keeps_failing_is_marked_down_skipped_then_up_when_it_speaks
     out, _ = server.poll(30 * S)
     assert [e.recipient for e in out] == ["a"]  # b is not asked
     clients["a"].receive(out[0], 30 * S)
-    clients["a"].serve(clients["a"].poll(30 * S)[1][0].envelope, lambda p: ["a"])
+    clients["a"].serve(clients["a"].poll(30 * S)[1][0].envelope, {"ch": lambda p: ["a"]})
     server.receive(clients["a"].poll(30 * S)[0][0], 30 * S)
     [result] = _closed(server.poll(30 * S)[1])
     assert result.missing == [("b", "down")]
@@ -183,7 +183,7 @@ def test_a_snapshot_restores_an_open_round_with_the_answers_it_already_has() -> 
     server.scatter("ch", ["a", "b"], [[1], [2]], now_ns=0, deadline_s=5, min_replies=2)
     out, _ = server.poll(0)
     clients["a"].receive(out[0], 0)
-    clients["a"].serve(clients["a"].poll(0)[1][0].envelope, lambda p: ["a's update"])
+    clients["a"].serve(clients["a"].poll(0)[1][0].envelope, {"ch": lambda p: ["a's update"]})
     server.receive(clients["a"].poll(0)[0][0], 0)
     state = server.snapshot()
 

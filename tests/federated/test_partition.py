@@ -28,9 +28,13 @@ def test_the_program_is_partitioned_into_a_server_and_a_client_function(fedprog)
     functions = {f.name: f for f in art.model.functions.values() if f.domain == "namu.partition"}
     assert sorted(functions) == ["client", "server"]
     client = functions["client"].graph
-    assert [v.name for v in client.inputs][0] == "c"  # the item: the peer's id
-    assert [n.op_type for n in client] == ["Task"]
-    assert client.node(0).attributes["task"].as_string().endswith("local_train")
+    assert not client.inputs and len(client.outputs) == 2  # the channels served
+    handles = {n.attributes["channel"].as_string(): n.attributes["body"].as_graph() for n in client}
+    assert [n.op_type for n in client] == ["Handle", "Handle"]  # training, then evaluation
+    tasks = sorted(n.attributes["task"].as_string() for body in handles.values() for n in body)
+    assert tasks == ["local_accuracy", "local_train"]
+    for body in handles.values():
+        assert body.inputs[0].name.startswith("c")  # the item: the peer's id
     server_ops = [n.op_type for n in namu.ir.scopes.walk(functions["server"].graph)]
     assert "Scatter" in server_ops and "Gather" in server_ops and "Map" not in server_ops
     assert art.handler_placements() == ["client"]
@@ -42,7 +46,8 @@ def test_namu_inspect_shows_both_partitions_and_the_wire_gates(tmp_path: Path) -
                     cwd=tmp_path).returncode == 0
     proc = namu_cli("inspect", "fed.onnx", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "function namu.partition.client(%c, " in proc.stdout
+    assert "function namu.partition.client():" in proc.stdout, proc.stdout
+    assert proc.stdout.count("namu.Handle[channel=") == 2
     assert "function namu.partition.server(%rounds, %clients, %out):" in proc.stdout
     scatter = next(line for line in proc.stdout.splitlines() if "namu.Scatter" in line)
     for gate in ("to=client", "deadline_s=7.5", "min_replies=2", "max_failures=3", "backoff_base_s=0.05", "dedup=1"):
@@ -92,8 +97,8 @@ def fedfail(rounds: int = 2) -> list:
         strict(rounds=1)
 
 
-def test_two_remote_fanouts_to_one_peer_class_are_refused_at_the_second(tmp_path: Path) -> None:
-    module = import_source(tmp_path / "fedtwo.py", '''
+def test_a_peer_class_that_also_runs_ops_of_the_main_graph_is_refused(tmp_path: Path) -> None:
+    module = import_source(tmp_path / "fedmixed.py", '''
 import namu
 
 @namu.task(placement="client")
@@ -105,16 +110,15 @@ def total(xs: list) -> int:
     return sum(xs)
 
 @namu.workflow(placement="server")
-def fedtwo(rounds: int = 2) -> int:
-    s = 0
+def fedmixed(rounds: int = 2) -> int:
+    s = fit(7)
     for r in range(rounds):
-        a = total([fit(c) for c in range(3)])
-        b = total([fit(c) for c in range(2)])
-        s = s + a + b
+        s = s + total([fit(c) for c in range(3)])
     return s
 ''')
-    with pytest.raises(CompileError, match=r"fedtwo.py:17:19: a second fan-out runs at placement 'client'"):
-        namu.compile(module.fedtwo)
+    with pytest.raises(CompileError, match=r"fedmixed.py:16:\d+: this fan-out runs at placement 'client' for control "
+                                           r"flow at 'server', and other ops of the workflow run at 'client' too"):
+        namu.compile(module.fedmixed)
 
 
 def test_a_terminal_shows_one_line_per_round_with_its_metrics_and_json_lists_the_rounds(tmp_path: Path) -> None:
@@ -133,10 +137,11 @@ def test_a_terminal_shows_one_line_per_round_with_its_metrics_and_json_lists_the
         history = art.run(rounds=3, clients=4, hooks=progress).value
     assert progress.total == progress.completed == 12  # every client's answer advanced the bar
     for h in history:
-        assert f"round {h['round']}: 4/4 clients answered in " in out.getvalue()
+        assert f"round {h['round']} local_train: 4/4 clients answered in " in out.getvalue()
         assert f"accuracy {h['accuracy']:.4g}" in out.getvalue()
 
     proc = namu_cli("run", str(PROGRAM), "-i", "rounds=2", "-i", "clients=2", "--json", cwd=tmp_path)
     rounds = json.loads(proc.stdout)["rounds"]
-    assert [(r["round"], r["asked"], r["answered"], r["missing"], r["failure"]) for r in rounds] == [
-        (1, 2, 2, [], None), (2, 2, 2, [], None)]
+    assert [(r["label"], r["round"], r["asked"], r["answered"], r["missing"], r["failure"]) for r in rounds] == [
+        ("local_train", 1, 2, 2, [], None), ("local_accuracy", 1, 2, 2, [], None),
+        ("local_train", 2, 2, 2, [], None), ("local_accuracy", 2, 2, 2, [], None)]

@@ -102,6 +102,7 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     (NAMU_DOMAIN, "Recv"): "tests/runtime/test_partitions.py",
     (NAMU_DOMAIN, "Scatter"): "tests/federated/test_partition.py",
     (NAMU_DOMAIN, "Gather"): "tests/federated/test_partition.py",
+    (NAMU_DOMAIN, "Handle"): "tests/federated/test_partition.py",
     (NAMU_DOMAIN, "Slot"): "tests/passes/test_resolve_slots.py",
     **dict.fromkeys([(NAMU_DOMAIN, op) for op in ("Try", "Caught", "Raise")], "tests/frontend/test_try_except.py"),
     (WORKFLOW_DOMAIN, ANY_OP): "tests/passes/test_inline_functions.py",

@@ -1,5 +1,7 @@
 """A small federated program for the tests: FedAvg on digits, where each round also
-reports how many clients answered, and the final global model can be exported.
+reports how many clients answered and how the new global model does on each client's
+own data (a second remote fan-out: federated evaluation), and the final global model
+can be exported.
 
 ``FED_SLOW_MARKER=PATH`` in a client's environment makes that client create PATH and
 then hang in training (a straggler to kill).
@@ -37,6 +39,17 @@ def local_train(params: list, peer: int, clients: int) -> tuple:
     return model.params(), model.num_samples
 
 
+@namu.task(placement="client")
+def local_accuracy(params: list, peer: int, clients: int) -> float:
+    source = DigitsSource(peer, clients, alpha=0.5, seed=0)
+    return _model(params).evaluate(source.x, source.y)["accuracy"]
+
+
+@namu.task
+def mean(values: list) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
 @namu.task
 def average(start: list, updates: list) -> list:
     aggregator = FedAvg()
@@ -67,6 +80,8 @@ def fedprog(rounds: int = 3, clients: int = 3, out: str = "") -> dict:
     for r in range(rounds):
         updates = [local_train(params, c, clients) for c in range(clients)]
         params = average(params, updates)
-        history.append({"round": r + 1, "answered": len(updates), "accuracy": accuracy(params)})
+        on_clients = mean([local_accuracy(params, c, clients) for c in range(clients)])
+        history.append({"round": r + 1, "answered": len(updates), "accuracy": accuracy(params),
+                        "client_accuracy": on_clients})
     export(params, out)
     return {"history": history}
