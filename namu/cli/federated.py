@@ -72,7 +72,8 @@ server_command = click.Command(
     params=[
         click.Option(["--listen"], default="127.0.0.1:50051", show_default=True, metavar="HOST:PORT",
                      help="Where clients connect (port 0: a free one, printed on stderr)."),
-        *[p for p in run_command.params if p.name not in _AGENT_ONLY],
+        click.Argument(["target"], metavar="(FILE.py[:WORKFLOW] | ART.onnx)"),
+        *[p for p in run_command.params if p.name not in _AGENT_ONLY and p.name != "target"],
     ],
     help=_server.__doc__,
     short_help="Run the server partition; clients connect over gRPC.",
