@@ -43,7 +43,7 @@ from onnx import numpy_helper
 
 from namu.federated.node import WIRE_VERSION, Envelope
 
-__all__ = ["EnvelopeProto", "WireValueError", "decode", "encode"]
+__all__ = ["EnvelopeProto", "WireValueError", "check_wire_value", "decode", "encode"]
 
 
 class WireValueError(TypeError):
@@ -115,7 +115,19 @@ def decode(data: bytes) -> Envelope:
     )
 
 
-def _tree(value: Any, tensors: list[onnx.TensorProto], where: str) -> Any:
+def check_wire_value(value: Any, where: str = "payload") -> None:
+    """Check that ``value`` can cross the wire, without encoding it (what a one-process
+    federation checks, so a program that runs there runs across processes too).
+
+    Raises:
+        WireValueError: it holds a value that cannot (the message says where).
+    """
+    _tree(value, None, where)
+
+
+def _tree(value: Any, tensors: list[onnx.TensorProto] | None, where: str) -> Any:
+    """The JSON structure of ``value``, its arrays appended to ``tensors`` (None: only
+    check that it can be encoded)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -130,6 +142,8 @@ def _tree(value: Any, tensors: list[onnx.TensorProto], where: str) -> Any:
         array = np.asarray(value)
         if array.dtype == object:
             raise WireValueError(f"{where}: an object array cannot cross the wire")
+        if tensors is None:
+            return None
         tensors.append(numpy_helper.from_array(array))
         return {"t": len(tensors) - 1, "scalar": isinstance(value, np.generic)}
     if isinstance(value, (list, tuple)):

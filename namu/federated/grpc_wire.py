@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from namu.federated.driver import ServerDriver
-from namu.federated.envelope import decode, encode
+from namu.federated.envelope import check_wire_value, decode, encode
+from namu.federated.local import checked
 from namu.federated.node import (
     ClientNode,
     Envelope,
@@ -132,6 +133,8 @@ class GrpcFederation(ServerDriver):
     # ------------------------------------------------------------------ Federation
     def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
                 label: str = "") -> int:
+        for i, payload in enumerate(payloads):
+            check_wire_value(payload, f"request {i} of {label or channel}")
         with self._lock:
             exchange = self._start(channel, peers, payloads, gates, time.time_ns(), label)
             self._lock.notify_all()
@@ -237,6 +240,7 @@ def run_client(
             longer than ``retry_for_s``.
     """
     node = ClientNode(peer_id, digest=digest)
+    checked_handlers = {channel: checked(h) for channel, h in handlers.items()}
     answered = 0
     away_since: float | None = None
     delay = 0.05
@@ -264,7 +268,7 @@ def run_client(
                     if isinstance(event, Request):
                         if on_request is not None:
                             on_request(event.envelope)
-                        node.serve(event.envelope, handlers)
+                        node.serve(event.envelope, checked_handlers)
                         answered += 1
                 for envelope in node.poll(time.time_ns())[0]:
                     outbound.put(envelope)

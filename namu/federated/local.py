@@ -18,13 +18,26 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from namu.federated.driver import ServerDriver
+from namu.federated.envelope import check_wire_value
 from namu.federated.node import ClientNode, Request, ServerNode
 from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
-    from namu.runtime.federation import FederatedRunner, Handlers, WireGates
+    from namu.runtime.federation import FederatedRunner, Handler, Handlers, WireGates
 
-__all__ = ["LocalFederation"]
+__all__ = ["LocalFederation", "checked"]
+
+
+def checked(handler: Handler) -> Handler:
+    """``handler``, whose results must be able to cross the wire (else it raises
+    :class:`~namu.federated.envelope.WireValueError`, answered as the peer's error)."""
+
+    def run(inputs: list[Any]) -> list[Any]:
+        outputs = handler(inputs)
+        check_wire_value(outputs, "reply")
+        return outputs
+
+    return run
 
 
 class LocalFederation(ServerDriver):
@@ -41,6 +54,8 @@ class LocalFederation(ServerDriver):
         super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
                                     backoff_max_s=gates.backoff_max_s), state.journal if state is not None else None)
         self.handlers = handlers
+        self._checked = {place: {channel: checked(h) for channel, h in by_channel.items()}
+                         for place, by_channel in handlers.items()}
         self.digest = digest
         #: peer id -> (its node, its placement)
         self.clients: dict[str, tuple[ClientNode, str]] = {}
@@ -54,6 +69,8 @@ class LocalFederation(ServerDriver):
     def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
                 label: str = "") -> int:
         """Send each payload to its peer, run the peers' handlers, collect the replies."""
+        for i, payload in enumerate(payloads):  # what could not cross processes fails here too
+            check_wire_value(payload, f"request {i} of {label or channel}")
         now = time.monotonic_ns()
         for peer in peers:
             if peer not in self.clients:
@@ -78,6 +95,6 @@ class LocalFederation(ServerDriver):
                 client.receive(envelope, now)
                 for event in client.poll(now)[1]:
                     if isinstance(event, Request):
-                        client.serve(event.envelope, handlers[placement])
+                        client.serve(event.envelope, self._checked[placement])
                 for reply in client.poll(now)[0]:
                     server.receive(reply, time.monotonic_ns())

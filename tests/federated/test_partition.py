@@ -10,6 +10,8 @@ import pytest
 
 import namu
 from namu.errors import CompileError
+from namu.federated.envelope import WireValueError
+from namu.federated.node import FederationError
 from namu.passes.config import CompileConfig
 from namu.runtime.user_code import import_path
 from tests.cli.test_cli import namu_cli
@@ -92,7 +94,7 @@ def fedfail(rounds: int = 2) -> list:
     tolerant = namu.compile(module.fedfail, config=CompileConfig(min_replies=2))
     assert tolerant(rounds=2) == [20, 20]  # peers 0 and 2 answered each round
     strict = namu.compile(module.fedfail, config=CompileConfig(min_replies=3))
-    with pytest.raises(namu.federated.node.FederationError,
+    with pytest.raises(FederationError,
                        match=r"2 of 3 peers answered, 3 needed \(min_replies\); missing: 1 \(ValueError: no data on peer 1\)"):
         strict(rounds=1)
 
@@ -145,3 +147,32 @@ def test_a_terminal_shows_one_line_per_round_with_its_metrics_and_json_lists_the
     assert [(r["label"], r["round"], r["asked"], r["answered"], r["missing"], r["failure"]) for r in rounds] == [
         ("local_train", 1, 2, 2, [], None), ("local_accuracy", 1, 2, 2, [], None),
         ("local_train", 2, 2, 2, [], None), ("local_accuracy", 2, 2, 2, [], None)]
+
+
+def test_values_that_cannot_cross_processes_fail_in_one_process_too(tmp_path: Path) -> None:
+    module = import_source(tmp_path / "fedbad.py", '''
+import namu
+
+@namu.task(placement="client")
+def fit(peer: int, tag: object) -> set:
+    return {peer}
+
+@namu.task
+def total(xs: list) -> int:
+    return len(xs)
+
+@namu.workflow(placement="server")
+def fedbad(send_set: bool = False) -> int:
+    tag = {1, 2} if send_set else "ok"
+    s = 0
+    for r in range(1):
+        s = s + total([fit(c, tag) for c in range(2)])
+    return s
+''')
+    art = namu.compile(module.fedbad)
+    with pytest.raises(FederationError, match=r"missing: 0 \(WireValueError: reply\[0\]: a set "
+                                                                  r"cannot cross the wire"):
+        art(send_set=False)
+    with pytest.raises(WireValueError,
+                       match=r"request 0 of fit\[1\]: a set cannot cross the wire"):
+        art(send_set=True)
