@@ -115,19 +115,52 @@ def decode(data: bytes) -> Envelope:
     )
 
 
+#: leaves that always cross the wire
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def check_wire_value(value: Any, where: str = "payload") -> None:
     """Check that ``value`` can cross the wire, without encoding it (what a one-process
-    federation checks, so a program that runs there runs across processes too).
+    federation checks, so a program that runs there runs across processes too). Builds
+    nothing unless it fails: a few hundred nanoseconds for a list of arrays.
 
     Raises:
         WireValueError: it holds a value that cannot (the message says where).
     """
-    _tree(value, None, where)
+    if not _crosses(value):
+        _tree(value, [], where)  # raises, saying where
 
 
-def _tree(value: Any, tensors: list[onnx.TensorProto] | None, where: str) -> Any:
-    """The JSON structure of ``value``, its arrays appended to ``tensors`` (None: only
-    check that it can be encoded)."""
+def _crosses(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) not in _SCALARS and not _crosses(item):
+                return False
+        return True
+    if kind is np.ndarray:
+        return value.dtype.kind != "O"
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _crosses(item)):
+                return False
+        return True
+    return isinstance(value, (bool, int, float, str, np.generic, list, tuple)) and _tree_ok(value)
+
+
+def _tree_ok(value: Any) -> bool:
+    """Subclasses of the leaf and container types: checked the slow way."""
+    try:
+        _tree(value, [], "payload")
+    except WireValueError:
+        return False
+    return True
+
+
+def _tree(value: Any, tensors: list[onnx.TensorProto], where: str) -> Any:
+    """The JSON structure of ``value``, its arrays appended to ``tensors``."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -142,8 +175,6 @@ def _tree(value: Any, tensors: list[onnx.TensorProto] | None, where: str) -> Any
         array = np.asarray(value)
         if array.dtype == object:
             raise WireValueError(f"{where}: an object array cannot cross the wire")
-        if tensors is None:
-            return None
         tensors.append(numpy_helper.from_array(array))
         return {"t": len(tensors) - 1, "scalar": isinstance(value, np.generic)}
     if isinstance(value, (list, tuple)):
@@ -156,8 +187,9 @@ def _tree(value: Any, tensors: list[onnx.TensorProto] | None, where: str) -> Any
                 raise WireValueError(f"{where}: a dict key of type {type(key).__name__} cannot cross the wire (use str keys)")
             pairs.append([key, _tree(item, tensors, f"{where}[{key!r}]")])
         return {"d": pairs}
+    name = type(value).__name__
     raise WireValueError(
-        f"{where}: a {type(value).__name__} cannot cross the wire; send numpy arrays, numbers, strings, "
+        f"{where}: {'an' if name[0] in 'aeiouAEIOU' else 'a'} {name} cannot cross the wire; send numpy arrays, numbers, strings, "
         "bools, None, and lists, tuples and dicts of them"
     )
 

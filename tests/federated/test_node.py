@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from namu.federated.envelope import WireValueError, decode, encode
+from namu.federated.envelope import WireValueError, check_wire_value, decode, encode
 from namu.federated.node import (
     ClientNode,
     Closed,
@@ -219,14 +219,21 @@ def _same(a, b) -> bool:
 @given(_PAYLOAD, st.integers(0, 2**63 - 1), st.text(max_size=8))
 def test_every_payload_survives_the_protobuf_envelope_exactly(payload, correlation: int, peer: str) -> None:
     envelope = Envelope("reply", peer, "server", "fit@client", 3, correlation, 2, 17, payload)
+    check_wire_value(payload)  # the one-process check agrees with the encoder
     back = decode(encode(envelope))
     assert _same(back.payload, payload)
     assert (back.kind, back.sender, back.round, back.correlation, back.item, back.deadline_ns) == (
         "reply", peer, 3, correlation, 2, 17)
 
 
-def test_values_that_cannot_cross_the_wire_are_refused_by_name() -> None:
-    with pytest.raises(WireValueError, match=r"payload\[1\]: a set cannot cross the wire"):
-        encode(Envelope("reply", "a", "server", payload=[1, {2}]))
-    with pytest.raises(WireValueError, match="dict key of type int"):
-        encode(Envelope("reply", "a", "server", payload={1: 2}))
+@pytest.mark.parametrize("bad, where", [
+    ([1, {2}], r"payload\[1\]: a set"),
+    ({1: 2}, "payload: a dict key of type int"),
+    ([np.ones(2), {"a": (object(),)}], r"payload\[1\]\['a'\]\[0\]: an object cannot cross"),
+    (np.array([object()]), "payload: an object array"),
+])
+def test_values_that_cannot_cross_the_wire_are_refused_by_name(bad, where: str) -> None:
+    with pytest.raises(WireValueError, match=where):
+        encode(Envelope("reply", "a", "server", payload=bad))
+    with pytest.raises(WireValueError, match=where):
+        check_wire_value(bad)
