@@ -16,9 +16,9 @@ namu runs the workflows below in one process (``LocalFederation``); their plain-
 bodies (``workflow.fn``) are the floor. Flower runs a ``NumPyClient`` (in a
 ``ClientApp``) and its ``FedAvg`` strategy (``fraction_fit=1.0``, every client required,
 a server-side ``evaluate_fn``) in either of its simulations (:data:`FLOWER_ENGINES`),
-its clients in Ray actors on this machine: Ray is bound to 127.0.0.1, and Flower's
-telemetry and Ray's usage reports are switched off before either is imported
-(:func:`flower`).
+its clients in Ray actors on this machine, each simulation in a process of its own
+(:func:`flower_run`): Ray is bound to 127.0.0.1, and Flower's telemetry and Ray's usage
+reports are switched off before either is imported (:func:`flower`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ FLOWER_ENV = {
     # Ray finds its node address by routing to a public DNS server unless it is told it
     # runs no multi-node cluster: then it binds the loopback address.
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    # Ray 2.5x warns (FutureWarning) at every ray.init without this; the suite's warnings are errors
+    # Ray 2.5x warns (FutureWarning) at every ray.init without this
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
 }
 
@@ -67,7 +66,7 @@ def make_model(params: list[np.ndarray] | None = None) -> SoftmaxRegression:
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source(client: int, clients: int) -> DigitsSource:
     """Client ``client``'s share of the training set (made once per process)."""
     return DigitsSource(client, clients, alpha=ALPHA, seed=SEED)
@@ -225,13 +224,11 @@ def flower_missing() -> str | None:
     return None
 
 
-def flower() -> ModuleType:
+def flower() -> None:
     """Import Flower with its telemetry, Ray's usage reports and Ray's accelerator
     warning off (:data:`FLOWER_ENV`)."""
     os.environ.update(FLOWER_ENV)
-    import flwr
-
-    return flwr
+    import flwr  # noqa: F401 - imported here, after the environment is set
 
 
 def flower_run(program: str, engine: str, rounds: int, clients: int) -> Rounds:
@@ -239,8 +236,10 @@ def flower_run(program: str, engine: str, rounds: int, clients: int) -> Rounds:
     (``"trivial"``) in a fresh process, and return what it noted.
 
     Each simulation gets a process of its own: Flower's simulations keep state in their
-    process (a ``run_simulation`` after a ``start_simulation`` waited minutes for its
-    first round here), and Ray's driver leaks file handles to the garbage collector.
+    process (here a ``run_simulation`` after a ``start_simulation`` in the same process
+    took 18 s for its first round instead of 9, and stalled over 6 minutes once under
+    pytest), and Ray's driver leaves open files and processes to the garbage collector
+    (``ResourceWarning``, an error in this suite).
 
     Raises:
         RuntimeError: the process failed (its stderr's end in the message).
@@ -249,7 +248,7 @@ def flower_run(program: str, engine: str, rounds: int, clients: int) -> Rounds:
     env = {**os.environ, **FLOWER_ENV,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "benchmarks.federated_peers", program, engine, str(rounds), str(clients)]
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"Flower's {engine} ({program}, {clients} clients) failed:\n{proc.stderr[-4000:]}")
     return Rounds(**json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -375,8 +374,8 @@ def flower_trivial(engine: str, rounds: int, clients: int) -> Rounds:
 FLOWER_PROGRAMS = {"digits": flower_digits, "trivial": flower_trivial}
 
 if __name__ == "__main__":  # flower_run's process: PROGRAM ENGINE ROUNDS CLIENTS -> one JSON line
-    from benchmarks import federated_peers  # the clients' code by its importable name, for Ray's workers
-
+    # the programs under their importable name (not __main__), which Ray's workers import
+    programs = importlib.import_module("benchmarks.federated_peers").FLOWER_PROGRAMS
     program, engine, rounds, clients = sys.argv[1:]
-    noted = federated_peers.FLOWER_PROGRAMS[program](engine, int(rounds), int(clients))
+    noted = programs[program](engine, int(rounds), int(clients))
     print(json.dumps(dataclasses.asdict(noted)))
