@@ -176,3 +176,13 @@ def fedbad(send_set: bool = False) -> int:
     with pytest.raises(WireValueError,
                        match=r"request 0 of fit\[1\]: a set cannot cross the wire"):
         art(send_set=True)
+
+
+def test_a_workflow_placement_must_be_a_placement_name() -> None:
+    with pytest.raises(namu.TaskDefinitionError, match="needs a placement name such as 'server', got 'two words'"):
+        namu.workflow(placement="two words")(lambda: None)
+
+
+def test_a_compile_placement_wins_over_the_workflows(fedprog) -> None:
+    art = namu.compile(fedprog, config=CompileConfig(placement="hub"))
+    assert sorted(f.name for f in art.model.functions.values() if f.domain == "namu.partition") == ["client", "hub"]
