@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from namu.errors import UnhashableValue
+from namu.federated.envelope import check_wire_value
 from namu.federated.node import Answered, Closed, Event, ServerNode
 from namu.runtime.result import current_run
 
@@ -37,21 +38,25 @@ logger = logging.getLogger(__name__)
 
 
 class ServerDriver:
-    """Exchanges, futures and the reply journal of one server Node.
+    """The server Node of one run, with its exchanges, futures and reply journal.
 
     Args:
-        node: the server's Node.
-        journal: the run's checkpoint journal, or None.
+        digest: the artifact digest peers must have.
+        gates: the node-wide gates (``max_failures``, backoff).
         on_event: called with every Node event (progress displays).
+
+    Attributes:
+        node: the server's :class:`~namu.federated.node.ServerNode`.
+        run_state: the run that opened the driver (its hooks hear of each round, from
+            any thread); its checkpoint journal keeps the replies.
     """
 
-    def __init__(self, node: ServerNode, journal: Journal | None = None,
-                 on_event: Callable[[Event], None] | None = None) -> None:
-        self.node = node
-        self.journal = journal
+    def __init__(self, digest: str, gates: WireGates, on_event: Callable[[Event], None] | None = None) -> None:
+        self.node = ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
+                               backoff_max_s=gates.backoff_max_s)
         self.on_event = on_event
-        #: the run that opened the driver (its hooks hear of each round, from any thread)
         self.run_state = current_run()
+        self.journal: Journal | None = self.run_state.journal if self.run_state is not None else None
         self._started: dict[int, tuple[float, int, str]] = {}  # exchange -> (start, items asked, label)
         self._futures: dict[int, concurrent.futures.Future[Any]] = {}
         self._taken: set[int] = set()  # exchanges whose future Gather holds
@@ -59,7 +64,14 @@ class ServerDriver:
 
     def _start(self, channel: str, peers: list[str], payloads: list[list[Any]], gates: WireGates, now_ns: int,
                label: str = "") -> int:
-        """Start an exchange on the Node; items the journal holds are not asked again."""
+        """Start an exchange on the Node; items the journal holds are not asked again.
+
+        Raises:
+            WireValueError: a payload cannot cross the wire (checked in one process too,
+                so a program that runs there runs across processes).
+        """
+        for i, payload in enumerate(payloads):
+            check_wire_value(payload, f"request {i} of {label or channel}")
         keys = self._keys(channel, payloads)
         known: dict[int, Any] = {}
         if keys is not None and self.journal is not None:

@@ -31,19 +31,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from namu.federated.driver import ServerDriver
-from namu.federated.envelope import check_wire_value, decode, encode
+from namu.federated.envelope import decode, encode
 from namu.federated.local import checked
-from namu.federated.node import (
-    ClientNode,
-    Envelope,
-    FederationError,
-    PeerDown,
-    PeerUp,
-    Refused,
-    Request,
-    ServerNode,
-)
-from namu.runtime.result import current_run
+from namu.federated.node import ClientNode, Envelope, FederationError, PeerDown, PeerUp, Refused, Request
 
 if TYPE_CHECKING:
     from namu.runtime.federation import FederatedRunner, Handlers, WireGates
@@ -76,10 +66,7 @@ class GrpcFederation(ServerDriver):
 
     def __init__(self, address: str, digest: str, gates: WireGates,
                  on_event: Callable[[Any], None] | None = None) -> None:
-        state = current_run()
-        super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
-                                    backoff_max_s=gates.backoff_max_s),
-                         state.journal if state is not None else None, on_event)
+        super().__init__(digest, gates, on_event)
         self._lock = threading.Condition()
         self._streams: dict[str, queue.SimpleQueue[Any]] = {}
         self._stopping = False
@@ -133,8 +120,6 @@ class GrpcFederation(ServerDriver):
     # ------------------------------------------------------------------ Federation
     def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
                 label: str = "") -> int:
-        for i, payload in enumerate(payloads):
-            check_wire_value(payload, f"request {i} of {label or channel}")
         with self._lock:
             exchange = self._start(channel, peers, payloads, gates, time.time_ns(), label)
             self._lock.notify_all()

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from namu.federated.driver import ServerDriver
 from namu.federated.envelope import check_wire_value
-from namu.federated.node import ClientNode, Request, ServerNode
-from namu.runtime.result import current_run
+from namu.federated.node import ClientNode, Request
 
 if TYPE_CHECKING:
     from namu.runtime.federation import FederatedRunner, Handler, Handlers, WireGates
@@ -50,11 +49,9 @@ class LocalFederation(ServerDriver):
     """
 
     def __init__(self, handlers: dict[str, Handlers], digest: str, gates: WireGates) -> None:
-        state = current_run()
-        super().__init__(ServerNode(digest=digest, max_failures=gates.max_failures, backoff_base_s=gates.backoff_base_s,
-                                    backoff_max_s=gates.backoff_max_s), state.journal if state is not None else None)
-        self.handlers = handlers
-        self._checked = {place: {channel: checked(h) for channel, h in by_channel.items()}
+        super().__init__(digest, gates)
+        #: placement -> channel -> handler, whose replies must be able to cross the wire
+        self.handlers = {place: {channel: checked(h) for channel, h in by_channel.items()}
                          for place, by_channel in handlers.items()}
         self.digest = digest
         #: peer id -> (its node, its placement)
@@ -69,8 +66,6 @@ class LocalFederation(ServerDriver):
     def scatter(self, channel: str, to: str, peers: list[str], payloads: list[list[Any]], gates: WireGates,
                 label: str = "") -> int:
         """Send each payload to its peer, run the peers' handlers, collect the replies."""
-        for i, payload in enumerate(payloads):  # what could not cross processes fails here too
-            check_wire_value(payload, f"request {i} of {label or channel}")
         now = time.monotonic_ns()
         for peer in peers:
             if peer not in self.clients:
@@ -95,6 +90,6 @@ class LocalFederation(ServerDriver):
                 client.receive(envelope, now)
                 for event in client.poll(now)[1]:
                     if isinstance(event, Request):
-                        client.serve(event.envelope, self._checked[placement])
+                        client.serve(event.envelope, handlers[placement])
                 for reply in client.poll(now)[0]:
                     server.receive(reply, time.monotonic_ns())
