@@ -21,6 +21,7 @@ import onnx_ir as ir
 from namu.frontend.context import CompileContext
 from namu.frontend.slot import Slot
 from namu.frontend.task import Task
+from namu.ir.constants import string_tensor
 from namu.ir.metadata import SPAN_KEY
 from namu.ir.opsets import NAMU_DOMAIN, opset_imports
 from namu.ir.types import ValueType, set_type, type_of
@@ -189,7 +190,7 @@ class IRBuilder:
             tensor = ir.tensor(np.array(value, dtype=np.float64))
             return self.emit1(scope, "Constant", [], ValueType.float(), at, attrs=[ir.AttrTensor("value", tensor)], names=[hint])
         if isinstance(value, str):
-            tensor = ir.StringTensor(np.array([value.encode("utf-8")], dtype=object).reshape(()), shape=ir.Shape([]))
+            tensor = string_tensor(value)
             return self.emit1(scope, "Constant", [], ValueType.str(), at, attrs=[ir.AttrTensor("value", tensor)], names=[hint])
         if isinstance(value, (list, tuple)):
             items = [self.constant(scope, v, at) for v in value]

@@ -1,4 +1,5 @@
-"""Reading the value of a constant op, as namu's runtime reads it.
+"""Reading the value of a constant op, as namu's runtime reads it (and writing a string
+constant's tensor, :func:`string_tensor`).
 
 One reader for everyone: the executors (which write constants into their slots once per
 plan), ``fold-constants`` and ``simplify-control-flow`` (which evaluate what depends on
@@ -10,11 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from namu.ir.opsets import NAMU_DOMAIN
 
-__all__ = ["NOT_CONSTANT", "constant_int", "constant_of", "constant_value", "is_constant", "is_constant_op"]
+__all__ = [
+    "NOT_CONSTANT",
+    "constant_int",
+    "constant_of",
+    "constant_value",
+    "is_constant",
+    "is_constant_op",
+    "string_tensor",
+]
 
 #: what :func:`constant_of` and :func:`constant_value` return for a non-constant
 NOT_CONSTANT: Any = object()
@@ -81,3 +91,13 @@ def constant_int(value: ir.Value | None) -> int | None:
         if array.shape == () and array.dtype.kind in "iu":  # signed or unsigned integers
             return int(array)
     return None
+
+
+def string_tensor(text: str) -> ir.StringTensor:
+    """The scalar string tensor of a ``Constant`` holding ``text`` (UTF-8), as
+    :func:`constant_of` reads it back.
+
+    Raises:
+        UnicodeEncodeError: ``text`` holds a lone surrogate.
+    """
+    return ir.StringTensor(np.array([text.encode("utf-8")], dtype=object).reshape(()), shape=ir.Shape([]))

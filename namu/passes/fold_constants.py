@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx_ir as ir
 
-from namu.ir.constants import NOT_CONSTANT, constant_value
+from namu.ir.constants import NOT_CONSTANT, constant_value, string_tensor
 from namu.ir.opsets import NAMU_DOMAIN
 from namu.ir.scopes import subgraphs, top_graphs
 from namu.ir.types import ValueType, set_type, type_of
@@ -331,5 +331,5 @@ def _encodable(text: str) -> bool:
 def _tensor(value: bool | int | float | str) -> ir.TensorProtocol:
     """A scalar tensor holding ``value`` (typed as the frontend types literals)."""
     if isinstance(value, str):
-        return ir.StringTensor(np.array([value.encode("utf-8")], dtype=object).reshape(()), shape=ir.Shape([]))
+        return string_tensor(value)
     return ir.Tensor(np.array(value, dtype=_SCALARS[type(value)][1]))

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import onnx_ir as ir
 
 from namu.errors import IRVerificationError, RoleBindingError, TypeCheckError, UnboundSlotError
 from namu.frontend.task import Task
+from namu.ir.constants import string_tensor
 from namu.ir.metadata import TASKS_KEY, TaskTable, dump
 from namu.ir.opsets import NAMU_DOMAIN, PARTITION_DOMAIN
 from namu.ir.scopes import walk
@@ -198,7 +198,7 @@ class _Binder:
         except RoleBindingError as exc:
             fail(node, str(exc), error=RoleBindingError)
         path = f"{impl.__module__}:{impl.__qualname__}"
-        tensor = ir.StringTensor(np.array([path.encode("utf-8")], dtype=object).reshape(()), shape=ir.Shape([]))
+        tensor = string_tensor(path)
         node.domain, node.op_type = "", "Constant"
         for attr in list(node.attributes):
             del node.attributes[attr]
