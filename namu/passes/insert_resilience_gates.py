@@ -20,6 +20,7 @@ from namu.passes.config import CompileConfig
 from namu.passes.expand_defaults import task_defaults
 from namu.passes.registry import register
 from namu.passes.rewire import Names
+from namu.runtime.federation import WireGates
 from namu.runtime.tasks import RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
 
 __all__ = ["InsertResilienceGatesPass", "TaskPolicies", "TaskPolicy"]
@@ -229,13 +230,15 @@ def _is(node: ir.Node, op_type: str) -> bool:
 
 
 def _wire_gates(config: CompileConfig) -> list[ir.Attr]:
-    """The wire-gate attributes of a ``namu.Scatter`` under ``config``."""
+    """The wire-gate attributes of a ``namu.Scatter`` under ``config`` (the resend
+    backoff is the runtime's default, :class:`~namu.runtime.federation.WireGates`)."""
+    backoff = WireGates()
     return [
         _float32("deadline_s", config.fanout_deadline_s),
         ir.AttrInt64("min_replies", config.min_replies),
         ir.AttrInt64("max_failures", config.peer_max_failures),
-        _float32("backoff_base_s", 0.05),
-        _float32("backoff_max_s", 2.0),
+        _float32("backoff_base_s", backoff.backoff_base_s),
+        _float32("backoff_max_s", backoff.backoff_max_s),
         ir.AttrInt64("dedup", 1),
     ]
 

@@ -85,7 +85,7 @@ def prepare_model(executor: Any, model: ir.Model, wire_timeout_s: float | None =
         }
         prepared = {
             name: {
-                n.attributes["channel"].as_string(): _handler(executor.prepare(n.attributes["body"].as_graph()))
+                n.attributes["channel"].as_string(): executor.prepare(n.attributes["body"].as_graph())
                 for n in partitions[name].graph
                 if n.domain == NAMU_DOMAIN and n.op_type == "Handle"
             }
@@ -148,11 +148,6 @@ class PartitionedRunner:
         if bus.failure is not None:
             raise bus.failure
         return outputs
-
-
-def _handler(runner: Runner) -> Callable[[list[Any]], list[Any]]:
-    """A handler partition's runner as ``inputs -> outputs`` (one request's work)."""
-    return lambda inputs: runner(inputs)
 
 
 def _run_partition(bus: Any, place: str, runner: Runner, options: dict[str, Any]) -> None:
