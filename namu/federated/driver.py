@@ -30,6 +30,7 @@ from namu.runtime.result import current_run
 
 if TYPE_CHECKING:
     from namu.runtime.checkpoint import Journal
+    from namu.runtime.hooks import RunHooks
     from namu.runtime.federation import WireGates
 
 __all__ = ["ServerDriver"]
@@ -83,7 +84,9 @@ class ServerDriver:
                                      min_replies=gates.min_replies, known=known)
         self._futures[exchange] = concurrent.futures.Future()
         self._started[exchange] = (time.perf_counter(), len(peers) - len(known), label or channel)
-        self._hear("scatter", {"channel": channel, "asked": len(peers) - len(known)})
+        hooks = self._listening("fanout")
+        if hooks is not None:  # the progress bar counts the requests out
+            hooks.on_fanout(len(peers) - len(known))
         if keys is not None:
             self._reply_keys[exchange] = keys
         return exchange
@@ -102,7 +105,9 @@ class ServerDriver:
         """Complete closed exchanges, journal replies, pass events on."""
         for event in events:
             if isinstance(event, Answered):
-                self._hear("answered", {"peer": event.peer})
+                hooks = self._listening("item_done")
+                if hooks is not None:  # ... and the answers in
+                    hooks.on_item_done()
                 keys = self._reply_keys.get(event.exchange)
                 if keys is not None and self.journal is not None:
                     self.journal.record(keys[event.item], event.results, task="namu.Gather", span=f"item {event.item}")
@@ -119,24 +124,20 @@ class ServerDriver:
             if self.on_event is not None:
                 self.on_event(event)
 
-    def _hear(self, what: str, data: dict[str, Any]) -> None:
-        """Progress for the run's hooks: a round's requests went out (``on_fanout``), a
-        peer answered (``on_item_done``)."""
+    def _listening(self, event: str) -> RunHooks | None:
+        """The run's hooks, when they listen to ``event`` (``"fanout"``, ...), else None."""
         state = self.run_state
-        if state is None or state.hooks is None:
-            return
-        if what == "scatter" and "fanout" in state.events:
-            state.hooks.on_fanout(data["asked"])
-        elif what == "answered" and "item_done" in state.events:
-            state.hooks.on_item_done()
+        if state is None or state.hooks is None or event not in state.events:
+            return None
+        return state.hooks
 
     def _report(self, result: Any) -> None:
         """Tell the run's hooks that a round closed: ``on_event("round", data)``."""
         start, asked, label = self._started.pop(result.exchange, (time.perf_counter(), 0, result.channel))
-        state = self.run_state
-        if state is None or state.hooks is None or "event" not in state.events:
+        hooks = self._listening("event")
+        if hooks is None:
             return
-        state.hooks.on_event("round", {
+        hooks.on_event("round", {
             "channel": result.channel,
             "label": label,
             "round": result.round,
